@@ -1,0 +1,1 @@
+//! Writing images: PNG with AUTOMATIC1111-compatible metadata, file naming, atomic writes.

@@ -1,0 +1,5 @@
+//! Text: the CLIP tokenizer and prompt encoding.
+
+pub mod tokenizer;
+
+pub use tokenizer::ClipTokenizer;
