@@ -1,12 +1,14 @@
 //! Lantern: local text-to-image with Stable Diffusion in candle.
 //!
-//! Data flows one way: GUI or CLI → [`pipeline::Request`] → [`worker`] thread → pipeline
+//! Data flows one way: GUI or CLI → [`pipeline::Request`] → worker thread → pipeline
 //! (tokenizer → text encoder → scheduler loop over the UNet → VAE decode) → image and
-//! metadata → [`output`] (PNG) → [`history`] store.
+//! metadata → [`output`] (PNG) → history store.
 
 pub mod error;
+pub mod model;
 pub mod output;
 pub mod paths;
+pub mod pipeline;
 pub mod schedulers;
 pub mod text;
 

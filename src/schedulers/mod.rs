@@ -93,7 +93,8 @@ impl SamplerKind {
             Some(b) => (b.trim(), true),
             None => (s, false),
         };
-        let karras = karras_in_name || schedule_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("karras"));
+        let karras = karras_in_name
+            || schedule_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("karras"));
         let kind = match base.to_ascii_lowercase().as_str() {
             "ddim" => SamplerKind::Ddim,
             "plms" | "pndm" => SamplerKind::Pndm,
@@ -127,7 +128,10 @@ impl std::str::FromStr for SamplerKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         SamplerKind::from_cli_name(s).ok_or_else(|| {
             let names: Vec<_> = SamplerKind::ALL.iter().map(|k| k.cli_name()).collect();
-            format!("unknown scheduler `{s}`; choose one of: {}", names.join(", "))
+            format!(
+                "unknown scheduler `{s}`; choose one of: {}",
+                names.join(", ")
+            )
         })
     }
 }
@@ -154,8 +158,29 @@ pub trait Scheduler: Send {
     fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor>;
 
     /// One update; returns the new latents (diffusers' `prev_sample`).
-    fn step(&mut self, model_output: &Tensor, index: usize, sample: &Tensor, noise: &mut dyn NoiseSource) -> Result<Tensor>;
+    fn step(
+        &mut self,
+        model_output: &Tensor,
+        index: usize,
+        sample: &Tensor,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<Tensor>;
 
     /// The sampler this scheduler implements (for `default`, the folder's own class).
     fn kind(&self) -> SamplerKind;
+}
+
+/// Builds a sampler for `num_inference_steps` from the folder's scheduler config.
+/// (Implemented on the `schedulers` branch; this placeholder refuses.)
+pub fn build(
+    kind: SamplerKind,
+    _folder_config: &serde_json::Value,
+    config_path: &std::path::Path,
+    _num_inference_steps: usize,
+) -> Result<Box<dyn Scheduler>> {
+    Err(crate::error::Error::config(
+        config_path,
+        "_class_name",
+        format!("sampler {kind} not implemented yet"),
+    ))
 }

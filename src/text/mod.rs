@@ -1,5 +1,7 @@
 //! Text: the CLIP tokenizer and prompt encoding.
 
+pub mod encode;
 pub mod tokenizer;
 
+pub use encode::{PromptEmbeddings, encode_prompt};
 pub use tokenizer::ClipTokenizer;

@@ -1,0 +1,193 @@
+//! The small building blocks every model here is made of, loaded from [`Weights`] with the
+//! shapes the config implies. Kept as our own types so the hot ones can be tuned in one place.
+
+use candle_core::{D, DType, Module, Tensor};
+
+use super::weights::Weights;
+use crate::error::Result;
+
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn load(w: &Weights, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+        let weight = w.get("weight", (out_dim, in_dim))?;
+        let bias = if bias {
+            Some(w.get("bias", out_dim)?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Linear {
+        Linear { weight, bias }
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.weight.dim(0).unwrap_or(0)
+    }
+
+    /// `x @ Wᵀ + b` over the last dimension, for inputs of any rank ≥ 2.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_dim = *dims.last().unwrap_or(&0);
+        let rows: usize = dims[..dims.len() - 1].iter().product();
+        let x2 = x.reshape((rows, in_dim))?;
+        let mut y = x2.matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        let mut out_dims = dims;
+        *out_dims.last_mut().expect("rank ≥ 1") = self.weight.dim(0)?;
+        Ok(y.reshape(out_dims)?)
+    }
+}
+
+pub struct Conv2d {
+    inner: candle_nn::Conv2d,
+}
+
+impl Conv2d {
+    pub fn load(
+        w: &Weights,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Conv2d> {
+        let weight = w.get("weight", (out_ch, in_ch, kernel, kernel))?;
+        let bias = w.get("bias", out_ch)?;
+        let config = candle_nn::Conv2dConfig {
+            padding,
+            stride,
+            dilation: 1,
+            groups: 1,
+            cudnn_fwd_algo: None,
+        };
+        Ok(Conv2d {
+            inner: candle_nn::Conv2d::new(weight, Some(bias), config),
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.inner.forward(x)?)
+    }
+}
+
+pub struct GroupNorm {
+    inner: candle_nn::GroupNorm,
+}
+
+impl GroupNorm {
+    pub fn load(w: &Weights, groups: usize, channels: usize, eps: f64) -> Result<GroupNorm> {
+        let weight = w.get("weight", channels)?;
+        let bias = w.get("bias", channels)?;
+        let inner = candle_nn::GroupNorm::new(weight, bias, channels, groups, eps)?;
+        Ok(GroupNorm { inner })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.inner.forward(x)?)
+    }
+}
+
+pub struct LayerNorm {
+    inner: candle_nn::LayerNorm,
+}
+
+impl LayerNorm {
+    pub fn load(w: &Weights, dim: usize, eps: f64) -> Result<LayerNorm> {
+        let weight = w.get("weight", dim)?;
+        let bias = w.get("bias", dim)?;
+        Ok(LayerNorm {
+            inner: candle_nn::LayerNorm::new(weight, bias, eps),
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.inner.forward(x)?)
+    }
+}
+
+/// The activations the configs name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Silu,
+    /// Exact (erf) GELU, PyTorch's `gelu`.
+    Gelu,
+    /// CLIP's `x·σ(1.702x)`.
+    QuickGelu,
+}
+
+impl Activation {
+    pub fn parse(name: &str) -> Option<Activation> {
+        match name {
+            "silu" | "swish" => Some(Activation::Silu),
+            "gelu" => Some(Activation::Gelu),
+            "quick_gelu" => Some(Activation::QuickGelu),
+            _ => None,
+        }
+    }
+
+    pub fn forward(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Activation::Silu => candle_nn::ops::silu(x)?,
+            Activation::Gelu => x.gelu_erf()?,
+            Activation::QuickGelu => (x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?,
+        })
+    }
+}
+
+/// Bytes the attention score matrix may take per chunk; larger queries are split so that a
+/// 512² image never materialises a full 4096×4096 matrix per head at once.
+const ATTENTION_CHUNK_BYTES: usize = 256 << 20;
+
+/// Scaled dot-product attention on `[batch, heads, seq, head_dim]` tensors, optionally
+/// computing scores in f32 (diffusers' `upcast_attention`) and with an additive mask.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    upcast: bool,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, h, q_len, _) = q.dims4()?;
+    let k_len = k.dim(2)?;
+    let out_dtype = q.dtype();
+    let (q, k, v) = if upcast && out_dtype != DType::F32 {
+        (
+            q.to_dtype(DType::F32)?,
+            k.to_dtype(DType::F32)?,
+            v.to_dtype(DType::F32)?,
+        )
+    } else {
+        (q.clone(), k.clone(), v.clone())
+    };
+    let kt = k.t()?.contiguous()?;
+    let row_bytes = b * h * k_len * 4;
+    let chunk = (ATTENTION_CHUNK_BYTES / row_bytes.max(1)).clamp(1, q_len);
+    let mut outputs = Vec::with_capacity(q_len.div_ceil(chunk));
+    let mut start = 0;
+    while start < q_len {
+        let len = chunk.min(q_len - start);
+        let qc = q.narrow(2, start, len)?;
+        let mut scores = (qc.matmul(&kt)? * scale)?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(&mask.narrow(D::Minus2, start, len)?)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        outputs.push(probs.matmul(&v)?);
+        start += len;
+    }
+    let out = if outputs.len() == 1 {
+        outputs.pop().expect("one chunk")
+    } else {
+        Tensor::cat(&outputs, 2)?
+    };
+    Ok(out.to_dtype(out_dtype)?)
+}

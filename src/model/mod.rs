@@ -1,0 +1,363 @@
+//! Reading a model folder in the diffusers layout (what `save_pretrained` writes and what the
+//! Hugging Face repos of SD 1.5, 2.1, XL and the Turbos hold) into candle modules. Every size
+//! comes from the components' own config files; nothing is keyed on a model's name.
+
+pub mod clip;
+pub mod config;
+pub mod layers;
+pub mod resnet;
+pub mod unet;
+pub mod vae;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use serde_json::Value;
+
+use self::clip::{ClipTextConfig, ClipTextModel};
+use self::config::ConfigFile;
+use self::unet::{Unet, UnetConfig};
+use self::vae::{VaeConfig, VaeDecoder};
+use self::weights::{VariantPreference, Weights};
+use crate::error::{Error, Result};
+use crate::text::ClipTokenizer;
+
+/// The pipeline classes we run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipelineKind {
+    /// SD 1.x, 2.x, SD-Turbo: one CLIP text encoder.
+    StableDiffusion,
+    /// SDXL, SDXL-Turbo: two text encoders, pooled embeddings and size conditioning.
+    StableDiffusionXl,
+}
+
+/// A model folder whose `model_index.json` we understand, before any weight is read.
+#[derive(Clone, Debug)]
+pub struct ModelFolder {
+    pub root: PathBuf,
+    pub kind: PipelineKind,
+    /// Component folder names that are present in the index (not null).
+    components: Vec<String>,
+    /// SDXL: use zero embeddings for the unconditional pass when no negative prompt is given.
+    pub force_zeros_for_empty_prompt: bool,
+}
+
+impl ModelFolder {
+    pub fn open(root: &Path) -> Result<ModelFolder> {
+        if !root.exists() {
+            return Err(Error::model(root, "model folder does not exist"));
+        }
+        if !root.is_dir() {
+            return Err(Error::model(
+                root,
+                "not a folder; point --model at a diffusers model folder",
+            ));
+        }
+        let index_path = root.join("model_index.json");
+        if !index_path.is_file() {
+            return Err(Error::model(
+                root,
+                "no model_index.json here; this is not a diffusers model folder (single-file .safetensors checkpoints are not supported)",
+            ));
+        }
+        let index = ConfigFile::read(&index_path)?;
+        let class = index.str_or("_class_name", "")?;
+        let kind = match class {
+            "StableDiffusionPipeline" => PipelineKind::StableDiffusion,
+            "StableDiffusionXLPipeline" => PipelineKind::StableDiffusionXl,
+            other => {
+                return Err(index.error(
+                    "_class_name",
+                    format!("pipeline `{other}` is not supported (StableDiffusionPipeline, StableDiffusionXLPipeline)"),
+                ));
+            }
+        };
+        let expected: &[(&str, &[&str])] = &[
+            ("unet", &["UNet2DConditionModel"]),
+            ("vae", &["AutoencoderKL"]),
+            (
+                "text_encoder",
+                &["CLIPTextModel", "CLIPTextModelWithProjection"],
+            ),
+            ("text_encoder_2", &["CLIPTextModelWithProjection"]),
+            ("tokenizer", &["CLIPTokenizer", "CLIPTokenizerFast"]),
+            ("tokenizer_2", &["CLIPTokenizer", "CLIPTokenizerFast"]),
+        ];
+        let mut components = Vec::new();
+        for (name, classes) in expected {
+            match index.raw(name) {
+                Some(Value::Array(pair)) if pair.len() == 2 && !pair[1].is_null() => {
+                    let cls = pair[1].as_str().unwrap_or_default();
+                    if !classes.contains(&cls) {
+                        return Err(index.error(
+                            name,
+                            format!(
+                                "component class `{cls}` is not supported ({})",
+                                classes.join(", ")
+                            ),
+                        ));
+                    }
+                    components.push(name.to_string());
+                }
+                _ => {}
+            }
+        }
+        for required in ["unet", "vae"] {
+            if !components.iter().any(|c| c == required) {
+                return Err(index.error(
+                    required,
+                    "this component is required but the index lists none",
+                ));
+            }
+        }
+        let encoders = match kind {
+            PipelineKind::StableDiffusion => vec!["text_encoder"],
+            PipelineKind::StableDiffusionXl => vec!["text_encoder_2"],
+        };
+        for e in encoders {
+            if !components.iter().any(|c| c == e) {
+                return Err(index.error(e, "this component is required but the index lists none"));
+            }
+        }
+        Ok(ModelFolder {
+            root: root.to_path_buf(),
+            kind,
+            force_zeros_for_empty_prompt: index.bool_or(
+                "force_zeros_for_empty_prompt",
+                kind == PipelineKind::StableDiffusionXl,
+            )?,
+            components,
+        })
+    }
+
+    pub fn has(&self, component: &str) -> bool {
+        self.components.iter().any(|c| c == component)
+    }
+
+    /// The name shown to users and written into PNGs: the folder name, or for a Hugging
+    /// Face cache snapshot, the repo name.
+    pub fn display_name(&self) -> String {
+        display_name(&self.root)
+    }
+
+    pub fn scheduler_config_path(&self) -> PathBuf {
+        self.root.join("scheduler").join("scheduler_config.json")
+    }
+
+    /// The (tokenizer, text encoder) folder pairs in the order their outputs are concatenated.
+    fn text_components(&self) -> Vec<(&'static str, &'static str, bool)> {
+        match self.kind {
+            PipelineKind::StableDiffusion => vec![("tokenizer", "text_encoder", false)],
+            PipelineKind::StableDiffusionXl => {
+                let mut v = Vec::new();
+                if self.has("text_encoder") {
+                    v.push(("tokenizer", "text_encoder", false));
+                }
+                v.push(("tokenizer_2", "text_encoder_2", true));
+                v
+            }
+        }
+    }
+}
+
+/// `…/models--org--name/snapshots/<rev>` → `name`; otherwise the folder's own name.
+pub fn display_name(root: &Path) -> String {
+    let parts: Vec<_> = root
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.len() >= 3 && parts[parts.len() - 2] == "snapshots" {
+        if let Some(repo) = parts[parts.len() - 3].strip_prefix("models--") {
+            return repo.rsplit("--").next().unwrap_or(repo).to_string();
+        }
+    }
+    root.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| root.display().to_string())
+}
+
+/// One tokenizer with the text encoder it feeds.
+pub struct TextEncoder {
+    pub tokenizer: ClipTokenizer,
+    pub model: ClipTextModel,
+}
+
+/// Compute settings for a load.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub dtype: DType,
+    pub device: Device,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            dtype: DType::F32,
+            device: Device::Cpu,
+        }
+    }
+}
+
+/// Which part is being loaded, for progress reporting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadStage {
+    TextEncoder(usize),
+    Unet,
+    Vae,
+}
+
+/// Everything a generation needs, loaded once and reused.
+pub struct LoadedModel {
+    pub folder: ModelFolder,
+    pub text_encoders: Vec<TextEncoder>,
+    pub unet: Unet,
+    pub vae: VaeDecoder,
+    pub scheduler_config: Value,
+    pub options: LoadOptions,
+    /// A short identifier of the UNet weights (first 10 hex digits of a SHA-256).
+    pub hash: String,
+}
+
+impl LoadedModel {
+    pub fn load(
+        root: &Path,
+        options: LoadOptions,
+        on_stage: &mut dyn FnMut(LoadStage),
+    ) -> Result<LoadedModel> {
+        let folder = ModelFolder::open(root)?;
+        let prefer = if options.dtype == DType::F32 {
+            VariantPreference::FullPrecision
+        } else {
+            VariantPreference::Fp16
+        };
+        let sched_path = folder.scheduler_config_path();
+        let scheduler_config = ConfigFile::read(&sched_path)?.json;
+
+        let mut text_encoders = Vec::new();
+        for (i, (tok_dir, enc_dir, projection)) in folder.text_components().into_iter().enumerate()
+        {
+            on_stage(LoadStage::TextEncoder(i));
+            let tokenizer = ClipTokenizer::from_folder(&folder.root.join(tok_dir))?;
+            let dir = folder.root.join(enc_dir);
+            let config = ClipTextConfig::read(&dir.join("config.json"), projection)?;
+            let w = Weights::open(&dir, "model", prefer, options.dtype, &options.device)?;
+            text_encoders.push(TextEncoder {
+                tokenizer,
+                model: ClipTextModel::load(&w, config)?,
+            });
+        }
+
+        on_stage(LoadStage::Unet);
+        let unet_dir = folder.root.join("unet");
+        let unet_config = UnetConfig::read(&unet_dir.join("config.json"))?;
+        check_context_width(&folder, &unet_config, &text_encoders)?;
+        let unet_w = Weights::open(
+            &unet_dir,
+            "diffusion_pytorch_model",
+            prefer,
+            options.dtype,
+            &options.device,
+        )?;
+        let hash = weights_hash(&unet_w)?;
+        let unet = Unet::load(&unet_w, unet_config)?;
+
+        on_stage(LoadStage::Vae);
+        let vae_dir = folder.root.join("vae");
+        let vae_config = VaeConfig::read(&vae_dir.join("config.json"))?;
+        let vae_dtype = if vae_config.force_upcast {
+            DType::F32
+        } else {
+            options.dtype
+        };
+        let vae_w = Weights::open(
+            &vae_dir,
+            "diffusion_pytorch_model",
+            prefer,
+            vae_dtype,
+            &options.device,
+        )?;
+        let vae = VaeDecoder::load(&vae_w, vae_config)?;
+
+        Ok(LoadedModel {
+            folder,
+            text_encoders,
+            unet,
+            vae,
+            scheduler_config,
+            options,
+            hash,
+        })
+    }
+
+    pub fn kind(&self) -> PipelineKind {
+        self.folder.kind
+    }
+
+    pub fn name(&self) -> String {
+        self.folder.display_name()
+    }
+
+    /// Image pixels per latent pixel (8 for SD).
+    pub fn vae_scale_factor(&self) -> usize {
+        self.vae.config().scale_factor()
+    }
+
+    pub fn latent_channels(&self) -> usize {
+        self.unet.config().in_channels
+    }
+}
+
+/// The text encoders' combined width must equal what the UNet's cross-attention expects.
+fn check_context_width(
+    folder: &ModelFolder,
+    unet: &UnetConfig,
+    encoders: &[TextEncoder],
+) -> Result<()> {
+    let width: usize = encoders.iter().map(|e| e.model.config().hidden_size).sum();
+    if width != unet.context_dim() {
+        return Err(Error::config(
+            folder.root.join("unet").join("config.json"),
+            "cross_attention_dim",
+            format!(
+                "is {} but the text encoder(s) produce {width}-wide embeddings",
+                unet.context_dim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Identifies the UNet weights without reading gigabytes: the file sizes, the header, and
+/// samples spread through the tensor data, so a retrained checkpoint of the same shape gets
+/// another hash. A Hugging Face cache blob is already named by its SHA-256; we use that.
+fn weights_hash(w: &Weights) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek, SeekFrom};
+    let path = w.path();
+    if let Ok(target) = std::fs::read_link(path)
+        && let Some(name) = target.file_name().and_then(|n| n.to_str())
+        && name.len() == 64
+        && name.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Ok(name[..10].to_string());
+    }
+    const SAMPLES: u64 = 32;
+    const SAMPLE_LEN: usize = 64 << 10;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; SAMPLE_LEN];
+    for file in w.files() {
+        let io = |e| Error::io(file, e);
+        let mut f = std::fs::File::open(file).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        hasher.update(len.to_le_bytes());
+        for i in 0..SAMPLES {
+            let offset = len.saturating_sub(SAMPLE_LEN as u64) * i / (SAMPLES - 1);
+            f.seek(SeekFrom::Start(offset)).map_err(io)?;
+            let n = f.read(&mut buf).map_err(io)?;
+            hasher.update(&buf[..n]);
+        }
+    }
+    let digest = hasher.finalize();
+    Ok(digest.iter().take(5).map(|b| format!("{b:02x}")).collect())
+}

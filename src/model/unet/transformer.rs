@@ -1,0 +1,190 @@
+//! diffusers' `Transformer2DModel` for continuous inputs: GroupNorm, a projection in, a stack
+//! of `BasicTransformerBlock`s (self-attention, cross-attention to the text, GEGLU
+//! feed-forward), a projection out, and a residual connection.
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::model::layers::{Conv2d, GroupNorm, LayerNorm, Linear, attention};
+use crate::model::weights::Weights;
+
+pub struct TransformerConfig {
+    pub channels: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub cross_attention_dim: usize,
+    pub groups: usize,
+    pub use_linear_projection: bool,
+    pub upcast_attention: bool,
+}
+
+/// Multi-head attention with separate q/k/v projections (no bias) and an output projection.
+pub struct Attention {
+    to_q: Linear,
+    to_k: Linear,
+    to_v: Linear,
+    to_out: Linear,
+    heads: usize,
+    upcast: bool,
+}
+
+impl Attention {
+    pub fn load(
+        w: &Weights,
+        query_dim: usize,
+        context_dim: usize,
+        heads: usize,
+        upcast: bool,
+    ) -> Result<Attention> {
+        Ok(Attention {
+            to_q: Linear::load(&w.pp("to_q"), query_dim, query_dim, false)?,
+            to_k: Linear::load(&w.pp("to_k"), context_dim, query_dim, false)?,
+            to_v: Linear::load(&w.pp("to_v"), context_dim, query_dim, false)?,
+            to_out: Linear::load(&w.pp("to_out.0"), query_dim, query_dim, true)?,
+            heads,
+            upcast,
+        })
+    }
+
+    /// `x`: [batch, tokens, dim]; `context`: [batch, context_tokens, context_dim] or `None`
+    /// for self-attention.
+    pub fn forward(&self, x: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
+        let context = context.unwrap_or(x);
+        let (b, n, dim) = x.dims3()?;
+        let head_dim = dim / self.heads;
+        let split = |t: Tensor| -> Result<Tensor> {
+            let len = t.dim(1)?;
+            Ok(t.reshape((b, len, self.heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let q = split(self.to_q.forward(x)?)?;
+        let k = split(self.to_k.forward(context)?)?;
+        let v = split(self.to_v.forward(context)?)?;
+        let out = attention(&q, &k, &v, (head_dim as f64).powf(-0.5), self.upcast, None)?;
+        let out = out.transpose(1, 2)?.reshape((b, n, dim))?;
+        self.to_out.forward(&out)
+    }
+}
+
+/// GELU-gated linear unit feed-forward (`ff.net.0` = GEGLU projection, `ff.net.2` = out).
+struct FeedForward {
+    proj_in: Linear,
+    proj_out: Linear,
+}
+
+impl FeedForward {
+    fn load(w: &Weights, dim: usize) -> Result<FeedForward> {
+        let inner = dim * 4;
+        Ok(FeedForward {
+            proj_in: Linear::load(&w.pp("net.0.proj"), dim, inner * 2, true)?,
+            proj_out: Linear::load(&w.pp("net.2"), inner, dim, true)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.proj_in.forward(x)?;
+        let inner = h.dim(2)? / 2;
+        let (value, gate) = (h.narrow(2, 0, inner)?, h.narrow(2, inner, inner)?);
+        let h = (value * gate.gelu_erf()?)?;
+        self.proj_out.forward(&h)
+    }
+}
+
+struct BasicTransformerBlock {
+    norm1: LayerNorm,
+    attn1: Attention,
+    norm2: LayerNorm,
+    attn2: Attention,
+    norm3: LayerNorm,
+    ff: FeedForward,
+}
+
+impl BasicTransformerBlock {
+    fn load(w: &Weights, c: &TransformerConfig) -> Result<BasicTransformerBlock> {
+        let d = c.channels;
+        Ok(BasicTransformerBlock {
+            norm1: LayerNorm::load(&w.pp("norm1"), d, 1e-5)?,
+            attn1: Attention::load(&w.pp("attn1"), d, d, c.heads, c.upcast_attention)?,
+            norm2: LayerNorm::load(&w.pp("norm2"), d, 1e-5)?,
+            attn2: Attention::load(
+                &w.pp("attn2"),
+                d,
+                c.cross_attention_dim,
+                c.heads,
+                c.upcast_attention,
+            )?,
+            norm3: LayerNorm::load(&w.pp("norm3"), d, 1e-5)?,
+            ff: FeedForward::load(&w.pp("ff"), d)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
+        let x = (self.attn1.forward(&self.norm1.forward(x)?, None)? + x)?;
+        let x = (self
+            .attn2
+            .forward(&self.norm2.forward(&x)?, Some(context))?
+            + &x)?;
+        Ok((self.ff.forward(&self.norm3.forward(&x)?)? + &x)?)
+    }
+}
+
+enum Projection {
+    Conv(Conv2d),
+    Linear(Linear),
+}
+
+pub struct Transformer2D {
+    norm: GroupNorm,
+    proj_in: Projection,
+    blocks: Vec<BasicTransformerBlock>,
+    proj_out: Projection,
+}
+
+impl Transformer2D {
+    pub fn load(w: &Weights, c: &TransformerConfig) -> Result<Transformer2D> {
+        let d = c.channels;
+        let (proj_in, proj_out) = if c.use_linear_projection {
+            (
+                Projection::Linear(Linear::load(&w.pp("proj_in"), d, d, true)?),
+                Projection::Linear(Linear::load(&w.pp("proj_out"), d, d, true)?),
+            )
+        } else {
+            (
+                Projection::Conv(Conv2d::load(&w.pp("proj_in"), d, d, 1, 1, 0)?),
+                Projection::Conv(Conv2d::load(&w.pp("proj_out"), d, d, 1, 1, 0)?),
+            )
+        };
+        let blocks = (0..c.layers)
+            .map(|i| BasicTransformerBlock::load(&w.pp("transformer_blocks").pp(i), c))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Transformer2D {
+            norm: GroupNorm::load(&w.pp("norm"), c.groups, d, 1e-6)?,
+            proj_in,
+            blocks,
+            proj_out,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let normed = self.norm.forward(x)?;
+        let to_tokens = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?)
+        };
+        let to_image =
+            |t: &Tensor| -> Result<Tensor> { Ok(t.transpose(1, 2)?.reshape((b, c, h, w))?) };
+        let mut tokens = match &self.proj_in {
+            Projection::Conv(conv) => to_tokens(&conv.forward(&normed)?)?,
+            Projection::Linear(lin) => lin.forward(&to_tokens(&normed)?)?,
+        };
+        for block in &self.blocks {
+            tokens = block.forward(&tokens, context)?;
+        }
+        let out = match &self.proj_out {
+            Projection::Conv(conv) => conv.forward(&to_image(&tokens)?.contiguous()?)?,
+            Projection::Linear(lin) => to_image(&lin.forward(&tokens)?)?,
+        };
+        Ok((out + x)?)
+    }
+}

@@ -1,0 +1,313 @@
+//! The decoder half of diffusers' `AutoencoderKL`: latents → RGB in [-1, 1].
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+use serde_json::{Value, json};
+
+use super::config::ConfigFile;
+use super::layers::{Conv2d, GroupNorm, Linear, attention};
+use super::resnet::{ResnetBlock, ResnetConfig, Upsample};
+use super::weights::Weights;
+use crate::error::Result;
+
+#[derive(Clone, Debug)]
+pub struct VaeConfig {
+    pub latent_channels: usize,
+    pub out_channels: usize,
+    pub block_out_channels: Vec<usize>,
+    pub layers_per_block: usize,
+    pub norm_num_groups: usize,
+    pub scaling_factor: f64,
+    /// Decode in f32 even when the rest runs in f16 (SDXL's VAE overflows in f16).
+    pub force_upcast: bool,
+    pub use_post_quant_conv: bool,
+    pub mid_block_add_attention: bool,
+    /// Per-channel latent statistics some VAEs declare (`latents_mean` / `latents_std`).
+    pub latents_mean: Option<Vec<f64>>,
+    pub latents_std: Option<Vec<f64>>,
+}
+
+impl VaeConfig {
+    pub fn read(path: &Path) -> Result<VaeConfig> {
+        let c = ConfigFile::read(path)?;
+        if let Some(types) = c.str_list("up_block_types")? {
+            if let Some(bad) = types.iter().find(|t| t.as_str() != "UpDecoderBlock2D") {
+                return Err(c.error(
+                    "up_block_types",
+                    format!("block type `{bad}` is not supported (UpDecoderBlock2D)"),
+                ));
+            }
+        }
+        c.require_default("norm_type", &[json!("group")])?;
+        c.require_default("act_fn", &[json!("silu")])?;
+        let block_out_channels = c
+            .usize_list("block_out_channels")?
+            .unwrap_or_else(|| vec![64]);
+        let norm_num_groups = c.usize_or("norm_num_groups", 32)?;
+        if let Some(bad) = block_out_channels
+            .iter()
+            .find(|&&ch| norm_num_groups == 0 || ch % norm_num_groups != 0)
+        {
+            return Err(c.error(
+                "norm_num_groups",
+                format!("{norm_num_groups} groups do not divide {bad} channels"),
+            ));
+        }
+        let stats = |field: &str| -> Result<Option<Vec<f64>>> {
+            match c.raw(field) {
+                None => Ok(None),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| x.as_f64().ok_or_else(|| c.error(field, "expected numbers")))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some),
+                Some(v) => Err(c.error(field, format!("expected a list of numbers, got {v}"))),
+            }
+        };
+        let latent_channels = c.usize_or("latent_channels", 4)?;
+        let latents_mean = stats("latents_mean")?;
+        let latents_std = stats("latents_std")?;
+        for (field, v) in [
+            ("latents_mean", &latents_mean),
+            ("latents_std", &latents_std),
+        ] {
+            if v.as_ref().is_some_and(|v| v.len() != latent_channels) {
+                return Err(c.error(field, format!("needs {latent_channels} entries")));
+            }
+        }
+        Ok(VaeConfig {
+            latent_channels,
+            out_channels: c.usize_or("out_channels", 3)?,
+            block_out_channels,
+            layers_per_block: c.usize_or("layers_per_block", 1)?,
+            norm_num_groups,
+            scaling_factor: c.f64_or("scaling_factor", 0.18215)?,
+            force_upcast: c.bool_or("force_upcast", true)?,
+            use_post_quant_conv: c.bool_or("use_post_quant_conv", true)?,
+            mid_block_add_attention: c.bool_or("mid_block_add_attention", true)?,
+            latents_mean,
+            latents_std,
+        })
+    }
+
+    /// How much smaller the latent is than the image (8 for every SD VAE).
+    pub fn scale_factor(&self) -> usize {
+        1 << (self.block_out_channels.len() - 1)
+    }
+}
+
+/// Single-head self-attention over all pixels with a residual (the VAE mid block's).
+struct SpatialAttention {
+    group_norm: GroupNorm,
+    to_q: Linear,
+    to_k: Linear,
+    to_v: Linear,
+    to_out: Linear,
+}
+
+impl SpatialAttention {
+    fn load(w: &Weights, channels: usize, groups: usize) -> Result<SpatialAttention> {
+        // Older checkpoints use query/key/value/proj_attn; diffusers converts them on load.
+        let (q, k, v, o) = if w.contains("query.weight") {
+            ("query", "key", "value", "proj_attn")
+        } else {
+            ("to_q", "to_k", "to_v", "to_out.0")
+        };
+        let lin = |name: &str| -> Result<Linear> {
+            let lw = w.pp(name);
+            // Very old checkpoints stored these as 1×1 convs.
+            if lw.contains("weight") && lw.get_unchecked("weight")?.rank() == 4 {
+                return linear_from_conv(&lw, channels);
+            }
+            Linear::load(&lw, channels, channels, true)
+        };
+        Ok(SpatialAttention {
+            group_norm: GroupNorm::load(&w.pp("group_norm"), groups, channels, 1e-6)?,
+            to_q: lin(q)?,
+            to_k: lin(k)?,
+            to_v: lin(v)?,
+            to_out: lin(o)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let tokens = self
+            .group_norm
+            .forward(x)?
+            .reshape((b, c, h * w))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let heads = |t: Tensor| -> Result<Tensor> { Ok(t.unsqueeze(1)?) };
+        let q = heads(self.to_q.forward(&tokens)?)?;
+        let k = heads(self.to_k.forward(&tokens)?)?;
+        let v = heads(self.to_v.forward(&tokens)?)?;
+        let out = attention(&q, &k, &v, (c as f64).powf(-0.5), true, None)?.squeeze(1)?;
+        let out = self.to_out.forward(&out)?;
+        let out = out.transpose(1, 2)?.reshape((b, c, h, w))?;
+        Ok((out + x)?)
+    }
+}
+
+fn linear_from_conv(w: &Weights, channels: usize) -> Result<Linear> {
+    let weight = w
+        .get("weight", (channels, channels, 1, 1))?
+        .reshape((channels, channels))?;
+    let bias = w.get("bias", channels)?;
+    Ok(Linear::from_tensors(weight, Some(bias)))
+}
+
+pub struct VaeDecoder {
+    config: VaeConfig,
+    post_quant_conv: Option<Conv2d>,
+    conv_in: Conv2d,
+    mid_resnet_1: ResnetBlock,
+    mid_attention: Option<SpatialAttention>,
+    mid_resnet_2: ResnetBlock,
+    up: Vec<(Vec<ResnetBlock>, Option<Upsample>)>,
+    conv_norm_out: GroupNorm,
+    conv_out: Conv2d,
+    dtype: DType,
+}
+
+impl VaeDecoder {
+    pub fn load(w: &Weights, config: VaeConfig) -> Result<VaeDecoder> {
+        let c = &config;
+        let groups = c.norm_num_groups;
+        let resnet = |w: &Weights, i: usize, o: usize| {
+            ResnetBlock::load(
+                w,
+                &ResnetConfig {
+                    in_channels: i,
+                    out_channels: o,
+                    temb_channels: None,
+                    groups,
+                    eps: 1e-6,
+                    output_scale_factor: 1.0,
+                },
+            )
+        };
+        let lc = c.latent_channels;
+        let post_quant_conv = if c.use_post_quant_conv {
+            Some(Conv2d::load(&w.pp("post_quant_conv"), lc, lc, 1, 1, 0)?)
+        } else {
+            None
+        };
+        let d = w.pp("decoder");
+        let rev: Vec<usize> = c.block_out_channels.iter().rev().copied().collect();
+        let top = rev[0];
+        let mid = d.pp("mid_block");
+        let mut up = Vec::new();
+        let mut out_ch = rev[0];
+        for (i, &ch) in rev.iter().enumerate() {
+            let prev = out_ch;
+            out_ch = ch;
+            let bw = d.pp("up_blocks").pp(i);
+            let resnets = (0..=c.layers_per_block)
+                .map(|j| {
+                    resnet(
+                        &bw.pp("resnets").pp(j),
+                        if j == 0 { prev } else { out_ch },
+                        out_ch,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let upsample = if i + 1 < rev.len() {
+                Some(Upsample::load(&bw.pp("upsamplers").pp(0), out_ch)?)
+            } else {
+                None
+            };
+            up.push((resnets, upsample));
+        }
+        Ok(VaeDecoder {
+            post_quant_conv,
+            conv_in: Conv2d::load(&d.pp("conv_in"), lc, top, 3, 1, 1)?,
+            mid_resnet_1: resnet(&mid.pp("resnets").pp(0), top, top)?,
+            mid_attention: if c.mid_block_add_attention {
+                Some(SpatialAttention::load(
+                    &mid.pp("attentions").pp(0),
+                    top,
+                    groups,
+                )?)
+            } else {
+                None
+            },
+            mid_resnet_2: resnet(&mid.pp("resnets").pp(1), top, top)?,
+            up,
+            conv_norm_out: GroupNorm::load(
+                &d.pp("conv_norm_out"),
+                groups,
+                c.block_out_channels[0],
+                1e-6,
+            )?,
+            conv_out: Conv2d::load(
+                &d.pp("conv_out"),
+                c.block_out_channels[0],
+                c.out_channels,
+                3,
+                1,
+                1,
+            )?,
+            dtype: w.dtype(),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &VaeConfig {
+        &self.config
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Undoes the pipeline's latent scaling (and per-channel statistics when declared), as
+    /// diffusers does before `vae.decode`.
+    pub fn unscale_latents(&self, latents: &Tensor) -> Result<Tensor> {
+        let c = &self.config;
+        let x = latents.to_dtype(DType::F32)?;
+        let x = match (&c.latents_mean, &c.latents_std) {
+            (Some(mean), Some(std)) => {
+                let shape = (1, mean.len(), 1, 1);
+                let mean = Tensor::from_vec(
+                    mean.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                    shape,
+                    x.device(),
+                )?;
+                let std = Tensor::from_vec(
+                    std.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                    shape,
+                    x.device(),
+                )?;
+                ((x.broadcast_mul(&std)? / c.scaling_factor)?.broadcast_add(&mean))?
+            }
+            _ => (x / c.scaling_factor)?,
+        };
+        Ok(x)
+    }
+
+    /// Decodes already-unscaled latents to an image tensor in [-1, 1] (f32).
+    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        let mut x = z.to_dtype(self.dtype)?;
+        if let Some(pq) = &self.post_quant_conv {
+            x = pq.forward(&x)?;
+        }
+        x = self.conv_in.forward(&x)?;
+        x = self.mid_resnet_1.forward(&x, None)?;
+        if let Some(attn) = &self.mid_attention {
+            x = attn.forward(&x)?;
+        }
+        x = self.mid_resnet_2.forward(&x, None)?;
+        for (resnets, upsample) in &self.up {
+            for r in resnets {
+                x = r.forward(&x, None)?;
+            }
+            if let Some(u) = upsample {
+                x = u.forward(&x, None)?;
+            }
+        }
+        x = candle_nn::ops::silu(&self.conv_norm_out.forward(&x)?)?;
+        Ok(self.conv_out.forward(&x)?.to_dtype(DType::F32)?)
+    }
+}

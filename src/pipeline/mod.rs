@@ -1,0 +1,402 @@
+//! txt2img: prompt → embeddings → the sampler loop over the UNet (with classifier-free
+//! guidance) → VAE decode → 8-bit RGB, with per-step progress, previews and cancellation.
+//! Matches diffusers' `StableDiffusionPipeline` / `StableDiffusionXLPipeline` for the same
+//! initial latents.
+
+pub mod noise;
+pub mod preview;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Tensor};
+
+use self::noise::{SeededNoise, random_seed};
+use crate::error::{Error, Result};
+use crate::model::unet::TextTimeConditioning;
+use crate::model::{LoadedModel, PipelineKind};
+use crate::output::{GenerationParams, RgbImage};
+use crate::schedulers::{self, SamplerKind};
+use crate::text::{PromptEmbeddings, encode_prompt};
+
+/// The largest side we accept; beyond it a CPU run would take hours and memory explodes.
+pub const MAX_SIDE: u32 = 4096;
+pub const MAX_STEPS: u32 = 1000;
+pub const MAX_BATCH: u32 = 100;
+
+/// What to make.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub prompt: String,
+    /// `None` means no negative prompt at all (SDXL then uses zero embeddings when the model
+    /// says `force_zeros_for_empty_prompt`); `Some("")` is an explicit empty one.
+    pub negative_prompt: Option<String>,
+    pub steps: u32,
+    pub guidance: f64,
+    pub width: u32,
+    pub height: u32,
+    /// `None` picks a random seed, reported in the result.
+    pub seed: Option<u64>,
+    pub sampler: SamplerKind,
+    /// Images made one after another with seeds S, S+1, … (AUTOMATIC1111's convention).
+    pub batch: u32,
+    /// Replaces the seeded noise: [1, C, H/8, W/8] f32, diffusers' `latents=` argument.
+    pub init_latents: Option<Tensor>,
+    /// Emit a cheap preview image every step.
+    pub previews: bool,
+}
+
+impl Default for Request {
+    fn default() -> Self {
+        Request {
+            prompt: String::new(),
+            negative_prompt: None,
+            steps: 20,
+            guidance: 7.5,
+            width: 512,
+            height: 512,
+            seed: None,
+            sampler: SamplerKind::Default,
+            batch: 1,
+            init_latents: None,
+            previews: false,
+        }
+    }
+}
+
+impl Request {
+    /// Checks everything that does not need the model; each problem is one plain sentence.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("width", self.width), ("height", self.height)] {
+            if v == 0 || v % 8 != 0 {
+                return Err(Error::invalid(format!(
+                    "{name} must be a positive multiple of 8 (got {v})"
+                )));
+            }
+            if v > MAX_SIDE {
+                return Err(Error::invalid(format!(
+                    "{name} {v} is larger than the {MAX_SIDE} pixels Lantern allows"
+                )));
+            }
+        }
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(Error::invalid(format!(
+                "steps must be between 1 and {MAX_STEPS} (got {})",
+                self.steps
+            )));
+        }
+        if !self.guidance.is_finite() || !(0.0..=100.0).contains(&self.guidance) {
+            return Err(Error::invalid(format!(
+                "guidance must be a number from 0 to 100 (got {})",
+                self.guidance
+            )));
+        }
+        if self.batch == 0 || self.batch > MAX_BATCH {
+            return Err(Error::invalid(format!(
+                "batch must be between 1 and {MAX_BATCH} (got {})",
+                self.batch
+            )));
+        }
+        Ok(())
+    }
+
+    /// Classifier-free guidance runs the UNet twice per step; at guidance ≤ 1 it is skipped.
+    pub fn uses_guidance(&self) -> bool {
+        self.guidance > 1.0
+    }
+}
+
+/// One finished picture.
+#[derive(Clone, Debug)]
+pub struct Generated {
+    pub image: RgbImage,
+    pub params: GenerationParams,
+    /// Sampling and decoding time of this image.
+    pub duration: Duration,
+}
+
+/// Progress reports, in order.
+#[derive(Clone, Debug)]
+pub enum Event {
+    EncodingPrompt,
+    /// After each UNet evaluation. `step` counts from 1 to `total`.
+    Step {
+        image: u32,
+        batch: u32,
+        step: usize,
+        total: usize,
+        elapsed: Duration,
+        eta: Duration,
+    },
+    Preview {
+        image: u32,
+        preview: RgbImage,
+    },
+    Decoding {
+        image: u32,
+    },
+    /// The prompt was longer than the text encoder's window; the rest was ignored.
+    PromptTruncated {
+        used: usize,
+        total: usize,
+    },
+    ImageReady(Box<Generated>),
+}
+
+/// Runs a request to the end, calling `on_event` as it goes; each image arrives in an
+/// [`Event::ImageReady`] as soon as it is decoded, so a cancelled batch keeps the images
+/// already made. Returns the seeds used.
+pub fn generate(
+    model: &LoadedModel,
+    req: &Request,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<u64>> {
+    req.validate()?;
+    let scale = model.vae_scale_factor() as u32;
+    if req.width % scale != 0 || req.height % scale != 0 {
+        return Err(Error::invalid(format!(
+            "width and height must be multiples of {scale} for this model"
+        )));
+    }
+    let latent_shape = [
+        1,
+        model.latent_channels(),
+        (req.height / scale) as usize,
+        (req.width / scale) as usize,
+    ];
+    if let Some(lat) = &req.init_latents {
+        if lat.dims() != latent_shape {
+            return Err(Error::invalid(format!(
+                "init latents have shape {:?} but a {}x{} image needs {:?}",
+                lat.dims(),
+                req.width,
+                req.height,
+                latent_shape
+            )));
+        }
+    }
+
+    on_event(Event::EncodingPrompt);
+    let conditioning = Conditioning::new(model, req, on_event)?;
+    let first_seed = req.seed.unwrap_or_else(random_seed);
+    let mut seeds = Vec::new();
+    for i in 0..req.batch {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let seed = first_seed.wrapping_add(i as u64);
+        let started = Instant::now();
+        let mut noise = SeededNoise::new(seed);
+        let device = &model.options.device;
+        let init = match &req.init_latents {
+            Some(l) => l.to_device(device)?.to_dtype(DType::F32)?,
+            None => noise.randn(&latent_shape, device)?,
+        };
+        let mut scheduler = schedulers::build(
+            req.sampler,
+            &model.scheduler_config,
+            &model.folder.scheduler_config_path(),
+            req.steps as usize,
+        )?;
+        let latents = denoise(
+            model,
+            req,
+            &conditioning,
+            scheduler.as_mut(),
+            init,
+            &mut noise,
+            cancel,
+            i,
+            on_event,
+        )?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        on_event(Event::Decoding { image: i });
+        let image = decode(model, &latents)?;
+        let params = GenerationParams {
+            prompt: req.prompt.clone(),
+            negative_prompt: req.negative_prompt.clone().unwrap_or_default(),
+            steps: req.steps,
+            sampler: scheduler.kind(),
+            guidance: req.guidance,
+            seed,
+            width: req.width,
+            height: req.height,
+            model: model.name(),
+            model_hash: Some(model.hash.clone()),
+            batch_index: i,
+            batch_size: req.batch,
+            extra: Vec::new(),
+        };
+        on_event(Event::ImageReady(Box::new(Generated {
+            image,
+            params,
+            duration: started.elapsed(),
+        })));
+        seeds.push(seed);
+    }
+    Ok(seeds)
+}
+
+/// The text conditioning of a request, shared by every image of its batch.
+struct Conditioning {
+    /// [2 or 1, 77, dim]: unconditional first when guidance is on.
+    context: Tensor,
+    /// SDXL only: pooled embeddings and size ids, batched like `context`.
+    text_embeds: Option<Tensor>,
+    time_ids: Option<Tensor>,
+}
+
+impl Conditioning {
+    fn new(
+        model: &LoadedModel,
+        req: &Request,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Conditioning> {
+        if let Some(enc) = model.text_encoders.first() {
+            let used = enc.tokenizer.count_tokens(&req.prompt);
+            if used > 75 {
+                on_event(Event::PromptTruncated {
+                    used: 75,
+                    total: used,
+                });
+            }
+        }
+        let positive = encode_prompt(model, &req.prompt)?;
+        let pair = if req.uses_guidance() {
+            let negative = match (&req.negative_prompt, model.kind()) {
+                (None, PipelineKind::StableDiffusionXl)
+                    if model.folder.force_zeros_for_empty_prompt =>
+                {
+                    PromptEmbeddings::zeros_like(&positive)?
+                }
+                (neg, _) => encode_prompt(model, neg.as_deref().unwrap_or(""))?,
+            };
+            Some(negative)
+        } else {
+            None
+        };
+        let stack = |a: Option<&Tensor>, b: &Tensor| -> Result<Tensor> {
+            Ok(match a {
+                Some(a) => Tensor::cat(&[a, b], 0)?,
+                None => b.clone(),
+            })
+        };
+        let context = stack(pair.as_ref().map(|n| &n.context), &positive.context)?;
+        let (text_embeds, time_ids) = match model.kind() {
+            PipelineKind::StableDiffusion => (None, None),
+            PipelineKind::StableDiffusionXl => {
+                let pooled = positive.pooled.as_ref().ok_or_else(|| {
+                    Error::invalid("the SDXL text encoder gave no pooled embedding")
+                })?;
+                let neg_pooled = pair.as_ref().and_then(|n| n.pooled.as_ref());
+                let text_embeds = stack(neg_pooled, pooled)?;
+                let (h, w) = (req.height as f32, req.width as f32);
+                let rows = text_embeds.dim(0)?;
+                let ids: Vec<f32> = (0..rows).flat_map(|_| [h, w, 0.0, 0.0, h, w]).collect();
+                let time_ids = Tensor::from_vec(ids, (rows, 6), text_embeds.device())?;
+                (Some(text_embeds), Some(time_ids))
+            }
+        };
+        Ok(Conditioning {
+            context,
+            text_embeds,
+            time_ids,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn denoise(
+    model: &LoadedModel,
+    req: &Request,
+    cond: &Conditioning,
+    scheduler: &mut dyn schedulers::Scheduler,
+    init: Tensor,
+    noise: &mut SeededNoise,
+    cancel: &AtomicBool,
+    image: u32,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Tensor> {
+    let mut latents = (init * scheduler.init_noise_sigma())?;
+    let timesteps = scheduler.timesteps().to_vec();
+    let total = timesteps.len();
+    let started = Instant::now();
+    let guided = req.uses_guidance();
+    for (i, &t) in timesteps.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let input = if guided {
+            Tensor::cat(&[&latents, &latents], 0)?
+        } else {
+            latents.clone()
+        };
+        let input = scheduler.scale_model_input(&input, i)?;
+        let text_time = match (&cond.text_embeds, &cond.time_ids) {
+            (Some(text_embeds), Some(time_ids)) => Some(TextTimeConditioning {
+                text_embeds,
+                time_ids,
+            }),
+            _ => None,
+        };
+        let out = model
+            .unet
+            .forward(&input, t, &cond.context, text_time)?
+            .to_dtype(DType::F32)?;
+        let prediction = if guided {
+            let uncond = out.get(0)?.unsqueeze(0)?;
+            let text = out.get(1)?.unsqueeze(0)?;
+            (&uncond + ((text - &uncond)? * req.guidance)?)?
+        } else {
+            out
+        };
+        latents = scheduler.step(&prediction, i, &latents, noise)?;
+        let elapsed = started.elapsed();
+        let per_step = elapsed / (i as u32 + 1);
+        on_event(Event::Step {
+            image,
+            batch: req.batch,
+            step: i + 1,
+            total,
+            elapsed,
+            eta: per_step * (total - i - 1) as u32,
+        });
+        if req.previews {
+            if let Some(preview) = preview::latent_preview(&latents, model.kind())? {
+                on_event(Event::Preview { image, preview });
+            }
+        }
+    }
+    Ok(latents)
+}
+
+/// VAE decode and diffusers' post-processing: [-1, 1] → [0, 1], clamp, ×255, round.
+pub fn decode(model: &LoadedModel, latents: &Tensor) -> Result<RgbImage> {
+    let z = model.vae.unscale_latents(latents)?;
+    let x = model.vae.decode(&z)?;
+    to_rgb8(&x)
+}
+
+/// [1, 3, H, W] in [-1, 1] → RGB8. Rounds half to even, like NumPy's `round`.
+pub fn to_rgb8(x: &Tensor) -> Result<RgbImage> {
+    let (_, c, h, w) = x.dims4()?;
+    if c != 3 {
+        return Err(Error::invalid(format!(
+            "the VAE produced {c} channels, expected 3"
+        )));
+    }
+    let x = ((x.get(0)? / 2.0)? + 0.5)?.clamp(0f32, 1f32)?;
+    let hwc: Vec<f32> = x.permute((1, 2, 0))?.flatten_all()?.to_vec1()?;
+    let data = hwc
+        .iter()
+        .map(|v| (v * 255.0).round_ties_even() as u8)
+        .collect();
+    Ok(RgbImage {
+        width: w as u32,
+        height: h as u32,
+        data,
+    })
+}

@@ -1,0 +1,57 @@
+//! A cheap look at the image while it forms: latents → RGB through a fixed linear map per
+//! model family (the well-known approximation factors), no VAE.
+
+use candle_core::{DType, Tensor};
+
+use crate::error::Result;
+use crate::model::PipelineKind;
+use crate::output::RgbImage;
+
+/// RGB contribution of each of the 4 latent channels, SD 1.x / 2.x.
+const SD_FACTORS: [[f32; 3]; 4] = [
+    [0.298, 0.207, 0.208],
+    [0.187, 0.286, 0.173],
+    [-0.158, 0.189, 0.264],
+    [-0.184, -0.271, -0.473],
+];
+
+/// RGB contribution of each of the 4 latent channels, SDXL.
+const SDXL_FACTORS: [[f32; 3]; 4] = [
+    [0.3920, 0.4054, 0.4549],
+    [-0.2634, -0.0196, 0.0653],
+    [0.0568, 0.1687, -0.0755],
+    [-0.3112, -0.2359, -0.2076],
+];
+
+/// Approximates the image of latents [1, 4, h, w]; the preview is h×w (an eighth of the
+/// final size), which the GUI scales up.
+pub fn latent_preview(latents: &Tensor, kind: PipelineKind) -> Result<Option<RgbImage>> {
+    let (_, c, h, w) = latents.dims4()?;
+    if c != 4 {
+        return Ok(None);
+    }
+    let factors = match kind {
+        PipelineKind::StableDiffusion => &SD_FACTORS,
+        PipelineKind::StableDiffusionXl => &SDXL_FACTORS,
+    };
+    let lat: Vec<f32> = latents
+        .get(0)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    let plane = h * w;
+    let mut data = Vec::with_capacity(plane * 3);
+    for p in 0..plane {
+        for rgb in 0..3 {
+            let v: f32 = (0..4)
+                .map(|ch| lat[ch * plane + p] * factors[ch][rgb])
+                .sum();
+            data.push((((v + 1.0) * 0.5).clamp(0.0, 1.0) * 255.0).round() as u8);
+        }
+    }
+    Ok(Some(RgbImage {
+        width: w as u32,
+        height: h as u32,
+        data,
+    }))
+}
