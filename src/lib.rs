@@ -4,12 +4,17 @@
 //! (tokenizer → text encoder → scheduler loop over the UNet → VAE decode) → image and
 //! metadata → [`output`] (PNG) → history store.
 
+pub mod cli;
+pub mod device;
 pub mod error;
+pub mod gui;
+pub mod logging;
 pub mod model;
 pub mod output;
 pub mod paths;
 pub mod pipeline;
 pub mod schedulers;
 pub mod text;
+pub mod worker;
 
 pub use error::{Error, Result};

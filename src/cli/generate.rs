@@ -1,0 +1,272 @@
+//! `lantern generate`: headless txt2img with a progress bar, Ctrl+C to stop cleanly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device, Tensor};
+use clap::Args;
+
+use super::progress::ProgressBar;
+use crate::device::{self, DeviceChoice, Precision};
+use crate::error::Error;
+use crate::model::{LoadOptions, LoadStage, LoadedModel};
+use crate::pipeline::{self, Event, Request};
+use crate::schedulers::SamplerKind;
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// A diffusers model folder (holding model_index.json).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// What to draw.
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub prompt: String,
+    /// What to steer away from.
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub negative_prompt: Option<String>,
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub steps: u32,
+    /// Classifier-free guidance scale; 1 or less skips the unconditional pass.
+    #[arg(
+        long,
+        default_value_t = 7.5,
+        value_name = "F",
+        allow_hyphen_values = true
+    )]
+    pub guidance: f64,
+    /// Image width in pixels (a multiple of 8); default: the model's native size.
+    #[arg(long, value_name = "W")]
+    pub width: Option<u32>,
+    /// Image height in pixels (a multiple of 8); default: the model's native size.
+    #[arg(long, value_name = "H")]
+    pub height: Option<u32>,
+    /// Seed for the noise; random (and printed) when absent.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Sampler: default (the model's own), ddim, pndm, euler, euler-a, dpmpp-2m,
+    /// dpmpp-2m-karras, unipc, lms, heun.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub scheduler: SamplerKind,
+    /// A safetensors file with one f32 tensor `latents` [1, C, H/8, W/8] to use instead of
+    /// seeded noise (what diffusers' pipeline takes as `latents=`).
+    #[arg(long, value_name = "FILE")]
+    pub init_latents: Option<PathBuf>,
+    /// How many images, with seeds S, S+1, …
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub batch: u32,
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub dtype: Precision,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+    /// Where to write the PNG (batches add -1, -2, … before the extension); default: a name
+    /// made of the time, seed and prompt in the current folder.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Do not record the images in the history.
+    #[arg(long)]
+    pub no_history: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(args: GenerateArgs) -> Result<()> {
+    let init_latents = args
+        .init_latents
+        .as_deref()
+        .map(read_init_latents)
+        .transpose()?;
+    if let Some(out) = &args.output {
+        check_output_path(out)?;
+    }
+    let device = device::open(args.device)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        // A second Ctrl+C exits at once.
+        let _ = ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+
+    let mut bar = ProgressBar::new(args.quiet);
+    bar.message("loading model…");
+    let options = LoadOptions {
+        dtype: args.dtype.dtype(),
+        device,
+    };
+    let model = LoadedModel::load(&args.model, options, &mut |stage| {
+        bar.message(match stage {
+            LoadStage::TextEncoder(_) => "loading text encoder…",
+            LoadStage::Unet => "loading UNet…",
+            LoadStage::Vae => "loading VAE…",
+        })
+    })?;
+    let (native_w, native_h) = native_size(&model);
+    let request = Request {
+        prompt: args.prompt.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        steps: args.steps,
+        guidance: args.guidance,
+        width: args.width.unwrap_or(native_w),
+        height: args.height.unwrap_or(native_h),
+        seed: args.seed,
+        sampler: args.scheduler,
+        batch: args.batch,
+        init_latents,
+        previews: false,
+    };
+    request.validate()?;
+
+    let mut saved: Vec<PathBuf> = Vec::new();
+    let mut save_error: Option<anyhow::Error> = None;
+    let result = pipeline::generate(&model, &request, &cancel, &mut |event| match event {
+        Event::EncodingPrompt => bar.message("encoding prompt…"),
+        Event::PromptTruncated { used, total } => {
+            bar.clear();
+            eprintln!("warning: the prompt has {total} tokens; only the first {used} are used");
+        }
+        Event::Step {
+            image,
+            batch,
+            step,
+            total,
+            elapsed,
+            eta,
+        } => {
+            let label = if batch > 1 {
+                format!("image {}/{batch}", image + 1)
+            } else {
+                "sampling".into()
+            };
+            bar.step(&label, step, total, elapsed, eta);
+        }
+        Event::Decoding { .. } => bar.message("decoding…"),
+        Event::Preview { .. } => {}
+        Event::ImageReady(generated) => {
+            if save_error.is_some() {
+                return;
+            }
+            let path = args
+                .output
+                .as_ref()
+                .map(|p| numbered(p, generated.params.batch_index));
+            match crate::output::save_png(
+                Path::new("."),
+                &generated.image,
+                &generated.params,
+                path.as_deref(),
+            ) {
+                Ok(path) => {
+                    bar.clear();
+                    println!("{}  (seed {})", path.display(), generated.params.seed);
+                    if !args.no_history
+                        && let Err(e) = crate::history::record_generation(
+                            &generated.params,
+                            &path,
+                            generated.duration,
+                        )
+                    {
+                        eprintln!("warning: could not record in the history: {e}");
+                    }
+                    saved.push(path);
+                }
+                Err(e) => {
+                    save_error = Some(e.into());
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    bar.clear();
+    if let Some(e) = save_error {
+        return Err(e);
+    }
+    match result {
+        Ok(_) => Ok(()),
+        Err(Error::Cancelled) => {
+            let kept = if saved.is_empty() {
+                "nothing was written".to_string()
+            } else {
+                format!("kept {} finished image(s)", saved.len())
+            };
+            bail!("cancelled; {kept}")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The size a model was trained at: UNet sample size × VAE factor (512 for SD 1.5, 768 for
+/// SD 2.1, 1024 for SDXL), 512 when unknown.
+pub fn native_size(model: &LoadedModel) -> (u32, u32) {
+    let side = model
+        .unet
+        .config()
+        .sample_size
+        .map(|s| (s * model.vae_scale_factor()) as u32)
+        .filter(|&s| (64..=2048).contains(&s))
+        .unwrap_or(512);
+    (side, side)
+}
+
+fn read_init_latents(path: &Path) -> Result<Tensor> {
+    if !path.is_file() {
+        bail!("{}: init latents file not found", path.display());
+    }
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+        anyhow::anyhow!("{}: not a readable safetensors file ({e})", path.display())
+    })?;
+    let latents = tensors
+        .get("latents")
+        .with_context(|| format!("{}: no tensor named `latents`", path.display()))?;
+    if latents.rank() != 4 || latents.dim(0)? != 1 {
+        bail!(
+            "{}: `latents` must have shape [1, C, H/8, W/8], got {:?}",
+            path.display(),
+            latents.dims()
+        );
+    }
+    Ok(latents.to_dtype(DType::F32)?)
+}
+
+/// An explicit output path must be in an existing folder and end in .png.
+fn check_output_path(path: &Path) -> Result<()> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        bail!(
+            "{}: the output folder {} does not exist",
+            path.display(),
+            parent.display()
+        );
+    }
+    if path.is_dir() {
+        bail!(
+            "{}: is a folder; give a file name ending in .png",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `out.png` → `out.png`, `out-1.png`, `out-2.png` for the images of a batch.
+fn numbered(path: &Path, index: u32) -> PathBuf {
+    if index == 0 {
+        return path.to_path_buf();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-{index}{ext}"))
+}

@@ -1,0 +1,65 @@
+//! The command line: no subcommand opens the window; `generate`, `tokenize`, `history`,
+//! `import`, `models` and `bench` work headless.
+
+pub mod generate;
+pub mod progress;
+pub mod tokenize;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "lantern", version, about = "Local text-to-image with Stable Diffusion", long_about = None)]
+pub struct Cli {
+    /// Open the window with this model folder chosen.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Make images from a prompt, headless.
+    Generate(generate::GenerateArgs),
+    /// Print the token ids each text encoder of a model receives for a prompt.
+    Tokenize(tokenize::TokenizeArgs),
+}
+
+/// Parses the command line, printing clap's help/version as usual but reducing argument
+/// errors to one line.
+pub fn parse() -> Result<Cli, i32> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    Err(0)
+                }
+                _ => {
+                    let text = e.render().to_string();
+                    let first = text
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("invalid arguments");
+                    eprintln!("{} (see --help)", first.trim_end());
+                    Err(2)
+                }
+            }
+        }
+    }
+}
+
+/// Runs a headless subcommand.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Generate(args) => generate::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
+    }
+}

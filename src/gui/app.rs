@@ -1,0 +1,616 @@
+//! The eframe app: draws the panels, turns their actions into worker jobs, and folds worker
+//! events back into the state. Nothing here blocks: loading, sampling, saving and file
+//! dialogs all run on other threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+use super::panels;
+use super::settings::Settings;
+use super::state::{Action, AppState, ModelStatus, QueuedJob, RunningJob, ShownImage};
+use crate::model::LoadOptions;
+use crate::output::RgbImage;
+use crate::pipeline::Request;
+use crate::text::ClipTokenizer;
+use crate::worker::{GenerateJob, Job, Outcome, Worker, WorkerEvent};
+
+/// Results from helper threads (file dialogs, tokenizer loading, copies).
+enum Background {
+    ModelFolderPicked {
+        path: Option<PathBuf>,
+        took: Duration,
+    },
+    SavedAs(Result<PathBuf, String>),
+    Tokenizer {
+        model: PathBuf,
+        tokenizer: Option<Arc<ClipTokenizer>>,
+    },
+}
+
+pub struct AppOptions {
+    /// `lantern --model DIR`: open with this model chosen.
+    pub model: Option<PathBuf>,
+    pub settings_path: PathBuf,
+}
+
+pub struct LanternApp {
+    pub state: AppState,
+    worker: Worker,
+    next_id: u64,
+    settings_path: PathBuf,
+    background_tx: Sender<Background>,
+    background_rx: Receiver<Background>,
+    ctx: egui::Context,
+    /// Show the "type a path" window (no native file dialog available).
+    ask_model_path: bool,
+}
+
+impl LanternApp {
+    pub fn new(ctx: &egui::Context, options: AppOptions) -> LanternApp {
+        let settings = Settings::load(&options.settings_path);
+        let wake_ctx = ctx.clone();
+        let worker = Worker::spawn(move || wake_ctx.request_repaint());
+        let (background_tx, background_rx) = channel();
+        let mut app = LanternApp {
+            state: AppState::new(settings),
+            worker,
+            next_id: 1,
+            settings_path: options.settings_path,
+            background_tx,
+            background_rx,
+            ctx: ctx.clone(),
+            ask_model_path: false,
+        };
+        if let Some(model) = options.model.or_else(|| app.state.settings.model.clone()) {
+            app.choose_model(model);
+        }
+        app
+    }
+
+    /// Whether nothing is loading, running or queued (tests wait for this).
+    pub fn is_idle(&self) -> bool {
+        !self.state.is_busy() && !matches!(self.state.model, ModelStatus::Loading { .. })
+    }
+
+    fn choose_model(&mut self, path: PathBuf) {
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        if !self.state.settings.user_models.contains(&path) {
+            self.state.settings.user_models.push(path.clone());
+        }
+        self.state.settings.model = Some(path.clone());
+        self.state.model = ModelStatus::Loading {
+            path: path.clone(),
+            stage: None,
+        };
+        self.state.tokenizer = None;
+        self.worker.submit(Job::Load {
+            model: path.clone(),
+            options: self.load_options(),
+        });
+        let tx = self.background_tx.clone();
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            let tokenizer = crate::model::ModelFolder::open(&path)
+                .ok()
+                .and_then(|f| {
+                    let dir = if f.has("tokenizer") {
+                        "tokenizer"
+                    } else {
+                        "tokenizer_2"
+                    };
+                    ClipTokenizer::from_folder(&f.root.join(dir)).ok()
+                })
+                .map(Arc::new);
+            let _ = tx.send(Background::Tokenizer {
+                model: path,
+                tokenizer,
+            });
+            ctx.request_repaint();
+        });
+        self.save_settings();
+    }
+
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            dtype: self.state.settings.precision.dtype(),
+            device: candle_core::Device::Cpu,
+        }
+    }
+
+    fn save_settings(&self) {
+        if let Err(e) = self.state.settings.save(&self.settings_path) {
+            tracing::warn!("could not save settings: {e}");
+        }
+    }
+
+    /// The request the current parameters describe.
+    fn request(&self) -> Request {
+        let p = &self.state.settings.params;
+        Request {
+            prompt: p.prompt.clone(),
+            negative_prompt: (!p.negative_prompt.trim().is_empty())
+                .then(|| p.negative_prompt.clone()),
+            steps: p.steps,
+            guidance: p.guidance,
+            width: p.width,
+            height: p.height,
+            seed: p.seed_locked.then_some(p.seed),
+            sampler: p.sampler,
+            batch: p.batch,
+            init_latents: None,
+            previews: true,
+        }
+    }
+
+    fn enqueue(&mut self) {
+        let Some(model) = self.state.model_path() else {
+            self.state.error("Choose a model first.");
+            return;
+        };
+        let request = self.request();
+        if let Err(e) = request.validate() {
+            self.state.error(e.to_string());
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let label = job_label(&request);
+        self.state.queue.push_back(QueuedJob {
+            id,
+            label,
+            request,
+            model,
+        });
+        self.save_settings();
+        self.start_next();
+    }
+
+    fn start_next(&mut self) {
+        if self.state.running.is_some() {
+            return;
+        }
+        let Some(job) = self.state.queue.pop_front() else {
+            return;
+        };
+        self.state.running = Some(RunningJob {
+            id: job.id,
+            label: job.label.clone(),
+            image: 0,
+            batch: job.request.batch,
+            step: 0,
+            total: 0,
+            elapsed: Duration::ZERO,
+            eta: Duration::ZERO,
+            decoding: false,
+            preview: None,
+            started: Instant::now(),
+        });
+        self.worker.submit(Job::Generate(GenerateJob {
+            id: job.id,
+            model: job.model,
+            options: self.load_options(),
+            request: job.request,
+            output_dir: self.state.settings.output_dir(),
+            record_history: true,
+        }));
+    }
+
+    fn handle_action(&mut self, action: Action) {
+        match action {
+            Action::Generate => self.enqueue(),
+            Action::Cancel => {
+                if self.state.running.is_some() {
+                    self.worker.cancel();
+                    self.state.info("Cancelling…");
+                }
+            }
+            Action::RemoveQueued(id) => self.state.queue.retain(|j| j.id != id),
+            Action::ChooseModel(path) => self.choose_model(path),
+            Action::OpenModelDialog => {
+                let tx = self.background_tx.clone();
+                let ctx = self.ctx.clone();
+                std::thread::spawn(move || {
+                    let started = Instant::now();
+                    let path = rfd::FileDialog::new()
+                        .set_title("Open a model folder")
+                        .pick_folder();
+                    let _ = tx.send(Background::ModelFolderPicked {
+                        path,
+                        took: started.elapsed(),
+                    });
+                    ctx.request_repaint();
+                });
+            }
+            Action::SaveAs => self.save_as(),
+            Action::CopyImage => {
+                if let Some(img) = self.state.selected_image() {
+                    let color = egui::ColorImage::from_rgb(
+                        [img.pixels.width as usize, img.pixels.height as usize],
+                        &img.pixels.data,
+                    );
+                    self.ctx.copy_image(color);
+                    self.state.info("Image copied to the clipboard.");
+                }
+            }
+            Action::ShowInFolder => {
+                if let Some(path) = self.state.selected_image().and_then(|i| i.path.clone()) {
+                    if let Err(e) = reveal_in_folder(&path) {
+                        self.state.warn(format!(
+                            "Could not open the file manager ({e}); the file is {}",
+                            path.display()
+                        ));
+                    }
+                }
+            }
+            Action::UseSettings(params) => self.use_settings(&params),
+        }
+    }
+
+    /// Restores every parameter of a picture, including its seed (locked).
+    pub fn use_settings(&mut self, params: &crate::output::GenerationParams) {
+        let p = &mut self.state.settings.params;
+        p.prompt = params.prompt.clone();
+        p.negative_prompt = params.negative_prompt.clone();
+        p.steps = params.steps;
+        p.guidance = params.guidance;
+        p.width = params.width;
+        p.height = params.height;
+        p.seed = params.seed;
+        p.seed_locked = true;
+        p.sampler = params.sampler;
+        self.state
+            .info(format!("Settings restored (seed {}).", params.seed));
+    }
+
+    fn save_as(&mut self) {
+        let Some(source) = self.state.selected_image().and_then(|i| i.path.clone()) else {
+            return;
+        };
+        let tx = self.background_tx.clone();
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            let name = source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image.png".into());
+            let result = match rfd::FileDialog::new()
+                .set_file_name(&name)
+                .add_filter("PNG image", &["png"])
+                .save_file()
+            {
+                None => Err(
+                    "no file was chosen (or no file dialog is available on this system)"
+                        .to_string(),
+                ),
+                Some(dest) => copy_atomically(&source, &dest)
+                    .map(|_| dest)
+                    .map_err(|e| e.to_string()),
+            };
+            let _ = tx.send(Background::SavedAs(result));
+            ctx.request_repaint();
+        });
+    }
+
+    fn handle_background(&mut self, msg: Background) {
+        match msg {
+            Background::ModelFolderPicked {
+                path: Some(path), ..
+            } => self.choose_model(path),
+            Background::ModelFolderPicked { path: None, took } => {
+                // An instant "no" means there is no dialog service: offer a path field instead.
+                if took < Duration::from_millis(400) {
+                    self.ask_model_path = true;
+                }
+            }
+            Background::SavedAs(Ok(path)) => self
+                .state
+                .info(format!("Saved a copy to {}", path.display())),
+            Background::SavedAs(Err(e)) => self.state.warn(format!("Not saved: {e}")),
+            Background::Tokenizer { model, tokenizer } => {
+                if self.state.settings.model.as_ref() == Some(&model) {
+                    self.state.tokenizer = tokenizer;
+                }
+            }
+        }
+    }
+
+    fn handle_worker_event(&mut self, event: WorkerEvent) {
+        let state = &mut self.state;
+        match event {
+            WorkerEvent::Loading { model, stage } => {
+                state.model = ModelStatus::Loading {
+                    path: model,
+                    stage: Some(stage),
+                }
+            }
+            WorkerEvent::Loaded(info) => {
+                state.info(format!("Model ready: {}", info.name));
+                state.model = ModelStatus::Ready(info);
+            }
+            WorkerEvent::LoadFailed { model, message } => {
+                state.error(message.clone());
+                state.model = ModelStatus::Failed {
+                    path: model,
+                    message,
+                };
+            }
+            WorkerEvent::Started { .. } => {}
+            WorkerEvent::Progress {
+                id,
+                image,
+                batch,
+                step,
+                total,
+                elapsed,
+                eta,
+            } => {
+                if let Some(run) = state.running.as_mut().filter(|r| r.id == id) {
+                    if image != run.image {
+                        run.preview = None;
+                    }
+                    run.image = image;
+                    run.batch = batch;
+                    run.step = step;
+                    run.total = total;
+                    run.elapsed = elapsed;
+                    run.eta = eta;
+                    run.decoding = false;
+                }
+            }
+            WorkerEvent::Preview { id, preview, .. } => {
+                if let Some(run) = state.running.as_mut().filter(|r| r.id == id) {
+                    let color = to_color_image(&preview);
+                    match &mut run.preview {
+                        Some(tex) => tex.set(color, egui::TextureOptions::LINEAR),
+                        None => {
+                            run.preview = Some(self.ctx.load_texture(
+                                "preview",
+                                color,
+                                egui::TextureOptions::LINEAR,
+                            ))
+                        }
+                    }
+                }
+            }
+            WorkerEvent::Decoding { id, .. } => {
+                if let Some(run) = state.running.as_mut().filter(|r| r.id == id) {
+                    run.decoding = true;
+                }
+            }
+            WorkerEvent::Warning { message, .. } => state.warn(message),
+            WorkerEvent::Image {
+                generated, saved, ..
+            } => {
+                let first_of_job = generated.params.batch_index == 0;
+                if first_of_job {
+                    state.images.clear();
+                    state.selected = 0;
+                }
+                let pixels = Arc::new(generated.image);
+                let texture = self.ctx.load_texture(
+                    format!("image-{}", generated.params.seed),
+                    to_color_image(&pixels),
+                    egui::TextureOptions::LINEAR,
+                );
+                state.last_seed = Some(generated.params.seed);
+                let path = match saved {
+                    Ok(path) => {
+                        state.info(format!("Saved {}", path.display()));
+                        Some(path)
+                    }
+                    Err(e) => {
+                        state.error(format!("The image could not be saved: {e}"));
+                        None
+                    }
+                };
+                state.images.push(ShownImage {
+                    texture,
+                    pixels,
+                    params: generated.params,
+                    path,
+                });
+                state.selected = state.images.len() - 1;
+                if let Some(run) = state.running.as_mut() {
+                    run.preview = None;
+                }
+            }
+            WorkerEvent::Finished { id, outcome } => {
+                if state.running.as_ref().is_some_and(|r| r.id == id) {
+                    let took = state
+                        .running
+                        .take()
+                        .map(|r| r.started.elapsed())
+                        .unwrap_or_default();
+                    match outcome {
+                        Outcome::Done => {
+                            let saved = state
+                                .status
+                                .as_ref()
+                                .map(|s| s.text.clone())
+                                .unwrap_or_default();
+                            state.info(format!("{saved} ({:.1} s)", took.as_secs_f32()));
+                        }
+                        Outcome::Cancelled => state.info("Cancelled."),
+                        Outcome::Failed(message) => state.error(message),
+                    }
+                }
+                self.start_next();
+            }
+        }
+    }
+
+    fn record_frame(&mut self) {
+        let now = Instant::now();
+        let busy = self.state.running.is_some();
+        let stats = &mut self.state.frame_stats;
+        if let Some(last) = stats.last
+            && busy
+        {
+            stats.intervals_busy.push((now - last).as_secs_f32());
+        }
+        stats.last = Some(now);
+    }
+
+    fn path_window(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        if !self.ask_model_path {
+            return;
+        }
+        let mut open = true;
+        egui::Window::new("Open a model folder").open(&mut open).collapsible(false).show(ctx, |ui| {
+            ui.label("No file dialog is available on this system. Type or paste the model folder's path:");
+            let r = ui.add(egui::TextEdit::singleline(&mut self.state.model_path_input).desired_width(380.0));
+            let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (ui.button("Open").clicked() || enter) && !self.state.model_path_input.trim().is_empty() {
+                actions.push(Action::ChooseModel(self.state.model_path_input.trim().into()));
+                self.ask_model_path = false;
+            }
+        });
+        if !open {
+            self.ask_model_path = false;
+        }
+    }
+
+    /// Draws one frame (shared by eframe and the tests).
+    pub fn frame(&mut self, ui: &mut egui::Ui) {
+        self.record_frame();
+        while let Ok(msg) = self.background_rx.try_recv() {
+            self.handle_background(msg);
+        }
+        while let Some(event) = self.worker.try_recv() {
+            self.handle_worker_event(event);
+        }
+        let mut actions = Vec::new();
+        egui::Panel::bottom("status").show(ui, |ui| panels::status::show(ui, &self.state));
+        egui::Panel::left("parameters")
+            .resizable(true)
+            .default_size(340.0)
+            .show(ui, |ui| {
+                panels::parameters::show(ui, &mut self.state, &mut actions)
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            if self.state.settings.model.is_none()
+                || (matches!(self.state.model, ModelStatus::Failed { .. })
+                    && self.state.images.is_empty())
+            {
+                panels::welcome::show(ui, &mut self.state, &mut actions);
+            } else {
+                panels::image_view::show(ui, &mut self.state, &mut actions);
+            }
+        });
+        let ctx = ui.ctx().clone();
+        self.path_window(&ctx, &mut actions);
+        for action in actions {
+            self.handle_action(action);
+        }
+        if self.state.running.is_some() || matches!(self.state.model, ModelStatus::Loading { .. }) {
+            // Keep the elapsed time and spinner moving even between worker events.
+            ctx.request_repaint_after(Duration::from_millis(200));
+        }
+    }
+
+    /// Frame intervals measured while a job ran (for the frame-time report).
+    pub fn busy_frame_intervals(&self) -> &[f32] {
+        &self.state.frame_stats.intervals_busy
+    }
+}
+
+impl eframe::App for LanternApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame(ui);
+    }
+
+    fn save(&mut self, _storage: &mut dyn eframe::Storage) {
+        self.save_settings();
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.save_settings();
+        if let Some(path) = std::env::var_os("LANTERN_FRAME_STATS") {
+            let v = self.busy_frame_intervals();
+            let report = frame_report(v);
+            let _ = std::fs::write(path, report);
+        }
+    }
+}
+
+/// Frame-interval summary while busy: count, mean, p95 and max in milliseconds.
+pub fn frame_report(intervals: &[f32]) -> String {
+    if intervals.is_empty() {
+        return "no frames recorded while busy\n".into();
+    }
+    let mut v: Vec<f32> = intervals.iter().map(|s| s * 1000.0).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let mean = v.iter().sum::<f32>() / v.len() as f32;
+    let p95 = v[((v.len() as f32 * 0.95) as usize).min(v.len() - 1)];
+    format!(
+        "frames while busy: {}, mean {:.1} ms, p95 {:.1} ms, max {:.1} ms\n",
+        v.len(),
+        mean,
+        p95,
+        v[v.len() - 1]
+    )
+}
+
+fn job_label(r: &Request) -> String {
+    let mut prompt: String = r.prompt.chars().take(40).collect();
+    if r.prompt.chars().count() > 40 {
+        prompt.push('…');
+    }
+    if prompt.trim().is_empty() {
+        prompt = "(empty prompt)".into();
+    }
+    let batch = if r.batch > 1 {
+        format!(" ×{}", r.batch)
+    } else {
+        String::new()
+    };
+    format!(
+        "{prompt}{batch} · {}×{} · {} steps",
+        r.width, r.height, r.steps
+    )
+}
+
+fn to_color_image(img: &RgbImage) -> egui::ColorImage {
+    egui::ColorImage::from_rgb([img.width as usize, img.height as usize], &img.data)
+}
+
+fn copy_atomically(source: &Path, dest: &Path) -> std::io::Result<()> {
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.lantern-tmp",
+        dest.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::copy(source, &tmp)?;
+    std::fs::rename(&tmp, dest).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Opens the file manager at a file (selected where the platform allows).
+pub fn reveal_in_folder(path: &Path) -> std::io::Result<()> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let mut cmd = if cfg!(target_os = "macos") {
+        let mut c = std::process::Command::new("open");
+        c.arg("-R").arg(path);
+        c
+    } else if cfg!(target_os = "windows") {
+        let mut c = std::process::Command::new("explorer");
+        c.arg(format!("/select,{}", path.display()));
+        c
+    } else {
+        let mut c = std::process::Command::new("xdg-open");
+        c.arg(folder);
+        c
+    };
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(|_| ())
+}

@@ -1,0 +1,283 @@
+//! The left panel: prompt, negative prompt with token counters, every generation setting,
+//! the model picker, Generate/Cancel and the queue.
+
+use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
+
+use crate::gui::state::{Action, AppState, ModelStatus};
+use crate::schedulers::SamplerKind;
+
+/// Size presets (all multiples of 8).
+pub const SIZE_PRESETS: &[(&str, u32, u32)] = &[
+    ("Square 512", 512, 512),
+    ("Portrait 512×768", 512, 768),
+    ("Landscape 768×512", 768, 512),
+    ("Square 768", 768, 768),
+    ("Square 1024", 1024, 1024),
+    ("Portrait 832×1216", 832, 1216),
+    ("Landscape 1216×832", 1216, 832),
+];
+
+pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
+    // Ctrl+Enter must be consumed before the text boxes see it, or they insert a newline.
+    let generate_shortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
+    if ui.input_mut(|i| i.consume_shortcut(&generate_shortcut)) {
+        actions.push(Action::Generate);
+    }
+    if ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape)) && state.running.is_some() {
+        actions.push(Action::Cancel);
+    }
+
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            model_picker(ui, state, actions);
+            ui.separator();
+            prompts(ui, state);
+            ui.separator();
+            settings_grid(ui, state);
+            ui.separator();
+            buttons(ui, state, actions);
+            queue(ui, state, actions);
+        });
+}
+
+fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new("Model").strong());
+        let current = match &state.model {
+            ModelStatus::Ready(info) => info.name.clone(),
+            ModelStatus::Loading { path, .. } => {
+                format!("{} (loading…)", crate::model::display_name(path))
+            }
+            ModelStatus::Failed { path, .. } => {
+                format!("{} (failed)", crate::model::display_name(path))
+            }
+            ModelStatus::None => "none".into(),
+        };
+        let mut chosen = None;
+        egui::ComboBox::from_id_salt("model_picker")
+            .selected_text(current)
+            .width(ui.available_width() - 30.0)
+            .show_ui(ui, |ui| {
+                for path in state.settings.user_models.clone() {
+                    let name = crate::model::display_name(&path);
+                    if ui
+                        .selectable_label(state.settings.model.as_ref() == Some(&path), name)
+                        .on_hover_text(path.display().to_string())
+                        .clicked()
+                    {
+                        chosen = Some(path);
+                    }
+                }
+                if ui.button("Open a model folder…").clicked() {
+                    actions.push(Action::OpenModelDialog);
+                }
+            });
+        if let Some(path) = chosen {
+            actions.push(Action::ChooseModel(path));
+        }
+        if ui
+            .button("📂")
+            .on_hover_text("Open a model folder…")
+            .clicked()
+        {
+            actions.push(Action::OpenModelDialog);
+        }
+    });
+}
+
+/// Token counter text and whether the prompt overflows CLIP's window.
+fn token_count(state: &AppState, text: &str) -> Option<(usize, bool)> {
+    let tokenizer = state.tokenizer.as_ref()?;
+    let n = tokenizer.count_tokens(text);
+    Some((n, n > 75))
+}
+
+fn prompts(ui: &mut Ui, state: &mut AppState) {
+    let label = ui.label(RichText::new("Prompt").strong());
+    let prompt = egui::TextEdit::multiline(&mut state.settings.params.prompt)
+        .hint_text("a lighthouse on a cliff at dusk, oil painting")
+        .desired_rows(4)
+        .desired_width(f32::INFINITY)
+        .id_salt("prompt");
+    let response = ui.add(prompt).labelled_by(label.id);
+    // Keyboard focus starts in the prompt box, once per run of the app.
+    let focused_once = response.id.with("focused_once");
+    if ui.memory(|m| m.focused().is_none())
+        && !ui
+            .ctx()
+            .memory(|m| m.data.get_temp::<bool>(focused_once).unwrap_or(false))
+    {
+        response.request_focus();
+        ui.ctx()
+            .memory_mut(|m| m.data.insert_temp(focused_once, true));
+    }
+    counter(ui, token_count(state, &state.settings.params.prompt));
+
+    let label = ui.label(RichText::new("Negative prompt").strong());
+    let negative = egui::TextEdit::multiline(&mut state.settings.params.negative_prompt)
+        .hint_text("blurry, low quality")
+        .desired_rows(2)
+        .desired_width(f32::INFINITY)
+        .id_salt("negative_prompt");
+    ui.add(negative).labelled_by(label.id);
+    counter(
+        ui,
+        token_count(state, &state.settings.params.negative_prompt),
+    );
+}
+
+fn counter(ui: &mut Ui, count: Option<(usize, bool)>) {
+    if let Some((n, over)) = count {
+        let text = format!("{n} / 75 tokens");
+        if over {
+            ui.label(
+                RichText::new(format!("{text} — the rest is ignored"))
+                    .color(ui.visuals().warn_fg_color)
+                    .small(),
+            );
+        } else {
+            ui.label(RichText::new(text).weak().small());
+        }
+    }
+}
+
+fn settings_grid(ui: &mut Ui, state: &mut AppState) {
+    let p = &mut state.settings.params;
+    egui::Grid::new("settings_grid").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+        let l = ui.label("Sampler");
+        egui::ComboBox::from_id_salt("sampler")
+            .selected_text(sampler_label(p.sampler))
+            .show_ui(ui, |ui| {
+                for kind in SamplerKind::ALL {
+                    ui.selectable_value(&mut p.sampler, kind, sampler_label(kind));
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        ui.end_row();
+
+        let l = ui.label("Steps");
+        ui.add(egui::DragValue::new(&mut p.steps).range(1..=150)).labelled_by(l.id);
+        ui.end_row();
+
+        let l = ui.label("Guidance (CFG)");
+        ui.add(egui::DragValue::new(&mut p.guidance).range(0.0..=30.0).speed(0.1).max_decimals(2))
+            .labelled_by(l.id)
+            .on_hover_text("How strictly to follow the prompt. 1 or less skips the negative prompt (Turbo models use 0).");
+        ui.end_row();
+
+        ui.label("Size");
+        ui.horizontal(|ui| {
+            let lw = ui.label("W");
+            size_value(ui, &mut p.width).labelled_by(lw.id);
+            let lh = ui.label("H");
+            size_value(ui, &mut p.height).labelled_by(lh.id);
+            if ui.button("⇄").on_hover_text("Swap width and height").clicked() {
+                std::mem::swap(&mut p.width, &mut p.height);
+            }
+        });
+        ui.end_row();
+
+        ui.label("");
+        egui::ComboBox::from_id_salt("size_presets")
+            .selected_text(
+                SIZE_PRESETS
+                    .iter()
+                    .find(|(_, w, h)| *w == p.width && *h == p.height)
+                    .map(|(n, _, _)| *n)
+                    .unwrap_or("Custom"),
+            )
+            .show_ui(ui, |ui| {
+                for (name, w, h) in SIZE_PRESETS {
+                    if ui.selectable_label(p.width == *w && p.height == *h, *name).clicked() {
+                        p.width = *w;
+                        p.height = *h;
+                    }
+                }
+            });
+        ui.end_row();
+
+        let l = ui.label("Seed");
+        ui.horizontal(|ui| {
+            ui.add_enabled(p.seed_locked, egui::DragValue::new(&mut p.seed).range(0..=u32::MAX as u64)).labelled_by(l.id);
+            let lock = if p.seed_locked { "🔒" } else { "🎲" };
+            if ui
+                .selectable_label(p.seed_locked, lock)
+                .on_hover_text(if p.seed_locked { "Seed locked: every image uses it. Click for random seeds." } else { "Random seed for every image. Click to lock one." })
+                .clicked()
+            {
+                p.seed_locked = !p.seed_locked;
+            }
+            if let Some(last) = state.last_seed
+                && ui.button("♻").on_hover_text(format!("Reuse the last seed ({last})")).clicked()
+            {
+                p.seed = last;
+                p.seed_locked = true;
+            }
+        });
+        ui.end_row();
+
+        let l = ui.label("Batch count");
+        ui.add(egui::DragValue::new(&mut p.batch).range(1..=16)).labelled_by(l.id);
+        ui.end_row();
+    });
+}
+
+/// A width/height field that only ever holds multiples of 8.
+fn size_value(ui: &mut Ui, v: &mut u32) -> egui::Response {
+    let r = ui.add(egui::DragValue::new(v).range(64..=2048).speed(8));
+    if r.changed() || r.lost_focus() {
+        *v = ((*v + 4) / 8 * 8).clamp(64, 2048);
+    }
+    r
+}
+
+pub fn sampler_label(kind: SamplerKind) -> String {
+    match kind {
+        SamplerKind::Default => "Model default".into(),
+        SamplerKind::DpmPp2mKarras => "DPM++ 2M Karras".into(),
+        k => k.a1111_names().0.into(),
+    }
+}
+
+fn buttons(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        let label = if state.is_busy() { "Queue" } else { "Generate" };
+        let generate = egui::Button::new(RichText::new(format!("✨ {label}")).size(16.0))
+            .min_size(egui::vec2(140.0, 32.0));
+        if ui.add(generate).on_hover_text("Ctrl+Enter").clicked() {
+            actions.push(Action::Generate);
+        }
+        if ui
+            .add_enabled(state.running.is_some(), egui::Button::new("⏹ Cancel"))
+            .on_hover_text("Esc")
+            .clicked()
+        {
+            actions.push(Action::Cancel);
+        }
+    });
+}
+
+fn queue(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
+    if state.running.is_none() && state.queue.is_empty() {
+        return;
+    }
+    ui.separator();
+    ui.label(RichText::new("Queue").strong());
+    if let Some(run) = &state.running {
+        ui.label(format!("▶ {}", run.label));
+    }
+    for job in &state.queue {
+        ui.horizontal(|ui| {
+            if ui
+                .small_button("✖")
+                .on_hover_text("Remove from the queue")
+                .clicked()
+            {
+                actions.push(Action::RemoveQueued(job.id));
+            }
+            ui.label(&job.label);
+        });
+    }
+}

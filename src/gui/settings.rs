@@ -1,0 +1,117 @@
+//! What the window remembers between runs: the last parameters, model and output folder.
+//! Stored as JSON in the data folder (window geometry is kept by eframe beside it).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::Precision;
+use crate::schedulers::SamplerKind;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Params {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub steps: u32,
+    pub guidance: f64,
+    pub width: u32,
+    pub height: u32,
+    /// Reuse `seed` for every generation instead of drawing a new one.
+    pub seed_locked: bool,
+    pub seed: u64,
+    pub sampler: SamplerKind,
+    pub batch: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            steps: 20,
+            guidance: 7.5,
+            width: 512,
+            height: 512,
+            seed_locked: false,
+            seed: 0,
+            sampler: SamplerKind::Default,
+            batch: 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub params: Params,
+    pub model: Option<PathBuf>,
+    /// Model folders the user opened by hand (listed in the picker).
+    pub user_models: Vec<PathBuf>,
+    /// `None`: the data folder's `outputs/`.
+    pub output_dir: Option<PathBuf>,
+    pub precision: Precision,
+    pub show_history: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            params: Params::default(),
+            model: None,
+            user_models: Vec::new(),
+            output_dir: None,
+            precision: Precision::F32,
+            show_history: false,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the settings; a missing or unreadable file gives the defaults (and a log line).
+    pub fn load(path: &Path) -> Settings {
+        match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+                tracing::warn!("{}: ignoring unreadable settings ({e})", path.display());
+                Settings::default()
+            }),
+            Err(_) => Settings::default(),
+        }
+    }
+
+    /// Writes atomically so a crash mid-write never leaves half a file.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    pub fn output_dir(&self) -> PathBuf {
+        self.output_dir
+            .clone()
+            .unwrap_or_else(crate::paths::outputs_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_tolerates_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        let mut s = Settings::default();
+        s.params.prompt = "一只狐狸 🦊".into();
+        s.params.sampler = SamplerKind::DpmPp2mKarras;
+        s.model = Some("/models/x".into());
+        s.save(&path).unwrap();
+        assert_eq!(Settings::load(&path), s);
+        std::fs::write(&path, "{not json").unwrap();
+        assert_eq!(Settings::load(&path), Settings::default());
+    }
+}

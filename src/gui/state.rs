@@ -1,0 +1,174 @@
+//! Everything the window shows, as plain data. Panels read and change it and ask for
+//! [`Action`]s; only the app talks to the worker.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::model::LoadStage;
+use crate::output::GenerationParams;
+use crate::text::ClipTokenizer;
+use crate::worker::ModelInfo;
+
+use super::settings::Settings;
+
+/// What a panel wants done; handled by the app after drawing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Generate,
+    Cancel,
+    RemoveQueued(u64),
+    ChooseModel(PathBuf),
+    OpenModelDialog,
+    SaveAs,
+    CopyImage,
+    ShowInFolder,
+    /// Restore every parameter (and the model) from a picture's metadata.
+    UseSettings(Box<GenerationParams>),
+}
+
+#[derive(Clone, Debug)]
+pub enum ModelStatus {
+    /// No model chosen yet (first run).
+    None,
+    Loading {
+        path: PathBuf,
+        stage: Option<LoadStage>,
+    },
+    Ready(ModelInfo),
+    Failed {
+        path: PathBuf,
+        message: String,
+    },
+}
+
+/// A job waiting for the worker.
+#[derive(Clone, Debug)]
+pub struct QueuedJob {
+    pub id: u64,
+    pub label: String,
+    pub request: crate::pipeline::Request,
+    pub model: PathBuf,
+}
+
+/// The job the worker is on.
+pub struct RunningJob {
+    pub id: u64,
+    pub label: String,
+    pub image: u32,
+    pub batch: u32,
+    pub step: usize,
+    pub total: usize,
+    pub elapsed: Duration,
+    pub eta: Duration,
+    pub decoding: bool,
+    pub preview: Option<egui::TextureHandle>,
+    pub started: Instant,
+}
+
+/// A finished picture on screen.
+pub struct ShownImage {
+    pub texture: egui::TextureHandle,
+    pub pixels: Arc<crate::output::RgbImage>,
+    pub params: GenerationParams,
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Zoom {
+    Fit,
+    Scale(f32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusKind {
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Clone, Debug)]
+pub struct StatusLine {
+    pub kind: StatusKind,
+    pub text: String,
+}
+
+/// Frame timing, to show the window keeps drawing while the worker is busy.
+#[derive(Debug, Default)]
+pub struct FrameStats {
+    pub last: Option<Instant>,
+    pub intervals_busy: Vec<f32>,
+}
+
+pub struct AppState {
+    pub settings: Settings,
+    pub model: ModelStatus,
+    pub tokenizer: Option<Arc<ClipTokenizer>>,
+    pub queue: VecDeque<QueuedJob>,
+    pub running: Option<RunningJob>,
+    /// The pictures of the latest job (several for a batch).
+    pub images: Vec<ShownImage>,
+    pub selected: usize,
+    pub zoom: Zoom,
+    pub pan: egui::Vec2,
+    pub status: Option<StatusLine>,
+    pub last_seed: Option<u64>,
+    /// The model path typed by hand when no file dialog is available.
+    pub model_path_input: String,
+    pub frame_stats: FrameStats,
+}
+
+impl AppState {
+    pub fn new(settings: Settings) -> AppState {
+        AppState {
+            settings,
+            model: ModelStatus::None,
+            tokenizer: None,
+            queue: VecDeque::new(),
+            running: None,
+            images: Vec::new(),
+            selected: 0,
+            zoom: Zoom::Fit,
+            pan: egui::Vec2::ZERO,
+            status: None,
+            last_seed: None,
+            model_path_input: String::new(),
+            frame_stats: FrameStats::default(),
+        }
+    }
+
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.status = Some(StatusLine {
+            kind: StatusKind::Info,
+            text: text.into(),
+        });
+    }
+
+    pub fn warn(&mut self, text: impl Into<String>) {
+        self.status = Some(StatusLine {
+            kind: StatusKind::Warning,
+            text: text.into(),
+        });
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.status = Some(StatusLine {
+            kind: StatusKind::Error,
+            text: text.into(),
+        });
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.running.is_some() || !self.queue.is_empty()
+    }
+
+    pub fn selected_image(&self) -> Option<&ShownImage> {
+        self.images.get(self.selected)
+    }
+
+    /// The model the next job will use: the chosen one, loaded or not.
+    pub fn model_path(&self) -> Option<PathBuf> {
+        self.settings.model.clone()
+    }
+}
