@@ -82,6 +82,13 @@ impl Error {
         }
     }
 
+    pub fn tokenizer(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Tokenizer {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::InvalidRequest(message.into())
     }

@@ -545,6 +545,26 @@ TOKENIZER_PROMPTS = [
     "zero\u200bwidth\u200bspace",
     "control\u0007char and \u0000 null",
     "ﬁ ligature and ＦＵＬＬＷＩＤＴＨ",
+    # Added with the Rust tokenizer: cases where a plausible reimplementation drifts from HF.
+    "ΟΔΟΣ ΣΑΣ final sigma",  # per-character lowercase: no final-sigma rule
+    "İstanbul \u212a kelvin \u2126 ohm ǅ titlecase ẞ sharp",
+    "nel\u0085line line\u2028sep para\u2029sep \u1680ogham narrow\u202fnbsp math\u205fspace",
+    "bom\ufeffword soft\u00adhyphen word\u2060joiner \u180emongolian vowel sep",
+    "\t\n\r\x0b\x0c  ",
+    "<|endoftext|>\u0338 not greater and a <\u0338 b",
+    "<|startoftext|><|endoftext|><|endoftext|>!",
+    "<|endoftext| partial <<|endoftext|>> <|endoftext|>",
+    "don't WON'T I'M YOU'LL it\u2019s ''s '''' 's's they'Re",
+    "digits 0123456789 \u0661\u0662\u0663 ½ ² Ⅻ ①",
+    "e\u0301\u0301 double combining a\u0308\u0304 jamo \u1100\u1161\u11a8",
+    "👨‍👩‍👧‍👦 family 👍🏽 tone 1️⃣ keycap 🇯🇵 flag",
+    "hello!world!!!wow?! !!!!!!!!!!! !",
+    "!",
+    "!" * 80,
+    "Ｈｅｌｌｏ　ｗｏｒｌｄ ﾊﾟﾝ ภาษาไทย",
+    "(masterpiece:1.2) BREAK [cat|dog:0.5] <lora:x_y-z:1> AND (((eyes)))",
+    "a very long prompt, " * 550,
+    "abc" * 3400,
 ]
 
 
