@@ -102,6 +102,25 @@ impl Catalog {
             .or_else(|| self.models.first())
     }
 
+    /// The settings to apply when `family` is chosen: the catalog entry `catalog_id` names,
+    /// else the first entry of the same family (a local SD-Turbo copy gets SD-Turbo's 1 step,
+    /// guidance 0), else the first entry on the same architecture.
+    pub fn recommended_for(
+        &self,
+        catalog_id: Option<&str>,
+        family: Family,
+    ) -> Option<&RecommendedSettings> {
+        let same_arch = |f: Family| match family {
+            Family::Sd1 | Family::Sd2 => matches!(f, Family::Sd1 | Family::Sd2),
+            other => f == other,
+        };
+        catalog_id
+            .and_then(|id| self.find(id))
+            .or_else(|| self.models.iter().find(|m| m.family == family))
+            .or_else(|| self.models.iter().find(|m| same_arch(m.family)))
+            .map(|m| &m.recommended)
+    }
+
     /// Every entry complete and consistent: unique ids, a valid repo id, only diffusers
     /// component files in safetensors/JSON/text form, every component the family needs present
     /// with its config and weights, settings in range and a sampler Lantern has.
@@ -256,6 +275,15 @@ mod tests {
             Family::Sd1
         );
         assert!(catalog.find("nope").is_none());
+
+        let r = catalog.recommended_for(None, Family::SdTurbo).unwrap();
+        assert_eq!((r.steps, r.guidance), (1, 0.0));
+        let r = catalog
+            .recommended_for(Some("sdxl"), Family::SdxlTurbo)
+            .unwrap();
+        assert_eq!(r.width, 1024);
+        let r = catalog.recommended_for(None, Family::Sd2).unwrap();
+        assert_eq!(r.width, 768);
     }
 
     #[test]
