@@ -41,6 +41,30 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
 
+    /// The model server could not be reached or answered with an error (refused connection,
+    /// DNS failure, timeout, HTTP 4xx/5xx). One line, says what to do next where we know.
+    #[error("{0}")]
+    Network(String),
+
+    /// A download went wrong after the server answered: wrong size, wrong sha256, a file the
+    /// repository does not have. The partial file is deleted when its content is wrong.
+    #[error("{0}")]
+    Download(String),
+
+    /// Not enough free space for a download; refused before anything is fetched.
+    #[error(
+        "not enough disk space in {path}: the download needs {needed} more but only {available} is free"
+    )]
+    DiskSpace {
+        path: PathBuf,
+        needed: crate::models::ByteSize,
+        available: crate::models::ByteSize,
+    },
+
+    /// The built-in model catalog (assets/models.toml) is malformed.
+    #[error("model catalog: {0}")]
+    Catalog(String),
+
     /// A tensor operation failed (shape mismatch, out of memory, device error).
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),

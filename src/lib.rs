@@ -10,6 +10,7 @@ pub mod error;
 pub mod gui;
 pub mod logging;
 pub mod model;
+pub mod models;
 pub mod output;
 pub mod paths;
 pub mod pipeline;

@@ -2,6 +2,7 @@
 //! `import`, `models` and `bench` work headless.
 
 pub mod generate;
+pub mod models;
 pub mod progress;
 pub mod tokenize;
 
@@ -26,6 +27,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Print the token ids each text encoder of a model receives for a prompt.
     Tokenize(tokenize::TokenizeArgs),
+    /// List local models or download a known one.
+    Models(models::ModelsArgs),
 }
 
 /// Parses the command line, printing clap's help/version as usual but reducing argument
@@ -61,5 +64,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Generate(args) => generate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Models(args) => models::run(args),
     }
 }

@@ -1,0 +1,270 @@
+//! Finding the models already on disk: the project's `weights/` folder, Lantern's own models
+//! folder, folders the user added, and the Hugging Face cache (used in place, never copied).
+//!
+//! Cheap by construction: configs and safetensors headers only, no weights. Call it from a
+//! background thread; it only reads.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::ByteSize;
+use super::catalog::Catalog;
+use super::hf_cache;
+use super::inspect::{self, BaseArch, Family, Precision};
+use crate::paths;
+
+/// Where a model folder was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ModelSource {
+    /// The project's `weights/` folder.
+    ProjectWeights,
+    /// Lantern's data dir (`LANTERN_DATA_DIR/models`).
+    DataDir,
+    /// A folder the user picked.
+    UserFolder,
+    /// The Hugging Face cache, with the repo id and the snapshot's commit.
+    HfCache {
+        repo_id: String,
+        commit: String,
+        /// The refs pointing at this snapshot (usually `main`).
+        refs: Vec<String>,
+    },
+}
+
+impl ModelSource {
+    pub fn label(&self) -> String {
+        match self {
+            ModelSource::ProjectWeights => "weights/".into(),
+            ModelSource::DataDir => "data dir".into(),
+            ModelSource::UserFolder => "user folder".into(),
+            ModelSource::HfCache { repo_id, .. } => format!("HF cache ({repo_id})"),
+        }
+    }
+}
+
+/// Whether a model can be loaded as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "problems", rename_all = "kebab-case")]
+pub enum ModelStatus {
+    Complete,
+    /// Missing components or weights (an interrupted download, a partial copy); each string
+    /// says what is missing.
+    Incomplete(Vec<String>),
+}
+
+/// One model found on disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalModel {
+    /// The repo id for cached models, else the folder name.
+    pub name: String,
+    pub path: PathBuf,
+    pub source: ModelSource,
+    pub family: Family,
+    pub family_label: &'static str,
+    pub base: BaseArch,
+    pub pipeline: String,
+    pub prediction_type: String,
+    /// Bytes on disk: symlinks followed once, each blob counted once.
+    pub size: ByteSize,
+    pub precision: Precision,
+    pub status: ModelStatus,
+    /// The catalog entry this is (matched by repo id), whose recommended settings apply.
+    pub catalog_id: Option<String>,
+}
+
+impl LocalModel {
+    pub fn is_complete(&self) -> bool {
+        self.status == ModelStatus::Complete
+    }
+}
+
+/// The places to look. [`DiscoveryRoots::standard`] fills them from the environment; tests
+/// and the GUI's settings can build their own.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryRoots {
+    /// Project `weights/` folders (each scanned two levels deep).
+    pub project_weights: Vec<PathBuf>,
+    /// Lantern's own models folder.
+    pub data_dir_models: Option<PathBuf>,
+    /// Folders the user added: a model folder itself or a folder of model folders.
+    pub user_folders: Vec<PathBuf>,
+    /// Hugging Face hub cache folders.
+    pub hf_caches: Vec<PathBuf>,
+}
+
+impl DiscoveryRoots {
+    /// `weights/` under the current dir and under the crate root this binary was built from
+    /// (a `cargo run` from elsewhere still finds the project's models), `paths::models_dir()`,
+    /// the given user folders and the Hugging Face cache from the environment.
+    pub fn standard(user_folders: Vec<PathBuf>) -> Self {
+        let mut project_weights = Vec::new();
+        if let Ok(cwd) = std::env::current_dir() {
+            project_weights.push(cwd.join("weights"));
+        }
+        project_weights.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"));
+        DiscoveryRoots {
+            project_weights,
+            data_dir_models: Some(paths::models_dir()),
+            user_folders,
+            hf_caches: hf_cache::default_cache_dir().into_iter().collect(),
+        }
+    }
+}
+
+/// Lists every model under `roots`. Folders reached twice (the same `weights/` via two roots, a
+/// user folder inside the cache) are listed once, under the first source.
+pub fn discover(roots: &DiscoveryRoots) -> Vec<LocalModel> {
+    let catalog = Catalog::builtin().ok();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut add = |dir: &Path, name: String, source: ModelSource, out: &mut Vec<LocalModel>| {
+        let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        if !seen.insert(key) {
+            return;
+        }
+        if let Some(model) = describe(dir, name, source, catalog.as_ref()) {
+            out.push(model);
+        }
+    };
+
+    for root in &roots.project_weights {
+        for dir in model_dirs(root, 2) {
+            add(
+                &dir,
+                folder_name(&dir),
+                ModelSource::ProjectWeights,
+                &mut out,
+            );
+        }
+    }
+    if let Some(root) = &roots.data_dir_models {
+        for dir in model_dirs(root, 2) {
+            add(&dir, folder_name(&dir), ModelSource::DataDir, &mut out);
+        }
+    }
+    for root in &roots.user_folders {
+        for dir in model_dirs(root, 1) {
+            add(&dir, folder_name(&dir), ModelSource::UserFolder, &mut out);
+        }
+    }
+    for cache in &roots.hf_caches {
+        for repo in hf_cache::cached_repos(cache) {
+            for (commit, refs) in repo.listed_snapshots() {
+                let dir = repo.snapshot_dir(&commit);
+                let source = ModelSource::HfCache {
+                    repo_id: repo.repo_id.clone(),
+                    commit,
+                    refs,
+                };
+                add(&dir, repo.repo_id.clone(), source, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Describes one folder; `None` when it is not a supported model folder.
+pub fn describe(
+    dir: &Path,
+    name: String,
+    source: ModelSource,
+    catalog: Option<&Catalog>,
+) -> Option<LocalModel> {
+    let found = inspect::inspect(dir, &name)?;
+    let catalog_id = match &source {
+        ModelSource::HfCache { repo_id, .. } => {
+            catalog.and_then(|c| c.find(repo_id)).map(|e| e.id.clone())
+        }
+        _ => None,
+    };
+    let status = if found.problems.is_empty() {
+        ModelStatus::Complete
+    } else {
+        ModelStatus::Incomplete(found.problems)
+    };
+    Some(LocalModel {
+        name,
+        path: dir.to_path_buf(),
+        source,
+        family: found.family,
+        family_label: found.family.label(),
+        base: found.base,
+        pipeline: found.pipeline,
+        prediction_type: found.prediction_type,
+        size: ByteSize(size_on_disk(dir)),
+        precision: found.precision,
+        status,
+        catalog_id,
+    })
+}
+
+fn folder_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// `root` itself when it holds `model_index.json`, else its subfolders that do, `depth` levels
+/// down (`weights/org/name` layouts). HF-cache-style folders are left to the cache scan.
+fn model_dirs(root: &Path, depth: usize) -> Vec<PathBuf> {
+    if root.join("model_index.json").is_file() {
+        return vec![root.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    if depth == 0 {
+        return out;
+    }
+    let Ok(entries) = fs::read_dir(root) else {
+        return out;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| !folder_name(p).starts_with('.'))
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        out.extend(model_dirs(&dir, depth - 1));
+    }
+    out
+}
+
+/// Bytes under `dir`, following each file symlink once and counting each target file once
+/// (snapshots link several paths to one blob). Symlinked folders are not entered, so link loops
+/// cannot trap the scan.
+pub fn size_on_disk(dir: &Path) -> u64 {
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(link_meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if link_meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Ok(meta) = fs::metadata(&path) else {
+                continue; // broken link
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let key = fs::canonicalize(&path).unwrap_or(path);
+            if seen.insert(key) {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,239 @@
+//! Discovery of models on disk: fake Hugging Face cache folders (blobs + relative symlinks, as
+//! huggingface_hub writes them), user folders and the project's weights/ folder.
+#![cfg(unix)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+
+use common::{copy_dir, fake_cache_repo, fixture_dir, fixture_files, sha256_hex};
+use lantern::models::{
+    BaseArch, DiscoveryRoots, Family, LocalModel, ModelSource, ModelStatus, Precision, discover,
+};
+
+fn cache_roots(cache: &Path) -> DiscoveryRoots {
+    DiscoveryRoots {
+        hf_caches: vec![cache.to_path_buf()],
+        ..DiscoveryRoots::default()
+    }
+}
+
+/// Bytes of the distinct contents of a fixture: what a blob store holds.
+fn unique_bytes(fixture: &str) -> u64 {
+    let mut seen = HashSet::new();
+    fixture_files(&fixture_dir(fixture))
+        .into_iter()
+        .filter(|(_, c)| seen.insert(sha256_hex(c)))
+        .map(|(_, c)| c.len() as u64)
+        .sum()
+}
+
+fn find<'a>(models: &'a [LocalModel], name: &str) -> &'a LocalModel {
+    models
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} not found in {models:?}"))
+}
+
+#[test]
+fn fake_cache_snapshots_are_discovered_in_place_with_family_size_and_precision() {
+    let cache = tempfile::tempdir().unwrap();
+    let sd1 = fake_cache_repo(
+        cache.path(),
+        "acme/tiny-sd1",
+        "1111111111111111111111111111111111111111",
+        &fixture_dir("sd1-tiny"),
+    );
+    let sdxl = fake_cache_repo(
+        cache.path(),
+        "acme/tiny-xl",
+        "2222222222222222222222222222222222222222",
+        &fixture_dir("sdxl-tiny"),
+    );
+    // Not models: a dataset and a stray folder.
+    fs::create_dir_all(cache.path().join("datasets--acme--data/snapshots/x")).unwrap();
+    fs::create_dir_all(cache.path().join(".locks")).unwrap();
+
+    let models = discover(&cache_roots(cache.path()));
+    assert_eq!(models.len(), 2, "{models:?}");
+
+    let m = find(&models, "acme/tiny-sd1");
+    assert_eq!(m.path, sd1, "listed in place, not copied");
+    assert_eq!((m.family, m.base), (Family::Sd1, BaseArch::Sd1));
+    assert_eq!(m.precision, Precision::Fp32);
+    assert_eq!(m.status, ModelStatus::Complete);
+    assert_eq!(m.size.0, unique_bytes("sd1-tiny"));
+    assert_eq!(
+        m.source,
+        ModelSource::HfCache {
+            repo_id: "acme/tiny-sd1".into(),
+            commit: "1111111111111111111111111111111111111111".into(),
+            refs: vec!["main".into()],
+        }
+    );
+
+    let x = find(&models, "acme/tiny-xl");
+    assert_eq!(x.path, sdxl);
+    assert_eq!(x.family, Family::Sdxl);
+    assert_eq!(x.precision, Precision::Fp16);
+    assert_eq!(x.status, ModelStatus::Complete);
+    // tokenizer/ and tokenizer_2/ share vocab.json and merges.txt: one blob each, counted once.
+    let all_files: u64 = fixture_files(&fixture_dir("sdxl-tiny"))
+        .iter()
+        .map(|(_, c)| c.len() as u64)
+        .sum();
+    assert!(x.size.0 < all_files);
+    assert_eq!(x.size.0, unique_bytes("sdxl-tiny"));
+}
+
+#[test]
+fn incomplete_snapshots_are_listed_with_the_reason() {
+    let cache = tempfile::tempdir().unwrap();
+    let rev = "3333333333333333333333333333333333333333";
+    let snapshot = fake_cache_repo(cache.path(), "acme/partial", rev, &fixture_dir("sd1-tiny"));
+    // The UNet blob never arrived (dangling link) and the VAE folder is missing altogether.
+    let unet = snapshot.join("unet/diffusion_pytorch_model.safetensors");
+    fs::remove_file(fs::canonicalize(&unet).unwrap()).unwrap();
+    fs::remove_dir_all(snapshot.join("vae")).unwrap();
+
+    let models = discover(&cache_roots(cache.path()));
+    let m = find(&models, "acme/partial");
+    assert_eq!(m.family, Family::Sd1);
+    let ModelStatus::Incomplete(problems) = &m.status else {
+        panic!("listed as complete: {m:?}");
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("unet/") && p.contains("missing")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p == "vae/ is missing"),
+        "{problems:?}"
+    );
+    assert!(!m.is_complete());
+}
+
+#[test]
+fn snapshots_without_refs_are_still_found() {
+    let cache = tempfile::tempdir().unwrap();
+    let rev = "4444444444444444444444444444444444444444";
+    fake_cache_repo(cache.path(), "acme/norefs", rev, &fixture_dir("sd2-tiny"));
+    fs::remove_dir_all(cache.path().join("models--acme--norefs/refs")).unwrap();
+    let models = discover(&cache_roots(cache.path()));
+    let m = find(&models, "acme/norefs");
+    assert_eq!(m.family, Family::Sd2);
+    assert!(
+        matches!(&m.source, ModelSource::HfCache { commit, refs, .. } if commit == rev && refs.is_empty())
+    );
+}
+
+#[test]
+fn user_folders_project_weights_and_the_turbo_rule() {
+    let project = tempfile::tempdir().unwrap();
+    let weights = project.path().join("weights");
+    // Named turbo: SD-Turbo whatever its scheduler.
+    copy_dir(&fixture_dir("sd2-tiny"), &weights.join("my-sd-turbo"));
+    // Not named turbo, but shipped with a trailing-spacing Euler scheduler: SD-Turbo too.
+    let trailing = weights.join("org").join("distilled");
+    copy_dir(&fixture_dir("sd1-tiny"), &trailing);
+    fs::write(
+        trailing.join("scheduler/scheduler_config.json"),
+        r#"{"_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing", "num_train_timesteps": 1000}"#,
+    )
+    .unwrap();
+    // An SDXL named turbo is SDXL-Turbo.
+    copy_dir(&fixture_dir("sdxl-tiny"), &weights.join("sdxl-turbo-copy"));
+    // Unsupported pipeline and a folder with only pickles are not listed / listed incomplete.
+    let upscaler = weights.join("upscaler");
+    copy_dir(&fixture_dir("sd1-tiny"), &upscaler);
+    fs::write(
+        upscaler.join("model_index.json"),
+        r#"{"_class_name": "StableDiffusionUpscalePipeline"}"#,
+    )
+    .unwrap();
+    let pickles = weights.join("pickles");
+    copy_dir(&fixture_dir("sd1-tiny"), &pickles);
+    fs::rename(
+        pickles.join("unet/diffusion_pytorch_model.safetensors"),
+        pickles.join("unet/diffusion_pytorch_model.bin"),
+    )
+    .unwrap();
+
+    let roots = DiscoveryRoots {
+        project_weights: vec![weights.clone(), weights.clone()], // listed once anyway
+        user_folders: vec![fixture_dir("")], // tests/fixtures: a folder of model folders
+        ..DiscoveryRoots::default()
+    };
+    let models = discover(&roots);
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "my-sd-turbo",
+            "distilled",
+            "pickles",
+            "sdxl-turbo-copy",
+            "sd1-tiny",
+            "sd2-tiny",
+            "sdxl-tiny"
+        ],
+    );
+
+    assert_eq!(find(&models, "my-sd-turbo").family, Family::SdTurbo);
+    assert_eq!(find(&models, "my-sd-turbo").base, BaseArch::Sd2);
+    assert_eq!(find(&models, "distilled").family, Family::SdTurbo);
+    assert_eq!(find(&models, "sdxl-turbo-copy").family, Family::SdxlTurbo);
+    assert_eq!(
+        find(&models, "sdxl-turbo-copy").source,
+        ModelSource::ProjectWeights
+    );
+    let ModelStatus::Incomplete(problems) = &find(&models, "pickles").status else {
+        panic!("pickle-only UNet listed as complete");
+    };
+    assert!(problems[0].contains("pickle"), "{problems:?}");
+
+    for (name, family) in [
+        ("sd1-tiny", Family::Sd1),
+        ("sd2-tiny", Family::Sd2),
+        ("sdxl-tiny", Family::Sdxl),
+    ] {
+        let m = find(&models, name);
+        assert_eq!(m.family, family, "{name}");
+        assert_eq!(m.source, ModelSource::UserFolder);
+        assert_eq!(m.status, ModelStatus::Complete, "{name}");
+        let files: u64 = fixture_files(&fixture_dir(name))
+            .iter()
+            .map(|(_, c)| c.len() as u64)
+            .sum();
+        assert_eq!(m.size.0, files, "{name}: plain folders count every file");
+    }
+    assert_eq!(find(&models, "sd2-tiny").prediction_type, "v_prediction");
+
+    // A user folder that is itself a model folder.
+    let single = DiscoveryRoots {
+        user_folders: vec![fixture_dir("sd1-tiny")],
+        ..DiscoveryRoots::default()
+    };
+    assert_eq!(discover(&single).len(), 1);
+}
+
+#[test]
+fn json_listing_is_stable_for_scripts() {
+    let roots = DiscoveryRoots {
+        user_folders: vec![fixture_dir("sd2-tiny")],
+        ..DiscoveryRoots::default()
+    };
+    let json = serde_json::to_value(discover(&roots)).unwrap();
+    let m = &json[0];
+    assert_eq!(m["name"], "sd2-tiny");
+    assert_eq!(m["family"], "sd2");
+    assert_eq!(m["family_label"], "SD 2.x");
+    assert_eq!(m["precision"], "fp32");
+    assert_eq!(m["source"]["kind"], "user-folder");
+    assert_eq!(m["status"]["state"], "complete");
+    assert!(m["size"].as_u64().unwrap() > 1_000_000);
+}
