@@ -4,7 +4,9 @@
 //! (tokenizer → text encoder → scheduler loop over the UNet → VAE decode) → image and
 //! metadata → [`output`] (PNG) → [`history`] store.
 
+pub mod cli;
 pub mod error;
+pub mod history;
 pub mod output;
 pub mod paths;
 pub mod schedulers;

@@ -93,7 +93,8 @@ impl SamplerKind {
             Some(b) => (b.trim(), true),
             None => (s, false),
         };
-        let karras = karras_in_name || schedule_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("karras"));
+        let karras = karras_in_name
+            || schedule_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("karras"));
         let kind = match base.to_ascii_lowercase().as_str() {
             "ddim" => SamplerKind::Ddim,
             "plms" | "pndm" => SamplerKind::Pndm,
@@ -127,7 +128,10 @@ impl std::str::FromStr for SamplerKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         SamplerKind::from_cli_name(s).ok_or_else(|| {
             let names: Vec<_> = SamplerKind::ALL.iter().map(|k| k.cli_name()).collect();
-            format!("unknown scheduler `{s}`; choose one of: {}", names.join(", "))
+            format!(
+                "unknown scheduler `{s}`; choose one of: {}",
+                names.join(", ")
+            )
         })
     }
 }
@@ -154,7 +158,13 @@ pub trait Scheduler: Send {
     fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor>;
 
     /// One update; returns the new latents (diffusers' `prev_sample`).
-    fn step(&mut self, model_output: &Tensor, index: usize, sample: &Tensor, noise: &mut dyn NoiseSource) -> Result<Tensor>;
+    fn step(
+        &mut self,
+        model_output: &Tensor,
+        index: usize,
+        sample: &Tensor,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<Tensor>;
 
     /// The sampler this scheduler implements (for `default`, the folder's own class).
     fn kind(&self) -> SamplerKind;
