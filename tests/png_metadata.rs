@@ -73,7 +73,7 @@ fn full_params(prompt: &str, negative: &str, sampler: SamplerKind) -> Generation
 }
 
 fn round_trip(params: &GenerationParams, expect_chunk: &str, dir: &Path) -> PathBuf {
-    let image = test_image(24, 16, params.seed as u8);
+    let image = test_image(params.width, params.height, params.seed as u8);
     let path = save_png(dir, &image, params, None).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let chunks = chunk_types(&bytes);
@@ -96,7 +96,28 @@ fn round_trip(params: &GenerationParams, expect_chunk: &str, dir: &Path) -> Path
     );
     assert_eq!(&parsed.to_params(), params, "text was:\n{text}");
     assert_eq!(decode_png_file(&path).unwrap(), image);
+    if std::env::var_os("LANTERN_KEEP_TEST_PNGS").is_some() {
+        write_expectations(&path, params);
+    }
     path
+}
+
+/// `<png>.expected.json`: what an independent reader must find (tools/check_png_metadata.py).
+fn write_expectations(png: &Path, p: &GenerationParams) {
+    let (sampler, schedule_type) = p.sampler.a1111_names();
+    let expected = serde_json::json!({
+        "prompt": p.prompt,
+        "negative_prompt": p.negative_prompt,
+        "seed": p.seed,
+        "steps": p.steps,
+        "sampler": sampler,
+        "schedule_type": schedule_type,
+        "guidance": p.guidance,
+        "width": p.width,
+        "height": p.height,
+    });
+    let sidecar = png.with_extension("expected.json");
+    std::fs::write(sidecar, serde_json::to_string_pretty(&expected).unwrap()).unwrap();
 }
 
 #[test]
