@@ -3,6 +3,10 @@
 //! Local time first so a folder sorts by when things were made; the seed so a designer can
 //! find "that one with seed 1234567"; then a short slug of the prompt. The slug is plain
 //! ASCII so the name is safe on Windows, macOS and Linux, in zip files and in shells.
+//!
+//! Local time comes from `jiff`, which reads the OS time-zone database and stays correct in a
+//! multi-threaded process (the GUI's worker threads), where the `time` crate refuses to give
+//! a local offset on Unix.
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
