@@ -68,6 +68,45 @@ pub enum Error {
     /// A tensor operation failed (shape mismatch, out of memory, device error).
     #[error("tensor error: {0}")]
     Tensor(#[from] candle_core::Error),
+
+    /// Bytes that are not a PNG we can read, or an image we could not encode.
+    /// `path` is `None` for in-memory data (drag and drop, clipboard).
+    #[error("{}{message}", display_path_prefix(.path.as_deref()))]
+    Png {
+        path: Option<PathBuf>,
+        message: String,
+    },
+
+    /// Text that is not AUTOMATIC1111-style generation parameters.
+    #[error("not generation parameters: {0}")]
+    Parameters(String),
+
+    /// The folder an explicit output path points into does not exist. We do not create
+    /// arbitrary folder chains for a path the user typed: a typo would silently scatter files.
+    #[error("output folder {} does not exist", .0.display())]
+    OutputFolderMissing(PathBuf),
+
+    /// The history database failed (locked, disk full, corrupt, …).
+    #[error("history database {}: {source}", .path.display())]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The history database is not a database or fails SQLite's integrity check.
+    /// [`crate::history::History::open_or_recover`] answers this by rebuilding from the PNGs.
+    #[error("history database {} is damaged: {detail}", .path.display())]
+    HistoryCorrupt { path: PathBuf, detail: String },
+
+    /// A history problem that is not an SQLite error (e.g. a schema from a newer Lantern).
+    #[error("history: {0}")]
+    History(String),
+}
+
+fn display_path_prefix(path: Option<&std::path::Path>) -> String {
+    path.map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -110,6 +149,20 @@ impl Error {
         Error::Tokenizer {
             path: path.into(),
             message: message.into(),
+        }
+    }
+
+    pub fn png(path: Option<&std::path::Path>, message: impl Into<String>) -> Self {
+        Error::Png {
+            path: path.map(|p| p.to_path_buf()),
+            message: message.into(),
+        }
+    }
+
+    pub fn database(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
+        Error::Database {
+            path: path.into(),
+            source,
         }
     }
 

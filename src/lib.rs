@@ -8,6 +8,7 @@ pub mod cli;
 pub mod device;
 pub mod error;
 pub mod gui;
+pub mod history;
 pub mod logging;
 pub mod model;
 pub mod models;

@@ -2,6 +2,7 @@
 //! `import`, `models` and `bench` work headless.
 
 pub mod generate;
+pub mod history;
 pub mod models;
 pub mod progress;
 pub mod tokenize;
@@ -27,6 +28,10 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Print the token ids each text encoder of a model receives for a prompt.
     Tokenize(tokenize::TokenizeArgs),
+    /// List past generations (newest first), search them, or export them.
+    History(history::HistoryArgs),
+    /// Add a folder of PNGs made by Lantern or AUTOMATIC1111 to the history.
+    Import(history::ImportArgs),
     /// List local models or download a known one.
     Models(models::ModelsArgs),
 }
@@ -64,6 +69,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Generate(args) => generate::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::History(args) => history::run(args),
+        Command::Import(args) => history::run_import(args),
         Command::Models(args) => models::run(args),
     }
 }
