@@ -151,9 +151,7 @@ fn main() {
     let t = Instant::now();
     let mut i = 0;
     while i < rows - 200 {
-        let batch: Vec<NewEntry> = (i..(i + 500).min(rows - 200))
-            .map(|k| entry(&mut rng, k))
-            .collect();
+        let batch: Vec<NewEntry> = (i..(i + 500).min(rows - 200)).map(|k| entry(&mut rng, k)).collect();
         i += batch.len() as u64;
         history.insert_many(&batch).expect("insert_many");
     }
@@ -180,11 +178,7 @@ fn main() {
     drop(history);
     let t = Instant::now();
     let history = History::open(&db).expect("reopen");
-    println!(
-        "{:<52} {:>14}",
-        "open (WAL, quick_check, migrations)",
-        ms(t.elapsed())
-    );
+    println!("{:<52} {:>14}", "open (WAL, quick_check, migrations)", ms(t.elapsed()));
     let count = history.count(&Query::all()).unwrap();
     assert_eq!(count, rows);
 
@@ -192,10 +186,7 @@ fn main() {
         ("search English word 'lighthouse'", "lighthouse"),
         ("search English two words 'fox painting'", "fox painting"),
         ("search English rare 'ramen ukiyo-e'", "ramen ukiyo-e"),
-        (
-            "search Chinese 5 chars '红色的狐狸' (trigram)",
-            "红色的狐狸",
-        ),
+        ("search Chinese 5 chars '红色的狐狸' (trigram)", "红色的狐狸"),
         ("search Chinese 2 chars '灯塔' (LIKE fallback)", "灯塔"),
         ("search 1 char 'x' (LIKE fallback)", "x"),
         ("search no match 'zebra crossing'", "zebra crossing"),
@@ -215,11 +206,7 @@ fn main() {
         let total = history.count(&q).unwrap();
         let counted = time(15, || history.count(&q).unwrap());
         println!("{:<52} {:>14}", format!("{label}: page of {n}"), ms(page));
-        println!(
-            "{:<52} {:>14}",
-            format!("  count ({total} matches)"),
-            ms(counted)
-        );
+        println!("{:<52} {:>14}", format!("  count ({total} matches)"), ms(counted));
     }
 
     for (label, offset) in [("first", 0), ("middle", rows / 2), ("last", rows - PAGE)] {
@@ -259,12 +246,7 @@ fn main() {
 
     // Importing real PNGs (what a rebuild after damage costs per image).
     let pics = tmp.path().join("pngs");
-    let img = RgbImage::from_raw(
-        128,
-        128,
-        (0..128 * 128 * 3).map(|v| (v * 7 % 251) as u8).collect(),
-    )
-    .unwrap();
+    let img = RgbImage::from_raw(128, 128, (0..128 * 128 * 3).map(|v| (v * 7 % 251) as u8).collect()).unwrap();
     let n_png = if full { 300 } else { 50 };
     for k in 0..n_png {
         save_png(&pics, &img, &make_params(&mut rng, k), None).unwrap();
@@ -295,11 +277,7 @@ fn thumbnail_bench(dir: &Path) {
     let cache = dir.join("thumbs");
     let t = Instant::now();
     thumbnail_in(&cache, &png, 256).unwrap();
-    println!(
-        "{:<52} {:>14}",
-        "thumbnail 512x512 -> 256, first time",
-        ms(t.elapsed())
-    );
+    println!("{:<52} {:>14}", "thumbnail 512x512 -> 256, first time", ms(t.elapsed()));
     let d = time(15, || thumbnail_in(&cache, &png, 256).unwrap());
     println!("{:<52} {:>14}", "thumbnail, cached", ms(d));
 }

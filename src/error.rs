@@ -52,9 +52,7 @@ pub enum Error {
     Download(String),
 
     /// Not enough free space for a download; refused before anything is fetched.
-    #[error(
-        "not enough disk space in {path}: the download needs {needed} more but only {available} is free"
-    )]
+    #[error("not enough disk space in {path}: the download needs {needed} more but only {available} is free")]
     DiskSpace {
         path: PathBuf,
         needed: crate::models::ByteSize,
@@ -72,10 +70,7 @@ pub enum Error {
     /// Bytes that are not a PNG we can read, or an image we could not encode.
     /// `path` is `None` for in-memory data (drag and drop, clipboard).
     #[error("{}{message}", display_path_prefix(.path.as_deref()))]
-    Png {
-        path: Option<PathBuf>,
-        message: String,
-    },
+    Png { path: Option<PathBuf>, message: String },
 
     /// Text that is not AUTOMATIC1111-style generation parameters.
     #[error("not generation parameters: {0}")]
@@ -105,18 +100,13 @@ pub enum Error {
 }
 
 fn display_path_prefix(path: Option<&std::path::Path>) -> String {
-    path.map(|p| format!("{}: ", p.display()))
-        .unwrap_or_default()
+    path.map(|p| format!("{}: ", p.display())).unwrap_or_default()
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn config(
-        file: impl Into<PathBuf>,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn config(file: impl Into<PathBuf>, field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Config {
             file: file.into(),
             field: field.into(),

@@ -2,7 +2,7 @@
 //! waits on it; it sends jobs and repaints when events arrive.
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::history::History;
 use crate::model::{LoadOptions, LoadStage, LoadedModel, PipelineKind};
 use crate::output::RgbImage;
 use crate::pipeline::{self, Event, Generated, Request};
@@ -17,10 +18,7 @@ use crate::pipeline::{self, Event, Generated, Request};
 /// Work for the worker.
 pub enum Job {
     /// Load (or switch to) a model ahead of the first generation.
-    Load {
-        model: PathBuf,
-        options: LoadOptions,
-    },
+    Load { model: PathBuf, options: LoadOptions },
     /// Generate with `model` (loaded first if it is not the current one).
     Generate(GenerateJob),
 }
@@ -33,8 +31,8 @@ pub struct GenerateJob {
     pub request: Request,
     /// Where finished images are saved.
     pub output_dir: PathBuf,
-    /// Record each image in the history database.
-    pub record_history: bool,
+    /// The history database each image is recorded in, if any.
+    pub history_db: Option<PathBuf>,
 }
 
 /// What the loaded model is, for the window to show.
@@ -84,6 +82,13 @@ pub enum WorkerEvent {
         id: u64,
         message: String,
     },
+    /// Something the user should know that is not about one job (e.g. a rebuilt history).
+    Notice(String),
+    /// An image was recorded in the history with this id.
+    Recorded {
+        path: PathBuf,
+        entry_id: i64,
+    },
     /// A finished image, already saved at `path` (or with the reason it could not be).
     Image {
         id: u64,
@@ -123,6 +128,7 @@ impl Worker {
             .spawn(move || {
                 let mut state = WorkerState {
                     model: None,
+                    history: None,
                     cancel: thread_cancel,
                     emit: Box::new(move |e| {
                         let _ = events_tx.send(e);
@@ -166,6 +172,8 @@ impl Worker {
 
 struct WorkerState {
     model: Option<(PathBuf, LoadOptions, LoadedModel)>,
+    /// The open history database (kept open across jobs) and its path.
+    history: Option<(PathBuf, History)>,
     cancel: Arc<AtomicBool>,
     emit: Box<dyn Fn(WorkerEvent) + Send>,
 }
@@ -179,13 +187,10 @@ impl WorkerState {
             Job::Generate(job) => {
                 let id = job.id;
                 (self.emit)(WorkerEvent::Started { id });
-                let outcome =
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| self.generate(&job))) {
-                        Ok(outcome) => outcome,
-                        Err(panic) => {
-                            Outcome::Failed(format!("internal error: {}", panic_message(&panic)))
-                        }
-                    };
+                let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| self.generate(&job))) {
+                    Ok(outcome) => outcome,
+                    Err(panic) => Outcome::Failed(format!("internal error: {}", panic_message(&panic))),
+                };
                 (self.emit)(WorkerEvent::Finished { id, outcome });
             }
         }
@@ -251,48 +256,54 @@ impl WorkerState {
         };
         let id = job.id;
         let emit = &self.emit;
-        let result = pipeline::generate(
-            model,
-            &job.request,
-            &self.cancel,
-            &mut |event| match event {
-                Event::EncodingPrompt => {}
-                Event::PromptTruncated { used, total } => emit(WorkerEvent::Warning {
-                    id,
-                    message: format!(
-                        "The prompt has {total} tokens; only the first {used} are used."
-                    ),
-                }),
-                Event::Step {
-                    image,
-                    batch,
-                    step,
-                    total,
-                    elapsed,
-                    eta,
-                } => emit(WorkerEvent::Progress {
-                    id,
-                    image,
-                    batch,
-                    step,
-                    total,
-                    elapsed,
-                    eta,
-                }),
-                Event::Preview { image, preview } => {
-                    emit(WorkerEvent::Preview { id, image, preview })
+        let history = &mut self.history;
+        let result = pipeline::generate(model, &job.request, &self.cancel, &mut |event| match event {
+            Event::EncodingPrompt => {}
+            Event::PromptTruncated { used, total } => emit(WorkerEvent::Warning {
+                id,
+                message: format!("The prompt has {total} tokens; only the first {used} are used."),
+            }),
+            Event::Step {
+                image,
+                batch,
+                step,
+                total,
+                elapsed,
+                eta,
+            } => emit(WorkerEvent::Progress {
+                id,
+                image,
+                batch,
+                step,
+                total,
+                elapsed,
+                eta,
+            }),
+            Event::Preview { image, preview } => emit(WorkerEvent::Preview { id, image, preview }),
+            Event::Decoding { image } => emit(WorkerEvent::Decoding { id, image }),
+            Event::ImageReady(generated) => {
+                let saved = crate::output::save_png(&job.output_dir, &generated.image, &generated.params, None)
+                    .map_err(|e| e.to_string());
+                if let (Ok(path), Some(db)) = (&saved, &job.history_db) {
+                    match record(history, db, &job.output_dir, &generated, path) {
+                        Ok((entry_id, notice)) => {
+                            if let Some(notice) = notice {
+                                emit(WorkerEvent::Notice(notice));
+                            }
+                            emit(WorkerEvent::Recorded {
+                                path: path.clone(),
+                                entry_id,
+                            });
+                        }
+                        Err(e) => emit(WorkerEvent::Warning {
+                            id,
+                            message: format!("Saved, but not recorded in the history: {e}"),
+                        }),
+                    }
                 }
-                Event::Decoding { image } => emit(WorkerEvent::Decoding { id, image }),
-                Event::ImageReady(generated) => {
-                    let saved = save(job, &generated);
-                    emit(WorkerEvent::Image {
-                        id,
-                        generated,
-                        saved,
-                    });
-                }
-            },
-        );
+                emit(WorkerEvent::Image { id, generated, saved });
+            }
+        });
         match result {
             Ok(_) => Outcome::Done,
             Err(Error::Cancelled) => Outcome::Cancelled,
@@ -301,18 +312,23 @@ impl WorkerState {
     }
 }
 
-fn save(job: &GenerateJob, generated: &Generated) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(&job.output_dir)
-        .map_err(|e| format!("{}: {e}", job.output_dir.display()))?;
-    let path = crate::output::save_png(&job.output_dir, &generated.image, &generated.params, None)
-        .map_err(|e| e.to_string())?;
-    if job.record_history
-        && let Err(e) =
-            crate::history::record_generation(&generated.params, &path, generated.duration)
-    {
-        tracing::warn!("could not record {} in the history: {e}", path.display());
+/// Records one image, opening (and if need be recovering) the history the first time.
+fn record(
+    history: &mut Option<(PathBuf, History)>,
+    db: &Path,
+    outputs: &Path,
+    generated: &Generated,
+    path: &Path,
+) -> crate::error::Result<(i64, Option<String>)> {
+    let mut notice = None;
+    if history.as_ref().is_none_or(|(p, _)| p != db) {
+        let opened = History::open_or_recover(db, outputs)?;
+        notice = opened.notice.map(|n| n.to_string());
+        *history = Some((db.to_path_buf(), opened.history));
     }
-    Ok(path)
+    let (_, store) = history.as_ref().expect("opened above");
+    let entry_id = crate::history::record_in(store, &generated.params, path, generated.duration)?;
+    Ok((entry_id, notice))
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -16,9 +16,7 @@ use lantern::output::{GenerationParams, RgbImage, save_png};
 use lantern::schedulers::SamplerKind;
 
 fn image(salt: u8) -> RgbImage {
-    let data = (0..16 * 16 * 3)
-        .map(|i| (i as u8).wrapping_mul(31) ^ salt)
-        .collect();
+    let data = (0..16 * 16 * 3).map(|i| (i as u8).wrapping_mul(31) ^ salt).collect();
     RgbImage::from_raw(16, 16, data).unwrap()
 }
 
@@ -87,26 +85,14 @@ fn search_finds_english_and_chinese_substrings_and_short_words() {
     fill(&h, &tmp.path().join("outputs"), &sample_items());
 
     assert_eq!(search(&h, "fox"), ["A red fox in the snow"]);
-    assert_eq!(
-        search(&h, "FOX"),
-        ["A red fox in the snow"],
-        "case-insensitive"
-    );
-    assert_eq!(
-        search(&h, "ed fo"),
-        ["A red fox in the snow"],
-        "two-letter words"
-    );
+    assert_eq!(search(&h, "FOX"), ["A red fox in the snow"], "case-insensitive");
+    assert_eq!(search(&h, "ed fo"), ["A red fox in the snow"], "two-letter words");
     assert_eq!(
         search(&h, "sailor old"),
         ["portrait of an old sailor"],
         "words in any order"
     );
-    assert_eq!(
-        search(&h, "ailo"),
-        ["portrait of an old sailor"],
-        "inside a word"
-    );
+    assert_eq!(search(&h, "ailo"), ["portrait of an old sailor"], "inside a word");
     assert_eq!(
         search(&h, "红色的狐狸"),
         ["一只红色的狐狸在雪地里"],
@@ -117,11 +103,7 @@ fn search_finds_english_and_chinese_substrings_and_short_words() {
         ["一只红色的狐狸在雪地里"],
         "Chinese, two characters"
     );
-    assert_eq!(
-        search(&h, "狐"),
-        ["一只红色的狐狸在雪地里"],
-        "Chinese, one character"
-    );
+    assert_eq!(search(&h, "狐"), ["一只红色的狐狸在雪地里"], "Chinese, one character");
     assert_eq!(search(&h, "夜景"), ["城市夜景 neon city at night"]);
     assert_eq!(
         search(&h, "低质量"),
@@ -133,10 +115,7 @@ fn search_finds_english_and_chinese_substrings_and_short_words() {
         ["portrait of an old sailor"],
         "negative prompt"
     );
-    assert_eq!(
-        search(&h, "100%"),
-        ["watercolour lighthouse, 100% cotton_paper"]
-    );
+    assert_eq!(search(&h, "100%"), ["watercolour lighthouse, 100% cotton_paper"]);
     assert_eq!(
         search(&h, "n_p"),
         ["watercolour lighthouse, 100% cotton_paper"],
@@ -190,10 +169,7 @@ fn filters_paging_favourites_and_deletes() {
         seed: Some(3),
         ..Query::all()
     };
-    assert_eq!(
-        prompts(&h.list(&by_seed).unwrap()),
-        ["portrait of an old sailor"]
-    );
+    assert_eq!(prompts(&h.list(&by_seed).unwrap()), ["portrait of an old sailor"]);
 
     // Entries are one minute apart from the base time: [base+1min, base+3min) holds #1 and #2.
     let base = Timestamp::from_second(1_790_000_000).unwrap();
@@ -220,10 +196,7 @@ fn filters_paging_favourites_and_deletes() {
         model: Some("sd15".into()),
         ..Query::all()
     };
-    assert_eq!(
-        prompts(&h.list(&fav_sd15).unwrap()),
-        ["A red fox in the snow"]
-    );
+    assert_eq!(prompts(&h.list(&fav_sd15).unwrap()), ["A red fox in the snow"]);
     let combined = Query {
         search: Some("city".into()),
         favourites_only: true,
@@ -259,15 +232,10 @@ fn filters_paging_favourites_and_deletes() {
     // Recording the same path again updates the row in place.
     let mut changed = first.params.clone();
     changed.prompt = "A blue fox".into();
-    let again = h
-        .insert(&NewEntry::new(changed, &first.image_path))
-        .unwrap();
+    let again = h.insert(&NewEntry::new(changed, &first.image_path)).unwrap();
     assert_eq!(again, ids[0]);
     assert_eq!(search(&h, "blue fox"), ["A blue fox"]);
-    assert!(
-        search(&h, "red fox").is_empty(),
-        "the index follows updates"
-    );
+    assert!(search(&h, "red fox").is_empty(), "the index follows updates");
     assert!(h.get(ids[0]).unwrap().unwrap().favourite, "favourite kept");
 
     // Delete the entry only, then entry and file.
@@ -375,15 +343,8 @@ fn migrates_a_version_1_database() {
         SamplerKind::DpmPp2mKarras,
         "A1111 names in old rows still read"
     );
-    assert_eq!(
-        all[1].params.seed,
-        u64::MAX - 1,
-        "seeds are stored bit-cast"
-    );
-    assert_eq!(
-        all[2].params.extra,
-        vec![("Clip skip".to_string(), "2".to_string())]
-    );
+    assert_eq!(all[1].params.seed, u64::MAX - 1, "seeds are stored bit-cast");
+    assert_eq!(all[2].params.extra, vec![("Clip skip".to_string(), "2".to_string())]);
     assert!(all[2].favourite);
     // Rows written by version 1 are in the full-text index that version 2 added.
     assert_eq!(search(&h, "红色的狐狸"), ["一只红色的狐狸"]);
@@ -405,9 +366,7 @@ fn migrates_a_version_1_database() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch("PRAGMA user_version = 99").unwrap();
     drop(conn);
-    let err = History::open_or_recover(&db, tmp.path())
-        .err()
-        .expect("refused");
+    let err = History::open_or_recover(&db, tmp.path()).err().expect("refused");
     assert!(matches!(err, Error::History(_)), "{err}");
     assert!(err.to_string().contains("99"), "{err}");
     assert!(db.exists());
@@ -445,20 +404,12 @@ fn assert_rebuilt(db: &Path, outputs: &Path, expect: &[PathBuf]) {
     let notice = opened.notice.expect("a recovery notice");
     assert_eq!(notice.rebuilt, expect.len());
     let text = notice.to_string();
-    assert!(
-        text.starts_with("history was damaged; moved aside to "),
-        "{text}"
-    );
+    assert!(text.starts_with("history was damaged; moved aside to "), "{text}");
     assert!(
         text.contains(&format!("rebuilt {} entries from PNGs", expect.len())),
         "{text}"
     );
-    let moved = notice
-        .moved_to
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let moved = notice.moved_to.file_name().unwrap().to_string_lossy().into_owned();
     assert!(moved.starts_with("history.sqlite3.corrupt-"), "{moved}");
     assert!(notice.moved_to.exists());
 
@@ -483,20 +434,14 @@ fn assert_rebuilt(db: &Path, outputs: &Path, expect: &[PathBuf]) {
 #[test]
 fn garbage_database_is_moved_aside_and_rebuilt_from_pngs() {
     let tmp = tempfile::tempdir().unwrap();
-    let (db, outputs) = (
-        tmp.path().join("history.sqlite3"),
-        tmp.path().join("outputs"),
-    );
+    let (db, outputs) = (tmp.path().join("history.sqlite3"), tmp.path().join("outputs"));
     let paths = populated(&db, &outputs, 12);
     let garbage: Vec<u8> = (0..50_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(&db, &garbage).unwrap();
 
-    assert!(matches!(
-        History::open(&db),
-        Err(Error::HistoryCorrupt { .. })
-    ));
+    assert!(matches!(History::open(&db), Err(Error::HistoryCorrupt { .. })));
     assert_rebuilt(&db, &outputs, &paths);
     let aside: Vec<String> = std::fs::read_dir(tmp.path())
         .unwrap()
@@ -538,16 +483,10 @@ fn moving_aside_takes_the_wal_and_shm_along() {
 #[test]
 fn truncated_database_is_moved_aside_and_rebuilt_from_pngs() {
     let tmp = tempfile::tempdir().unwrap();
-    let (db, outputs) = (
-        tmp.path().join("history.sqlite3"),
-        tmp.path().join("outputs"),
-    );
+    let (db, outputs) = (tmp.path().join("history.sqlite3"), tmp.path().join("outputs"));
     let paths = populated(&db, &outputs, 60);
     let len = std::fs::metadata(&db).unwrap().len();
-    assert!(
-        len > 8 * 4096,
-        "the database should span many pages, has {len} bytes"
-    );
+    assert!(len > 8 * 4096, "the database should span many pages, has {len} bytes");
     let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
     file.set_len(len / 2).unwrap();
     drop(file);
@@ -593,8 +532,7 @@ fn killed_writer_child() {
         let ids = if round % 2 == 0 {
             vec![h.insert(&make(0)).unwrap()]
         } else {
-            h.insert_many(&(0..25).map(make).collect::<Vec<_>>())
-                .unwrap()
+            h.insert_many(&(0..25).map(make).collect::<Vec<_>>()).unwrap()
         };
         let mut out = stdout.lock();
         for id in ids {
@@ -609,12 +547,7 @@ fn killed_writer_keeps_every_committed_row() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("history.sqlite3");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "killed_writer_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "killed_writer_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -631,10 +564,7 @@ fn killed_writer_keeps_every_committed_row() {
         if let Some(id) = line.strip_prefix("COMMITTED ") {
             committed.push(id.parse::<i64>().unwrap());
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "child too slow"
-        );
+        assert!(started.elapsed() < Duration::from_secs(120), "child too slow");
     }
     child.kill().unwrap(); // SIGKILL on Unix: no destructors, no checkpoint, mid-transaction
     let status = child.wait().unwrap();
@@ -681,13 +611,7 @@ fn import_adds_new_pngs_skips_known_ones_and_finds_moved_files() {
     let folder = tmp.path().join("pictures");
     let nested = folder.join("2026/11");
     std::fs::create_dir_all(&nested).unwrap();
-    let ours = save_png(
-        &folder,
-        &image(1),
-        &params("a red fox", "blurry", "sd15", 11),
-        None,
-    )
-    .unwrap();
+    let ours = save_png(&folder, &image(1), &params("a red fox", "blurry", "sd15", 11), None).unwrap();
     let in_nested = save_png(&nested, &image(2), &params("狐狸", "", "sdxl", 12), None).unwrap();
     // As AUTOMATIC1111 writes it.
     let a1111_text = "a castle on a hill\nNegative prompt: fog\nSteps: 28, Sampler: DPM++ 2M Karras, CFG scale: 6.5, \
@@ -720,18 +644,11 @@ fn import_adds_new_pngs_skips_known_ones_and_finds_moved_files() {
     assert_eq!(castle.params.prompt, "a castle on a hill");
     assert_eq!(castle.params.sampler, SamplerKind::DpmPp2mKarras);
     assert_eq!(
-        (
-            castle.params.guidance,
-            castle.params.seed,
-            castle.params.steps
-        ),
+        (castle.params.guidance, castle.params.seed, castle.params.steps),
         (6.5, 77, 28)
     );
     assert_eq!(castle.params.model, "v1-5-pruned-emaonly");
-    assert_eq!(
-        h.find_by_path(&in_nested).unwrap().unwrap().params.model,
-        "sdxl"
-    );
+    assert_eq!(h.find_by_path(&in_nested).unwrap().unwrap().params.model, "sdxl");
 
     // Again: nothing new.
     let again = h.import_dir(&folder).unwrap();
@@ -750,10 +667,7 @@ fn import_adds_new_pngs_skips_known_ones_and_finds_moved_files() {
     let report = h.import_dir(&other).unwrap();
     assert_eq!((report.relinked, report.added), (1, 0), "{report:?}");
     let relinked = h.get(id).unwrap().unwrap();
-    assert_eq!(
-        relinked.image_path,
-        std::fs::canonicalize(&moved_to).unwrap()
-    );
+    assert_eq!(relinked.image_path, std::fs::canonicalize(&moved_to).unwrap());
     assert!(relinked.favourite);
     assert_eq!(h.count(&Query::all()).unwrap(), 3);
 }

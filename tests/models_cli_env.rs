@@ -39,11 +39,7 @@ fn hf_endpoint_token_and_cache_come_from_the_environment() {
             .join(COMMIT)
     );
     for (path, content) in fixture_files(&fixture_dir("sd1-tiny")) {
-        assert_eq!(
-            std::fs::read(snapshot.join(&path)).unwrap(),
-            content,
-            "{path}"
-        );
+        assert_eq!(std::fs::read(snapshot.join(&path)).unwrap(), content, "{path}");
     }
     let seen = hub.seen();
     assert!(seen.iter().any(|s| s.path.starts_with("/api/models/")));
@@ -89,8 +85,5 @@ fn hf_endpoint_token_and_cache_come_from_the_environment() {
         ..args
     };
     let err = run_download(&bad).unwrap_err().to_string();
-    assert!(
-        err.contains("sd-turbo, sd15, sd21, sdxl, sdxl-turbo"),
-        "{err}"
-    );
+    assert!(err.contains("sd-turbo, sd15, sd21, sdxl, sdxl-turbo"), "{err}");
 }

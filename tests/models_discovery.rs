@@ -9,9 +9,7 @@ use std::fs;
 use std::path::Path;
 
 use common::{copy_dir, fake_cache_repo, fixture_dir, fixture_files, sha256_hex};
-use lantern::models::{
-    BaseArch, DiscoveryRoots, Family, LocalModel, ModelSource, ModelStatus, Precision, discover,
-};
+use lantern::models::{BaseArch, DiscoveryRoots, Family, LocalModel, ModelSource, ModelStatus, Precision, discover};
 
 fn cache_roots(cache: &Path) -> DiscoveryRoots {
     DiscoveryRoots {
@@ -105,15 +103,10 @@ fn incomplete_snapshots_are_listed_with_the_reason() {
         panic!("listed as complete: {m:?}");
     };
     assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("unet/") && p.contains("missing")),
+        problems.iter().any(|p| p.contains("unet/") && p.contains("missing")),
         "{problems:?}"
     );
-    assert!(
-        problems.iter().any(|p| p == "vae/ is missing"),
-        "{problems:?}"
-    );
+    assert!(problems.iter().any(|p| p == "vae/ is missing"), "{problems:?}");
     assert!(!m.is_complete());
 }
 
@@ -126,9 +119,7 @@ fn snapshots_without_refs_are_still_found() {
     let models = discover(&cache_roots(cache.path()));
     let m = find(&models, "acme/norefs");
     assert_eq!(m.family, Family::Sd2);
-    assert!(
-        matches!(&m.source, ModelSource::HfCache { commit, refs, .. } if commit == rev && refs.is_empty())
-    );
+    assert!(matches!(&m.source, ModelSource::HfCache { commit, refs, .. } if commit == rev && refs.is_empty()));
 }
 
 #[test]
@@ -165,7 +156,7 @@ fn user_folders_project_weights_and_the_turbo_rule() {
 
     let roots = DiscoveryRoots {
         project_weights: vec![weights.clone(), weights.clone()], // listed once anyway
-        user_folders: vec![fixture_dir("")], // tests/fixtures: a folder of model folders
+        user_folders: vec![fixture_dir("")],                     // tests/fixtures: a folder of model folders
         ..DiscoveryRoots::default()
     };
     let models = discover(&roots);
@@ -187,10 +178,7 @@ fn user_folders_project_weights_and_the_turbo_rule() {
     assert_eq!(find(&models, "my-sd-turbo").base, BaseArch::Sd2);
     assert_eq!(find(&models, "distilled").family, Family::SdTurbo);
     assert_eq!(find(&models, "sdxl-turbo-copy").family, Family::SdxlTurbo);
-    assert_eq!(
-        find(&models, "sdxl-turbo-copy").source,
-        ModelSource::ProjectWeights
-    );
+    assert_eq!(find(&models, "sdxl-turbo-copy").source, ModelSource::ProjectWeights);
     let ModelStatus::Incomplete(problems) = &find(&models, "pickles").status else {
         panic!("pickle-only UNet listed as complete");
     };

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::{Behaviour, COMMIT, FakeHub, REPO_ID, fixture_dir, fixture_files};
 use lantern::Error;
 use lantern::models::{
-    CancelFlag, DiscoveryRoots, DownloadEvent, DownloadRequest, Family, FileSelection, HubConfig,
-    ModelSource, ModelStatus, Precision, discover, download, spawn_download,
+    CancelFlag, DiscoveryRoots, DownloadEvent, DownloadRequest, Family, FileSelection, HubConfig, ModelSource,
+    ModelStatus, Precision, discover, download, spawn_download,
 };
 
 const UNET: &str = "unet/diffusion_pytorch_model.safetensors";
@@ -29,9 +29,7 @@ fn config(endpoint: String, cache: &Path) -> HubConfig {
 
 fn run(config: &HubConfig, cancel: &CancelFlag) -> (lantern::Result<PathBuf>, Vec<DownloadEvent>) {
     let mut events = Vec::new();
-    let result = download(config, &DownloadRequest::repo(REPO_ID), cancel, &mut |e| {
-        events.push(e)
-    });
+    let result = download(config, &DownloadRequest::repo(REPO_ID), cancel, &mut |e| events.push(e));
     (result, events)
 }
 
@@ -78,17 +76,10 @@ fn fixture_total() -> u64 {
 
 fn resolve_requests(hub: &FakeHub, path: &str) -> Vec<common::Seen> {
     let needle = format!("/resolve/{COMMIT}/{path}");
-    let sha: HashMap<String, String> = hub
-        .files()
-        .into_iter()
-        .map(|f| (f.path, f.sha256))
-        .collect();
+    let sha: HashMap<String, String> = hub.files().into_iter().map(|f| (f.path, f.sha256)).collect();
     hub.seen()
         .into_iter()
-        .filter(|s| {
-            s.path.ends_with(&needle)
-                || sha.get(path).is_some_and(|h| s.path == format!("/cdn/{h}"))
-        })
+        .filter(|s| s.path.ends_with(&needle) || sha.get(path).is_some_and(|h| s.path == format!("/cdn/{h}")))
         .collect()
 }
 
@@ -118,10 +109,7 @@ fn full_download_is_byte_identical_and_discovered_in_the_cache() {
         "safety_checker",
         "README.md",
     ] {
-        assert!(
-            !fetched.iter().any(|p| p.contains(unwanted)),
-            "fetched {unwanted}"
-        );
+        assert!(!fetched.iter().any(|p| p.contains(unwanted)), "fetched {unwanted}");
     }
     assert!(
         fetched.iter().any(|p| p.starts_with("/cdn/")),
@@ -130,13 +118,8 @@ fn full_download_is_byte_identical_and_discovered_in_the_cache() {
 
     // Events: planned first, finished last, progress reaching the total.
     let total = fixture_total();
-    assert!(
-        matches!(&events[0], DownloadEvent::Planned { total: t, already: 0, files: 12, .. } if *t == total)
-    );
-    assert!(matches!(
-        events.last(),
-        Some(DownloadEvent::Finished { .. })
-    ));
+    assert!(matches!(&events[0], DownloadEvent::Planned { total: t, already: 0, files: 12, .. } if *t == total));
+    assert!(matches!(events.last(), Some(DownloadEvent::Finished { .. })));
     let last_progress = events.iter().rev().find_map(|e| match e {
         DownloadEvent::Progress(p) => Some(p.clone()),
         _ => None,
@@ -168,10 +151,7 @@ fn full_download_is_byte_identical_and_discovered_in_the_cache() {
     let (again, events) = run(&config, &CancelFlag::new());
     again.unwrap();
     let new: Vec<_> = hub.seen()[before..].to_vec();
-    assert!(
-        new.iter().all(|s| s.path.starts_with("/api/")),
-        "refetched: {new:?}"
-    );
+    assert!(new.iter().all(|s| s.path.starts_with("/api/")), "refetched: {new:?}");
     assert!(
         events
             .iter()
@@ -200,12 +180,7 @@ fn dropped_connection_resumes_with_a_range_request() {
         "{msg}"
     );
 
-    let unet_sha = hub
-        .files()
-        .into_iter()
-        .find(|f| f.path == UNET)
-        .unwrap()
-        .sha256;
+    let unet_sha = hub.files().into_iter().find(|f| f.path == UNET).unwrap().sha256;
     let partial = repo_dir(cache.path())
         .join("blobs")
         .join(format!("{unet_sha}.incomplete"));
@@ -234,20 +209,13 @@ fn dropped_connection_resumes_with_a_range_request() {
     let (second, events) = run(&config, &CancelFlag::new());
     second.expect("resumed download succeeds");
     assert_snapshot_matches_fixture(cache.path());
-    let ranges: Vec<Option<String>> = resolve_requests(&hub, UNET)
-        .into_iter()
-        .map(|s| s.range)
-        .collect();
+    let ranges: Vec<Option<String>> = resolve_requests(&hub, UNET).into_iter().map(|s| s.range).collect();
     assert_eq!(ranges, [None, Some(format!("bytes={cut}-"))]);
-    assert!(
-        events.contains(&DownloadEvent::FileStarted {
-            path: UNET.into(),
-            size: fs::metadata(fixture_dir("sd1-tiny").join(UNET))
-                .unwrap()
-                .len(),
-            resume_from: cut,
-        })
-    );
+    assert!(events.contains(&DownloadEvent::FileStarted {
+        path: UNET.into(),
+        size: fs::metadata(fixture_dir("sd1-tiny").join(UNET)).unwrap().len(),
+        resume_from: cut,
+    }));
 }
 
 #[test]
@@ -264,29 +232,19 @@ fn cancelled_download_keeps_its_partial_file_and_resumes() {
     let cancel = CancelFlag::new();
     let flag = cancel.clone();
     let mut cancelled_at = 0;
-    let result = download(
-        &config,
-        &DownloadRequest::repo(REPO_ID),
-        &cancel,
-        &mut |e| {
-            if let DownloadEvent::Progress(p) = e
-                && p.file == UNET
-                && p.file_done > 300_000
-                && !flag.is_cancelled()
-            {
-                cancelled_at = p.file_done;
-                flag.cancel();
-            }
-        },
-    );
+    let result = download(&config, &DownloadRequest::repo(REPO_ID), &cancel, &mut |e| {
+        if let DownloadEvent::Progress(p) = e
+            && p.file == UNET
+            && p.file_done > 300_000
+            && !flag.is_cancelled()
+        {
+            cancelled_at = p.file_done;
+            flag.cancel();
+        }
+    });
     assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
     assert!(cancelled_at > 0);
-    let unet_sha = hub
-        .files()
-        .into_iter()
-        .find(|f| f.path == UNET)
-        .unwrap()
-        .sha256;
+    let unet_sha = hub.files().into_iter().find(|f| f.path == UNET).unwrap().sha256;
     let partial = repo_dir(cache.path())
         .join("blobs")
         .join(format!("{unet_sha}.incomplete"));
@@ -297,19 +255,10 @@ fn cancelled_download_keeps_its_partial_file_and_resumes() {
     let handle = spawn_download(config.clone(), DownloadRequest::repo(REPO_ID));
     let events: Vec<DownloadEvent> = handle.events.iter().collect();
     handle.join().expect("resumed");
-    assert!(matches!(
-        events.last(),
-        Some(DownloadEvent::Finished { .. })
-    ));
+    assert!(matches!(events.last(), Some(DownloadEvent::Finished { .. })));
     assert_snapshot_matches_fixture(cache.path());
-    let ranges: Vec<Option<String>> = resolve_requests(&hub, UNET)
-        .into_iter()
-        .map(|s| s.range)
-        .collect();
-    assert!(
-        ranges.contains(&Some(format!("bytes={kept}-"))),
-        "{ranges:?}"
-    );
+    let ranges: Vec<Option<String>> = resolve_requests(&hub, UNET).into_iter().map(|s| s.range).collect();
+    assert!(ranges.contains(&Some(format!("bytes={kept}-"))), "{ranges:?}");
 }
 
 #[test]
@@ -330,12 +279,7 @@ fn file_with_wrong_sha256_is_rejected_and_not_left_in_the_snapshot() {
         "{msg}"
     );
 
-    let vae_sha = hub
-        .files()
-        .into_iter()
-        .find(|f| f.path == VAE)
-        .unwrap()
-        .sha256;
+    let vae_sha = hub.files().into_iter().find(|f| f.path == VAE).unwrap().sha256;
     let blobs = repo_dir(cache.path()).join("blobs");
     assert!(!blobs.join(&vae_sha).exists(), "corrupt blob kept");
     assert!(
@@ -395,9 +339,8 @@ fn token_is_sent_and_its_absence_is_explained() {
     ok.expect("download with token");
     let seen = hub.seen();
     let authorized = |p: &str| {
-        seen.iter().any(|s| {
-            s.path.starts_with(p) && s.authorization.as_deref() == Some("Bearer hf_test_secret")
-        })
+        seen.iter()
+            .any(|s| s.path.starts_with(p) && s.authorization.as_deref() == Some("Bearer hf_test_secret"))
     };
     assert!(authorized("/api/models/"));
     assert!(authorized(&format!("/{REPO_ID}/resolve/")));

@@ -2,9 +2,9 @@
 //! sampler) pair, at guidance 1 and above, square and non-square: max abs diff ≤ 3/255 and
 //! mean ≤ 0.5/255 on the 8-bit images, from the same initial latents.
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 const MAX_ABS: u8 = 3;
 const MAX_MEAN: f64 = 0.5;
@@ -25,8 +25,15 @@ fn check_family(family: &str) {
             failures.push(format!("{}: max {max}, mean {mean:.3}", case.file));
         }
     }
-    println!("{family}: {} cases, worst max abs {worst_max}/255, worst mean {worst_mean:.3}/255", set.cases.len());
-    assert!(failures.is_empty(), "{family} differs from diffusers:\n{}", failures.join("\n"));
+    println!(
+        "{family}: {} cases, worst max abs {worst_max}/255, worst mean {worst_mean:.3}/255",
+        set.cases.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{family} differs from diffusers:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -51,9 +58,17 @@ fn references_are_distinguishable() {
     let set = reference_set("sd1");
     let read = |f: &str| read_png(&fixtures().join("reference/sd1").join(f));
     let euler = read("euler-sq-g7.png");
-    for other in ["ddim-sq-g7.png", "dpmpp-2m-sq-g7.png", "heun-sq-g7.png", "euler-sq-g1.png"] {
+    for other in [
+        "ddim-sq-g7.png",
+        "dpmpp-2m-sq-g7.png",
+        "heun-sq-g7.png",
+        "euler-sq-g1.png",
+    ] {
         let (max, mean) = pixel_diff(&euler, &read(other));
-        assert!(max > MAX_ABS || mean > MAX_MEAN, "euler-sq-g7 vs {other}: max {max}, mean {mean:.3}");
+        assert!(
+            max > MAX_ABS || mean > MAX_MEAN,
+            "euler-sq-g7 vs {other}: max {max}, mean {mean:.3}"
+        );
     }
     assert!(set.cases.len() >= 27);
 }

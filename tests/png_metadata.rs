@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 
 use lantern::Error;
 use lantern::output::parameters::{format_parameters, parse_parameters};
-use lantern::output::png::{
-    PARAMETERS_KEYWORD, decode_png_file, encode_png, read_parameters, read_parameters_file,
-};
+use lantern::output::png::{PARAMETERS_KEYWORD, decode_png_file, encode_png, read_parameters, read_parameters_file};
 use lantern::output::{GenerationParams, RgbImage, save_png};
 use lantern::schedulers::SamplerKind;
 
@@ -62,10 +60,7 @@ fn full_params(prompt: &str, negative: &str, sampler: SamplerKind) -> Generation
         batch_index: 2,
         batch_size: 4,
         extra: vec![
-            (
-                "Lora hashes".into(),
-                "add_detail: 7c6bad76eb54, film: 0123abcd".into(),
-            ),
+            ("Lora hashes".into(), "add_detail: 7c6bad76eb54, film: 0123abcd".into()),
             ("Clip skip".into(), "2".into()),
             ("Note".into(), "first line\nsecond \"quoted\" line".into()),
         ],
@@ -78,16 +73,10 @@ fn round_trip(params: &GenerationParams, expect_chunk: &str, dir: &Path) -> Path
     let bytes = std::fs::read(&path).unwrap();
     let chunks = chunk_types(&bytes);
     assert!(chunks.iter().any(|c| c == expect_chunk), "{chunks:?}");
-    let other = if expect_chunk == "tEXt" {
-        "iTXt"
-    } else {
-        "tEXt"
-    };
+    let other = if expect_chunk == "tEXt" { "iTXt" } else { "tEXt" };
     assert!(!chunks.iter().any(|c| c == other), "{chunks:?}");
 
-    let text = read_parameters_file(&path)
-        .unwrap()
-        .expect("parameters chunk");
+    let text = read_parameters_file(&path).unwrap().expect("parameters chunk");
     assert_eq!(text, format_parameters(params));
     let parsed = parse_parameters(&text).unwrap();
     assert_eq!(
@@ -137,10 +126,7 @@ fn every_parameter_round_trips_through_a_latin1_text_chunk() {
         text.contains(r#"Lora hashes: "add_detail: 7c6bad76eb54, film: 0123abcd""#),
         "{text}"
     );
-    assert!(
-        text.contains(r#"Note: "first line\nsecond \"quoted\" line""#),
-        "{text}"
-    );
+    assert!(text.contains(r#"Note: "first line\nsecond \"quoted\" line""#), "{text}");
     assert!(text.contains("Clip skip: 2,"), "{text}");
     assert!(
         text.contains("Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5,"),
@@ -167,11 +153,7 @@ fn every_sampler_and_simple_values_round_trip() {
     for (i, sampler) in SamplerKind::ALL.into_iter().enumerate() {
         let params = GenerationParams {
             prompt: format!("a lighthouse at dusk number {i}"),
-            negative_prompt: if i % 2 == 0 {
-                String::new()
-            } else {
-                "fog".into()
-            },
+            negative_prompt: if i % 2 == 0 { String::new() } else { "fog".into() },
             steps: 10 + i as u32,
             sampler,
             guidance: if i % 2 == 0 { 7.0 } else { 3.25 },
@@ -209,10 +191,7 @@ fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
         p.prompt,
         "masterpiece, best quality, a red fox in the snow,\n<lora:add_detail:0.8>\n(detailed fur:1.2)"
     );
-    assert_eq!(
-        p.negative_prompt,
-        "lowres, bad anatomy,\nblurry, (worst quality:1.4)"
-    );
+    assert_eq!(p.negative_prompt, "lowres, bad anatomy,\nblurry, (worst quality:1.4)");
     assert_eq!(p.steps, Some(30));
     assert_eq!(p.sampler_name.as_deref(), Some("DPM++ 2M Karras"));
     assert_eq!(p.sampler, Some(SamplerKind::DpmPp2mKarras));
@@ -222,11 +201,7 @@ fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
     assert_eq!(p.model_hash.as_deref(), Some("6ce0161689"));
     assert_eq!(p.model.as_deref(), Some("v1-5-pruned-emaonly"));
     assert_eq!(p.version.as_deref(), Some("v1.6.0"));
-    let extra: Vec<(&str, &str)> = p
-        .extra
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let extra: Vec<(&str, &str)> = p.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
         extra,
         vec![
@@ -255,11 +230,9 @@ Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Version: v1.10.1";
     assert_eq!(p.guidance, Some(7.0));
     assert!(p.extra.is_empty(), "{:?}", p.extra);
 
-    let plain = "a lighthouse\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Automatic, CFG scale: 7, Seed: 1, Size: 8x8";
-    assert_eq!(
-        parse_parameters(plain).unwrap().sampler,
-        Some(SamplerKind::DpmPp2m)
-    );
+    let plain =
+        "a lighthouse\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Automatic, CFG scale: 7, Seed: 1, Size: 8x8";
+    assert_eq!(parse_parameters(plain).unwrap().sampler, Some(SamplerKind::DpmPp2m));
 }
 
 #[test]
@@ -276,10 +249,7 @@ Model hash: 4199bcdd14, Model: revAnimated_v122, TI hashes: \"easynegative: c74b
         p.extra,
         vec![
             ("Face restoration".to_string(), "CodeFormer".to_string()),
-            (
-                "TI hashes".to_string(),
-                "easynegative: c74b4e810b03".to_string()
-            ),
+            ("TI hashes".to_string(), "easynegative: c74b4e810b03".to_string()),
         ]
     );
 }
@@ -331,10 +301,7 @@ Size: 512x512, Wildcard prompt: \"line one\\nline two, with comma\"\r\n";
     let p = parse_parameters("just a prompt\nSteps: 10, Sampler: Euler, Seed: 7").unwrap();
     assert_eq!((p.guidance, p.size, p.model.as_deref()), (None, None, None));
     let full = p.to_params();
-    assert_eq!(
-        (full.steps, full.seed, full.sampler),
-        (10, 7, SamplerKind::Euler)
-    );
+    assert_eq!((full.steps, full.seed, full.sampler), (10, 7, SamplerKind::Euler));
     assert_eq!((full.guidance, full.width, full.height), (7.5, 512, 512));
 }
 
@@ -460,10 +427,7 @@ fn default_names_never_overwrite() {
     };
     let p = save_png(&outputs, &img, &chinese, None).unwrap();
     assert!(
-        p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .ends_with("-9-image.png"),
+        p.file_name().unwrap().to_string_lossy().ends_with("-9-image.png"),
         "{p:?}"
     );
 }

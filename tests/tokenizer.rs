@@ -56,12 +56,7 @@ fn describe_mismatch(label: &str, prompt: &str, want: &[u32], got: &[u32]) -> St
 fn every_fixture_case_matches_hugging_face() {
     let cases = read_json("tokenizer_cases.json");
     let cases = cases["cases"].as_array().unwrap();
-    let names: Vec<String> = cases[0]["ids"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let names: Vec<String> = cases[0]["ids"].as_object().unwrap().keys().cloned().collect();
     assert_eq!(names.len(), 3, "expected the three fixture tokenizers");
     let mut failures = String::new();
     let mut checked = 0;
@@ -78,10 +73,7 @@ fn every_fixture_case_matches_hugging_face() {
             checked += 1;
         }
     }
-    assert!(
-        failures.is_empty(),
-        "mismatches against Hugging Face:\n{failures}"
-    );
+    assert!(failures.is_empty(), "mismatches against Hugging Face:\n{failures}");
     assert!(checked >= 150, "only {checked} cases checked");
 }
 
@@ -120,8 +112,7 @@ fn hub_style_config_variants_match_hugging_face() {
     assert!(variants.len() >= 8);
     let mut failures = String::new();
     for (name, spec) in variants {
-        let tok = ClipTokenizer::from_folder(&variant_folder(name, spec))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let tok = ClipTokenizer::from_folder(&variant_folder(name, spec)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             u64::from(tok.pad_id()),
             spec["pad_id"].as_u64().unwrap(),
@@ -146,10 +137,7 @@ fn hub_style_config_variants_match_hugging_face() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "mismatches against Hugging Face:\n{failures}"
-    );
+    assert!(failures.is_empty(), "mismatches against Hugging Face:\n{failures}");
 }
 
 /// With `tokenizer.json` beside `vocab.json` + `merges.txt`, transformers builds from
@@ -160,20 +148,12 @@ fn tokenizer_json_wins_over_vocab_files() {
     let spec = &reference["variants"]["json-no-config"];
     let dir = variant_folder("json-and-vocab-files", spec);
     for file in ["vocab.json", "merges.txt"] {
-        fs::copy(
-            fixtures().join("sd1-tiny/tokenizer").join(file),
-            dir.join(file),
-        )
-        .unwrap();
+        fs::copy(fixtures().join("sd1-tiny/tokenizer").join(file), dir.join(file)).unwrap();
     }
     let tok = ClipTokenizer::from_folder(&dir).unwrap();
     let prompts = reference["prompts"].as_array().unwrap();
     for (prompt, want) in prompts.iter().zip(spec["ids"].as_array().unwrap()) {
-        assert_eq!(
-            tok.encode_for_model(prompt.as_str().unwrap()),
-            ids_of(want),
-            "{prompt}"
-        );
+        assert_eq!(tok.encode_for_model(prompt.as_str().unwrap()), ids_of(want), "{prompt}");
     }
 }
 
@@ -189,11 +169,7 @@ fn count_tokens_is_the_untruncated_content_length() {
             let count = tok.count_tokens(prompt);
             assert_eq!(count, content.len());
             let seen = count.min(tok.max_content_tokens());
-            assert_eq!(
-                &model_ids[1..=seen],
-                &content[..seen],
-                "{name} {prompt:.40?}"
-            );
+            assert_eq!(&model_ids[1..=seen], &content[..seen], "{name} {prompt:.40?}");
             assert_eq!(model_ids[seen + 1], tok.eos_id(), "{name} {prompt:.40?}");
         }
         // The 75-token window's edges: not capped at 75.
@@ -276,10 +252,7 @@ fn decode_round_trips_plain_words() {
         "a watercolor of a lighthouse at dusk , soft light"
     );
     let model = tok.encode_for_model("hi");
-    assert!(
-        tok.decode(&model)
-            .starts_with("<|startoftext|>hi <|endoftext|>")
-    );
+    assert!(tok.decode(&model).starts_with("<|startoftext|>hi <|endoftext|>"));
 }
 
 // ---- loading errors: one line, naming the file at fault ----------------------------------
@@ -303,17 +276,12 @@ fn load_error(dir: &Path) -> String {
 
 fn assert_names(message: &str, file: &Path, needle: &str) {
     let prefix = format!("{}: ", file.display());
-    assert!(
-        message.starts_with(&prefix),
-        "{message:?} should start with {prefix:?}"
-    );
-    assert!(
-        message.contains(needle),
-        "{message:?} should mention {needle:?}"
-    );
+    assert!(message.starts_with(&prefix), "{message:?} should start with {prefix:?}");
+    assert!(message.contains(needle), "{message:?} should mention {needle:?}");
 }
 
-const TINY_VOCAB: &str = r#"{"a": 0, "b": 1, "a</w>": 2, "b</w>": 3, "ab</w>": 4, "<|startoftext|>": 5, "<|endoftext|>": 6}"#;
+const TINY_VOCAB: &str =
+    r#"{"a": 0, "b": 1, "a</w>": 2, "b</w>": 3, "ab</w>": 4, "<|startoftext|>": 5, "<|endoftext|>": 6}"#;
 
 #[test]
 fn missing_folder_and_missing_files() {
@@ -325,19 +293,11 @@ fn missing_folder_and_missing_files() {
     assert_names(&load_error(&file), &file, "not a folder");
 
     let empty = scratch("empty");
-    assert_names(
-        &load_error(&empty),
-        &empty,
-        "vocab.json + merges.txt or tokenizer.json",
-    );
+    assert_names(&load_error(&empty), &empty, "vocab.json + merges.txt or tokenizer.json");
 
     let only_vocab = scratch("only-vocab");
     fs::write(only_vocab.join("vocab.json"), TINY_VOCAB).unwrap();
-    assert_names(
-        &load_error(&only_vocab),
-        &only_vocab.join("merges.txt"),
-        "missing",
-    );
+    assert_names(&load_error(&only_vocab), &only_vocab.join("merges.txt"), "missing");
 }
 
 #[test]
@@ -375,34 +335,18 @@ fn malformed_merges_are_named_with_the_line() {
 fn malformed_json_files_are_named() {
     let dir = scratch("bad-tokenizer-json");
     fs::write(dir.join("tokenizer.json"), r#"{"model": {"vocab": []}}"#).unwrap();
-    assert_names(
-        &load_error(&dir),
-        &dir.join("tokenizer.json"),
-        "not a tokenizers file",
-    );
+    assert_names(&load_error(&dir), &dir.join("tokenizer.json"), "not a tokenizers file");
 
     let dir = scratch("bad-config");
     fs::write(dir.join("vocab.json"), TINY_VOCAB).unwrap();
     fs::write(dir.join("merges.txt"), "a b</w>\n").unwrap();
     fs::write(dir.join("tokenizer_config.json"), "{\"pad_token\": ").unwrap();
-    assert_names(
-        &load_error(&dir),
-        &dir.join("tokenizer_config.json"),
-        "invalid JSON",
-    );
+    assert_names(&load_error(&dir), &dir.join("tokenizer_config.json"), "invalid JSON");
 
     fs::write(dir.join("tokenizer_config.json"), r#"{"pad_token": 7}"#).unwrap();
-    assert_names(
-        &load_error(&dir),
-        &dir.join("tokenizer_config.json"),
-        "pad_token",
-    );
+    assert_names(&load_error(&dir), &dir.join("tokenizer_config.json"), "pad_token");
 
-    fs::write(
-        dir.join("tokenizer_config.json"),
-        r#"{"model_max_length": 1}"#,
-    )
-    .unwrap();
+    fs::write(dir.join("tokenizer_config.json"), r#"{"model_max_length": 1}"#).unwrap();
     assert_names(
         &load_error(&dir),
         &dir.join("tokenizer_config.json"),

@@ -29,12 +29,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub steps: u32,
     /// Classifier-free guidance scale; 1 or less skips the unconditional pass.
-    #[arg(
-        long,
-        default_value_t = 7.5,
-        value_name = "F",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, default_value_t = 7.5, value_name = "F", allow_hyphen_values = true)]
     pub guidance: f64,
     /// Image width in pixels (a multiple of 8); default: the model's native size.
     #[arg(long, value_name = "W")]
@@ -73,11 +68,7 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
-    let init_latents = args
-        .init_latents
-        .as_deref()
-        .map(read_init_latents)
-        .transpose()?;
+    let init_latents = args.init_latents.as_deref().map(read_init_latents).transpose()?;
     if let Some(out) = &args.output {
         check_output_path(out)?;
     }
@@ -123,6 +114,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     request.validate()?;
 
     let mut saved: Vec<PathBuf> = Vec::new();
+    let mut history: Option<crate::history::History> = None;
     let mut save_error: Option<anyhow::Error> = None;
     let result = pipeline::generate(&model, &request, &cancel, &mut |event| match event {
         Event::EncodingPrompt => bar.message("encoding prompt…"),
@@ -151,27 +143,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             if save_error.is_some() {
                 return;
             }
-            let path = args
-                .output
-                .as_ref()
-                .map(|p| numbered(p, generated.params.batch_index));
-            match crate::output::save_png(
-                Path::new("."),
-                &generated.image,
-                &generated.params,
-                path.as_deref(),
-            ) {
+            let path = args.output.as_ref().map(|p| numbered(p, generated.params.batch_index));
+            match crate::output::save_png(Path::new("."), &generated.image, &generated.params, path.as_deref()) {
                 Ok(path) => {
                     bar.clear();
                     println!("{}  (seed {})", path.display(), generated.params.seed);
-                    if !args.no_history
-                        && let Err(e) = crate::history::record_generation(
-                            &generated.params,
-                            &path,
-                            generated.duration,
-                        )
-                    {
-                        eprintln!("warning: could not record in the history: {e}");
+                    if !args.no_history {
+                        record_history(&mut history, &generated, &path);
                     }
                     saved.push(path);
                 }
@@ -217,9 +195,8 @@ fn read_init_latents(path: &Path) -> Result<Tensor> {
     if !path.is_file() {
         bail!("{}: init latents file not found", path.display());
     }
-    let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
-        anyhow::anyhow!("{}: not a readable safetensors file ({e})", path.display())
-    })?;
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| anyhow::anyhow!("{}: not a readable safetensors file ({e})", path.display()))?;
     let latents = tensors
         .get("latents")
         .with_context(|| format!("{}: no tensor named `latents`", path.display()))?;
@@ -247,10 +224,7 @@ fn check_output_path(path: &Path) -> Result<()> {
         );
     }
     if path.is_dir() {
-        bail!(
-            "{}: is a folder; give a file name ending in .png",
-            path.display()
-        );
+        bail!("{}: is a folder; give a file name ending in .png", path.display());
     }
     Ok(())
 }
@@ -269,4 +243,27 @@ fn numbered(path: &Path, index: u32) -> PathBuf {
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
     path.with_file_name(format!("{stem}-{index}{ext}"))
+}
+
+/// Records an image in the default history, opening it (and rebuilding it if damaged) once.
+fn record_history(history: &mut Option<crate::history::History>, generated: &crate::pipeline::Generated, path: &Path) {
+    if history.is_none() {
+        match crate::history::History::open_or_recover(&crate::paths::history_db(), &crate::paths::outputs_dir()) {
+            Ok(opened) => {
+                if let Some(notice) = opened.notice {
+                    eprintln!("warning: {notice}");
+                }
+                *history = Some(opened.history);
+            }
+            Err(e) => {
+                eprintln!("warning: could not open the history: {e}");
+                return;
+            }
+        }
+    }
+    if let Some(h) = history
+        && let Err(e) = crate::history::record_in(h, &generated.params, path, generated.duration)
+    {
+        eprintln!("warning: could not record in the history: {e}");
+    }
 }

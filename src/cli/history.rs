@@ -111,9 +111,9 @@ pub fn run_import(args: ImportArgs) -> anyhow::Result<()> {
 pub fn run_with(history: &History, args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     match &args.command {
         Some(HistoryCommand::Export(export)) => {
-            let n = history.export_json(&export.file).with_context(|| {
-                format!("cannot export the history to {}", export.file.display())
-            })?;
+            let n = history
+                .export_json(&export.file)
+                .with_context(|| format!("cannot export the history to {}", export.file.display()))?;
             writeln!(out, "exported {n} entries to {}", export.file.display())?;
         }
         None => list(history, &args.list, out)?,
@@ -122,11 +122,7 @@ pub fn run_with(history: &History, args: &HistoryArgs, out: &mut dyn Write) -> a
 }
 
 /// `lantern import DIR` against a given history and output.
-pub fn import_with(
-    history: &mut History,
-    args: &ImportArgs,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+pub fn import_with(history: &mut History, args: &ImportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if !args.dir.is_dir() {
         anyhow::bail!("{} is not a folder", args.dir.display());
     }
@@ -223,13 +219,8 @@ mod tests {
 
     #[test]
     fn parses_like_the_contract() {
-        let cli = TestCli::try_parse_from([
-            "lantern", "history", "--search", "fox", "--limit", "5", "--json",
-        ])
-        .unwrap();
-        let TestCmd::History(h) = cli.cmd else {
-            panic!()
-        };
+        let cli = TestCli::try_parse_from(["lantern", "history", "--search", "fox", "--limit", "5", "--json"]).unwrap();
+        let TestCmd::History(h) = cli.cmd else { panic!() };
         assert!(h.command.is_none());
         assert_eq!(
             (h.list.search.as_deref(), h.list.limit, h.list.json),
@@ -237,17 +228,11 @@ mod tests {
         );
 
         let cli = TestCli::try_parse_from(["lantern", "history", "export", "out.json"]).unwrap();
-        let TestCmd::History(h) = cli.cmd else {
-            panic!()
-        };
-        assert!(
-            matches!(h.command, Some(HistoryCommand::Export(ref e)) if e.file == std::path::Path::new("out.json"))
-        );
+        let TestCmd::History(h) = cli.cmd else { panic!() };
+        assert!(matches!(h.command, Some(HistoryCommand::Export(ref e)) if e.file == std::path::Path::new("out.json")));
 
         let cli = TestCli::try_parse_from(["lantern", "import", "some/dir"]).unwrap();
-        assert!(
-            matches!(cli.cmd, TestCmd::Import(ref i) if i.dir == std::path::Path::new("some/dir"))
-        );
+        assert!(matches!(cli.cmd, TestCmd::Import(ref i) if i.dir == std::path::Path::new("some/dir")));
 
         assert!(TestCli::try_parse_from(["lantern", "history", "--limit", "x"]).is_err());
     }

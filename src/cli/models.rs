@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 
 use crate::error::Error;
 use crate::models::{
-    ByteSize, CancelFlag, Catalog, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig,
-    LocalModel, ModelStatus, Progress, discover, download,
+    ByteSize, CancelFlag, Catalog, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig, LocalModel, ModelStatus,
+    Progress, discover, download,
 };
 
 #[derive(Args, Debug, Clone)]
@@ -93,12 +93,7 @@ pub fn run_list(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 fn print_table(models: &[LocalModel], out: &mut dyn Write) -> std::io::Result<()> {
-    let width = models
-        .iter()
-        .map(|m| m.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    let width = models.iter().map(|m| m.name.len()).max().unwrap_or(4).max(4);
     writeln!(
         out,
         "{:width$}  {:10}  {:9}  {:>8}  {:24}  STATUS",
@@ -217,9 +212,7 @@ impl TerminalProgress {
                     &commit[..commit.len().min(12)]
                 ));
             }
-            DownloadEvent::FileStarted {
-                path, resume_from, ..
-            } if *resume_from > 0 => {
+            DownloadEvent::FileStarted { path, resume_from, .. } if *resume_from > 0 => {
                 self.line(&format!("resuming {path} from {}", ByteSize(*resume_from)));
             }
             DownloadEvent::Progress(p) => self.draw(p),
@@ -234,10 +227,7 @@ impl TerminalProgress {
     fn draw(&mut self, p: &Progress) {
         if !self.tty {
             // Logs get a line every 10 s at most.
-            if self
-                .last_plain
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
-            {
+            if self.last_plain.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                 self.last_plain = Some(Instant::now());
                 eprintln!("{}", progress_line(p));
             }
@@ -306,8 +296,7 @@ mod tests {
         assert!(
             matches!(cli.models, ModelsCommand::List(ListArgs { json: true, ref folders }) if folders == &[PathBuf::from("/a")])
         );
-        let cli =
-            Cli::try_parse_from(["lantern", "download", "sd-turbo", "--revision", "v2"]).unwrap();
+        let cli = Cli::try_parse_from(["lantern", "download", "sd-turbo", "--revision", "v2"]).unwrap();
         match cli.models {
             ModelsCommand::Download(d) => {
                 assert_eq!(d.name_or_repo, "sd-turbo");
@@ -331,10 +320,7 @@ mod tests {
         };
         let line = progress_line(&p);
         assert!(line.starts_with(" 46% [#############"), "{line}");
-        assert!(
-            line.contains("1.2 GB / 2.6 GB  12.3 MB/s  ETA 1m52s  unet/"),
-            "{line}"
-        );
+        assert!(line.contains("1.2 GB / 2.6 GB  12.3 MB/s  ETA 1m52s  unet/"), "{line}");
         assert_eq!(format_eta(Duration::from_secs(3700)), "1h01m");
     }
 }

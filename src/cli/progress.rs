@@ -25,14 +25,7 @@ impl ProgressBar {
         }
     }
 
-    pub fn step(
-        &mut self,
-        label: &str,
-        step: usize,
-        total: usize,
-        elapsed: Duration,
-        eta: Duration,
-    ) {
+    pub fn step(&mut self, label: &str, step: usize, total: usize, elapsed: Duration, eta: Duration) {
         if !self.enabled {
             return;
         }

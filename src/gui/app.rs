@@ -32,7 +32,14 @@ enum Background {
 pub struct AppOptions {
     /// `lantern --model DIR`: open with this model chosen.
     pub model: Option<PathBuf>,
-    pub settings_path: PathBuf,
+    /// Where settings, outputs and the history live (`LANTERN_DATA_DIR` or the platform's).
+    pub data_dir: PathBuf,
+}
+
+impl AppOptions {
+    pub fn settings_path(&self) -> PathBuf {
+        self.data_dir.join("settings.json")
+    }
 }
 
 pub struct LanternApp {
@@ -40,6 +47,7 @@ pub struct LanternApp {
     worker: Worker,
     next_id: u64,
     settings_path: PathBuf,
+    pub data_dir: PathBuf,
     background_tx: Sender<Background>,
     background_rx: Receiver<Background>,
     ctx: egui::Context,
@@ -49,7 +57,7 @@ pub struct LanternApp {
 
 impl LanternApp {
     pub fn new(ctx: &egui::Context, options: AppOptions) -> LanternApp {
-        let settings = Settings::load(&options.settings_path);
+        let settings = Settings::load(&options.settings_path());
         let wake_ctx = ctx.clone();
         let worker = Worker::spawn(move || wake_ctx.request_repaint());
         let (background_tx, background_rx) = channel();
@@ -57,7 +65,8 @@ impl LanternApp {
             state: AppState::new(settings),
             worker,
             next_id: 1,
-            settings_path: options.settings_path,
+            settings_path: options.settings_path(),
+            data_dir: options.data_dir.clone(),
             background_tx,
             background_rx,
             ctx: ctx.clone(),
@@ -95,21 +104,18 @@ impl LanternApp {
             let tokenizer = crate::model::ModelFolder::open(&path)
                 .ok()
                 .and_then(|f| {
-                    let dir = if f.has("tokenizer") {
-                        "tokenizer"
-                    } else {
-                        "tokenizer_2"
-                    };
+                    let dir = if f.has("tokenizer") { "tokenizer" } else { "tokenizer_2" };
                     ClipTokenizer::from_folder(&f.root.join(dir)).ok()
                 })
                 .map(Arc::new);
-            let _ = tx.send(Background::Tokenizer {
-                model: path,
-                tokenizer,
-            });
+            let _ = tx.send(Background::Tokenizer { model: path, tokenizer });
             ctx.request_repaint();
         });
         self.save_settings();
+    }
+
+    pub fn history_db(&self) -> PathBuf {
+        self.data_dir.join("history.sqlite3")
     }
 
     fn load_options(&self) -> LoadOptions {
@@ -130,8 +136,7 @@ impl LanternApp {
         let p = &self.state.settings.params;
         Request {
             prompt: p.prompt.clone(),
-            negative_prompt: (!p.negative_prompt.trim().is_empty())
-                .then(|| p.negative_prompt.clone()),
+            negative_prompt: (!p.negative_prompt.trim().is_empty()).then(|| p.negative_prompt.clone()),
             steps: p.steps,
             guidance: p.guidance,
             width: p.width,
@@ -192,8 +197,8 @@ impl LanternApp {
             model: job.model,
             options: self.load_options(),
             request: job.request,
-            output_dir: self.state.settings.output_dir(),
-            record_history: true,
+            output_dir: self.state.settings.output_dir(&self.data_dir),
+            history_db: Some(self.history_db()),
         }));
     }
 
@@ -213,9 +218,7 @@ impl LanternApp {
                 let ctx = self.ctx.clone();
                 std::thread::spawn(move || {
                     let started = Instant::now();
-                    let path = rfd::FileDialog::new()
-                        .set_title("Open a model folder")
-                        .pick_folder();
+                    let path = rfd::FileDialog::new().set_title("Open a model folder").pick_folder();
                     let _ = tx.send(Background::ModelFolderPicked {
                         path,
                         took: started.elapsed(),
@@ -235,13 +238,13 @@ impl LanternApp {
                 }
             }
             Action::ShowInFolder => {
-                if let Some(path) = self.state.selected_image().and_then(|i| i.path.clone()) {
-                    if let Err(e) = reveal_in_folder(&path) {
-                        self.state.warn(format!(
-                            "Could not open the file manager ({e}); the file is {}",
-                            path.display()
-                        ));
-                    }
+                if let Some(path) = self.state.selected_image().and_then(|i| i.path.clone())
+                    && let Err(e) = reveal_in_folder(&path)
+                {
+                    self.state.warn(format!(
+                        "Could not open the file manager ({e}); the file is {}",
+                        path.display()
+                    ));
                 }
             }
             Action::UseSettings(params) => self.use_settings(&params),
@@ -260,8 +263,7 @@ impl LanternApp {
         p.seed = params.seed;
         p.seed_locked = true;
         p.sampler = params.sampler;
-        self.state
-            .info(format!("Settings restored (seed {}).", params.seed));
+        self.state.info(format!("Settings restored (seed {}).", params.seed));
     }
 
     fn save_as(&mut self) {
@@ -280,13 +282,8 @@ impl LanternApp {
                 .add_filter("PNG image", &["png"])
                 .save_file()
             {
-                None => Err(
-                    "no file was chosen (or no file dialog is available on this system)"
-                        .to_string(),
-                ),
-                Some(dest) => copy_atomically(&source, &dest)
-                    .map(|_| dest)
-                    .map_err(|e| e.to_string()),
+                None => Err("no file was chosen (or no file dialog is available on this system)".to_string()),
+                Some(dest) => copy_atomically(&source, &dest).map(|_| dest).map_err(|e| e.to_string()),
             };
             let _ = tx.send(Background::SavedAs(result));
             ctx.request_repaint();
@@ -295,18 +292,14 @@ impl LanternApp {
 
     fn handle_background(&mut self, msg: Background) {
         match msg {
-            Background::ModelFolderPicked {
-                path: Some(path), ..
-            } => self.choose_model(path),
+            Background::ModelFolderPicked { path: Some(path), .. } => self.choose_model(path),
             Background::ModelFolderPicked { path: None, took } => {
                 // An instant "no" means there is no dialog service: offer a path field instead.
                 if took < Duration::from_millis(400) {
                     self.ask_model_path = true;
                 }
             }
-            Background::SavedAs(Ok(path)) => self
-                .state
-                .info(format!("Saved a copy to {}", path.display())),
+            Background::SavedAs(Ok(path)) => self.state.info(format!("Saved a copy to {}", path.display())),
             Background::SavedAs(Err(e)) => self.state.warn(format!("Not saved: {e}")),
             Background::Tokenizer { model, tokenizer } => {
                 if self.state.settings.model.as_ref() == Some(&model) {
@@ -331,10 +324,7 @@ impl LanternApp {
             }
             WorkerEvent::LoadFailed { model, message } => {
                 state.error(message.clone());
-                state.model = ModelStatus::Failed {
-                    path: model,
-                    message,
-                };
+                state.model = ModelStatus::Failed { path: model, message };
             }
             WorkerEvent::Started { .. } => {}
             WorkerEvent::Progress {
@@ -365,11 +355,7 @@ impl LanternApp {
                     match &mut run.preview {
                         Some(tex) => tex.set(color, egui::TextureOptions::LINEAR),
                         None => {
-                            run.preview = Some(self.ctx.load_texture(
-                                "preview",
-                                color,
-                                egui::TextureOptions::LINEAR,
-                            ))
+                            run.preview = Some(self.ctx.load_texture("preview", color, egui::TextureOptions::LINEAR))
                         }
                     }
                 }
@@ -380,9 +366,9 @@ impl LanternApp {
                 }
             }
             WorkerEvent::Warning { message, .. } => state.warn(message),
-            WorkerEvent::Image {
-                generated, saved, ..
-            } => {
+            WorkerEvent::Notice(message) => state.warn(message),
+            WorkerEvent::Recorded { .. } => {}
+            WorkerEvent::Image { generated, saved, .. } => {
                 let first_of_job = generated.params.batch_index == 0;
                 if first_of_job {
                     state.images.clear();
@@ -418,18 +404,10 @@ impl LanternApp {
             }
             WorkerEvent::Finished { id, outcome } => {
                 if state.running.as_ref().is_some_and(|r| r.id == id) {
-                    let took = state
-                        .running
-                        .take()
-                        .map(|r| r.started.elapsed())
-                        .unwrap_or_default();
+                    let took = state.running.take().map(|r| r.started.elapsed()).unwrap_or_default();
                     match outcome {
                         Outcome::Done => {
-                            let saved = state
-                                .status
-                                .as_ref()
-                                .map(|s| s.text.clone())
-                                .unwrap_or_default();
+                            let saved = state.status.as_ref().map(|s| s.text.clone()).unwrap_or_default();
                             state.info(format!("{saved} ({:.1} s)", took.as_secs_f32()));
                         }
                         Outcome::Cancelled => state.info("Cancelled."),
@@ -458,15 +436,18 @@ impl LanternApp {
             return;
         }
         let mut open = true;
-        egui::Window::new("Open a model folder").open(&mut open).collapsible(false).show(ctx, |ui| {
-            ui.label("No file dialog is available on this system. Type or paste the model folder's path:");
-            let r = ui.add(egui::TextEdit::singleline(&mut self.state.model_path_input).desired_width(380.0));
-            let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if (ui.button("Open").clicked() || enter) && !self.state.model_path_input.trim().is_empty() {
-                actions.push(Action::ChooseModel(self.state.model_path_input.trim().into()));
-                self.ask_model_path = false;
-            }
-        });
+        egui::Window::new("Open a model folder")
+            .open(&mut open)
+            .collapsible(false)
+            .show(ctx, |ui| {
+                ui.label("No file dialog is available on this system. Type or paste the model folder's path:");
+                let r = ui.add(egui::TextEdit::singleline(&mut self.state.model_path_input).desired_width(380.0));
+                let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                if (ui.button("Open").clicked() || enter) && !self.state.model_path_input.trim().is_empty() {
+                    actions.push(Action::ChooseModel(self.state.model_path_input.trim().into()));
+                    self.ask_model_path = false;
+                }
+            });
         if !open {
             self.ask_model_path = false;
         }
@@ -486,13 +467,10 @@ impl LanternApp {
         egui::Panel::left("parameters")
             .resizable(true)
             .default_size(340.0)
-            .show(ui, |ui| {
-                panels::parameters::show(ui, &mut self.state, &mut actions)
-            });
+            .show(ui, |ui| panels::parameters::show(ui, &mut self.state, &mut actions));
         egui::CentralPanel::default().show(ui, |ui| {
             if self.state.settings.model.is_none()
-                || (matches!(self.state.model, ModelStatus::Failed { .. })
-                    && self.state.images.is_empty())
+                || (matches!(self.state.model, ModelStatus::Failed { .. }) && self.state.images.is_empty())
             {
                 panels::welcome::show(ui, &mut self.state, &mut actions);
             } else {
@@ -566,10 +544,7 @@ fn job_label(r: &Request) -> String {
     } else {
         String::new()
     };
-    format!(
-        "{prompt}{batch} · {}×{} · {} steps",
-        r.width, r.height, r.steps
-    )
+    format!("{prompt}{batch} · {}×{} · {} steps", r.width, r.height, r.steps)
 }
 
 fn to_color_image(img: &RgbImage) -> egui::ColorImage {
@@ -583,9 +558,7 @@ fn copy_atomically(source: &Path, dest: &Path) -> std::io::Result<()> {
         .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.lantern-tmp",
-        dest.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
+        dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
     ));
     std::fs::copy(source, &tmp)?;
     std::fs::rename(&tmp, dest).inspect_err(|_| {

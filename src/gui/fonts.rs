@@ -22,22 +22,14 @@ const CJK_CANDIDATES: &[&str] = &[
 
 /// Installs the first CJK font found as a fallback for every font family. Returns its path.
 pub fn install_cjk_fallback(ctx: &egui::Context) -> Option<&'static str> {
-    let path = CJK_CANDIDATES
-        .iter()
-        .copied()
-        .find(|p| Path::new(p).is_file())?;
+    let path = CJK_CANDIDATES.iter().copied().find(|p| Path::new(p).is_file())?;
     let bytes = std::fs::read(path).ok()?;
     let mut fonts = egui::FontDefinitions::default();
-    fonts.font_data.insert(
-        "cjk".to_owned(),
-        Arc::new(egui::FontData::from_owned(bytes)),
-    );
+    fonts
+        .font_data
+        .insert("cjk".to_owned(), Arc::new(egui::FontData::from_owned(bytes)));
     for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
-        fonts
-            .families
-            .entry(family)
-            .or_default()
-            .push("cjk".to_owned());
+        fonts.families.entry(family).or_default().push("cjk".to_owned());
     }
     ctx.set_fonts(fonts);
     tracing::info!("CJK font fallback: {path}");

@@ -15,6 +15,7 @@ pub use app::{AppOptions, LanternApp};
 pub fn run(model: Option<PathBuf>) -> anyhow::Result<()> {
     let data = crate::paths::data_dir();
     std::fs::create_dir_all(&data).map_err(|e| anyhow::anyhow!("{}: {e}", data.display()))?;
+    let data_dir = data.clone();
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
@@ -26,19 +27,12 @@ pub fn run(model: Option<PathBuf>) -> anyhow::Result<()> {
         persistence_path: Some(data.join("window.ron")),
         ..Default::default()
     };
-    let settings_path = crate::paths::settings_file();
     eframe::run_native(
         "Lantern",
         options,
         Box::new(move |cc| {
             fonts::install_cjk_fallback(&cc.egui_ctx);
-            Ok(Box::new(LanternApp::new(
-                &cc.egui_ctx,
-                AppOptions {
-                    model,
-                    settings_path,
-                },
-            )))
+            Ok(Box::new(LanternApp::new(&cc.egui_ctx, AppOptions { model, data_dir })))
         }),
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))

@@ -90,10 +90,9 @@ impl Settings {
         std::fs::rename(&tmp, path)
     }
 
-    pub fn output_dir(&self) -> PathBuf {
-        self.output_dir
-            .clone()
-            .unwrap_or_else(crate::paths::outputs_dir)
+    /// Where finished images go: the chosen folder, else `outputs/` in the data folder.
+    pub fn output_dir(&self, data_dir: &Path) -> PathBuf {
+        self.output_dir.clone().unwrap_or_else(|| data_dir.join("outputs"))
     }
 }
 

@@ -37,11 +37,7 @@ pub struct ImportReport {
 
 impl fmt::Display for ImportReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "added {}, already known {}",
-            self.added, self.already_known
-        )?;
+        write!(f, "added {}, already known {}", self.added, self.already_known)?;
         if self.relinked > 0 {
             write!(f, ", moved files found again {}", self.relinked)?;
         }
@@ -86,11 +82,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()>
                     tracing::warn!(path = %path.display(), error = %e, "skipping unreadable folder");
                 }
             }
-        } else if !hidden
-            && path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("png"))
-        {
+        } else if !hidden && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
             out.push(path);
         }
     }
@@ -197,11 +189,7 @@ impl History {
     }
 
     /// Adds single files (those a damaged database still named outside the outputs folder).
-    pub(super) fn import_files(
-        &mut self,
-        files: &[PathBuf],
-        report: &mut ImportReport,
-    ) -> Result<()> {
+    pub(super) fn import_files(&mut self, files: &[PathBuf], report: &mut ImportReport) -> Result<()> {
         let mut pending = Vec::new();
         for path in files {
             if !path.is_file() || self.find_by_path(path)?.is_some() {

@@ -48,12 +48,7 @@ pub fn record_generation(
 }
 
 /// [`record_generation`] into a given history; returns the entry's id.
-pub fn record_in(
-    history: &History,
-    params: &GenerationParams,
-    image_path: &Path,
-    duration: Duration,
-) -> Result<i64> {
+pub fn record_in(history: &History, params: &GenerationParams, image_path: &Path, duration: Duration) -> Result<i64> {
     let entry = NewEntry {
         duration_ms: Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)),
         file_sha256: import::hash_file(image_path),

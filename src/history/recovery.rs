@@ -55,10 +55,7 @@ impl History {
     pub fn open_or_recover(db: &Path, outputs_dir: &Path) -> Result<Opened> {
         let reason = match History::open(db) {
             Ok(history) => {
-                return Ok(Opened {
-                    history,
-                    notice: None,
-                });
+                return Ok(Opened { history, notice: None });
             }
             Err(Error::HistoryCorrupt { detail, .. }) => detail,
             Err(e) => return Err(e),
@@ -100,9 +97,7 @@ impl History {
 
 /// Renames `db` (and its `-wal`, `-shm`) to `<db>.corrupt-<UTC time>`; returns the new path.
 pub fn move_aside(db: &Path) -> Result<PathBuf> {
-    let stamp = jiff::Timestamp::now()
-        .strftime("%Y%m%dT%H%M%SZ")
-        .to_string();
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let base = format!("{}.corrupt-{stamp}", db.display());
     let target = (0..1000)
         .map(|n| {

@@ -123,10 +123,7 @@ impl History {
 
     /// SQLite's full `integrity_check` (tables, indexes, the full-text index).
     pub fn check_integrity(&self) -> Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare("PRAGMA integrity_check")
-            .map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check").map_err(|e| self.err(e))?;
         let rows: Vec<String> = stmt
             .query_map([], |r| r.get(0))
             .and_then(|rows| rows.collect())
@@ -188,9 +185,7 @@ impl History {
     /// Entries matching `query`, newest first.
     pub fn list(&self, query: &Query) -> Result<Vec<Entry>> {
         let (where_sql, mut args) = where_clause(query);
-        let mut sql = format!(
-            "SELECT {COLUMNS} FROM generations g{where_sql} ORDER BY g.created_at DESC, g.id DESC"
-        );
+        let mut sql = format!("SELECT {COLUMNS} FROM generations g{where_sql} ORDER BY g.created_at DESC, g.id DESC");
         // LIMIT -1 means no limit in SQLite; OFFSET needs a LIMIT before it.
         sql.push_str(" LIMIT ? OFFSET ?");
         args.push(Value::Integer(query.limit.map_or(-1, clamp_i64)));
@@ -220,11 +215,9 @@ impl History {
             .conn
             .prepare_cached("SELECT model, count(*) FROM generations GROUP BY model ORDER BY count(*) DESC, model")
             .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.err(e))
+        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
     }
 
     /// Marks or unmarks a favourite; `false` when there is no such entry.
@@ -249,8 +242,7 @@ impl History {
         let path = self.path.clone();
         let map = |e: rusqlite::Error| Error::database(&path, e);
         let tx = self.conn.transaction().map_err(map)?;
-        tx.execute("DELETE FROM generations WHERE id = ?1", [id])
-            .map_err(map)?;
+        tx.execute("DELETE FROM generations WHERE id = ?1", [id]).map_err(map)?;
         if delete_file {
             match std::fs::remove_file(&entry.image_path) {
                 Ok(()) => {}
@@ -288,11 +280,7 @@ impl History {
 
     /// All entries as [`EntryJson`] objects, newest first.
     pub fn export_entries(&self) -> Result<Vec<EntryJson>> {
-        Ok(self
-            .list(&Query::all())?
-            .iter()
-            .map(EntryJson::from)
-            .collect())
+        Ok(self.list(&Query::all())?.iter().map(EntryJson::from).collect())
     }
 
     /// Writes the whole history as a JSON array to `file` (atomically); returns the count.
@@ -305,11 +293,7 @@ impl History {
         if !folder.is_dir() {
             return Err(Error::OutputFolderMissing(folder));
         }
-        crate::output::atomic::write_atomic(
-            file,
-            text.as_bytes(),
-            crate::output::atomic::Existing::Replace,
-        )?;
+        crate::output::atomic::write_atomic(file, text.as_bytes(), crate::output::atomic::Existing::Replace)?;
         Ok(entries.len())
     }
 }
@@ -393,8 +377,7 @@ fn row_to_entry(r: &Row<'_>) -> rusqlite::Result<Entry> {
     let extra_text: String = r.get(17)?;
     let extra: Vec<(String, String)> = serde_json::from_str(&extra_text).unwrap_or_default();
     let created_ms: i64 = r.get(1)?;
-    let u32_col =
-        |i: usize| -> rusqlite::Result<u32> { Ok(u32::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
+    let u32_col = |i: usize| -> rusqlite::Result<u32> { Ok(u32::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
     Ok(Entry {
         id: r.get(0)?,
         created_at: Timestamp::from_millisecond(created_ms).unwrap_or(Timestamp::UNIX_EPOCH),
@@ -432,17 +415,13 @@ fn where_clause(q: &Query) -> (String, Vec<Value>) {
             } else {
                 // Too short for a trigram: a LIKE scan (cheap enough for tens of thousands of rows).
                 let pattern = format!("%{}%", escape_like(word));
-                conds.push(
-                    "(g.prompt LIKE ? ESCAPE '\\' OR g.negative_prompt LIKE ? ESCAPE '\\')".into(),
-                );
+                conds.push("(g.prompt LIKE ? ESCAPE '\\' OR g.negative_prompt LIKE ? ESCAPE '\\')".into());
                 args.push(Value::Text(pattern.clone()));
                 args.push(Value::Text(pattern));
             }
         }
         if !fts_terms.is_empty() {
-            conds.push(
-                "g.id IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH ?)".into(),
-            );
+            conds.push("g.id IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH ?)".into());
             args.push(Value::Text(fts_terms.join(" AND ")));
         }
     }
@@ -485,9 +464,7 @@ fn escape_like(s: &str) -> String {
 
 fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare("PRAGMA quick_check")?;
-    let rows: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let rows: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
     Ok(if rows.len() == 1 && rows[0] == "ok" {
         Vec::new()
     } else {

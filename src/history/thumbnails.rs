@@ -40,10 +40,7 @@ pub fn thumbnail_in(cache_dir: &Path, image_path: &Path, max_side: u32) -> Resul
     hasher.update(mtime_ns.to_le_bytes());
     hasher.update(meta.len().to_le_bytes());
     hasher.update(max_side.to_le_bytes());
-    let key: String = hasher.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let key: String = hasher.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
     let thumb_path = cache_dir.join(format!("{key}-{max_side}.png"));
     if thumb_path.is_file() {
         return Ok(thumb_path);
@@ -102,10 +99,7 @@ pub fn downscale(image: &RgbImage, max_side: u32) -> RgbImage {
     for (oy, taps) in yw.iter().enumerate() {
         let dst = &mut data[oy * ow * 3..(oy + 1) * ow * 3];
         for (i, d) in dst.iter_mut().enumerate() {
-            let v: f32 = taps
-                .iter()
-                .map(|&(sy, wgt)| rows[sy * ow * 3 + i] * wgt)
-                .sum();
+            let v: f32 = taps.iter().map(|&(sy, wgt)| rows[sy * ow * 3 + i] * wgt).sum();
             *d = (v + 0.5).clamp(0.0, 255.0) as u8;
         }
     }
@@ -175,10 +169,6 @@ mod tests {
         let img = RgbImage::from_raw(7, 5, [9u8, 128, 250].repeat(35)).unwrap();
         let small = downscale(&img, 3);
         assert_eq!((small.width, small.height), (3, 2));
-        assert!(
-            small.data.chunks(3).all(|p| p == [9, 128, 250]),
-            "{:?}",
-            small.data
-        );
+        assert!(small.data.chunks(3).all(|p| p == [9, 128, 250]), "{:?}", small.data);
     }
 }

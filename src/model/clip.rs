@@ -112,20 +112,11 @@ impl EncoderLayer {
         let q = split(self.q_proj.forward(&h)?)?;
         let k = split(self.k_proj.forward(&h)?)?;
         let v = split(self.v_proj.forward(&h)?)?;
-        let a = attention(
-            &q,
-            &k,
-            &v,
-            (head_dim as f64).powf(-0.5),
-            false,
-            Some(causal_mask),
-        )?;
+        let a = attention(&q, &k, &v, (head_dim as f64).powf(-0.5), false, Some(causal_mask))?;
         let a = a.transpose(1, 2)?.reshape((b, seq, d))?;
         let x = (x + self.out_proj.forward(&a)?)?;
         let h = self.layer_norm2.forward(&x)?;
-        let h = self
-            .fc2
-            .forward(&self.act.forward(&self.fc1.forward(&h)?)?)?;
+        let h = self.fc2.forward(&self.act.forward(&self.fc1.forward(&h)?)?)?;
         Ok((x + h)?)
     }
 }
@@ -162,15 +153,11 @@ impl ClipTextModel {
         let d = config.hidden_size;
         let emb = w.pp("embeddings");
         let token_embedding = emb.get("token_embedding.weight", (config.vocab_size, d))?;
-        let position_embedding = emb.get(
-            "position_embedding.weight",
-            (config.max_position_embeddings, d),
-        )?;
+        let position_embedding = emb.get("position_embedding.weight", (config.max_position_embeddings, d))?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| EncoderLayer::load(&w.pp("encoder.layers").pp(i), &config))
             .collect::<Result<Vec<_>>>()?;
-        let final_layer_norm =
-            LayerNorm::load(&w.pp("final_layer_norm"), d, config.layer_norm_eps)?;
+        let final_layer_norm = LayerNorm::load(&w.pp("final_layer_norm"), d, config.layer_norm_eps)?;
         let text_projection = match config.projection_dim {
             Some(p) => Some(Linear::load(&weights.pp("text_projection"), d, p, false)?),
             None => None,
@@ -195,32 +182,23 @@ impl ClipTextModel {
     pub fn forward(&self, ids: &[Vec<u32>]) -> Result<TextEncoderOutput> {
         let batch = ids.len();
         let seq = ids.first().map(Vec::len).unwrap_or(0);
-        if batch == 0
-            || seq == 0
-            || seq > self.config.max_position_embeddings
-            || ids.iter().any(|r| r.len() != seq)
-        {
+        if batch == 0 || seq == 0 || seq > self.config.max_position_embeddings || ids.iter().any(|r| r.len() != seq) {
             return Err(Error::invalid(format!(
                 "text encoder needs equal-length id rows of at most {} tokens",
                 self.config.max_position_embeddings
             )));
         }
-        if let Some(bad) = ids
-            .iter()
-            .flatten()
-            .find(|&&id| id as usize >= self.config.vocab_size)
-        {
+        if let Some(bad) = ids.iter().flatten().find(|&&id| id as usize >= self.config.vocab_size) {
             return Err(Error::invalid(format!(
                 "token id {bad} is outside the text encoder's vocabulary"
             )));
         }
         let flat: Vec<u32> = ids.iter().flatten().copied().collect();
         let ids_t = Tensor::from_vec(flat, (batch * seq,), &self.device)?;
-        let tokens = self.token_embedding.index_select(&ids_t, 0)?.reshape((
-            batch,
-            seq,
-            self.config.hidden_size,
-        ))?;
+        let tokens = self
+            .token_embedding
+            .index_select(&ids_t, 0)?
+            .reshape((batch, seq, self.config.hidden_size))?;
         let positions = self.position_embedding.narrow(0, 0, seq)?;
         let mut x = tokens.broadcast_add(&positions)?;
         let mask = causal_mask(seq, self.dtype, &self.device)?;

@@ -22,8 +22,8 @@ impl ConfigFile {
                 Error::io(path, e)
             }
         })?;
-        let json: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::config(path, "(file)", format!("not valid JSON: {e}")))?;
+        let json: Value =
+            serde_json::from_str(&text).map_err(|e| Error::config(path, "(file)", format!("not valid JSON: {e}")))?;
         if !json.is_object() {
             return Err(Error::config(path, "(file)", "expected a JSON object"));
         }
@@ -56,9 +56,9 @@ impl ConfigFile {
     pub fn usize_or(&self, field: &str, default: usize) -> Result<usize> {
         match self.raw(field) {
             None => Ok(default),
-            Some(v) => as_usize(v).ok_or_else(|| {
-                self.error(field, format!("expected a non-negative integer, got {v}"))
-            }),
+            Some(v) => {
+                as_usize(v).ok_or_else(|| self.error(field, format!("expected a non-negative integer, got {v}")))
+            }
         }
     }
 
@@ -66,17 +66,12 @@ impl ConfigFile {
         let v = self
             .raw(field)
             .ok_or_else(|| self.error(field, "required but missing"))?;
-        as_usize(v)
-            .ok_or_else(|| self.error(field, format!("expected a non-negative integer, got {v}")))
+        as_usize(v).ok_or_else(|| self.error(field, format!("expected a non-negative integer, got {v}")))
     }
 
     pub fn opt_usize(&self, field: &str) -> Result<Option<usize>> {
         self.raw(field)
-            .map(|v| {
-                as_usize(v).ok_or_else(|| {
-                    self.error(field, format!("expected a non-negative integer, got {v}"))
-                })
-            })
+            .map(|v| as_usize(v).ok_or_else(|| self.error(field, format!("expected a non-negative integer, got {v}"))))
             .transpose()
     }
 
@@ -144,9 +139,7 @@ impl ConfigFile {
             .ok_or_else(|| self.error(field, format!("expected a list of integers, got {v}")))?;
         let list = arr
             .iter()
-            .map(|x| {
-                as_usize(x).ok_or_else(|| self.error(field, format!("expected integers, got {x}")))
-            })
+            .map(|x| as_usize(x).ok_or_else(|| self.error(field, format!("expected integers, got {x}"))))
             .collect::<Result<Vec<_>>>()?;
         if list.is_empty() {
             return Err(self.error(field, "must not be empty"));
@@ -155,12 +148,7 @@ impl ConfigFile {
     }
 
     /// An integer or a list with one integer per block (diffusers accepts both forms).
-    pub fn per_block(
-        &self,
-        field: &str,
-        n_blocks: usize,
-        default: Option<usize>,
-    ) -> Result<Vec<usize>> {
+    pub fn per_block(&self, field: &str, n_blocks: usize, default: Option<usize>) -> Result<Vec<usize>> {
         match self.raw(field) {
             None => default
                 .map(|d| vec![d; n_blocks])
@@ -175,9 +163,9 @@ impl ConfigFile {
                 }
                 Ok(list)
             }
-            Some(v) => as_usize(v).map(|x| vec![x; n_blocks]).ok_or_else(|| {
-                self.error(field, format!("expected an integer or a list, got {v}"))
-            }),
+            Some(v) => as_usize(v)
+                .map(|x| vec![x; n_blocks])
+                .ok_or_else(|| self.error(field, format!("expected an integer or a list, got {v}"))),
         }
     }
 

@@ -14,11 +14,7 @@ pub struct Linear {
 impl Linear {
     pub fn load(w: &Weights, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
         let weight = w.get("weight", (out_dim, in_dim))?;
-        let bias = if bias {
-            Some(w.get("bias", out_dim)?)
-        } else {
-            None
-        };
+        let bias = if bias { Some(w.get("bias", out_dim)?) } else { None };
         Ok(Linear { weight, bias })
     }
 

@@ -76,10 +76,7 @@ impl ModelFolder {
         let expected: &[(&str, &[&str])] = &[
             ("unet", &["UNet2DConditionModel"]),
             ("vae", &["AutoencoderKL"]),
-            (
-                "text_encoder",
-                &["CLIPTextModel", "CLIPTextModelWithProjection"],
-            ),
+            ("text_encoder", &["CLIPTextModel", "CLIPTextModelWithProjection"]),
             ("text_encoder_2", &["CLIPTextModelWithProjection"]),
             ("tokenizer", &["CLIPTokenizer", "CLIPTokenizerFast"]),
             ("tokenizer_2", &["CLIPTokenizer", "CLIPTokenizerFast"]),
@@ -92,10 +89,7 @@ impl ModelFolder {
                     if !classes.contains(&cls) {
                         return Err(index.error(
                             name,
-                            format!(
-                                "component class `{cls}` is not supported ({})",
-                                classes.join(", ")
-                            ),
+                            format!("component class `{cls}` is not supported ({})", classes.join(", ")),
                         ));
                     }
                     components.push(name.to_string());
@@ -105,10 +99,7 @@ impl ModelFolder {
         }
         for required in ["unet", "vae"] {
             if !components.iter().any(|c| c == required) {
-                return Err(index.error(
-                    required,
-                    "this component is required but the index lists none",
-                ));
+                return Err(index.error(required, "this component is required but the index lists none"));
             }
         }
         let encoders = match kind {
@@ -123,10 +114,8 @@ impl ModelFolder {
         Ok(ModelFolder {
             root: root.to_path_buf(),
             kind,
-            force_zeros_for_empty_prompt: index.bool_or(
-                "force_zeros_for_empty_prompt",
-                kind == PipelineKind::StableDiffusionXl,
-            )?,
+            force_zeros_for_empty_prompt: index
+                .bool_or("force_zeros_for_empty_prompt", kind == PipelineKind::StableDiffusionXl)?,
             components,
         })
     }
@@ -167,10 +156,11 @@ pub fn display_name(root: &Path) -> String {
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    if parts.len() >= 3 && parts[parts.len() - 2] == "snapshots" {
-        if let Some(repo) = parts[parts.len() - 3].strip_prefix("models--") {
-            return repo.rsplit("--").next().unwrap_or(repo).to_string();
-        }
+    if parts.len() >= 3
+        && parts[parts.len() - 2] == "snapshots"
+        && let Some(repo) = parts[parts.len() - 3].strip_prefix("models--")
+    {
+        return repo.rsplit("--").next().unwrap_or(repo).to_string();
     }
     root.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -220,11 +210,7 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    pub fn load(
-        root: &Path,
-        options: LoadOptions,
-        on_stage: &mut dyn FnMut(LoadStage),
-    ) -> Result<LoadedModel> {
+    pub fn load(root: &Path, options: LoadOptions, on_stage: &mut dyn FnMut(LoadStage)) -> Result<LoadedModel> {
         let folder = ModelFolder::open(root)?;
         let prefer = if options.dtype == DType::F32 {
             VariantPreference::FullPrecision
@@ -235,8 +221,7 @@ impl LoadedModel {
         let scheduler_config = ConfigFile::read(&sched_path)?.json;
 
         let mut text_encoders = Vec::new();
-        for (i, (tok_dir, enc_dir, projection)) in folder.text_components().into_iter().enumerate()
-        {
+        for (i, (tok_dir, enc_dir, projection)) in folder.text_components().into_iter().enumerate() {
             on_stage(LoadStage::TextEncoder(i));
             let tokenizer = ClipTokenizer::from_folder(&folder.root.join(tok_dir))?;
             let dir = folder.root.join(enc_dir);
@@ -270,13 +255,7 @@ impl LoadedModel {
         } else {
             options.dtype
         };
-        let vae_w = Weights::open(
-            &vae_dir,
-            "diffusion_pytorch_model",
-            prefer,
-            vae_dtype,
-            &options.device,
-        )?;
+        let vae_w = Weights::open(&vae_dir, "diffusion_pytorch_model", prefer, vae_dtype, &options.device)?;
         let vae = VaeDecoder::load(&vae_w, vae_config)?;
 
         Ok(LoadedModel {
@@ -309,11 +288,7 @@ impl LoadedModel {
 }
 
 /// The text encoders' combined width must equal what the UNet's cross-attention expects.
-fn check_context_width(
-    folder: &ModelFolder,
-    unet: &UnetConfig,
-    encoders: &[TextEncoder],
-) -> Result<()> {
+fn check_context_width(folder: &ModelFolder, unet: &UnetConfig, encoders: &[TextEncoder]) -> Result<()> {
     let width: usize = encoders.iter().map(|e| e.model.config().hidden_size).sum();
     if width != unet.context_dim() {
         return Err(Error::config(

@@ -30,12 +30,7 @@ pub struct ResnetConfig {
 impl ResnetBlock {
     pub fn load(w: &Weights, c: &ResnetConfig) -> Result<ResnetBlock> {
         let time_emb_proj = match c.temb_channels {
-            Some(t) => Some(Linear::load(
-                &w.pp("time_emb_proj"),
-                t,
-                c.out_channels,
-                true,
-            )?),
+            Some(t) => Some(Linear::load(&w.pp("time_emb_proj"), t, c.out_channels, true)?),
             None => None,
         };
         let conv_shortcut = if c.in_channels != c.out_channels {
@@ -132,12 +127,7 @@ pub struct Downsample {
 }
 
 impl Downsample {
-    pub fn load(
-        w: &Weights,
-        in_channels: usize,
-        out_channels: usize,
-        padding: usize,
-    ) -> Result<Downsample> {
+    pub fn load(w: &Weights, in_channels: usize, out_channels: usize, padding: usize) -> Result<Downsample> {
         Ok(Downsample {
             conv: Conv2d::load(&w.pp("conv"), in_channels, out_channels, 3, 2, padding)?,
             pad_manually: padding == 0,

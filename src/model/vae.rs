@@ -31,19 +31,17 @@ pub struct VaeConfig {
 impl VaeConfig {
     pub fn read(path: &Path) -> Result<VaeConfig> {
         let c = ConfigFile::read(path)?;
-        if let Some(types) = c.str_list("up_block_types")? {
-            if let Some(bad) = types.iter().find(|t| t.as_str() != "UpDecoderBlock2D") {
-                return Err(c.error(
-                    "up_block_types",
-                    format!("block type `{bad}` is not supported (UpDecoderBlock2D)"),
-                ));
-            }
+        if let Some(types) = c.str_list("up_block_types")?
+            && let Some(bad) = types.iter().find(|t| t.as_str() != "UpDecoderBlock2D")
+        {
+            return Err(c.error(
+                "up_block_types",
+                format!("block type `{bad}` is not supported (UpDecoderBlock2D)"),
+            ));
         }
         c.require_default("norm_type", &[json!("group")])?;
         c.require_default("act_fn", &[json!("silu")])?;
-        let block_out_channels = c
-            .usize_list("block_out_channels")?
-            .unwrap_or_else(|| vec![64]);
+        let block_out_channels = c.usize_list("block_out_channels")?.unwrap_or_else(|| vec![64]);
         let norm_num_groups = c.usize_or("norm_num_groups", 32)?;
         if let Some(bad) = block_out_channels
             .iter()
@@ -68,10 +66,7 @@ impl VaeConfig {
         let latent_channels = c.usize_or("latent_channels", 4)?;
         let latents_mean = stats("latents_mean")?;
         let latents_std = stats("latents_std")?;
-        for (field, v) in [
-            ("latents_mean", &latents_mean),
-            ("latents_std", &latents_std),
-        ] {
+        for (field, v) in [("latents_mean", &latents_mean), ("latents_std", &latents_std)] {
             if v.as_ref().is_some_and(|v| v.len() != latent_channels) {
                 return Err(c.error(field, format!("needs {latent_channels} entries")));
             }
@@ -205,13 +200,7 @@ impl VaeDecoder {
             out_ch = ch;
             let bw = d.pp("up_blocks").pp(i);
             let resnets = (0..=c.layers_per_block)
-                .map(|j| {
-                    resnet(
-                        &bw.pp("resnets").pp(j),
-                        if j == 0 { prev } else { out_ch },
-                        out_ch,
-                    )
-                })
+                .map(|j| resnet(&bw.pp("resnets").pp(j), if j == 0 { prev } else { out_ch }, out_ch))
                 .collect::<Result<Vec<_>>>()?;
             let upsample = if i + 1 < rev.len() {
                 Some(Upsample::load(&bw.pp("upsamplers").pp(0), out_ch)?)
@@ -225,30 +214,14 @@ impl VaeDecoder {
             conv_in: Conv2d::load(&d.pp("conv_in"), lc, top, 3, 1, 1)?,
             mid_resnet_1: resnet(&mid.pp("resnets").pp(0), top, top)?,
             mid_attention: if c.mid_block_add_attention {
-                Some(SpatialAttention::load(
-                    &mid.pp("attentions").pp(0),
-                    top,
-                    groups,
-                )?)
+                Some(SpatialAttention::load(&mid.pp("attentions").pp(0), top, groups)?)
             } else {
                 None
             },
             mid_resnet_2: resnet(&mid.pp("resnets").pp(1), top, top)?,
             up,
-            conv_norm_out: GroupNorm::load(
-                &d.pp("conv_norm_out"),
-                groups,
-                c.block_out_channels[0],
-                1e-6,
-            )?,
-            conv_out: Conv2d::load(
-                &d.pp("conv_out"),
-                c.block_out_channels[0],
-                c.out_channels,
-                3,
-                1,
-                1,
-            )?,
+            conv_norm_out: GroupNorm::load(&d.pp("conv_norm_out"), groups, c.block_out_channels[0], 1e-6)?,
+            conv_out: Conv2d::load(&d.pp("conv_out"), c.block_out_channels[0], c.out_channels, 3, 1, 1)?,
             dtype: w.dtype(),
             config,
         })
@@ -270,16 +243,8 @@ impl VaeDecoder {
         let x = match (&c.latents_mean, &c.latents_std) {
             (Some(mean), Some(std)) => {
                 let shape = (1, mean.len(), 1, 1);
-                let mean = Tensor::from_vec(
-                    mean.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-                    shape,
-                    x.device(),
-                )?;
-                let std = Tensor::from_vec(
-                    std.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-                    shape,
-                    x.device(),
-                )?;
+                let mean = Tensor::from_vec(mean.iter().map(|&v| v as f32).collect::<Vec<_>>(), shape, x.device())?;
+                let std = Tensor::from_vec(std.iter().map(|&v| v as f32).collect::<Vec<_>>(), shape, x.device())?;
                 ((x.broadcast_mul(&std)? / c.scaling_factor)?.broadcast_add(&mean))?
             }
             _ => (x / c.scaling_factor)?,

@@ -51,11 +51,7 @@ pub struct Weights {
 }
 
 /// The weight files found in a component folder, in the order they will be read.
-pub fn find_weight_files(
-    dir: &Path,
-    base: &str,
-    prefer: VariantPreference,
-) -> Result<Vec<PathBuf>> {
+pub fn find_weight_files(dir: &Path, base: &str, prefer: VariantPreference) -> Result<Vec<PathBuf>> {
     let full = dir.join(format!("{base}.safetensors"));
     let half = dir.join(format!("{base}.fp16.safetensors"));
     let full_index = dir.join(format!("{base}.safetensors.index.json"));
@@ -90,16 +86,14 @@ pub fn find_weight_files(
     }
     Err(Error::weights(
         &full,
-        format!(
-            "missing weight file (looked for {base}.safetensors, {base}.fp16.safetensors and a sharded index)"
-        ),
+        format!("missing weight file (looked for {base}.safetensors, {base}.fp16.safetensors and a sharded index)"),
     ))
 }
 
 fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::weights(index, format!("not valid JSON: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::weights(index, format!("not valid JSON: {e}")))?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())
@@ -124,8 +118,7 @@ fn map_file(path: &Path) -> Result<MappedFile> {
     // SAFETY: the file is opened read-only and we never write through the map. Another
     // process truncating it while we read is the one hazard, as for every mmap user.
     let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    let corrupt =
-        |msg: String| Error::weights(path, format!("not a valid safetensors file ({msg})"));
+    let corrupt = |msg: String| Error::weights(path, format!("not a valid safetensors file ({msg})"));
     if mmap.len() < 8 {
         return Err(corrupt(format!("only {} bytes", mmap.len())));
     }
@@ -133,17 +126,14 @@ fn map_file(path: &Path) -> Result<MappedFile> {
     let data_start = 8usize
         .checked_add(header_len)
         .filter(|&end| end <= mmap.len())
-        .ok_or_else(|| {
-            Error::weights(path, "truncated: the header runs past the end of the file")
-        })?;
-    let (_, metadata) =
-        safetensors::SafeTensors::read_metadata(&mmap[..]).or_else(|e| match e {
-            // read_metadata also checks the data length; we report truncation ourselves below.
-            safetensors::SafeTensorError::MetadataIncompleteBuffer => {
-                serde_json::from_slice(&mmap[8..data_start]).map_err(|e| corrupt(e.to_string()))
-            }
-            other => Err(corrupt(other.to_string())),
-        })?;
+        .ok_or_else(|| Error::weights(path, "truncated: the header runs past the end of the file"))?;
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&mmap[..]).or_else(|e| match e {
+        // read_metadata also checks the data length; we report truncation ourselves below.
+        safetensors::SafeTensorError::MetadataIncompleteBuffer => {
+            serde_json::from_slice(&mmap[8..data_start]).map_err(|e| corrupt(e.to_string()))
+        }
+        other => Err(corrupt(other.to_string())),
+    })?;
     let mut tensors = HashMap::new();
     let mut data_len = 0usize;
     for (name, info) in metadata.tensors() {
@@ -182,13 +172,7 @@ fn candle_dtype(dtype: StDtype) -> Option<DType> {
 
 impl Weights {
     /// Maps the weight files of one component folder.
-    pub fn open(
-        dir: &Path,
-        base: &str,
-        prefer: VariantPreference,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Weights> {
+    pub fn open(dir: &Path, base: &str, prefer: VariantPreference, dtype: DType, device: &Device) -> Result<Weights> {
         let paths = find_weight_files(dir, base, prefer)?;
         Self::from_files(&paths, dtype, device)
     }
@@ -250,18 +234,12 @@ impl Weights {
         } else {
             format!("{}.{}", self.prefix, name)
         };
-        Weights {
-            prefix,
-            ..self.clone()
-        }
+        Weights { prefix, ..self.clone() }
     }
 
     /// The same weights produced in another dtype (e.g. an f32 VAE inside an f16 model).
     pub fn with_dtype(&self, dtype: DType) -> Weights {
-        Weights {
-            dtype,
-            ..self.clone()
-        }
+        Weights { dtype, ..self.clone() }
     }
 
     fn full_name(&self, name: &str) -> String {
@@ -297,24 +275,22 @@ impl Weights {
                 .unwrap_or_default();
             return Err(Error::weights(
                 &store.display_path,
-                format!(
-                    "missing tensor `{full}`{shape}; the weights do not match the component's config.json"
-                ),
+                format!("missing tensor `{full}`{shape}; the weights do not match the component's config.json"),
             ));
         };
         let file = &store.files[file_idx];
         let info = &file.tensors[full];
-        if let Some(expected) = expected {
-            if info.shape.as_slice() != expected.dims() {
-                return Err(Error::weights(
-                    &file.path,
-                    format!(
-                        "tensor `{full}` has shape {:?} but the config implies {:?}",
-                        info.shape,
-                        expected.dims()
-                    ),
-                ));
-            }
+        if let Some(expected) = expected
+            && info.shape.as_slice() != expected.dims()
+        {
+            return Err(Error::weights(
+                &file.path,
+                format!(
+                    "tensor `{full}` has shape {:?} but the config implies {:?}",
+                    info.shape,
+                    expected.dims()
+                ),
+            ));
         }
         let dtype = candle_dtype(info.dtype).ok_or_else(|| {
             Error::weights(

@@ -80,8 +80,8 @@ impl Catalog {
 
     /// Parses and validates a catalog in the `assets/models.toml` format.
     pub fn parse(text: &str) -> Result<Catalog> {
-        let catalog: Catalog = toml::from_str(text)
-            .map_err(|e| Error::Catalog(e.to_string().lines().collect::<Vec<_>>().join(" ")))?;
+        let catalog: Catalog =
+            toml::from_str(text).map_err(|e| Error::Catalog(e.to_string().lines().collect::<Vec<_>>().join(" ")))?;
         catalog.validate()?;
         Ok(catalog)
     }
@@ -105,11 +105,7 @@ impl Catalog {
     /// The settings to apply when `family` is chosen: the catalog entry `catalog_id` names,
     /// else the first entry of the same family (a local SD-Turbo copy gets SD-Turbo's 1 step,
     /// guidance 0), else the first entry on the same architecture.
-    pub fn recommended_for(
-        &self,
-        catalog_id: Option<&str>,
-        family: Family,
-    ) -> Option<&RecommendedSettings> {
+    pub fn recommended_for(&self, catalog_id: Option<&str>, family: Family) -> Option<&RecommendedSettings> {
         let same_arch = |f: Family| match family {
             Family::Sd1 | Family::Sd2 => matches!(f, Family::Sd1 | Family::Sd2),
             other => f == other,
@@ -166,12 +162,9 @@ impl Catalog {
                 let ok = match *component {
                     "scheduler" => has_name("scheduler_config.json"),
                     c if c.starts_with("tokenizer") => {
-                        has_name("tokenizer.json")
-                            || (has_name("vocab.json") && has_name("merges.txt"))
+                        has_name("tokenizer.json") || (has_name("vocab.json") && has_name("merges.txt"))
                     }
-                    _ => {
-                        has_name("config.json") && files.iter().any(|f| f.ends_with(".safetensors"))
-                    }
+                    _ => has_name("config.json") && files.iter().any(|f| f.ends_with(".safetensors")),
                 };
                 if !ok {
                     return fail(format!("component `{component}` is incomplete"));
@@ -218,9 +211,7 @@ fn check_file(file: &str) -> std::result::Result<(), &'static str> {
         None if file != "model_index.json" => {
             Err("root files other than model_index.json are single-file checkpoints or docs")
         }
-        Some((dir, _)) if !DIFFUSERS_COMPONENTS.contains(&dir) => {
-            Err("not a component Lantern uses")
-        }
+        Some((dir, _)) if !DIFFUSERS_COMPONENTS.contains(&dir) => Err("not a component Lantern uses"),
         _ => Ok(()),
     }
 }
@@ -263,10 +254,7 @@ mod tests {
         assert_eq!(turbo.recommended.guidance, 0.0);
         assert_eq!(turbo.download_label(), "Download SD-Turbo — 2.6 GB");
         assert_eq!(catalog.suggested(true).unwrap().id, "sd-turbo");
-        assert_eq!(
-            catalog.find("STABILITYAI/SDXL-TURBO").unwrap().id,
-            "sdxl-turbo"
-        );
+        assert_eq!(catalog.find("STABILITYAI/SDXL-TURBO").unwrap().id, "sdxl-turbo");
         assert_eq!(
             catalog
                 .find("stable-diffusion-v1-5/stable-diffusion-v1-5")
@@ -278,9 +266,7 @@ mod tests {
 
         let r = catalog.recommended_for(None, Family::SdTurbo).unwrap();
         assert_eq!((r.steps, r.guidance), (1, 0.0));
-        let r = catalog
-            .recommended_for(Some("sdxl"), Family::SdxlTurbo)
-            .unwrap();
+        let r = catalog.recommended_for(Some("sdxl"), Family::SdxlTurbo).unwrap();
         assert_eq!(r.width, 1024);
         let r = catalog.recommended_for(None, Family::Sd2).unwrap();
         assert_eq!(r.width, 768);
@@ -305,11 +291,7 @@ mod tests {
         let err = Catalog::parse(&root_ckpt).unwrap_err().to_string();
         assert!(err.contains("single-file"), "{err}");
 
-        let no_vae = good.replacen(
-            "    \"vae/diffusion_pytorch_model.fp16.safetensors\",\n",
-            "",
-            1,
-        );
+        let no_vae = good.replacen("    \"vae/diffusion_pytorch_model.fp16.safetensors\",\n", "", 1);
         let err = Catalog::parse(&no_vae).unwrap_err().to_string();
         assert!(err.contains("component `vae`"), "{err}");
 
@@ -321,12 +303,7 @@ mod tests {
         assert!(Catalog::parse(&safety).is_err());
 
         let bad_sampler = good.replacen("sampler = \"default\"", "sampler = \"magic\"", 1);
-        assert!(
-            Catalog::parse(&bad_sampler)
-                .unwrap_err()
-                .to_string()
-                .contains("magic")
-        );
+        assert!(Catalog::parse(&bad_sampler).unwrap_err().to_string().contains("magic"));
 
         let turbo_cfg = good.replacen("guidance = 0.0", "guidance = 7.0", 1);
         assert!(Catalog::parse(&turbo_cfg).is_err());

@@ -133,12 +133,7 @@ pub fn discover(roots: &DiscoveryRoots) -> Vec<LocalModel> {
 
     for root in &roots.project_weights {
         for dir in model_dirs(root, 2) {
-            add(
-                &dir,
-                folder_name(&dir),
-                ModelSource::ProjectWeights,
-                &mut out,
-            );
+            add(&dir, folder_name(&dir), ModelSource::ProjectWeights, &mut out);
         }
     }
     if let Some(root) = &roots.data_dir_models {
@@ -168,17 +163,10 @@ pub fn discover(roots: &DiscoveryRoots) -> Vec<LocalModel> {
 }
 
 /// Describes one folder; `None` when it is not a supported model folder.
-pub fn describe(
-    dir: &Path,
-    name: String,
-    source: ModelSource,
-    catalog: Option<&Catalog>,
-) -> Option<LocalModel> {
+pub fn describe(dir: &Path, name: String, source: ModelSource, catalog: Option<&Catalog>) -> Option<LocalModel> {
     let found = inspect::inspect(dir, &name)?;
     let catalog_id = match &source {
-        ModelSource::HfCache { repo_id, .. } => {
-            catalog.and_then(|c| c.find(repo_id)).map(|e| e.id.clone())
-        }
+        ModelSource::HfCache { repo_id, .. } => catalog.and_then(|c| c.find(repo_id)).map(|e| e.id.clone()),
         _ => None,
     };
     let status = if found.problems.is_empty() {

@@ -59,11 +59,7 @@ impl HubConfig {
 
     /// [`HubConfig::from_env`] with the environment passed in.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |key: &str| {
-            lookup(key)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let endpoint = get("HF_ENDPOINT")
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned())
             .trim_end_matches('/')
@@ -74,12 +70,9 @@ impl HubConfig {
             )));
         }
         let token = get("HF_TOKEN").or_else(|| get("HUGGING_FACE_HUB_TOKEN"));
-        let cache_dir =
-            hf_cache::cache_dir_from(|key| get(key).map(PathBuf::from)).ok_or_else(|| {
-                Error::invalid(
-                    "cannot find the home folder for the Hugging Face cache; set HF_HUB_CACHE",
-                )
-            })?;
+        let cache_dir = hf_cache::cache_dir_from(|key| get(key).map(PathBuf::from)).ok_or_else(|| {
+            Error::invalid("cannot find the home folder for the Hugging Face cache; set HF_HUB_CACHE")
+        })?;
         Ok(HubConfig {
             endpoint,
             token,
@@ -265,10 +258,7 @@ struct Lfs {
 /// component's JSON/text files and its `.safetensors` weights, the `fp16` variant when the
 /// component has one, else the plain files (never `non_ema` or other variants). Pickles, ONNX,
 /// root-level checkpoints and the safety checker are left out.
-pub fn select_diffusers_files<'a>(
-    listing: impl IntoIterator<Item = &'a str>,
-    repo: &str,
-) -> Result<Vec<String>> {
+pub fn select_diffusers_files<'a>(listing: impl IntoIterator<Item = &'a str>, repo: &str) -> Result<Vec<String>> {
     let listing: Vec<&str> = listing.into_iter().collect();
     if !listing.contains(&"model_index.json") {
         return Err(Error::Download(format!(
@@ -285,11 +275,7 @@ pub fn select_diffusers_files<'a>(
         if files.is_empty() {
             continue;
         }
-        let weights: Vec<&str> = files
-            .iter()
-            .copied()
-            .filter(|f| f.ends_with(".safetensors"))
-            .collect();
+        let weights: Vec<&str> = files.iter().copied().filter(|f| f.ends_with(".safetensors")).collect();
         let has_fp16 = weights.iter().any(|f| weight_variant(f) == Some("fp16"));
         let wanted = if has_fp16 { Some("fp16") } else { None };
         let needs_weights = !matches!(component, "scheduler" | "tokenizer" | "tokenizer_2");
@@ -339,11 +325,7 @@ pub fn download(
     on_event: &mut dyn FnMut(DownloadEvent),
 ) -> Result<PathBuf> {
     hf_cache::validate_repo_id(&request.repo_id)?;
-    let http = Http::new(
-        config.connect_timeout,
-        config.read_timeout,
-        config.token.clone(),
-    );
+    let http = Http::new(config.connect_timeout, config.read_timeout, config.token.clone());
     let repo = RepoCache::new(&config.cache_dir, &request.repo_id);
     let (commit, files) = plan(config, &http, request)?;
     check_cancel(cancel)?;
@@ -354,15 +336,8 @@ pub fn download(
     repo.write_ref(&request.revision, &commit)?;
 
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let already: u64 = files
-        .iter()
-        .map(|f| bytes_present(&repo, &snapshot, f))
-        .sum();
-    check_disk_space(
-        &config.cache_dir,
-        total - already.min(total),
-        request.keep_free,
-    )?;
+    let already: u64 = files.iter().map(|f| bytes_present(&repo, &snapshot, f)).sum();
+    check_disk_space(&config.cache_dir, total - already.min(total), request.keep_free)?;
     on_event(DownloadEvent::Planned {
         repo_id: request.repo_id.clone(),
         commit: commit.clone(),
@@ -404,11 +379,7 @@ fn check_cancel(cancel: &CancelFlag) -> Result<()> {
 }
 
 /// Asks the API for the commit and the file list, and keeps the requested files.
-fn plan(
-    config: &HubConfig,
-    http: &Http,
-    request: &DownloadRequest,
-) -> Result<(String, Vec<PlannedFile>)> {
+fn plan(config: &HubConfig, http: &Http, request: &DownloadRequest) -> Result<(String, Vec<PlannedFile>)> {
     let (org, name) = request
         .repo_id
         .split_once('/')
@@ -421,10 +392,7 @@ fn plan(
     tracing::debug!(url, "planning download");
     let response = http.get(&url, None)?;
     if response.status != 200 {
-        return Err(response.status_error(&format!(
-            "{} (revision {})",
-            request.repo_id, request.revision
-        )));
+        return Err(response.status_error(&format!("{} (revision {})", request.repo_id, request.revision)));
     }
     let info: RepoInfo = response.into_json()?;
     let commit = info
@@ -439,26 +407,21 @@ fn plan(
 
     let wanted = match &request.files {
         FileSelection::Exact(files) => files.clone(),
-        FileSelection::Diffusers => select_diffusers_files(
-            info.siblings.iter().map(|s| s.rfilename.as_str()),
-            &request.repo_id,
-        )?,
+        FileSelection::Diffusers => {
+            select_diffusers_files(info.siblings.iter().map(|s| s.rfilename.as_str()), &request.repo_id)?
+        }
     };
     let mut files = Vec::with_capacity(wanted.len());
     for path in wanted {
         hf_cache::validate_repo_path(&path)?;
-        let sibling = info
-            .siblings
-            .iter()
-            .find(|s| s.rfilename == path)
-            .ok_or_else(|| {
-                Error::Download(format!(
-                    "{} has no file `{path}` at revision {} ({})",
-                    request.repo_id,
-                    request.revision,
-                    &commit[..commit.len().min(12)]
-                ))
-            })?;
+        let sibling = info.siblings.iter().find(|s| s.rfilename == path).ok_or_else(|| {
+            Error::Download(format!(
+                "{} has no file `{path}` at revision {} ({})",
+                request.repo_id,
+                request.revision,
+                &commit[..commit.len().min(12)]
+            ))
+        })?;
         let (size, sha256, blob_id) = match (&sibling.lfs, sibling.size, &sibling.blob_id) {
             (Some(lfs), _, _) => (
                 lfs.size,
@@ -492,15 +455,8 @@ fn plan(
 /// Bytes of `file` already on disk: all of it when its snapshot link or blob is complete, the
 /// partial length when an `.incomplete` file waits to be resumed.
 fn bytes_present(repo: &RepoCache, snapshot: &Path, file: &PlannedFile) -> u64 {
-    let len = |p: &Path| {
-        fs::metadata(p)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
-    };
-    if len(&snapshot.join(&file.path)) == Some(file.size)
-        || len(&repo.blob_path(&file.blob_id)) == Some(file.size)
-    {
+    let len = |p: &Path| fs::metadata(p).ok().filter(|m| m.is_file()).map(|m| m.len());
+    if len(&snapshot.join(&file.path)) == Some(file.size) || len(&repo.blob_path(&file.blob_id)) == Some(file.size) {
         return file.size;
     }
     len(&repo.incomplete_path(&file.blob_id))
@@ -566,12 +522,7 @@ impl Run<'_> {
     fn fetch(&mut self, file: &PlannedFile) -> Result<()> {
         let snapshot_file = self.repo.snapshot_dir(self.commit).join(&file.path);
         let blob = self.repo.blob_path(&file.blob_id);
-        let len = |p: &Path| {
-            fs::metadata(p)
-                .ok()
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-        };
+        let len = |p: &Path| fs::metadata(p).ok().filter(|m| m.is_file()).map(|m| m.len());
 
         if len(&snapshot_file) == Some(file.size) {
             return self.skip(file);
@@ -613,13 +564,7 @@ impl Run<'_> {
     }
 
     /// Fetches from `offset` to the end into `partial`; returns the final length.
-    fn stream(
-        &mut self,
-        file: &PlannedFile,
-        partial: &Path,
-        mut offset: u64,
-        hasher: &mut Sha256,
-    ) -> Result<u64> {
+    fn stream(&mut self, file: &PlannedFile, partial: &Path, mut offset: u64, hasher: &mut Sha256) -> Result<u64> {
         let (org, name) = self.repo.repo_id.split_once('/').unwrap_or(("", ""));
         let mut segments = vec![org, name, "resolve", self.commit];
         segments.extend(file.path.split('/'));
@@ -629,10 +574,7 @@ impl Run<'_> {
         let mut response = self.http.get(&url, (offset > 0).then_some(offset))?;
         if response.status == 416 && offset > 0 {
             // Our partial file does not fit what the server has: start over.
-            tracing::warn!(
-                file = file.path,
-                "range not satisfiable; restarting the file"
-            );
+            tracing::warn!(file = file.path, "range not satisfiable; restarting the file");
             self.done -= offset;
             offset = 0;
             *hasher = Sha256::new();
@@ -641,12 +583,7 @@ impl Run<'_> {
         match response.status {
             206 if offset > 0 => {
                 let expected = format!("bytes {offset}-");
-                if !response
-                    .content_range
-                    .as_deref()
-                    .unwrap_or("")
-                    .starts_with(&expected)
-                {
+                if !response.content_range.as_deref().unwrap_or("").starts_with(&expected) {
                     return Err(Error::Download(format!(
                         "{what}: the server resumed at the wrong place ({:?})",
                         response.content_range
@@ -724,8 +661,7 @@ impl Run<'_> {
                     file.size
                 )));
             }
-            out.write_all(&buf[..n])
-                .map_err(|e| Error::io(partial, e))?;
+            out.write_all(&buf[..n]).map_err(|e| Error::io(partial, e))?;
             if file.sha256.is_some() {
                 hasher.update(&buf[..n]);
             }
@@ -789,14 +725,9 @@ impl Run<'_> {
         }
         self.last_report = Some(now);
         let secs = (now - self.started).as_secs_f64();
-        let bytes_per_sec = if secs > 0.0 {
-            self.fetched as f64 / secs
-        } else {
-            0.0
-        };
+        let bytes_per_sec = if secs > 0.0 { self.fetched as f64 / secs } else { 0.0 };
         let left = self.total.saturating_sub(self.done);
-        let eta =
-            (bytes_per_sec > 0.0).then(|| Duration::from_secs_f64(left as f64 / bytes_per_sec));
+        let eta = (bytes_per_sec > 0.0).then(|| Duration::from_secs_f64(left as f64 / bytes_per_sec));
         (self.on_event)(DownloadEvent::Progress(Progress {
             file: file.path.clone(),
             file_done,
@@ -824,12 +755,10 @@ fn hash_prefix(path: &Path, len: u64, hasher: &mut Sha256, cancel: &CancelFlag) 
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// A download running on its own thread: events arrive on `events`, `cancel()` stops it at the
@@ -857,9 +786,7 @@ impl DownloadHandle {
     pub fn join(mut self) -> Result<PathBuf> {
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
-            _ => Err(Error::Download(
-                "the download thread stopped unexpectedly".into(),
-            )),
+            _ => Err(Error::Download("the download thread stopped unexpectedly".into())),
         }
     }
 }
@@ -880,9 +807,7 @@ pub fn spawn_download(config: HubConfig, request: DownloadRequest) -> DownloadHa
             match &result {
                 Ok(_) => {}
                 Err(Error::Cancelled) => send(DownloadEvent::Cancelled),
-                Err(e) => send(DownloadEvent::Failed {
-                    message: e.to_string(),
-                }),
+                Err(e) => send(DownloadEvent::Failed { message: e.to_string() }),
             }
             result
         });
@@ -961,18 +886,9 @@ mod tests {
             "unet/diffusion_pytorch_model-00002-of-00002.fp16.safetensors",
         ];
         let picked = select_diffusers_files(sharded, "x/y").unwrap();
-        assert!(
-            picked
-                .contains(&"unet/diffusion_pytorch_model.safetensors.index.fp16.json".to_string())
-        );
-        assert!(
-            picked.contains(
-                &"unet/diffusion_pytorch_model-00002-of-00002.fp16.safetensors".to_string()
-            )
-        );
-        assert!(
-            !picked.contains(&"unet/diffusion_pytorch_model.safetensors.index.json".to_string())
-        );
+        assert!(picked.contains(&"unet/diffusion_pytorch_model.safetensors.index.fp16.json".to_string()));
+        assert!(picked.contains(&"unet/diffusion_pytorch_model-00002-of-00002.fp16.safetensors".to_string()));
+        assert!(!picked.contains(&"unet/diffusion_pytorch_model.safetensors.index.json".to_string()));
         assert_eq!(picked.len(), 5);
 
         let pickles = [
@@ -980,13 +896,8 @@ mod tests {
             "unet/config.json",
             "unet/diffusion_pytorch_model.bin",
         ];
-        let err = select_diffusers_files(pickles, "x/y")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("unet/") && err.contains(".safetensors"),
-            "{err}"
-        );
+        let err = select_diffusers_files(pickles, "x/y").unwrap_err().to_string();
+        assert!(err.contains("unet/") && err.contains(".safetensors"), "{err}");
 
         let not_diffusers = ["sd_xl_turbo_1.0.safetensors"];
         assert!(select_diffusers_files(not_diffusers, "x/y").is_err());
@@ -995,12 +906,7 @@ mod tests {
     #[test]
     fn config_reads_endpoint_token_and_cache_from_the_environment() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(key, _)| *key == k)
-                    .map(|(_, v)| v.to_string())
-            }
+            move |k: &str| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string())
         };
         let c = HubConfig::from_lookup(env(&[
             ("HF_ENDPOINT", "http://127.0.0.1:9/"),

@@ -17,11 +17,7 @@ use crate::error::{Error, Result};
 /// Where the Hub cache lives, following huggingface_hub's precedence: `HF_HUB_CACHE`, else
 /// `HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
 pub fn default_cache_dir() -> Option<PathBuf> {
-    cache_dir_from(|key| {
-        std::env::var_os(key)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    })
+    cache_dir_from(|key| std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from))
 }
 
 /// [`default_cache_dir`] with the environment passed in (tests, and callers with overrides).
@@ -76,9 +72,7 @@ pub fn validate_repo_id(repo_id: &str) -> Result<()> {
 /// Checks a file path inside a repo: relative, forward slashes, no `..`.
 pub fn validate_repo_path(path: &str) -> Result<()> {
     let p = Path::new(path);
-    let fine = !path.is_empty()
-        && !path.contains('\\')
-        && p.components().all(|c| matches!(c, Component::Normal(_)));
+    let fine = !path.is_empty() && !path.contains('\\') && p.components().all(|c| matches!(c, Component::Normal(_)));
     if fine {
         Ok(())
     } else {
@@ -199,10 +193,7 @@ pub fn cached_repos(cache_dir: &Path) -> Vec<RepoCache> {
         .filter(|e| e.path().is_dir())
         .filter_map(|e| {
             let repo_id = repo_id_from_folder(&e.file_name().to_string_lossy())?;
-            Some(RepoCache {
-                repo_id,
-                dir: e.path(),
-            })
+            Some(RepoCache { repo_id, dir: e.path() })
         })
         .collect();
     repos.sort_by(|a, b| a.repo_id.cmp(&b.repo_id));
@@ -266,12 +257,7 @@ mod tests {
     #[test]
     fn cache_dir_precedence() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(key, _)| *key == k)
-                    .map(|(_, v)| PathBuf::from(v))
-            }
+            move |k: &str| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| PathBuf::from(v))
         };
         assert_eq!(
             cache_dir_from(env(&[("HF_HUB_CACHE", "/a"), ("HF_HOME", "/b")])),

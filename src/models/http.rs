@@ -50,9 +50,7 @@ impl HubResponse {
                 "{what}: access denied (HTTP {status}). The repo may be gated or private: accept its license on the Hub and set HF_TOKEN"
             ),
             404 => format!("{what}: not found (HTTP 404) at {}", self.url),
-            429 => format!(
-                "{what}: the server is rate-limiting us (HTTP 429); try again in a few minutes"
-            ),
+            429 => format!("{what}: the server is rate-limiting us (HTTP 429); try again in a few minutes"),
             500..=599 => format!("{what}: the server failed (HTTP {status}); try again later"),
             _ => format!("{what}: unexpected answer HTTP {status} from {}", self.url),
         })
@@ -114,9 +112,9 @@ impl Http {
             if (300..400).contains(&status)
                 && let Some(location) = response.header("Location")
             {
-                current = current.join(location).map_err(|e| {
-                    Error::Network(format!("{url}: bad redirect to `{location}`: {e}"))
-                })?;
+                current = current
+                    .join(location)
+                    .map_err(|e| Error::Network(format!("{url}: bad redirect to `{location}`: {e}")))?;
                 continue;
             }
             let content_range = response.header("Content-Range").map(str::to_owned);
@@ -143,9 +141,7 @@ impl Http {
             .map(|e| e.kind());
         let detail = t.message().unwrap_or("").replace('\n', " ");
         let reason = match (t.kind(), io) {
-            (ureq::ErrorKind::Dns, _) => {
-                "the host name could not be resolved (offline?)".to_owned()
-            }
+            (ureq::ErrorKind::Dns, _) => "the host name could not be resolved (offline?)".to_owned(),
             (_, Some(std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock)) => {
                 format!("no answer within {} s", self.read_timeout.as_secs().max(1))
             }
@@ -162,26 +158,19 @@ impl Http {
 
 /// `W/"abc"` → `abc`.
 pub(crate) fn normalize_etag(raw: &str) -> String {
-    raw.trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .to_owned()
+    raw.trim().trim_start_matches("W/").trim_matches('"').to_owned()
 }
 
 /// Joins path segments onto the endpoint, percent-encoding each one, `/` included (so a
 /// revision like `refs/pr/1` stays one segment). The endpoint may carry a path prefix, as some
 /// mirrors do.
-pub(crate) fn endpoint_url(
-    endpoint: &str,
-    segments: &[&str],
-    query: Option<&str>,
-) -> Result<String> {
-    let mut url = Url::parse(endpoint)
-        .map_err(|e| Error::invalid(format!("HF_ENDPOINT `{endpoint}` is not a URL: {e}")))?;
+pub(crate) fn endpoint_url(endpoint: &str, segments: &[&str], query: Option<&str>) -> Result<String> {
+    let mut url =
+        Url::parse(endpoint).map_err(|e| Error::invalid(format!("HF_ENDPOINT `{endpoint}` is not a URL: {e}")))?;
     {
-        let mut path = url.path_segments_mut().map_err(|_| {
-            Error::invalid(format!("HF_ENDPOINT `{endpoint}` cannot be a base URL"))
-        })?;
+        let mut path = url
+            .path_segments_mut()
+            .map_err(|_| Error::invalid(format!("HF_ENDPOINT `{endpoint}` cannot be a base URL")))?;
         path.pop_if_empty();
         path.extend(segments);
     }
@@ -213,11 +202,7 @@ mod tests {
             .unwrap(),
             "https://mirror.example/hf/a/b/resolve/c0ffee/unet/config.json"
         );
-        assert!(
-            endpoint_url("https://x", &["a b"], None)
-                .unwrap()
-                .ends_with("/a%20b")
-        );
+        assert!(endpoint_url("https://x", &["a b"], None).unwrap().ends_with("/a%20b"));
         assert!(endpoint_url("not a url", &[], None).is_err());
     }
 

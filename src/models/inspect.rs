@@ -214,14 +214,8 @@ fn family(base: BaseArch, name_hint: &str, scheduler: Option<&Value>) -> Family 
     let named_turbo = name_hint.to_ascii_lowercase().contains("turbo");
     let trailing_euler = scheduler.is_some_and(|s| {
         let class = s.get("_class_name").and_then(Value::as_str).unwrap_or("");
-        let spacing = s
-            .get("timestep_spacing")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        matches!(
-            class,
-            "EulerDiscreteScheduler" | "EulerAncestralDiscreteScheduler"
-        ) && spacing == "trailing"
+        let spacing = s.get("timestep_spacing").and_then(Value::as_str).unwrap_or("");
+        matches!(class, "EulerDiscreteScheduler" | "EulerAncestralDiscreteScheduler") && spacing == "trailing"
     });
     match (base, named_turbo || trailing_euler) {
         (BaseArch::Sdxl, true) => Family::SdxlTurbo,
@@ -274,13 +268,7 @@ fn component_kind(name: &str, class: &str) -> ComponentKind {
     }
 }
 
-fn check_component(
-    dir: &Path,
-    name: &str,
-    class: &str,
-    weights: &mut Vec<PathBuf>,
-    problems: &mut Vec<String>,
-) {
+fn check_component(dir: &Path, name: &str, class: &str, weights: &mut Vec<PathBuf>, problems: &mut Vec<String>) {
     let sub = dir.join(name);
     if !sub.is_dir() {
         problems.push(format!("{name}/ is missing"));
@@ -356,8 +344,7 @@ fn pick_weights(sub: &Path) -> Result<Vec<PathBuf>, String> {
     chosen.sort();
     if chosen.is_empty() {
         return Err(if pickles {
-            "only PyTorch pickle weights (.bin/.ckpt), which Lantern does not load; need .safetensors"
-                .into()
+            "only PyTorch pickle weights (.bin/.ckpt), which Lantern does not load; need .safetensors".into()
         } else {
             "no .safetensors weights".into()
         });
@@ -373,11 +360,7 @@ fn shard_files(index: &Path) -> Vec<PathBuf> {
     let mut names: Vec<String> = json
         .get("weight_map")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.values()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|m| m.values().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     names.sort();
     names.dedup();
@@ -408,14 +391,8 @@ mod tests {
     fn cross_attention_width_decides_the_architecture() {
         let unet = |d: u64| json!({ "cross_attention_dim": d });
         assert_eq!(base_arch(false, Some(&unet(768)), "epsilon"), BaseArch::Sd1);
-        assert_eq!(
-            base_arch(false, Some(&unet(1024)), "epsilon"),
-            BaseArch::Sd2
-        );
-        assert_eq!(
-            base_arch(false, Some(&unet(2048)), "epsilon"),
-            BaseArch::Sdxl
-        );
+        assert_eq!(base_arch(false, Some(&unet(1024)), "epsilon"), BaseArch::Sd2);
+        assert_eq!(base_arch(false, Some(&unet(2048)), "epsilon"), BaseArch::Sdxl);
         assert_eq!(base_arch(true, Some(&unet(32)), "epsilon"), BaseArch::Sdxl);
         // Unknown widths: SD 2.x tell-tales, else SD 1.x.
         let tiny = json!({ "cross_attention_dim": 32, "use_linear_projection": true });
@@ -426,37 +403,19 @@ mod tests {
 
     #[test]
     fn turbo_from_name_or_trailing_euler() {
-        let leading =
-            json!({ "_class_name": "EulerDiscreteScheduler", "timestep_spacing": "leading" });
-        let trailing =
-            json!({ "_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing" });
+        let leading = json!({ "_class_name": "EulerDiscreteScheduler", "timestep_spacing": "leading" });
+        let trailing = json!({ "_class_name": "EulerDiscreteScheduler", "timestep_spacing": "trailing" });
         let trailing_a = json!({ "_class_name": "EulerAncestralDiscreteScheduler", "timestep_spacing": "trailing" });
-        let ddim_trailing =
-            json!({ "_class_name": "DDIMScheduler", "timestep_spacing": "trailing" });
-        assert_eq!(
-            family(BaseArch::Sd2, "stabilityai/sd-turbo", None),
-            Family::SdTurbo
-        );
+        let ddim_trailing = json!({ "_class_name": "DDIMScheduler", "timestep_spacing": "trailing" });
+        assert_eq!(family(BaseArch::Sd2, "stabilityai/sd-turbo", None), Family::SdTurbo);
         assert_eq!(
             family(BaseArch::Sdxl, "My SDXL-TURBO", Some(&leading)),
             Family::SdxlTurbo
         );
-        assert_eq!(
-            family(BaseArch::Sd2, "folder", Some(&trailing)),
-            Family::SdTurbo
-        );
-        assert_eq!(
-            family(BaseArch::Sdxl, "folder", Some(&trailing_a)),
-            Family::SdxlTurbo
-        );
-        assert_eq!(
-            family(BaseArch::Sdxl, "folder", Some(&leading)),
-            Family::Sdxl
-        );
-        assert_eq!(
-            family(BaseArch::Sd1, "folder", Some(&ddim_trailing)),
-            Family::Sd1
-        );
+        assert_eq!(family(BaseArch::Sd2, "folder", Some(&trailing)), Family::SdTurbo);
+        assert_eq!(family(BaseArch::Sdxl, "folder", Some(&trailing_a)), Family::SdxlTurbo);
+        assert_eq!(family(BaseArch::Sdxl, "folder", Some(&leading)), Family::Sdxl);
+        assert_eq!(family(BaseArch::Sd1, "folder", Some(&ddim_trailing)), Family::Sd1);
     }
 
     #[test]

@@ -21,8 +21,8 @@ pub mod safetensors_header;
 pub use catalog::{Catalog, CatalogEntry, RecommendedSettings};
 pub use discovery::{DiscoveryRoots, LocalModel, ModelSource, ModelStatus, discover};
 pub use download::{
-    CancelFlag, DownloadEvent, DownloadHandle, DownloadRequest, FileSelection, HubConfig, Progress,
-    download, spawn_download,
+    CancelFlag, DownloadEvent, DownloadHandle, DownloadRequest, FileSelection, HubConfig, Progress, download,
+    spawn_download,
 };
 pub use inspect::{BaseArch, Family, Precision};
 

@@ -51,8 +51,7 @@ fn write_temp(dest: &Path, bytes: &[u8]) -> Result<TempFile> {
         .open(&path)
         .map_err(|e| Error::io(&path, e))?;
     let temp = TempFile { path, armed: true };
-    file.write_all(bytes)
-        .map_err(|e| Error::io(&temp.path, e))?;
+    file.write_all(bytes).map_err(|e| Error::io(&temp.path, e))?;
     file.sync_all().map_err(|e| Error::io(&temp.path, e))?;
     Ok(temp)
 }
@@ -94,10 +93,7 @@ pub fn write_atomic(dest: &Path, bytes: &[u8], existing: Existing) -> Result<()>
             }
             Err(_) => {
                 if dest.exists() {
-                    return Err(Error::io(
-                        dest,
-                        std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-                    ));
+                    return Err(Error::io(dest, std::io::Error::from(std::io::ErrorKind::AlreadyExists)));
                 }
                 std::fs::rename(&temp.path, dest).map_err(|e| Error::io(dest, e))?;
                 temp.armed = false;
@@ -128,9 +124,7 @@ mod tests {
         write_atomic(&p, b"one", Existing::Keep).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
         let err = write_atomic(&p, b"two", Existing::Keep).unwrap_err();
-        assert!(
-            matches!(err, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists)
-        );
+        assert!(matches!(err, Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists));
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
         write_atomic(&p, b"three", Existing::Replace).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"three");

@@ -25,20 +25,14 @@ impl RgbImage {
 
     /// Wraps pixel data, checking that its length matches the size.
     pub fn from_raw(width: u32, height: u32, data: Vec<u8>) -> Result<Self> {
-        let image = RgbImage {
-            width,
-            height,
-            data,
-        };
+        let image = RgbImage { width, height, data };
         image.validate()?;
         Ok(image)
     }
 
     /// The number of bytes `width × height` RGB pixels take, or `None` on overflow.
     pub fn expected_len(width: u32, height: u32) -> Option<usize> {
-        (width as usize)
-            .checked_mul(height as usize)?
-            .checked_mul(3)
+        (width as usize).checked_mul(height as usize)?.checked_mul(3)
     }
 
     /// Errors when the fields disagree (the struct's fields are public, so anyone can build one).

@@ -22,13 +22,12 @@ pub const FALLBACK_SLUG: &str = "image";
 
 /// Names Windows refuses as a file stem, whatever the extension.
 const WINDOWS_RESERVED: [&str; 22] = [
-    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
-    "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8", "com9", "lpt1", "lpt2",
+    "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
 ];
 
 /// Prompt syntax that says nothing about the picture: `<lora:name:0.8>` and `:1.2` weights.
-static NOISE_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"<[^>]*>|:\s*-?[0-9]*\.?[0-9]+").expect("valid regex"));
+static NOISE_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<[^>]*>|:\s*-?[0-9]*\.?[0-9]+").expect("valid regex"));
 
 /// A short lowercase ASCII slug of a prompt: `"A red fox, (snow:1.2)"` → `a-red-fox-snow`.
 ///
@@ -55,11 +54,7 @@ pub fn slug(prompt: &str) -> String {
 
     let mut out = String::new();
     for word in words {
-        let extra = if out.is_empty() {
-            word.len()
-        } else {
-            word.len() + 1
-        };
+        let extra = if out.is_empty() { word.len() } else { word.len() + 1 };
         if out.len() + extra > MAX_SLUG_LEN {
             if out.is_empty() {
                 // One very long word: cut it.
@@ -87,12 +82,7 @@ fn is_combining_mark(c: char) -> bool {
 
 /// The file name (without folder) for an image made at `local_time` with `seed` and `prompt`.
 pub fn file_name(local_time: &jiff::civil::DateTime, seed: u64, prompt: &str) -> String {
-    format!(
-        "{}-{}-{}.png",
-        local_time.strftime("%Y%m%d-%H%M%S"),
-        seed,
-        slug(prompt)
-    )
+    format!("{}-{}-{}.png", local_time.strftime("%Y%m%d-%H%M%S"), seed, slug(prompt))
 }
 
 /// The current local wall-clock time (UTC when the zone cannot be determined).
@@ -143,8 +133,7 @@ mod tests {
         assert_eq!(slug("CON"), "image-con");
         assert_eq!(slug("nul."), "image-nul");
         assert_eq!(slug("..."), "image");
-        let long =
-            slug("an extraordinarily detailed photograph of a lighthouse at dusk with waves");
+        let long = slug("an extraordinarily detailed photograph of a lighthouse at dusk with waves");
         assert!(long.len() <= MAX_SLUG_LEN, "{long}");
         assert_eq!(long, "an-extraordinarily-detailed-photograph");
         assert_eq!(slug(&"x".repeat(100)).len(), MAX_SLUG_LEN);

@@ -91,8 +91,7 @@ pub fn format_parameters(p: &GenerationParams) -> String {
         schedule = extra_value(p, "Schedule type").unwrap_or("").to_string();
     }
 
-    let mut fields: Vec<(&str, String)> =
-        vec![("Steps", p.steps.to_string()), ("Sampler", sampler)];
+    let mut fields: Vec<(&str, String)> = vec![("Steps", p.steps.to_string()), ("Sampler", sampler)];
     if !schedule.is_empty() {
         fields.push(("Schedule type", schedule));
     }
@@ -145,22 +144,15 @@ pub fn format_parameters(p: &GenerationParams) -> String {
 }
 
 fn extra_value<'a>(p: &'a GenerationParams, key: &str) -> Option<&'a str> {
-    p.extra
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    p.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// A key A1111's reader can find again: a word character, then word characters, spaces,
 /// `-` or `/`; at least two characters.
 fn is_valid_key(k: &str) -> bool {
     let mut chars = k.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_alphanumeric() || c == '_');
-    first_ok
-        && k.chars().count() >= 2
-        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ' ' | '-' | '/'))
+    let first_ok = chars.next().is_some_and(|c| c.is_alphanumeric() || c == '_');
+    first_ok && k.chars().count() >= 2 && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ' ' | '-' | '/'))
 }
 
 /// Everything a `parameters` text said, field by field; `None` where it said nothing.
@@ -232,12 +224,10 @@ impl ParsedParameters {
 /// A1111's field pattern (`re_param` in `infotext_utils.py`), plus unquoted `{…}` values
 /// (civitai's `Hashes: {"model": "…"}`) kept whole instead of split at their commas.
 static FIELD_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|\{[^{}]*\}|[^,]*)(?:,|$)"#)
-        .expect("valid regex")
+    Regex::new(r#"\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|\{[^{}]*\}|[^,]*)(?:,|$)"#).expect("valid regex")
 });
 
-static SIZE_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(\d+)x(\d+)$").expect("valid regex"));
+static SIZE_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(\d+)x(\d+)$").expect("valid regex"));
 
 /// The `key: value` pairs of one line, unquoted, in order.
 fn scan_fields(line: &str) -> Vec<(String, String)> {
@@ -298,9 +288,7 @@ pub fn parse_parameters(text: &str) -> Result<ParsedParameters> {
             "CFG scale" => {
                 let g: f64 = parse_number(&key, v)?;
                 if !g.is_finite() {
-                    return Err(Error::Parameters(format!(
-                        "`CFG scale: {v}` is not a finite number"
-                    )));
+                    return Err(Error::Parameters(format!("`CFG scale: {v}` is not a finite number")));
                 }
                 out.guidance = Some(g);
             }
@@ -325,10 +313,8 @@ pub fn parse_parameters(text: &str) -> Result<ParsedParameters> {
     }
     let trailing = &lines[param_index + 1..];
     if !trailing.is_empty() {
-        out.extra.push((
-            "Comments".to_string(),
-            trailing.join("\n").trim().to_string(),
-        ));
+        out.extra
+            .push(("Comments".to_string(), trailing.join("\n").trim().to_string()));
     }
 
     if let Some(name) = &out.sampler_name {
@@ -447,8 +433,7 @@ mod tests {
             let s: String = (0..len)
                 .map(|_| {
                     seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    b"ab :,\n\"\\{}xNegative prompt:Steps0123456789"[(seed >> 24) as usize % 42]
-                        as char
+                    b"ab :,\n\"\\{}xNegative prompt:Steps0123456789"[(seed >> 24) as usize % 42] as char
                 })
                 .collect();
             let _ = parse_parameters(&s);

@@ -66,10 +66,7 @@ pub fn read_parameters_file(path: &Path) -> Result<Option<String>> {
     read_parameters_from(BufReader::new(file), Some(path))
 }
 
-fn read_parameters_from<R: BufRead + Seek>(
-    reader: R,
-    path: Option<&Path>,
-) -> Result<Option<String>> {
+fn read_parameters_from<R: BufRead + Seek>(reader: R, path: Option<&Path>) -> Result<Option<String>> {
     let bad = |e: png::DecodingError| Error::png(path, format!("not a readable PNG: {e}"));
     let decoder = Decoder::new_with_limits(
         reader,
@@ -104,11 +101,7 @@ fn find_parameters(info: &png::Info<'_>, path: Option<&Path>) -> Result<Option<S
             .map_err(|e| Error::png(path, format!("unreadable zTXt parameters: {e}")))?;
         return Ok(Some(text));
     }
-    if let Some(c) = info
-        .utf8_text
-        .iter()
-        .find(|c| c.keyword == PARAMETERS_KEYWORD)
-    {
+    if let Some(c) = info.utf8_text.iter().find(|c| c.keyword == PARAMETERS_KEYWORD) {
         let text = c
             .get_text()
             .map_err(|e| Error::png(path, format!("unreadable iTXt parameters: {e}")))?;
@@ -236,10 +229,7 @@ mod tests {
         let latin = encode_png(&img, Some("café, naïve")).unwrap();
         assert!(latin.windows(4).any(|w| w == b"tEXt"));
         assert!(!latin.windows(4).any(|w| w == b"iTXt"));
-        assert_eq!(
-            read_parameters(&latin).unwrap().as_deref(),
-            Some("café, naïve")
-        );
+        assert_eq!(read_parameters(&latin).unwrap().as_deref(), Some("café, naïve"));
         assert_eq!(decode_png(&latin).unwrap(), img);
 
         let utf8 = encode_png(&img, Some("狐狸 🦊")).unwrap();
@@ -265,10 +255,7 @@ mod tests {
             &[0x12, 0x34, 0xFF, 0xFF],
             None,
         );
-        assert_eq!(
-            decode_png(&g16).unwrap().data,
-            vec![0x12, 0x12, 0x12, 255, 255, 255]
-        );
+        assert_eq!(decode_png(&g16).unwrap().data, vec![0x12, 0x12, 0x12, 255, 255, 255]);
         // RGBA: opaque kept, transparent becomes white, half over white.
         let rgba = encode_other(
             3,

@@ -154,7 +154,7 @@ pub fn generate(
 ) -> Result<Vec<u64>> {
     req.validate()?;
     let scale = model.vae_scale_factor() as u32;
-    if req.width % scale != 0 || req.height % scale != 0 {
+    if !req.width.is_multiple_of(scale) || !req.height.is_multiple_of(scale) {
         return Err(Error::invalid(format!(
             "width and height must be multiples of {scale} for this model"
         )));
@@ -165,16 +165,16 @@ pub fn generate(
         (req.height / scale) as usize,
         (req.width / scale) as usize,
     ];
-    if let Some(lat) = &req.init_latents {
-        if lat.dims() != latent_shape {
-            return Err(Error::invalid(format!(
-                "init latents have shape {:?} but a {}x{} image needs {:?}",
-                lat.dims(),
-                req.width,
-                req.height,
-                latent_shape
-            )));
-        }
+    if let Some(lat) = &req.init_latents
+        && lat.dims() != latent_shape
+    {
+        return Err(Error::invalid(format!(
+            "init latents have shape {:?} but a {}x{} image needs {:?}",
+            lat.dims(),
+            req.width,
+            req.height,
+            latent_shape
+        )));
     }
 
     on_event(Event::EncodingPrompt);
@@ -250,26 +250,17 @@ struct Conditioning {
 }
 
 impl Conditioning {
-    fn new(
-        model: &LoadedModel,
-        req: &Request,
-        on_event: &mut dyn FnMut(Event),
-    ) -> Result<Conditioning> {
+    fn new(model: &LoadedModel, req: &Request, on_event: &mut dyn FnMut(Event)) -> Result<Conditioning> {
         if let Some(enc) = model.text_encoders.first() {
             let used = enc.tokenizer.count_tokens(&req.prompt);
             if used > 75 {
-                on_event(Event::PromptTruncated {
-                    used: 75,
-                    total: used,
-                });
+                on_event(Event::PromptTruncated { used: 75, total: used });
             }
         }
         let positive = encode_prompt(model, &req.prompt)?;
         let pair = if req.uses_guidance() {
             let negative = match (&req.negative_prompt, model.kind()) {
-                (None, PipelineKind::StableDiffusionXl)
-                    if model.folder.force_zeros_for_empty_prompt =>
-                {
+                (None, PipelineKind::StableDiffusionXl) if model.folder.force_zeros_for_empty_prompt => {
                     PromptEmbeddings::zeros_like(&positive)?
                 }
                 (neg, _) => encode_prompt(model, neg.as_deref().unwrap_or(""))?,
@@ -288,9 +279,10 @@ impl Conditioning {
         let (text_embeds, time_ids) = match model.kind() {
             PipelineKind::StableDiffusion => (None, None),
             PipelineKind::StableDiffusionXl => {
-                let pooled = positive.pooled.as_ref().ok_or_else(|| {
-                    Error::invalid("the SDXL text encoder gave no pooled embedding")
-                })?;
+                let pooled = positive
+                    .pooled
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("the SDXL text encoder gave no pooled embedding"))?;
                 let neg_pooled = pair.as_ref().and_then(|n| n.pooled.as_ref());
                 let text_embeds = stack(neg_pooled, pooled)?;
                 let (h, w) = (req.height as f32, req.width as f32);
@@ -336,10 +328,7 @@ fn denoise(
         };
         let input = scheduler.scale_model_input(&input, i)?;
         let text_time = match (&cond.text_embeds, &cond.time_ids) {
-            (Some(text_embeds), Some(time_ids)) => Some(TextTimeConditioning {
-                text_embeds,
-                time_ids,
-            }),
+            (Some(text_embeds), Some(time_ids)) => Some(TextTimeConditioning { text_embeds, time_ids }),
             _ => None,
         };
         let out = model
@@ -364,10 +353,10 @@ fn denoise(
             elapsed,
             eta: per_step * (total - i - 1) as u32,
         });
-        if req.previews {
-            if let Some(preview) = preview::latent_preview(&latents, model.kind())? {
-                on_event(Event::Preview { image, preview });
-            }
+        if req.previews
+            && let Some(preview) = preview::latent_preview(&latents, model.kind())?
+        {
+            on_event(Event::Preview { image, preview });
         }
     }
     Ok(latents)
@@ -384,16 +373,11 @@ pub fn decode(model: &LoadedModel, latents: &Tensor) -> Result<RgbImage> {
 pub fn to_rgb8(x: &Tensor) -> Result<RgbImage> {
     let (_, c, h, w) = x.dims4()?;
     if c != 3 {
-        return Err(Error::invalid(format!(
-            "the VAE produced {c} channels, expected 3"
-        )));
+        return Err(Error::invalid(format!("the VAE produced {c} channels, expected 3")));
     }
     let x = ((x.get(0)? / 2.0)? + 0.5)?.clamp(0f32, 1f32)?;
     let hwc: Vec<f32> = x.permute((1, 2, 0))?.flatten_all()?.to_vec1()?;
-    let data = hwc
-        .iter()
-        .map(|v| (v * 255.0).round_ties_even() as u8)
-        .collect();
+    let data = hwc.iter().map(|v| (v * 255.0).round_ties_even() as u8).collect();
     Ok(RgbImage {
         width: w as u32,
         height: h as u32,

@@ -104,9 +104,6 @@ mod tests {
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
         assert!(mean.abs() < 0.02, "mean {mean}");
         assert!((var - 1.0).abs() < 0.02, "variance {var}");
-        assert_ne!(
-            SeededNoise::new(1).next_u64(),
-            SeededNoise::new(2).next_u64()
-        );
+        assert_ne!(SeededNoise::new(1).next_u64(), SeededNoise::new(2).next_u64());
     }
 }

@@ -34,20 +34,12 @@ pub fn latent_preview(latents: &Tensor, kind: PipelineKind) -> Result<Option<Rgb
         PipelineKind::StableDiffusion => &SD_FACTORS,
         PipelineKind::StableDiffusionXl => &SDXL_FACTORS,
     };
-    let lat: Vec<f32> = latents
-        .get(0)?
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1()?;
+    let lat: Vec<f32> = latents.get(0)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
     let plane = h * w;
     let mut data = Vec::with_capacity(plane * 3);
     for p in 0..plane {
-        for rgb in 0..3 {
-            let v: f32 = (0..4)
-                .map(|ch| lat[ch * plane + p] * factors[ch][rgb])
-                .sum();
-            data.push((((v + 1.0) * 0.5).clamp(0.0, 1.0) * 255.0).round() as u8);
-        }
+        let rgb: [f32; 3] = std::array::from_fn(|k| (0..4).map(|ch| lat[ch * plane + p] * factors[ch][k]).sum());
+        data.extend(rgb.map(|v| (((v + 1.0) * 0.5).clamp(0.0, 1.0) * 255.0).round() as u8));
     }
     Ok(Some(RgbImage {
         width: w as u32,

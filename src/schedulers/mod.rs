@@ -93,8 +93,7 @@ impl SamplerKind {
             Some(b) => (b.trim(), true),
             None => (s, false),
         };
-        let karras = karras_in_name
-            || schedule_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("karras"));
+        let karras = karras_in_name || schedule_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("karras"));
         let kind = match base.to_ascii_lowercase().as_str() {
             "ddim" => SamplerKind::Ddim,
             "plms" | "pndm" => SamplerKind::Pndm,
@@ -128,10 +127,7 @@ impl std::str::FromStr for SamplerKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         SamplerKind::from_cli_name(s).ok_or_else(|| {
             let names: Vec<_> = SamplerKind::ALL.iter().map(|k| k.cli_name()).collect();
-            format!(
-                "unknown scheduler `{s}`; choose one of: {}",
-                names.join(", ")
-            )
+            format!("unknown scheduler `{s}`; choose one of: {}", names.join(", "))
         })
     }
 }

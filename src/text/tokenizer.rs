@@ -61,37 +61,22 @@ impl ClipTokenizer {
     pub fn from_folder(dir: &Path) -> Result<ClipTokenizer> {
         let loaded = files::load(dir)?;
         let text = TextRules::new().map_err(|e| Error::tokenizer(dir, e.to_string()))?;
-        let bpe = Bpe::new(
-            &loaded.vocab,
-            &loaded.merges,
-            loaded.unk.as_deref(),
-            &loaded.model_file,
-        )?;
+        let bpe = Bpe::new(&loaded.vocab, &loaded.merges, loaded.unk.as_deref(), &loaded.model_file)?;
         let added = AddedVocab::new(&loaded.added, &loaded.vocab, |s| text.normalize(s));
         let id_of = |content: &str| {
             added
                 .id(content)
                 .or_else(|| loaded.vocab.get(content).copied())
-                .ok_or_else(|| {
-                    Error::tokenizer(dir, format!("special token `{content}` has no id"))
-                })
+                .ok_or_else(|| Error::tokenizer(dir, format!("special token `{content}` has no id")))
         };
-        let (bos_id, eos_id, pad_id) = (
-            id_of(&loaded.bos)?,
-            id_of(&loaded.eos)?,
-            id_of(&loaded.pad)?,
-        );
+        let (bos_id, eos_id, pad_id) = (id_of(&loaded.bos)?, id_of(&loaded.eos)?, id_of(&loaded.pad)?);
         let max_vocab_id = loaded.vocab.values().copied().max().unwrap_or(0);
         let max_id = added.max_id().map_or(max_vocab_id, |m| m.max(max_vocab_id));
         Ok(ClipTokenizer {
             bpe,
             added,
             text,
-            tokens: loaded
-                .vocab
-                .into_iter()
-                .map(|(token, id)| (id, token))
-                .collect(),
+            tokens: loaded.vocab.into_iter().map(|(token, id)| (id, token)).collect(),
             char_to_byte: byte_to_char_table()
                 .iter()
                 .zip(0..=255u8)
@@ -186,10 +171,7 @@ impl ClipTokenizer {
     /// The byte-level decoder: a token whose every character is a byte symbol becomes those
     /// bytes; any other token (an added token with other characters) is kept as written.
     fn token_bytes(&self, token: &str, out: &mut Vec<u8>) {
-        let mapped: Option<Vec<u8>> = token
-            .chars()
-            .map(|c| self.char_to_byte.get(&c).copied())
-            .collect();
+        let mapped: Option<Vec<u8>> = token.chars().map(|c| self.char_to_byte.get(&c).copied()).collect();
         match mapped {
             Some(bytes) => out.extend(bytes),
             None => out.extend_from_slice(token.as_bytes()),
@@ -286,17 +268,9 @@ mod tests {
     #[test]
     fn byte_level_pattern_splits_a_normalized_special_token() {
         let rules = TextRules::new().unwrap();
-        let words: Vec<&str> = rules
-            .clip
-            .find_iter("a <|endoftext|>'s")
-            .map(|m| m.as_str())
-            .collect();
+        let words: Vec<&str> = rules.clip.find_iter("a <|endoftext|>'s").map(|m| m.as_str()).collect();
         assert_eq!(words, ["a", "<|endoftext|>", "'s"]);
-        let parts: Vec<&str> = rules
-            .byte_level
-            .find_iter(words[1])
-            .map(|m| m.as_str())
-            .collect();
+        let parts: Vec<&str> = rules.byte_level.find_iter(words[1]).map(|m| m.as_str()).collect();
         assert_eq!(parts, ["<|", "endoftext", "|>"]);
     }
 

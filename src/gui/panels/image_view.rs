@@ -19,11 +19,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     };
     let Some(texture) = texture else {
         ui.centered_and_justified(|ui| {
-            ui.label(
-                RichText::new("Type a prompt and press Ctrl+Enter")
-                    .weak()
-                    .size(18.0),
-            );
+            ui.label(RichText::new("Type a prompt and press Ctrl+Enter").weak().size(18.0));
         });
         return;
     };
@@ -32,17 +28,11 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
 
 fn toolbar(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        if ui
-            .selectable_label(state.zoom == Zoom::Fit, "Fit")
-            .clicked()
-        {
+        if ui.selectable_label(state.zoom == Zoom::Fit, "Fit").clicked() {
             state.zoom = Zoom::Fit;
             state.pan = Vec2::ZERO;
         }
-        if ui
-            .selectable_label(state.zoom == Zoom::Scale(1.0), "100%")
-            .clicked()
-        {
+        if ui.selectable_label(state.zoom == Zoom::Scale(1.0), "100%").clicked() {
             state.zoom = Zoom::Scale(1.0);
             state.pan = Vec2::ZERO;
         }
@@ -52,16 +42,10 @@ fn toolbar(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         ui.separator();
         let has_image = state.selected_image().is_some();
         let has_file = state.selected_image().is_some_and(|i| i.path.is_some());
-        if ui
-            .add_enabled(has_file, egui::Button::new("💾 Save as…"))
-            .clicked()
-        {
+        if ui.add_enabled(has_file, egui::Button::new("💾 Save as…")).clicked() {
             actions.push(Action::SaveAs);
         }
-        if ui
-            .add_enabled(has_image, egui::Button::new("📋 Copy"))
-            .clicked()
-        {
+        if ui.add_enabled(has_image, egui::Button::new("📋 Copy")).clicked() {
             actions.push(Action::CopyImage);
         }
         if ui
@@ -86,43 +70,36 @@ fn toolbar(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
 }
 
 fn thumbnails(ui: &mut Ui, state: &mut AppState) {
-    egui::ScrollArea::horizontal()
-        .id_salt("batch_strip")
-        .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                for (i, img) in state.images.iter().enumerate() {
-                    let size = img.texture.size_vec2();
-                    let scale = 72.0 / size.x.max(size.y);
-                    let button =
-                        egui::Button::image(egui::Image::new((img.texture.id(), size * scale)))
-                            .selected(i == state.selected);
-                    if ui
-                        .add(button)
-                        .on_hover_text(format!("seed {}", img.params.seed))
-                        .clicked()
-                    {
-                        state.selected = i;
-                    }
+    egui::ScrollArea::horizontal().id_salt("batch_strip").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            for (i, img) in state.images.iter().enumerate() {
+                let size = img.texture.size_vec2();
+                let scale = 72.0 / size.x.max(size.y);
+                let button = egui::Button::image(egui::Image::new((img.texture.id(), size * scale)))
+                    .selected(i == state.selected);
+                if ui
+                    .add(button)
+                    .on_hover_text(format!("seed {}", img.params.seed))
+                    .clicked()
+                {
+                    state.selected = i;
                 }
-            });
+            }
         });
+    });
 }
 
 fn canvas(ui: &mut Ui, state: &mut AppState, texture: &egui::TextureHandle) {
     let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
     let image_size = match state.selected_image() {
-        Some(img) if state.running.is_none() => {
-            egui::vec2(img.params.width as f32, img.params.height as f32)
-        }
+        Some(img) if state.running.is_none() => egui::vec2(img.params.width as f32, img.params.height as f32),
         _ => {
             // A preview is an eighth of the final size; show it at the final size.
             let s = texture.size_vec2();
             s * 8.0
         }
     };
-    let fit = (rect.width() / image_size.x)
-        .min(rect.height() / image_size.y)
-        .min(4.0);
+    let fit = (rect.width() / image_size.x).min(rect.height() / image_size.y).min(4.0);
     let scale = match state.zoom {
         Zoom::Fit => fit,
         Zoom::Scale(s) => s,
@@ -142,12 +119,7 @@ fn canvas(ui: &mut Ui, state: &mut AppState, texture: &egui::TextureHandle) {
         state.pan = Vec2::ZERO;
     }
     let shown = image_size * scale;
-    let center = rect.center()
-        + if state.zoom == Zoom::Fit {
-            Vec2::ZERO
-        } else {
-            state.pan
-        };
+    let center = rect.center() + if state.zoom == Zoom::Fit { Vec2::ZERO } else { state.pan };
     let target = Rect::from_center_size(center, shown);
     let painter = ui.painter_at(rect);
     painter.image(

@@ -27,18 +27,16 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         actions.push(Action::Cancel);
     }
 
-    egui::ScrollArea::vertical()
-        .auto_shrink([false, false])
-        .show(ui, |ui| {
-            model_picker(ui, state, actions);
-            ui.separator();
-            prompts(ui, state);
-            ui.separator();
-            settings_grid(ui, state);
-            ui.separator();
-            buttons(ui, state, actions);
-            queue(ui, state, actions);
-        });
+    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+        model_picker(ui, state, actions);
+        ui.separator();
+        prompts(ui, state);
+        ui.separator();
+        settings_grid(ui, state);
+        ui.separator();
+        buttons(ui, state, actions);
+        queue(ui, state, actions);
+    });
 }
 
 fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
@@ -76,11 +74,7 @@ fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         if let Some(path) = chosen {
             actions.push(Action::ChooseModel(path));
         }
-        if ui
-            .button("📂")
-            .on_hover_text("Open a model folder…")
-            .clicked()
-        {
+        if ui.button("📂").on_hover_text("Open a model folder…").clicked() {
             actions.push(Action::OpenModelDialog);
         }
     });
@@ -109,8 +103,7 @@ fn prompts(ui: &mut Ui, state: &mut AppState) {
             .memory(|m| m.data.get_temp::<bool>(focused_once).unwrap_or(false))
     {
         response.request_focus();
-        ui.ctx()
-            .memory_mut(|m| m.data.insert_temp(focused_once, true));
+        ui.ctx().memory_mut(|m| m.data.insert_temp(focused_once, true));
     }
     counter(ui, token_count(state, &state.settings.params.prompt));
 
@@ -121,10 +114,7 @@ fn prompts(ui: &mut Ui, state: &mut AppState) {
         .desired_width(f32::INFINITY)
         .id_salt("negative_prompt");
     ui.add(negative).labelled_by(label.id);
-    counter(
-        ui,
-        token_count(state, &state.settings.params.negative_prompt),
-    );
+    counter(ui, token_count(state, &state.settings.params.negative_prompt));
 }
 
 fn counter(ui: &mut Ui, count: Option<(usize, bool)>) {
@@ -144,84 +134,107 @@ fn counter(ui: &mut Ui, count: Option<(usize, bool)>) {
 
 fn settings_grid(ui: &mut Ui, state: &mut AppState) {
     let p = &mut state.settings.params;
-    egui::Grid::new("settings_grid").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
-        let l = ui.label("Sampler");
-        egui::ComboBox::from_id_salt("sampler")
-            .selected_text(sampler_label(p.sampler))
-            .show_ui(ui, |ui| {
-                for kind in SamplerKind::ALL {
-                    ui.selectable_value(&mut p.sampler, kind, sampler_label(kind));
-                }
-            })
-            .response
-            .labelled_by(l.id);
-        ui.end_row();
-
-        let l = ui.label("Steps");
-        ui.add(egui::DragValue::new(&mut p.steps).range(1..=150)).labelled_by(l.id);
-        ui.end_row();
-
-        let l = ui.label("Guidance (CFG)");
-        ui.add(egui::DragValue::new(&mut p.guidance).range(0.0..=30.0).speed(0.1).max_decimals(2))
-            .labelled_by(l.id)
-            .on_hover_text("How strictly to follow the prompt. 1 or less skips the negative prompt (Turbo models use 0).");
-        ui.end_row();
-
-        ui.label("Size");
-        ui.horizontal(|ui| {
-            let lw = ui.label("W");
-            size_value(ui, &mut p.width).labelled_by(lw.id);
-            let lh = ui.label("H");
-            size_value(ui, &mut p.height).labelled_by(lh.id);
-            if ui.button("⇄").on_hover_text("Swap width and height").clicked() {
-                std::mem::swap(&mut p.width, &mut p.height);
-            }
-        });
-        ui.end_row();
-
-        ui.label("");
-        egui::ComboBox::from_id_salt("size_presets")
-            .selected_text(
-                SIZE_PRESETS
-                    .iter()
-                    .find(|(_, w, h)| *w == p.width && *h == p.height)
-                    .map(|(n, _, _)| *n)
-                    .unwrap_or("Custom"),
-            )
-            .show_ui(ui, |ui| {
-                for (name, w, h) in SIZE_PRESETS {
-                    if ui.selectable_label(p.width == *w && p.height == *h, *name).clicked() {
-                        p.width = *w;
-                        p.height = *h;
+    egui::Grid::new("settings_grid")
+        .num_columns(2)
+        .spacing([8.0, 6.0])
+        .show(ui, |ui| {
+            let l = ui.label("Sampler");
+            egui::ComboBox::from_id_salt("sampler")
+                .selected_text(sampler_label(p.sampler))
+                .show_ui(ui, |ui| {
+                    for kind in SamplerKind::ALL {
+                        ui.selectable_value(&mut p.sampler, kind, sampler_label(kind));
                     }
+                })
+                .response
+                .labelled_by(l.id);
+            ui.end_row();
+
+            let l = ui.label("Steps");
+            ui.add(egui::DragValue::new(&mut p.steps).range(1..=150))
+                .labelled_by(l.id);
+            ui.end_row();
+
+            let l = ui.label("Guidance (CFG)");
+            ui.add(
+                egui::DragValue::new(&mut p.guidance)
+                    .range(0.0..=30.0)
+                    .speed(0.1)
+                    .max_decimals(2),
+            )
+            .labelled_by(l.id)
+            .on_hover_text(
+                "How strictly to follow the prompt. 1 or less skips the negative prompt (Turbo models use 0).",
+            );
+            ui.end_row();
+
+            ui.label("Size");
+            ui.horizontal(|ui| {
+                let lw = ui.label("W");
+                size_value(ui, &mut p.width).labelled_by(lw.id);
+                let lh = ui.label("H");
+                size_value(ui, &mut p.height).labelled_by(lh.id);
+                if ui.button("⇄").on_hover_text("Swap width and height").clicked() {
+                    std::mem::swap(&mut p.width, &mut p.height);
                 }
             });
-        ui.end_row();
+            ui.end_row();
 
-        let l = ui.label("Seed");
-        ui.horizontal(|ui| {
-            ui.add_enabled(p.seed_locked, egui::DragValue::new(&mut p.seed).range(0..=u32::MAX as u64)).labelled_by(l.id);
-            let lock = if p.seed_locked { "🔒" } else { "🎲" };
-            if ui
-                .selectable_label(p.seed_locked, lock)
-                .on_hover_text(if p.seed_locked { "Seed locked: every image uses it. Click for random seeds." } else { "Random seed for every image. Click to lock one." })
-                .clicked()
-            {
-                p.seed_locked = !p.seed_locked;
-            }
-            if let Some(last) = state.last_seed
-                && ui.button("♻").on_hover_text(format!("Reuse the last seed ({last})")).clicked()
-            {
-                p.seed = last;
-                p.seed_locked = true;
-            }
+            ui.label("");
+            egui::ComboBox::from_id_salt("size_presets")
+                .selected_text(
+                    SIZE_PRESETS
+                        .iter()
+                        .find(|(_, w, h)| *w == p.width && *h == p.height)
+                        .map(|(n, _, _)| *n)
+                        .unwrap_or("Custom"),
+                )
+                .show_ui(ui, |ui| {
+                    for (name, w, h) in SIZE_PRESETS {
+                        if ui.selectable_label(p.width == *w && p.height == *h, *name).clicked() {
+                            p.width = *w;
+                            p.height = *h;
+                        }
+                    }
+                });
+            ui.end_row();
+
+            let l = ui.label("Seed");
+            ui.horizontal(|ui| {
+                ui.add_enabled(
+                    p.seed_locked,
+                    egui::DragValue::new(&mut p.seed).range(0..=u32::MAX as u64),
+                )
+                .labelled_by(l.id);
+                let lock = if p.seed_locked { "🔒" } else { "🎲" };
+                if ui
+                    .selectable_label(p.seed_locked, lock)
+                    .on_hover_text(if p.seed_locked {
+                        "Seed locked: every image uses it. Click for random seeds."
+                    } else {
+                        "Random seed for every image. Click to lock one."
+                    })
+                    .clicked()
+                {
+                    p.seed_locked = !p.seed_locked;
+                }
+                if let Some(last) = state.last_seed
+                    && ui
+                        .button("♻")
+                        .on_hover_text(format!("Reuse the last seed ({last})"))
+                        .clicked()
+                {
+                    p.seed = last;
+                    p.seed_locked = true;
+                }
+            });
+            ui.end_row();
+
+            let l = ui.label("Batch count");
+            ui.add(egui::DragValue::new(&mut p.batch).range(1..=16))
+                .labelled_by(l.id);
+            ui.end_row();
         });
-        ui.end_row();
-
-        let l = ui.label("Batch count");
-        ui.add(egui::DragValue::new(&mut p.batch).range(1..=16)).labelled_by(l.id);
-        ui.end_row();
-    });
 }
 
 /// A width/height field that only ever holds multiples of 8.
@@ -244,8 +257,8 @@ pub fn sampler_label(kind: SamplerKind) -> String {
 fn buttons(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         let label = if state.is_busy() { "Queue" } else { "Generate" };
-        let generate = egui::Button::new(RichText::new(format!("✨ {label}")).size(16.0))
-            .min_size(egui::vec2(140.0, 32.0));
+        let generate =
+            egui::Button::new(RichText::new(format!("✨ {label}")).size(16.0)).min_size(egui::vec2(140.0, 32.0));
         if ui.add(generate).on_hover_text("Ctrl+Enter").clicked() {
             actions.push(Action::Generate);
         }
@@ -270,11 +283,7 @@ fn queue(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     }
     for job in &state.queue {
         ui.horizontal(|ui| {
-            if ui
-                .small_button("✖")
-                .on_hover_text("Remove from the queue")
-                .clicked()
-            {
+            if ui.small_button("✖").on_hover_text("Remove from the queue").clicked() {
                 actions.push(Action::RemoveQueued(job.id));
             }
             ui.label(&job.label);

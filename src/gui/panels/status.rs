@@ -18,10 +18,7 @@ pub fn show(ui: &mut Ui, state: &AppState) {
                 Some(LoadStage::Vae) => "VAE",
                 None => "files",
             };
-            ui.label(format!(
-                "Loading {} — {what}…",
-                crate::model::display_name(path)
-            ));
+            ui.label(format!("Loading {} — {what}…", crate::model::display_name(path)));
             return;
         }
         if let Some(run) = &state.running {
@@ -53,11 +50,7 @@ pub fn show(ui: &mut Ui, state: &AppState) {
             } else {
                 text
             };
-            ui.add(
-                egui::ProgressBar::new(fraction)
-                    .desired_width(260.0)
-                    .show_percentage(),
-            );
+            ui.add(egui::ProgressBar::new(fraction).desired_width(260.0).show_percentage());
             ui.label(text);
             if !state.queue.is_empty() {
                 ui.label(RichText::new(format!("· {} queued", state.queue.len())).weak());

@@ -12,10 +12,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         ui.label("Lantern needs a Stable Diffusion model before it can draw. None is chosen yet.");
         if let ModelStatus::Failed { path, message } = &state.model {
             ui.add_space(8.0);
-            ui.label(
-                RichText::new(format!("Could not load {}:", path.display()))
-                    .color(ui.visuals().error_fg_color),
-            );
+            ui.label(RichText::new(format!("Could not load {}:", path.display())).color(ui.visuals().error_fg_color));
             ui.label(RichText::new(message).color(ui.visuals().error_fg_color));
         }
         ui.add_space(16.0);

@@ -86,9 +86,7 @@ impl UnetConfig {
                 "DownBlock2D" => Ok(DownBlockKind::Plain),
                 other => Err(c.error(
                     "down_block_types",
-                    format!(
-                        "block type `{other}` is not supported (CrossAttnDownBlock2D, DownBlock2D)"
-                    ),
+                    format!("block type `{other}` is not supported (CrossAttnDownBlock2D, DownBlock2D)"),
                 )),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -99,9 +97,7 @@ impl UnetConfig {
                 "UpBlock2D" => Ok(DownBlockKind::Plain),
                 other => Err(c.error(
                     "up_block_types",
-                    format!(
-                        "block type `{other}` is not supported (CrossAttnUpBlock2D, UpBlock2D)"
-                    ),
+                    format!("block type `{other}` is not supported (CrossAttnUpBlock2D, UpBlock2D)"),
                 )),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -124,18 +120,12 @@ impl UnetConfig {
         if block_out_channels.len() != n {
             return Err(c.error(
                 "block_out_channels",
-                format!(
-                    "has {} entries, down_block_types has {n}",
-                    block_out_channels.len()
-                ),
+                format!("has {} entries, down_block_types has {n}", block_out_channels.len()),
             ));
         }
         let norm_num_groups = c.usize_or("norm_num_groups", 32)?;
         if norm_num_groups == 0 {
-            return Err(c.error(
-                "norm_num_groups",
-                "must be positive (null is not supported)",
-            ));
+            return Err(c.error("norm_num_groups", "must be positive (null is not supported)"));
         }
         if let Some(bad) = block_out_channels
             .iter()
@@ -148,31 +138,23 @@ impl UnetConfig {
         }
         let layers_per_block = c.per_block("layers_per_block", n, Some(2))?;
         let cross_attention_dim = c.per_block("cross_attention_dim", n, Some(1280))?;
-        let transformer_layers_per_block =
-            c.per_block("transformer_layers_per_block", n, Some(1))?;
+        let transformer_layers_per_block = c.per_block("transformer_layers_per_block", n, Some(1))?;
         let heads = c.per_block("attention_head_dim", n, Some(8))?;
         for (i, (&h, &ch)) in heads.iter().zip(&block_out_channels).enumerate() {
-            let cross_attn = down_blocks[i] == DownBlockKind::CrossAttn
-                || up_blocks[n - 1 - i] == DownBlockKind::CrossAttn;
+            let cross_attn =
+                down_blocks[i] == DownBlockKind::CrossAttn || up_blocks[n - 1 - i] == DownBlockKind::CrossAttn;
             if cross_attn && (h == 0 || ch % h != 0) {
-                return Err(c.error(
-                    "attention_head_dim",
-                    format!("{h} heads do not divide {ch} channels"),
-                ));
+                return Err(c.error("attention_head_dim", format!("{h} heads do not divide {ch} channels")));
             }
         }
-        let up_transformer_layers =
-            up_transformer_layers(&c, &transformer_layers_per_block, &layers_per_block)?;
+        let up_transformer_layers = up_transformer_layers(&c, &transformer_layers_per_block, &layers_per_block)?;
 
-        let time_embed_dim = c
-            .opt_usize("time_embedding_dim")?
-            .unwrap_or(block_out_channels[0] * 4);
+        let time_embed_dim = c.opt_usize("time_embedding_dim")?.unwrap_or(block_out_channels[0] * 4);
         let text_time = match c.opt_str("addition_embed_type")? {
             None => None,
             Some("text_time") => Some(TextTimeConfig {
                 addition_time_embed_dim: c.usize_req("addition_time_embed_dim")?,
-                projection_class_embeddings_input_dim: c
-                    .usize_req("projection_class_embeddings_input_dim")?,
+                projection_class_embeddings_input_dim: c.usize_req("projection_class_embeddings_input_dim")?,
             }),
             Some(other) => {
                 return Err(c.error(
@@ -220,11 +202,7 @@ impl UnetConfig {
     }
 }
 
-fn up_transformer_layers(
-    c: &ConfigFile,
-    per_block: &[usize],
-    layers_per_block: &[usize],
-) -> Result<Vec<Vec<usize>>> {
+fn up_transformer_layers(c: &ConfigFile, per_block: &[usize], layers_per_block: &[usize]) -> Result<Vec<Vec<usize>>> {
     let n = per_block.len();
     let field = "reverse_transformer_layers_per_block";
     match c.raw(field) {
@@ -240,23 +218,17 @@ fn up_transformer_layers(
                     Value::Array(xs) if xs.len() == resnets => xs
                         .iter()
                         .map(|x| {
-                            x.as_u64().map(|v| v as usize).ok_or_else(|| {
-                                c.error(field, format!("expected integers, got {x}"))
-                            })
+                            x.as_u64()
+                                .map(|v| v as usize)
+                                .ok_or_else(|| c.error(field, format!("expected integers, got {x}")))
                         })
                         .collect(),
                     x if x.is_u64() => Ok(vec![x.as_u64().unwrap_or(1) as usize; resnets]),
-                    other => Err(c.error(
-                        field,
-                        format!("entry {i} should list {resnets} integers, got {other}"),
-                    )),
+                    other => Err(c.error(field, format!("entry {i} should list {resnets} integers, got {other}"))),
                 }
             })
             .collect(),
-        Some(v) => Err(c.error(
-            field,
-            format!("expected a list with one entry per up block, got {v}"),
-        )),
+        Some(v) => Err(c.error(field, format!("expected a list with one entry per up block, got {v}"))),
     }
 }
 
@@ -273,10 +245,7 @@ fn reject_unsupported(c: &ConfigFile) -> Result<()> {
     c.require_default("time_embedding_act_fn", &null())?;
     c.require_default("cross_attention_norm", &null())?;
     c.require_default("dual_cross_attention", &[json!(false)])?;
-    c.require_default(
-        "mid_block_only_cross_attention",
-        &[json!(false), Value::Null],
-    )?;
+    c.require_default("mid_block_only_cross_attention", &[json!(false), Value::Null])?;
     c.require_default("class_embeddings_concat", &[json!(false)])?;
     c.require_default("resnet_skip_time_act", &[json!(false)])?;
     c.require_default("resnet_out_scale_factor", &[json!(1.0), json!(1)])?;
@@ -290,10 +259,7 @@ fn reject_unsupported(c: &ConfigFile) -> Result<()> {
         None | Some(Value::Bool(false)) => {}
         Some(Value::Array(a)) if a.iter().all(|x| x == &json!(false)) => {}
         Some(v) => {
-            return Err(c.error(
-                "only_cross_attention",
-                format!("{v} is not supported (only false)"),
-            ));
+            return Err(c.error("only_cross_attention", format!("{v} is not supported (only false)")));
         }
     }
     Ok(())

@@ -130,6 +130,8 @@ pub struct Unet {
 }
 
 impl Unet {
+    // Block i reads several per-block lists at once, as diffusers' constructor does.
+    #[allow(clippy::needless_range_loop)]
     pub fn load(w: &Weights, config: UnetConfig) -> Result<Unet> {
         let c = &config;
         let ch = &c.block_out_channels;
@@ -148,21 +150,20 @@ impl Unet {
                 },
             )
         };
-        let transformer =
-            |w: &Weights, channels: usize, heads: usize, layers: usize, cross: usize| {
-                Transformer2D::load(
-                    w,
-                    &TransformerConfig {
-                        channels,
-                        heads,
-                        layers,
-                        cross_attention_dim: cross,
-                        groups: c.norm_num_groups,
-                        use_linear_projection: c.use_linear_projection,
-                        upcast_attention: c.upcast_attention,
-                    },
-                )
-            };
+        let transformer = |w: &Weights, channels: usize, heads: usize, layers: usize, cross: usize| {
+            Transformer2D::load(
+                w,
+                &TransformerConfig {
+                    channels,
+                    heads,
+                    layers,
+                    cross_attention_dim: cross,
+                    groups: c.norm_num_groups,
+                    use_linear_projection: c.use_linear_projection,
+                    upcast_attention: c.upcast_attention,
+                },
+            )
+        };
 
         let mut down = Vec::with_capacity(n);
         let mut out_ch = ch[0];
@@ -188,10 +189,7 @@ impl Unet {
                     )?),
                     DownBlockKind::Plain => None,
                 };
-                layers.push(Layer {
-                    resnet: res,
-                    attention,
-                });
+                layers.push(Layer { resnet: res, attention });
             }
             let downsample = if i + 1 < n {
                 Some(Downsample::load(
@@ -211,21 +209,11 @@ impl Unet {
         let mid = match c.mid_block {
             MidBlockKind::None => None,
             MidBlockKind::Plain => Some(MidBlock {
-                first: resnet(
-                    &mid_w.pp("resnets").pp(0),
-                    deepest,
-                    deepest,
-                    c.mid_block_scale_factor,
-                )?,
+                first: resnet(&mid_w.pp("resnets").pp(0), deepest, deepest, c.mid_block_scale_factor)?,
                 rest: Vec::new(),
             }),
             MidBlockKind::CrossAttn => Some(MidBlock {
-                first: resnet(
-                    &mid_w.pp("resnets").pp(0),
-                    deepest,
-                    deepest,
-                    c.mid_block_scale_factor,
-                )?,
+                first: resnet(&mid_w.pp("resnets").pp(0), deepest, deepest, c.mid_block_scale_factor)?,
                 rest: vec![(
                     transformer(
                         &mid_w.pp("attentions").pp(0),
@@ -234,12 +222,7 @@ impl Unet {
                         c.transformer_layers_per_block[n - 1],
                         c.cross_attention_dim[n - 1],
                     )?,
-                    resnet(
-                        &mid_w.pp("resnets").pp(1),
-                        deepest,
-                        deepest,
-                        c.mid_block_scale_factor,
-                    )?,
+                    resnet(&mid_w.pp("resnets").pp(1), deepest, deepest, c.mid_block_scale_factor)?,
                 )],
             }),
         };
@@ -268,10 +251,7 @@ impl Unet {
                     )?),
                     DownBlockKind::Plain => None,
                 };
-                layers.push(Layer {
-                    resnet: res,
-                    attention,
-                });
+                layers.push(Layer { resnet: res, attention });
             }
             let upsample = if i + 1 < n {
                 Some(Upsample::load(&bw.pp("upsamplers").pp(0), out_ch)?)
@@ -300,12 +280,7 @@ impl Unet {
             down,
             mid,
             up,
-            conv_norm_out: GroupNorm::load(
-                &w.pp("conv_norm_out"),
-                c.norm_num_groups,
-                ch[0],
-                c.norm_eps,
-            )?,
+            conv_norm_out: GroupNorm::load(&w.pp("conv_norm_out"), c.norm_num_groups, ch[0], c.norm_eps)?,
             conv_out: Conv2d::load(&w.pp("conv_out"), ch[0], c.out_channels, 3, 1, 1)?,
             dtype: w.dtype(),
             config,
@@ -347,12 +322,10 @@ impl Unet {
         match (&self.add_embedding, text_time) {
             (Some(add), Some(tt)) => {
                 let ids: Vec<f64> = tt.time_ids.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
-                let time_embeds =
-                    timestep_features(&ids, add.time_dim, c.flip_sin_to_cos, c.freq_shift, device)?
-                        .reshape((batch, ()))?
-                        .to_dtype(self.dtype)?;
-                let add_embeds =
-                    Tensor::cat(&[&tt.text_embeds.to_dtype(self.dtype)?, &time_embeds], 1)?;
+                let time_embeds = timestep_features(&ids, add.time_dim, c.flip_sin_to_cos, c.freq_shift, device)?
+                    .reshape((batch, ()))?
+                    .to_dtype(self.dtype)?;
+                let add_embeds = Tensor::cat(&[&tt.text_embeds.to_dtype(self.dtype)?, &time_embeds], 1)?;
                 emb = (emb + add.embedding.forward(&add_embeds)?)?;
             }
             (Some(_), None) => {

@@ -29,13 +29,7 @@ pub struct Attention {
 }
 
 impl Attention {
-    pub fn load(
-        w: &Weights,
-        query_dim: usize,
-        context_dim: usize,
-        heads: usize,
-        upcast: bool,
-    ) -> Result<Attention> {
+    pub fn load(w: &Weights, query_dim: usize, context_dim: usize, heads: usize, upcast: bool) -> Result<Attention> {
         Ok(Attention {
             to_q: Linear::load(&w.pp("to_q"), query_dim, query_dim, false)?,
             to_k: Linear::load(&w.pp("to_k"), context_dim, query_dim, false)?,
@@ -107,13 +101,7 @@ impl BasicTransformerBlock {
             norm1: LayerNorm::load(&w.pp("norm1"), d, 1e-5)?,
             attn1: Attention::load(&w.pp("attn1"), d, d, c.heads, c.upcast_attention)?,
             norm2: LayerNorm::load(&w.pp("norm2"), d, 1e-5)?,
-            attn2: Attention::load(
-                &w.pp("attn2"),
-                d,
-                c.cross_attention_dim,
-                c.heads,
-                c.upcast_attention,
-            )?,
+            attn2: Attention::load(&w.pp("attn2"), d, c.cross_attention_dim, c.heads, c.upcast_attention)?,
             norm3: LayerNorm::load(&w.pp("norm3"), d, 1e-5)?,
             ff: FeedForward::load(&w.pp("ff"), d)?,
         })
@@ -121,10 +109,7 @@ impl BasicTransformerBlock {
 
     fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
         let x = (self.attn1.forward(&self.norm1.forward(x)?, None)? + x)?;
-        let x = (self
-            .attn2
-            .forward(&self.norm2.forward(&x)?, Some(context))?
-            + &x)?;
+        let x = (self.attn2.forward(&self.norm2.forward(&x)?, Some(context))? + &x)?;
         Ok((self.ff.forward(&self.norm3.forward(&x)?)? + &x)?)
     }
 }
@@ -169,11 +154,8 @@ impl Transformer2D {
     pub fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let normed = self.norm.forward(x)?;
-        let to_tokens = |t: &Tensor| -> Result<Tensor> {
-            Ok(t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?)
-        };
-        let to_image =
-            |t: &Tensor| -> Result<Tensor> { Ok(t.transpose(1, 2)?.reshape((b, c, h, w))?) };
+        let to_tokens = |t: &Tensor| -> Result<Tensor> { Ok(t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?) };
+        let to_image = |t: &Tensor| -> Result<Tensor> { Ok(t.transpose(1, 2)?.reshape((b, c, h, w))?) };
         let mut tokens = match &self.proj_in {
             Projection::Conv(conv) => to_tokens(&conv.forward(&normed)?)?,
             Projection::Linear(lin) => lin.forward(&to_tokens(&normed)?)?,

@@ -29,11 +29,7 @@ impl AddedVocab {
     /// Registers `tokens` in order, as `tokenizers`' `AddedVocabulary::add_tokens` does: a
     /// content keeps the id it first got (its vocabulary id, else the next free id after the
     /// vocabulary), while the flags of the last registration decide how it is matched.
-    pub fn new(
-        tokens: &[AddedToken],
-        vocab: &HashMap<String, u32>,
-        normalize: impl Fn(&str) -> String,
-    ) -> AddedVocab {
+    pub fn new(tokens: &[AddedToken], vocab: &HashMap<String, u32>, normalize: impl Fn(&str) -> String) -> AddedVocab {
         let mut by_content: HashMap<String, u32> = HashMap::new();
         let mut normalized_flag: HashMap<String, bool> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
@@ -154,15 +150,9 @@ mod tests {
         let pats = patterns(&[("!", 0), ("<|endoftext|>", 2), ("<|end", 9)]);
         let got = split_around("a!<|endoftext|>b!!", &pats);
         use Piece::*;
-        assert_eq!(
-            got,
-            vec![Text("a"), Token(0), Token(2), Text("b"), Token(0), Token(0)]
-        );
+        assert_eq!(got, vec![Text("a"), Token(0), Token(2), Text("b"), Token(0), Token(0)]);
         assert_eq!(split_around("", &pats), vec![]);
-        assert_eq!(
-            split_around("é!ü", &pats),
-            vec![Text("é"), Token(0), Text("ü")]
-        );
+        assert_eq!(split_around("é!ü", &pats), vec![Text("é"), Token(0), Text("ü")]);
     }
 
     #[test]
@@ -176,12 +166,7 @@ mod tests {
             normalized: Some(normalized),
             special: true,
         };
-        let tokens = [
-            tok("<A>", false),
-            tok("!", false),
-            tok("<B>", true),
-            tok("<A>", true),
-        ];
+        let tokens = [tok("<A>", false), tok("!", false), tok("<B>", true), tok("<A>", true)];
         let added = AddedVocab::new(&tokens, &vocab, |s| s.to_lowercase());
         assert_eq!(added.id("<A>"), Some(2));
         assert_eq!(added.id("!"), Some(0));

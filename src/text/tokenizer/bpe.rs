@@ -59,8 +59,7 @@ impl Bpe {
         for (index, (left, right)) in merges.iter().enumerate() {
             let key = (lookup(left, index)?, lookup(right, index)?);
             let merged = lookup(&format!("{left}{right}"), index)?;
-            let rank =
-                u32::try_from(index).map_err(|_| Error::tokenizer(source, "too many merges"))?;
+            let rank = u32::try_from(index).map_err(|_| Error::tokenizer(source, "too many merges"))?;
             table.insert(key, (rank, merged));
         }
         let chars = byte_to_char_table();
@@ -88,11 +87,7 @@ impl Bpe {
     fn initial_symbols(&self, word: &[u8]) -> Vec<Symbol> {
         let last = word.len().saturating_sub(1);
         let ids = word.iter().enumerate().filter_map(|(i, &b)| {
-            let table = if i == last {
-                &self.byte_end_ids
-            } else {
-                &self.byte_ids
-            };
+            let table = if i == last { &self.byte_end_ids } else { &self.byte_ids };
             table[usize::from(b)].or(self.unk)
         });
         let mut symbols: Vec<Symbol> = ids
@@ -143,16 +138,10 @@ impl Bpe {
             }
             let current = symbols[top.pos];
             if let Some(prev) = current.prev {
-                queue.extend(
-                    self.candidate(prev, symbols[prev].id, current.id)
-                        .map(Reverse),
-                );
+                queue.extend(self.candidate(prev, symbols[prev].id, current.id).map(Reverse));
             }
             if let Some(after) = current.next {
-                queue.extend(
-                    self.candidate(top.pos, current.id, symbols[after].id)
-                        .map(Reverse),
-                );
+                queue.extend(self.candidate(top.pos, current.id, symbols[after].id).map(Reverse));
             }
         }
     }
@@ -192,9 +181,7 @@ const MAX_CACHED_WORD: usize = 64;
 
 impl WordCache {
     pub fn new() -> WordCache {
-        WordCache {
-            map: HashMap::new(),
-        }
+        WordCache { map: HashMap::new() }
     }
 
     pub fn get(&self, word: &str) -> Option<&[u32]> {
@@ -230,13 +217,9 @@ mod tests {
 
     fn toy() -> Bpe {
         let tokens = ["a", "b", "a</w>", "b</w>", "ab", "ab</w>", "aa", "aa</w>"];
-        let vocab: HashMap<String, u32> = tokens
-            .iter()
-            .zip(0..)
-            .map(|(t, i)| (t.to_string(), i))
-            .collect();
-        let merges = [("a", "b"), ("a", "b</w>"), ("a", "a"), ("a", "a</w>")]
-            .map(|(a, b)| (a.to_string(), b.to_string()));
+        let vocab: HashMap<String, u32> = tokens.iter().zip(0..).map(|(t, i)| (t.to_string(), i)).collect();
+        let merges =
+            [("a", "b"), ("a", "b</w>"), ("a", "a"), ("a", "a</w>")].map(|(a, b)| (a.to_string(), b.to_string()));
         Bpe::new(&vocab, &merges, None, Path::new("toy")).unwrap()
     }
 
@@ -254,12 +237,7 @@ mod tests {
     fn merge_with_unknown_part_is_an_error_naming_the_merge() {
         let vocab: HashMap<String, u32> = [("a".to_string(), 0)].into();
         let merges = [("a".to_string(), "z".to_string())];
-        let err = Bpe::new(&vocab, &merges, None, Path::new("merges.txt"))
-            .err()
-            .unwrap();
-        assert_eq!(
-            err.to_string(),
-            "merges.txt: merge 1: `z` is not in the vocabulary"
-        );
+        let err = Bpe::new(&vocab, &merges, None, Path::new("merges.txt")).err().unwrap();
+        assert_eq!(err.to_string(), "merges.txt: merge 1: `z` is not in the vocabulary");
     }
 }

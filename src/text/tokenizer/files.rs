@@ -128,10 +128,7 @@ pub(super) fn load(dir: &Path) -> Result<Loaded> {
         return Err(Error::tokenizer(dir, "tokenizer folder not found"));
     }
     if !dir.is_dir() {
-        return Err(Error::tokenizer(
-            dir,
-            "not a folder (expected a tokenizer folder)",
-        ));
+        return Err(Error::tokenizer(dir, "not a folder (expected a tokenizer folder)"));
     }
     let model = read_model(dir)?;
     let config = read_json_object(&dir.join(CONFIG))?;
@@ -210,12 +207,8 @@ fn read_text(path: &Path) -> Result<String> {
 }
 
 fn read_vocab(path: &Path) -> Result<HashMap<String, u32>> {
-    let vocab: HashMap<String, u32> = serde_json::from_str(&read_text(path)?).map_err(|e| {
-        Error::tokenizer(
-            path,
-            format!("not a vocabulary (a JSON object of token to id): {e}"),
-        )
-    })?;
+    let vocab: HashMap<String, u32> = serde_json::from_str(&read_text(path)?)
+        .map_err(|e| Error::tokenizer(path, format!("not a vocabulary (a JSON object of token to id): {e}")))?;
     if vocab.is_empty() {
         return Err(Error::tokenizer(path, "the vocabulary is empty"));
     }
@@ -233,10 +226,7 @@ fn read_merges(path: &Path) -> Result<Vec<(String, String)>> {
         let pair = split_merge(line).ok_or_else(|| {
             Error::tokenizer(
                 path,
-                format!(
-                    "line {}: expected two tokens separated by one space",
-                    index + 1
-                ),
+                format!("line {}: expected two tokens separated by one space", index + 1),
             )
         })?;
         merges.push(pair);
@@ -300,16 +290,9 @@ fn read_tokenizer_json(path: &Path) -> Result<Model> {
         .map_err(|e| Error::tokenizer(path, format!("not a tokenizers file: {e}")))?;
     let model = parsed.model;
     if model.kind.as_deref().is_some_and(|k| k != "BPE") {
-        return Err(Error::tokenizer(
-            path,
-            "model.type is not BPE; not a CLIP tokenizer",
-        ));
+        return Err(Error::tokenizer(path, "model.type is not BPE; not a CLIP tokenizer"));
     }
-    if model
-        .end_of_word_suffix
-        .as_deref()
-        .is_some_and(|s| s != "</w>")
-    {
+    if model.end_of_word_suffix.as_deref().is_some_and(|s| s != "</w>") {
         return Err(Error::tokenizer(
             path,
             "model.end_of_word_suffix is not `</w>`; not a CLIP tokenizer",
@@ -395,12 +378,7 @@ fn resolve_specials(
 /// Reads the named special tokens a file declares. In `special_tokens_map.json` objects are
 /// forced special (transformers builds them with `special=True`); in the config they keep
 /// their own flag. `null` means "not set", so CLIPTokenizer's default applies.
-fn apply_specials(
-    specials: &mut Specials,
-    path: &Path,
-    map: &Map<String, Value>,
-    forced: bool,
-) -> Result<()> {
+fn apply_specials(specials: &mut Specials, path: &Path, map: &Map<String, Value>, forced: bool) -> Result<()> {
     for (slot, key) in specials.named.iter_mut().zip(SPECIAL_KEYS) {
         if let Some(value) = map.get(key) {
             *slot = parse_spec(value, forced, path, key)?;
@@ -418,12 +396,7 @@ fn apply_specials(
     Ok(())
 }
 
-fn parse_spec(
-    value: &Value,
-    forced_special: bool,
-    path: &Path,
-    key: &str,
-) -> Result<Option<TokenSpec>> {
+fn parse_spec(value: &Value, forced_special: bool, path: &Path, key: &str) -> Result<Option<TokenSpec>> {
     match value {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(TokenSpec::Plain(s.clone()))),
@@ -442,18 +415,11 @@ fn parse_spec(
 
 /// An `AddedToken` object: `{"content": "!", "normalized": false, ...}` (the `__type` tag
 /// transformers 4 wrote in configs is accepted and ignored).
-fn parse_token_object(
-    obj: &Map<String, Value>,
-    forced_special: bool,
-    path: &Path,
-    key: &str,
-) -> Result<AddedToken> {
-    let content = obj.get("content").and_then(Value::as_str).ok_or_else(|| {
-        Error::tokenizer(
-            path,
-            format!("`{key}`: token object without a string `content`"),
-        )
-    })?;
+fn parse_token_object(obj: &Map<String, Value>, forced_special: bool, path: &Path, key: &str) -> Result<AddedToken> {
+    let content = obj
+        .get("content")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::tokenizer(path, format!("`{key}`: token object without a string `content`")))?;
     let flag = |name: &str| obj.get(name).and_then(Value::as_bool);
     Ok(AddedToken {
         content: content.to_owned(),
@@ -473,29 +439,20 @@ fn read_added_tokens_decoder(path: &Path, config: &Map<String, Value>) -> Result
         return Ok(Vec::new());
     };
     let Value::Object(entries) = decoder else {
-        return Err(Error::tokenizer(
-            path,
-            "`added_tokens_decoder` must be an object",
-        ));
+        return Err(Error::tokenizer(path, "`added_tokens_decoder` must be an object"));
     };
     let mut tokens = Vec::with_capacity(entries.len());
     for (id, value) in entries {
-        let id: u64 = id.parse().map_err(|_| {
-            Error::tokenizer(
-                path,
-                format!("added_tokens_decoder: `{id}` is not a token id"),
-            )
-        })?;
+        let id: u64 = id
+            .parse()
+            .map_err(|_| Error::tokenizer(path, format!("added_tokens_decoder: `{id}` is not a token id")))?;
         let Value::Object(obj) = value else {
             return Err(Error::tokenizer(
                 path,
                 format!("added_tokens_decoder[{id}] must be a token object"),
             ));
         };
-        tokens.push((
-            id,
-            parse_token_object(obj, false, path, "added_tokens_decoder")?,
-        ));
+        tokens.push((id, parse_token_object(obj, false, path, "added_tokens_decoder")?));
     }
     tokens.sort_by_key(|(id, _)| *id);
     Ok(tokens.into_iter().map(|(_, t)| t).collect())
@@ -507,20 +464,13 @@ fn read_max_length(path: &Path, config: Option<&Map<String, Value>>) -> Result<u
     };
     match value.as_u64() {
         Some(n) if n > UNSET_MAX_LENGTH => Ok(DEFAULT_MAX_LENGTH),
-        Some(n) if n >= 2 => {
-            usize::try_from(n).map_err(|_| Error::tokenizer(path, "model_max_length is too large"))
-        }
+        Some(n) if n >= 2 => usize::try_from(n).map_err(|_| Error::tokenizer(path, "model_max_length is too large")),
         Some(_) => Err(Error::tokenizer(
             path,
             "model_max_length must be at least 2 (bos and eos)",
         )),
-        None if value.as_f64().is_some_and(|f| f > UNSET_MAX_LENGTH as f64) => {
-            Ok(DEFAULT_MAX_LENGTH)
-        }
-        None => Err(Error::tokenizer(
-            path,
-            "model_max_length must be a whole number",
-        )),
+        None if value.as_f64().is_some_and(|f| f > UNSET_MAX_LENGTH as f64) => Ok(DEFAULT_MAX_LENGTH),
+        None => Err(Error::tokenizer(path, "model_max_length must be a whole number")),
     }
 }
 
@@ -530,11 +480,7 @@ fn read_max_length(path: &Path, config: Option<&Map<String, Value>>) -> Result<u
 /// 2. the config's `added_tokens_decoder`;
 /// 3. the named special tokens (bos, eos, unk, sep, pad, cls, mask) and extras, skipping a
 ///    content already registered by 1 or 2 and any spelling equal to one already queued.
-fn order_added_tokens(
-    from_json: &[AddedToken],
-    decoder: Vec<AddedToken>,
-    specials: &Specials,
-) -> Vec<AddedToken> {
+fn order_added_tokens(from_json: &[AddedToken], decoder: Vec<AddedToken>, specials: &Specials) -> Vec<AddedToken> {
     let mut added: Vec<AddedToken> = from_json.to_vec();
     added.extend(decoder);
     let registered: Vec<String> = added.iter().map(|t| t.content.clone()).collect();
@@ -555,10 +501,7 @@ fn order_added_tokens(
         .filter_map(|(given, default)| given.clone().or(default));
     let mut queued: Vec<TokenSpec> = Vec::new();
     for spec in named.chain(specials.extra.iter().cloned()) {
-        if spec.content().is_empty()
-            || registered.iter().any(|c| c == spec.content())
-            || queued.contains(&spec)
-        {
+        if spec.content().is_empty() || registered.iter().any(|c| c == spec.content()) || queued.contains(&spec) {
             continue;
         }
         queued.push(spec);
