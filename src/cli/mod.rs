@@ -1,6 +1,7 @@
 //! The command line: no subcommand opens the window; `generate`, `tokenize`, `history`,
 //! `import`, `models` and `bench` work headless.
 
+pub mod bench;
 pub mod generate;
 pub mod history;
 pub mod models;
@@ -34,6 +35,9 @@ pub enum Command {
     Import(history::ImportArgs),
     /// List local models or download a known one.
     Models(models::ModelsArgs),
+    /// Time text encoding, UNet steps, VAE decode and whole generations (see BENCHMARKS.md).
+    #[command(hide = true)]
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line, printing clap's help/version as usual but reducing argument
@@ -72,5 +76,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::History(args) => history::run(args),
         Command::Import(args) => history::run_import(args),
         Command::Models(args) => models::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
