@@ -15,7 +15,8 @@ What it writes (seeded: a second run gives byte-identical files):
       with a deterministic stand-in for the UNet (`pseudo_unet`, mirrored in tests/schedulers.rs).
 
 Tensors are stored as base64 of little-endian float32 (shape [1, 4, 3, 5]) to keep the files
-small. A `scaled` entry is null when diffusers' scale_model_input returned its input unchanged
+small. `diffusers_non_finite_from` marks the step where diffusers' latents turned NaN (its
+float32 arithmetic breaking down); from there on Lantern only has to stay finite. A `scaled` entry is null when diffusers' scale_model_input returned its input unchanged
 (the Rust test then checks that ours did too). Euler-ancestral cases also store the noise
 diffusers drew at every step, so the Rust side can replay it through a NoiseSource. A case
 that diffusers itself refuses (for example PNDM's Runge-Kutta warm-up with fewer than 4 steps)
@@ -324,7 +325,9 @@ CONFIGS = {
             sigma_max=10.0,
             final_sigmas_type="sigma_min",
         ),
-        ["default"],
+        # diffusers' from_config registers every key of the file on the config object, where
+        # the Karras conversion of DPM-Solver and Heun finds sigma_min / sigma_max too.
+        ["default", "dpmpp-2m", "dpmpp-2m-karras", "heun", "lms", "unipc"],
         VARIANT_STEPS,
     ),
     "euler-log-linear": (
@@ -492,6 +495,10 @@ def run_case(folder: Path, kind: str, steps: int, seed: int) -> dict:
 
     case["scaled"] = scaled_rec
     case["x"] = x_rec
+    # Where diffusers' own float32 arithmetic breaks down (NaN), Lantern must stay finite.
+    bad = [i for i, xb in enumerate(x_rec) if not np.isfinite(np.frombuffer(base64.b64decode(xb), "<f4")).all()]
+    if bad:
+        case["diffusers_non_finite_from"] = bad[0]
     if ancestral:
         # Replay the generator: EulerAncestral draws exactly one randn of the latent shape per step.
         replay = torch.Generator().manual_seed(noise_seed)
