@@ -579,6 +579,16 @@ fn unsupported_values_name_the_file_and_field() {
             json!({"interpolation_type": "cubic"}),
             "interpolation_type",
         ),
+        (
+            SamplerKind::DpmPp2m,
+            json!({"lambda_min_clipped": "Infinity"}),
+            "lambda_min_clipped",
+        ),
+        (
+            SamplerKind::Euler,
+            json!({"num_train_timesteps": 1_000_000_000u64}),
+            "num_train_timesteps",
+        ),
     ];
     for (kind, json, field) in cases {
         let (file, got_field, message) = config_error(kind, json.clone());
@@ -621,6 +631,13 @@ fn bad_step_counts_are_invalid_requests() {
                 Ok(_) => panic!("{kind} {steps}: accepted"),
             }
         }
+    }
+    // Trailing spacing with 61 steps gives diffusers a timestep of -1, which DDIM would look
+    // up as alphas_cumprod[-1]; we refuse instead.
+    let turbo = load_config("sd-turbo");
+    match schedulers::build(SamplerKind::Ddim, &turbo, Path::new("t.json"), 61) {
+        Err(Error::Config { field, .. }) => assert_eq!(field, "timestep_spacing"),
+        other => panic!("expected a config error, got {:?}", other.err()),
     }
     // PNDM's Runge-Kutta warm-up needs four steps.
     let prk = load_config("pndm-prk-vpred");

@@ -242,7 +242,12 @@ CONFIGS = {
     "sd21": (SD21, ALL_KINDS, MAIN_STEPS),
     "sdxl": (SDXL, ALL_KINDS, MAIN_STEPS),
     "sd-turbo": (SD_TURBO, ALL_KINDS, MAIN_STEPS),
-    "ddpm-linear": (DDPM_LINEAR, [k for k in ALL_KINDS if k != "default"], [1, 4, 6, 15]),
+    # 1000/16 = 62.5: numpy's round-half-to-even decides every other trailing timestep.
+    "sd-turbo-16": (SD_TURBO, ["euler", "ddim", "pndm", "dpmpp-2m"], [16]),
+    # 1000/61 makes numpy's arange yield 62 trailing timesteps, the last one -1; diffusers'
+    # σ-based samplers just run the extra step (DDIM/PNDM would index alphas_cumprod[-1]).
+    "sd-turbo-61": (SD_TURBO, ["euler", "dpmpp-2m"], [61]),
+    "ddpm-linear": (DDPM_LINEAR, [k for k in ALL_KINDS if k != "default"], [1, 4, 15]),
     "cosine": (COSINE, ALL_KINDS, EXTRA_STEPS),
     "zsnr": (ZSNR, ALL_KINDS, EXTRA_STEPS),
     "dpm-karras": (DPM_KARRAS, ALL_KINDS, EXTRA_STEPS),

@@ -18,6 +18,9 @@ use serde_json::{Map, Value};
 use super::SamplerKind;
 use crate::error::{Error, Result};
 
+/// More training timesteps than any real model uses; the tables are allocated up front.
+const MAX_TRAIN_TIMESTEPS: usize = 100_000;
+
 /// The diffusers scheduler classes Lantern implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SamplerClass {
@@ -338,8 +341,8 @@ impl SchedulerConfig {
         match key {
             "num_train_timesteps" => {
                 self.num_train_timesteps = f.usize(key, v)?;
-                if self.num_train_timesteps < 2 {
-                    return Err(f.err(key, "must be at least 2"));
+                if !(2..=MAX_TRAIN_TIMESTEPS).contains(&self.num_train_timesteps) {
+                    return Err(f.err(key, format!("must be between 2 and {MAX_TRAIN_TIMESTEPS}")));
                 }
             }
             "beta_start" => self.beta_start = f.f64(key, v)?,

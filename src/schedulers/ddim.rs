@@ -78,13 +78,18 @@ pub(crate) fn integer_timesteps(
     })
     .collect();
     if let Some(&bad) = ts.iter().find(|&&v| v < 0.0 || v > (t - 1) as f64) {
+        // Past the end: the offset pushed it there. Below 0: numpy's arange gave trailing
+        // spacing one step too many (e.g. 61 steps), which diffusers would index as
+        // alphas_cumprod[-1], the *last* training timestep.
+        let field = if bad < 0.0 {
+            "timestep_spacing"
+        } else {
+            "steps_offset"
+        };
         return Err(Error::config(
             path,
-            "steps_offset",
-            format!(
-                "{} with {steps} steps puts a timestep at {bad}, outside the {t} training timesteps",
-                cfg.steps_offset
-            ),
+            field,
+            format!("{steps} steps put a timestep at {bad}, outside the {t} training timesteps"),
         ));
     }
     Ok(ts)

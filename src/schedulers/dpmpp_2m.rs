@@ -11,6 +11,8 @@
 //! `lower_order_final` is set with fewer than 15 steps (which also lowers the one before it
 //! from order 3 to 2). The SDE variants and thresholding are refused by the config.
 
+use std::path::Path;
+
 use candle_core::Tensor;
 
 use super::config::{
@@ -19,7 +21,7 @@ use super::config::{
 use super::euler::karras_schedule;
 use super::schedule::{self, Layout, check_in_order, check_index, lincomb};
 use super::{NoiseSource, SamplerKind, Scheduler};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub struct DpmSolverMultistep {
     timesteps: Vec<f64>,
@@ -118,9 +120,16 @@ pub(crate) fn multistep_schedule(
 }
 
 impl DpmSolverMultistep {
-    pub fn new(cfg: &SchedulerConfig, steps: usize) -> DpmSolverMultistep {
+    pub fn new(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<DpmSolverMultistep> {
         let ac = schedule::alphas_cumprod(cfg, true);
         let last_timestep = cfg.num_train_timesteps - clipped_count(&ac, cfg.lambda_min_clipped);
+        if last_timestep == 0 {
+            return Err(Error::config(
+                path,
+                "lambda_min_clipped",
+                "clips away every training timestep",
+            ));
+        }
         // diffusers rounds Karras timesteps except for the cosine schedule (by name).
         let round_karras = cfg.beta_schedule_name != "squaredcos_cap_v2";
         let (timesteps, sigmas, train) =
@@ -130,7 +139,7 @@ impl DpmSolverMultistep {
             FinalSigmas::SigmaMin => train[0] as f64,
         };
         let sigmas = sigmas.iter().chain([&last]).map(|&s| s as f32).collect();
-        DpmSolverMultistep {
+        Ok(DpmSolverMultistep {
             timesteps,
             sigmas,
             order: cfg.solver_order,
@@ -144,7 +153,7 @@ impl DpmSolverMultistep {
             outputs: Vec::new(),
             lower_order_nums: 0,
             steps_taken: 0,
-        }
+        })
     }
 
     fn point(&self, index: usize) -> Point {

@@ -208,16 +208,7 @@ pub fn build(
     config_path: &Path,
     num_inference_steps: usize,
 ) -> Result<Box<dyn Scheduler>> {
-    let cfg = SchedulerConfig::resolve(kind, folder_config, config_path)?;
-    build_from_config(&cfg, config_path, num_inference_steps)
-}
-
-/// [`build`] for an already resolved configuration.
-pub fn build_from_config(
-    cfg: &SchedulerConfig,
-    config_path: &Path,
-    num_inference_steps: usize,
-) -> Result<Box<dyn Scheduler>> {
+    let cfg = &SchedulerConfig::resolve(kind, folder_config, config_path)?;
     let steps = num_inference_steps;
     if steps == 0 {
         return Err(Error::invalid("the number of steps must be at least 1"));
@@ -235,7 +226,9 @@ pub fn build_from_config(
         SamplerClass::EulerAncestralDiscrete => {
             Box::new(euler_ancestral::EulerAncestral::new(cfg, steps))
         }
-        SamplerClass::DpmSolverMultistep => Box::new(dpmpp_2m::DpmSolverMultistep::new(cfg, steps)),
+        SamplerClass::DpmSolverMultistep => {
+            Box::new(dpmpp_2m::DpmSolverMultistep::new(cfg, steps, config_path)?)
+        }
         SamplerClass::UniPcMultistep => Box::new(unipc::UniPc::new(cfg, steps)),
         SamplerClass::LmsDiscrete => Box::new(lms::Lms::new(cfg, steps)),
         SamplerClass::HeunDiscrete => Box::new(heun::Heun::new(cfg, steps)),
@@ -244,8 +237,8 @@ pub fn build_from_config(
 
 /// Reads a `scheduler_config.json`. Python's JSON writer emits bare `Infinity`, `-Infinity`
 /// and `NaN` (diffusers saves DPM-Solver's default `lambda_min_clipped` as `-Infinity`);
-/// those become the strings `"Infinity"`, `"-Infinity"` and `"NaN"` here, which the config
-/// reader accepts where a number is expected.
+/// those become the strings `"Infinity"`, `"-Infinity"` and `"NaN"` here; the config reader
+/// takes the two infinities where a number is expected and refuses NaN.
 pub fn read_config(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     parse_config_text(&text, path)
