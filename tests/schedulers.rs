@@ -24,10 +24,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn config_path(name: &str) -> PathBuf {
-    fixtures()
-        .join("configs")
-        .join(name)
-        .join("scheduler_config.json")
+    fixtures().join("configs").join(name).join("scheduler_config.json")
 }
 
 fn load_config(name: &str) -> Value {
@@ -45,10 +42,7 @@ fn decode_b64(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in s.bytes().filter(|&c| c != b'=') {
-        let v = ALPHABET
-            .iter()
-            .position(|&a| a == c)
-            .expect("base64 character") as u32;
+        let v = ALPHABET.iter().position(|&a| a == c).expect("base64 character") as u32;
         acc = (acc << 6) | v;
         bits += 6;
         if bits >= 8 {
@@ -152,10 +146,7 @@ fn run_case(config: &str, case: &Value, shape: &[usize]) -> Result<Outcome, Stri
     let mut sched = schedulers::build(kind, &json, &path, steps).map_err(|e| e.to_string())?;
     let resolved = case["resolved_kind"].as_str().unwrap();
     if sched.kind().cli_name() != resolved {
-        return Err(format!(
-            "kind {} but diffusers built {resolved}",
-            sched.kind()
-        ));
+        return Err(format!("kind {} but diffusers built {resolved}", sched.kind()));
     }
 
     let mut worst = 0.0f64;
@@ -188,11 +179,7 @@ fn run_case(config: &str, case: &Value, shape: &[usize]) -> Result<Outcome, Stri
     let draws = case
         .get("noise")
         .and_then(Value::as_array)
-        .map(|v| {
-            v.iter()
-                .map(|n| tensor_from_b64(n.as_str().unwrap(), shape))
-                .collect()
-        })
+        .map(|v| v.iter().map(|n| tensor_from_b64(n.as_str().unwrap(), shape)).collect())
         .unwrap_or_default();
     let mut noise = Replay { draws, next: 0 };
     let x0 = tensor_from_b64(case["x0"].as_str().unwrap(), shape);
@@ -209,9 +196,7 @@ fn run_case(config: &str, case: &Value, shape: &[usize]) -> Result<Outcome, Stri
         if i > broken_from {
             let input = sched.scale_model_input(&x, i).map_err(|e| e.to_string())?;
             let out = pseudo_unet(&input, t).unwrap();
-            x = sched
-                .step(&out, i, &x, &mut noise)
-                .map_err(|e| e.to_string())?;
+            x = sched.step(&out, i, &x, &mut noise).map_err(|e| e.to_string())?;
             if !all_finite(&x) {
                 return Err(format!("latents after step {i} are not finite"));
             }
@@ -228,9 +213,7 @@ fn run_case(config: &str, case: &Value, shape: &[usize]) -> Result<Outcome, Stri
             return Err(format!("scaled input at step {i}: error {e:.3e}"));
         }
         let out = pseudo_unet(&input, t).unwrap();
-        x = sched
-            .step(&out, i, &x, &mut noise)
-            .map_err(|e| e.to_string())?;
+        x = sched.step(&out, i, &x, &mut noise).map_err(|e| e.to_string())?;
         if i == broken_from {
             if !all_finite(&x) {
                 return Err(format!("latents after step {i} are not finite"));
@@ -282,11 +265,7 @@ fn samplers_match_diffusers() {
         let mut worst_here = 0.0f64;
         for case in doc["cases"].as_array().unwrap() {
             cases += 1;
-            let label = format!(
-                "{config}/{}/{}",
-                case["kind"].as_str().unwrap(),
-                case["steps"]
-            );
+            let label = format!("{config}/{}/{}", case["kind"].as_str().unwrap(), case["steps"]);
             match run_case(config, case, &shape) {
                 Ok(o) => {
                     if case.get("error").is_some() {
@@ -298,10 +277,7 @@ fn samplers_match_diffusers() {
                     let w = worst_by_kind.entry(key).or_default();
                     *w = w.max(o.worst);
                     if o.worst > 1e-5 {
-                        println!(
-                            "  {label}: {:.2e} over {} UNet calls",
-                            o.worst, o.unet_calls
-                        );
+                        println!("  {label}: {:.2e} over {} UNet calls", o.worst, o.unet_calls);
                     }
                 }
                 Err(msg) => failures.push(format!("{label}: {msg}")),
@@ -334,12 +310,7 @@ fn unet_evaluation_counts() {
     assert_eq!(built(SamplerKind::Heun, "sd15", 20).timesteps().len(), 39);
     assert_eq!(built(SamplerKind::Euler, "sd15", 20).timesteps().len(), 20);
     // The PRK warm-up: 12 Runge-Kutta evaluations, then the remaining steps - 3.
-    assert_eq!(
-        built(SamplerKind::Pndm, "ddpm-linear", 10)
-            .timesteps()
-            .len(),
-        19
-    );
+    assert_eq!(built(SamplerKind::Pndm, "ddpm-linear", 10).timesteps().len(), 19);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -411,18 +382,9 @@ fn overrides_take_the_new_classes_defaults_for_fields_the_file_lacks() {
 
 #[test]
 fn default_resolves_the_folders_own_class() {
-    assert_eq!(
-        built(SamplerKind::Default, "sd15", 4).kind(),
-        SamplerKind::Pndm
-    );
-    assert_eq!(
-        built(SamplerKind::Default, "sd21", 4).kind(),
-        SamplerKind::Ddim
-    );
-    assert_eq!(
-        built(SamplerKind::Default, "sdxl", 4).kind(),
-        SamplerKind::Euler
-    );
+    assert_eq!(built(SamplerKind::Default, "sd15", 4).kind(), SamplerKind::Pndm);
+    assert_eq!(built(SamplerKind::Default, "sd21", 4).kind(), SamplerKind::Ddim);
+    assert_eq!(built(SamplerKind::Default, "sdxl", 4).kind(), SamplerKind::Euler);
     // A DPM++ folder with use_karras_sigmas is reported as the Karras variant, also when
     // asked for plain dpmpp-2m (the file's setting carries over).
     assert_eq!(
@@ -433,10 +395,7 @@ fn default_resolves_the_folders_own_class() {
         built(SamplerKind::DpmPp2m, "dpm-karras", 4).kind(),
         SamplerKind::DpmPp2mKarras
     );
-    assert_eq!(
-        built(SamplerKind::DpmPp2m, "sd15", 4).kind(),
-        SamplerKind::DpmPp2m
-    );
+    assert_eq!(built(SamplerKind::DpmPp2m, "sd15", 4).kind(), SamplerKind::DpmPp2m);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -445,11 +404,7 @@ fn default_resolves_the_folders_own_class() {
 fn config_error(kind: SamplerKind, json: Value) -> (PathBuf, String, String) {
     let path = Path::new("models/m/scheduler/scheduler_config.json");
     match schedulers::build(kind, &json, path, 20) {
-        Err(Error::Config {
-            file,
-            field,
-            message,
-        }) => (file, field, message),
+        Err(Error::Config { file, field, message }) => (file, field, message),
         Err(other) => panic!("expected a config error, got {other}"),
         Ok(_) => panic!("expected a config error for {json}"),
     }
@@ -457,10 +412,7 @@ fn config_error(kind: SamplerKind, json: Value) -> (PathBuf, String, String) {
 
 #[test]
 fn unknown_class_is_a_config_error_naming_class_name() {
-    let (file, field, message) = config_error(
-        SamplerKind::Default,
-        json!({"_class_name": "DDPMScheduler"}),
-    );
+    let (file, field, message) = config_error(SamplerKind::Default, json!({"_class_name": "DDPMScheduler"}));
     assert_eq!(file, Path::new("models/m/scheduler/scheduler_config.json"));
     assert_eq!(field, "_class_name");
     assert!(message.contains("DDPMScheduler"), "{message}");
@@ -484,36 +436,16 @@ fn unsupported_values_name_the_file_and_field() {
             json!({"algorithm_type": "sde-dpmsolver++"}),
             "algorithm_type",
         ),
-        (
-            SamplerKind::Ddim,
-            json!({"thresholding": true}),
-            "thresholding",
-        ),
-        (
-            SamplerKind::Unipc,
-            json!({"thresholding": true}),
-            "thresholding",
-        ),
+        (SamplerKind::Ddim, json!({"thresholding": true}), "thresholding"),
+        (SamplerKind::Unipc, json!({"thresholding": true}), "thresholding"),
         (
             SamplerKind::Euler,
             json!({"use_exponential_sigmas": true}),
             "use_exponential_sigmas",
         ),
-        (
-            SamplerKind::DpmPp2m,
-            json!({"use_lu_lambdas": true}),
-            "use_lu_lambdas",
-        ),
-        (
-            SamplerKind::Euler,
-            json!({"beta_schedule": "sigmoid"}),
-            "beta_schedule",
-        ),
-        (
-            SamplerKind::Ddim,
-            json!({"beta_schedule": "exp"}),
-            "beta_schedule",
-        ),
+        (SamplerKind::DpmPp2m, json!({"use_lu_lambdas": true}), "use_lu_lambdas"),
+        (SamplerKind::Euler, json!({"beta_schedule": "sigmoid"}), "beta_schedule"),
+        (SamplerKind::Ddim, json!({"beta_schedule": "exp"}), "beta_schedule"),
         (
             SamplerKind::Euler,
             json!({"timestep_spacing": "karras"}),
@@ -534,11 +466,7 @@ fn unsupported_values_name_the_file_and_field() {
             json!({"prediction_type": "sample"}),
             "prediction_type",
         ),
-        (
-            SamplerKind::DpmPp2m,
-            json!({"solver_order": 4}),
-            "solver_order",
-        ),
+        (SamplerKind::DpmPp2m, json!({"solver_order": 4}), "solver_order"),
         (
             SamplerKind::DpmPp2m,
             json!({"variance_type": "learned_range"}),
@@ -549,16 +477,8 @@ fn unsupported_values_name_the_file_and_field() {
             json!({"algorithm_type": "dpmsolver"}),
             "final_sigmas_type",
         ),
-        (
-            SamplerKind::Unipc,
-            json!({"solver_type": "bh1"}),
-            "solver_type",
-        ),
-        (
-            SamplerKind::Unipc,
-            json!({"predict_x0": false}),
-            "predict_x0",
-        ),
+        (SamplerKind::Unipc, json!({"solver_type": "bh1"}), "solver_type"),
+        (SamplerKind::Unipc, json!({"predict_x0": false}), "predict_x0"),
         (
             SamplerKind::Unipc,
             json!({"lower_order_final": false}),
@@ -569,11 +489,7 @@ fn unsupported_values_name_the_file_and_field() {
             json!({"num_train_timesteps": "1000"}),
             "num_train_timesteps",
         ),
-        (
-            SamplerKind::Lms,
-            json!({"trained_betas": [0.1, 0.2]}),
-            "trained_betas",
-        ),
+        (SamplerKind::Lms, json!({"trained_betas": [0.1, 0.2]}), "trained_betas"),
         (
             SamplerKind::Euler,
             json!({"interpolation_type": "cubic"}),
@@ -595,10 +511,7 @@ fn unsupported_values_name_the_file_and_field() {
         assert_eq!(got_field, field, "{kind} {json}: {message}");
         assert_eq!(file, Path::new("models/m/scheduler/scheduler_config.json"));
         let line = Error::config(&file, &got_field, &message).to_string();
-        assert!(
-            line.contains("scheduler_config.json") && line.contains(field),
-            "{line}"
-        );
+        assert!(line.contains("scheduler_config.json") && line.contains(field), "{line}");
     }
 }
 

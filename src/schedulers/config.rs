@@ -61,9 +61,7 @@ impl SamplerClass {
     }
 
     pub fn from_class_name(name: &str) -> Option<SamplerClass> {
-        SamplerClass::ALL
-            .into_iter()
-            .find(|c| c.class_name() == name)
+        SamplerClass::ALL.into_iter().find(|c| c.class_name() == name)
     }
 
     /// The class an explicit sampler choice builds; `None` for [`SamplerKind::Default`].
@@ -401,10 +399,7 @@ impl SchedulerConfig {
             "solver_order" => {
                 self.solver_order = f.usize(key, v)?;
                 if !(1..=3).contains(&self.solver_order) {
-                    return Err(f.err(
-                        key,
-                        format!("{} is not supported; use 1, 2 or 3", self.solver_order),
-                    ));
+                    return Err(f.err(key, format!("{} is not supported; use 1, 2 or 3", self.solver_order)));
                 }
             }
             "algorithm_type" => {
@@ -452,10 +447,7 @@ impl SchedulerConfig {
                 return Err(f.err(key, "only null is supported by Lantern"));
             }
             // Only read by the options refused above.
-            "dynamic_thresholding_ratio"
-            | "sample_max_value"
-            | "flow_shift"
-            | "time_shift_type" => {}
+            "dynamic_thresholding_ratio" | "sample_max_value" | "flow_shift" | "time_shift_type" => {}
             _ => {}
         }
         Ok(())
@@ -475,11 +467,8 @@ impl SchedulerConfig {
             other => return Err(f.choice(key, other, "epsilon, v_prediction, sample")),
         };
         // diffusers refuses these at the first step; we refuse them up front.
-        let refused = p == PredictionType::Sample
-            && matches!(
-                class,
-                SamplerClass::Pndm | SamplerClass::EulerAncestralDiscrete
-            );
+        let refused =
+            p == PredictionType::Sample && matches!(class, SamplerClass::Pndm | SamplerClass::EulerAncestralDiscrete);
         if refused {
             return Err(f.err(
                 key,
@@ -500,9 +489,7 @@ impl SchedulerConfig {
             (SamplerClass::UniPcMultistep, "bh2" | "midpoint" | "heun" | "logrho") => {
                 self.unipc_solver_type = UniPcSolverType::Bh2
             }
-            (_, "midpoint" | "logrho" | "bh1" | "bh2") => {
-                self.dpm_solver_type = DpmSolverType::Midpoint
-            }
+            (_, "midpoint" | "logrho" | "bh1" | "bh2") => self.dpm_solver_type = DpmSolverType::Midpoint,
             (_, "heun") => self.dpm_solver_type = DpmSolverType::Heun,
             (SamplerClass::UniPcMultistep, other) => {
                 return Err(f.choice(key, other, "bh1, bh2"));
@@ -562,8 +549,7 @@ impl SchedulerConfig {
                 "\"zero\" does not work with algorithm_type \"dpmsolver\"; use \"sigma_min\"",
             ));
         }
-        if self.class == SamplerClass::UniPcMultistep && self.final_sigmas_type == FinalSigmas::Zero
-        {
+        if self.class == SamplerClass::UniPcMultistep && self.final_sigmas_type == FinalSigmas::Zero {
             // Stepping to σ = 0 makes λ infinite; diffusers' UniPC then returns NaN or inf
             // latents in these modes.
             let broken = if self.unipc_solver_type == UniPcSolverType::Bh1 {
@@ -641,10 +627,7 @@ impl Fields<'_> {
     }
 
     fn choice(&self, field: &str, got: &str, allowed: &str) -> Error {
-        self.err(
-            field,
-            format!("\"{got}\" is not supported; use one of: {allowed}"),
-        )
+        self.err(field, format!("\"{got}\" is not supported; use one of: {allowed}"))
     }
 
     /// Python truthiness for `null`, which a `bool` parameter receives as `None`.
@@ -657,17 +640,14 @@ impl Fields<'_> {
     }
 
     fn str<'v>(&self, field: &str, v: &'v Value) -> Result<&'v str> {
-        v.as_str()
-            .ok_or_else(|| self.err(field, "expected a string"))
+        v.as_str().ok_or_else(|| self.err(field, "expected a string"))
     }
 
     /// A number; also the `"Infinity"` / `"-Infinity"` / `"NaN"` that Python's JSON writer
     /// emits for non-finite floats (see [`super::read_config`]).
     fn f64(&self, field: &str, v: &Value) -> Result<f64> {
         match v {
-            Value::Number(n) => n
-                .as_f64()
-                .ok_or_else(|| self.err(field, "expected a number")),
+            Value::Number(n) => n.as_f64().ok_or_else(|| self.err(field, "expected a number")),
             Value::String(s) if s == "-Infinity" => Ok(f64::NEG_INFINITY),
             Value::String(s) if s == "Infinity" => Ok(f64::INFINITY),
             _ => Err(self.err(field, "expected a number")),
@@ -696,10 +676,7 @@ impl Fields<'_> {
             Value::Null => Ok(None),
             Value::Array(items) => items
                 .iter()
-                .map(|x| {
-                    x.as_f64()
-                        .ok_or_else(|| self.err(field, "expected a list of numbers"))
-                })
+                .map(|x| x.as_f64().ok_or_else(|| self.err(field, "expected a list of numbers")))
                 .collect::<Result<Vec<_>>>()
                 .map(Some),
             _ => Err(self.err(field, "expected a list of numbers or null")),

@@ -30,11 +30,7 @@ pub struct Ddim {
 impl Ddim {
     pub fn new(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Ddim> {
         let alphas_cumprod = schedule::alphas_cumprod(cfg, false);
-        let final_alpha_cumprod = if cfg.set_alpha_to_one {
-            1.0
-        } else {
-            alphas_cumprod[0]
-        };
+        let final_alpha_cumprod = if cfg.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
         let timesteps = integer_timesteps(cfg, steps, path)?;
         Ok(Ddim {
             timesteps,
@@ -57,35 +53,20 @@ impl Ddim {
 }
 
 /// DDIM's (and PNDM's) integer timesteps, descending, each a valid training timestep.
-pub(crate) fn integer_timesteps(
-    cfg: &SchedulerConfig,
-    steps: usize,
-    path: &Path,
-) -> Result<Vec<f64>> {
+pub(crate) fn integer_timesteps(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Vec<f64>> {
     let t = cfg.num_train_timesteps;
-    let ts: Vec<f64> = schedule::spaced_timesteps(
-        cfg.timestep_spacing,
-        Layout::Steps,
-        steps,
-        t,
-        t,
-        cfg.steps_offset,
-    )
-    .into_iter()
-    .map(|v| match cfg.timestep_spacing {
-        TimestepSpacing::Linspace => v.round_ties_even(),
-        _ => v,
-    })
-    .collect();
+    let ts: Vec<f64> = schedule::spaced_timesteps(cfg.timestep_spacing, Layout::Steps, steps, t, t, cfg.steps_offset)
+        .into_iter()
+        .map(|v| match cfg.timestep_spacing {
+            TimestepSpacing::Linspace => v.round_ties_even(),
+            _ => v,
+        })
+        .collect();
     if let Some(&bad) = ts.iter().find(|&&v| v < 0.0 || v > (t - 1) as f64) {
         // Past the end: the offset pushed it there. Below 0: numpy's arange gave trailing
         // spacing one step too many (e.g. 61 steps), which diffusers would index as
         // alphas_cumprod[-1], the *last* training timestep.
-        let field = if bad < 0.0 {
-            "timestep_spacing"
-        } else {
-            "steps_offset"
-        };
+        let field = if bad < 0.0 { "timestep_spacing" } else { "steps_offset" };
         return Err(Error::config(
             path,
             field,
@@ -126,14 +107,8 @@ impl Scheduler for Ddim {
 
         // x̂₀ and ε̂ from whatever the UNet predicts.
         let (mut x0, eps) = match self.prediction {
-            PredictionType::Epsilon => (
-                div32(&(sample - mul32(model_output, sb)?)?, sa)?,
-                model_output.clone(),
-            ),
-            PredictionType::Sample => (
-                model_output.clone(),
-                div32(&(sample - mul32(model_output, sa)?)?, sb)?,
-            ),
+            PredictionType::Epsilon => (div32(&(sample - mul32(model_output, sb)?)?, sa)?, model_output.clone()),
+            PredictionType::Sample => (model_output.clone(), div32(&(sample - mul32(model_output, sa)?)?, sb)?),
             PredictionType::VPrediction => (
                 (mul32(sample, sa)? - mul32(model_output, sb)?)?,
                 (mul32(model_output, sa)? + mul32(sample, sb)?)?,

@@ -15,9 +15,7 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::config::{
-    AlgorithmType, DpmSolverType, FinalSigmas, PredictionType, SchedulerConfig, TimestepSpacing,
-};
+use super::config::{AlgorithmType, DpmSolverType, FinalSigmas, PredictionType, SchedulerConfig, TimestepSpacing};
 use super::euler::karras_schedule;
 use super::schedule::{self, Layout, check_in_order, check_index, lincomb};
 use super::{NoiseSource, SamplerKind, Scheduler};
@@ -101,20 +99,11 @@ pub(crate) fn multistep_schedule(
         let (s, t) = karras_schedule(&flipped, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
         timesteps = t
             .into_iter()
-            .map(|v| {
-                if round_karras {
-                    v.round_ties_even()
-                } else {
-                    v.trunc()
-                }
-            })
+            .map(|v| if round_karras { v.round_ties_even() } else { v.trunc() })
             .collect();
         s
     } else {
-        timesteps
-            .iter()
-            .map(|&t| schedule::interp(t, &train))
-            .collect()
+        timesteps.iter().map(|&t| schedule::interp(t, &train)).collect()
     };
     (timesteps, sigmas, train)
 }
@@ -132,8 +121,7 @@ impl DpmSolverMultistep {
         }
         // diffusers rounds Karras timesteps except for the cosine schedule (by name).
         let round_karras = cfg.beta_schedule_name != "squaredcos_cap_v2";
-        let (timesteps, sigmas, train) =
-            multistep_schedule(cfg, steps, last_timestep, round_karras);
+        let (timesteps, sigmas, train) = multistep_schedule(cfg, steps, last_timestep, round_karras);
         let last = match cfg.final_sigmas_type {
             FinalSigmas::Zero => 0.0,
             FinalSigmas::SigmaMin => train[0] as f64,
@@ -177,9 +165,7 @@ impl DpmSolverMultistep {
             (AlgorithmType::DpmSolver, PredictionType::Sample) => {
                 lincomb(&[(1.0 / s, sample), (-a / s, model_output)])?
             }
-            (AlgorithmType::DpmSolver, PredictionType::VPrediction) => {
-                lincomb(&[(a, model_output), (s, sample)])?
-            }
+            (AlgorithmType::DpmSolver, PredictionType::VPrediction) => lincomb(&[(a, model_output), (s, sample)])?,
         })
     }
 
@@ -189,14 +175,10 @@ impl DpmSolverMultistep {
         let h = t.lambda - s0.lambda;
         let m0 = &self.outputs[self.outputs.len() - 1];
         match self.algorithm {
-            AlgorithmType::DpmSolverPlusPlus => lincomb(&[
-                (t.sigma / s0.sigma, sample),
-                (-t.alpha * ((-h).exp() - 1.0), m0),
-            ]),
-            AlgorithmType::DpmSolver => lincomb(&[
-                (t.alpha / s0.alpha, sample),
-                (-t.sigma * (h.exp() - 1.0), m0),
-            ]),
+            AlgorithmType::DpmSolverPlusPlus => {
+                lincomb(&[(t.sigma / s0.sigma, sample), (-t.alpha * ((-h).exp() - 1.0), m0)])
+            }
+            AlgorithmType::DpmSolver => lincomb(&[(t.alpha / s0.alpha, sample), (-t.sigma * (h.exp() - 1.0), m0)]),
         }
     }
 
@@ -215,11 +197,7 @@ impl DpmSolverMultistep {
             }
             (AlgorithmType::DpmSolverPlusPlus, DpmSolverType::Heun) => {
                 let em1 = (-h).exp() - 1.0;
-                (
-                    t.sigma / s0.sigma,
-                    -t.alpha * em1,
-                    t.alpha * (em1 / h + 1.0),
-                )
+                (t.sigma / s0.sigma, -t.alpha * em1, t.alpha * (em1 / h + 1.0))
             }
             (AlgorithmType::DpmSolver, DpmSolverType::Midpoint) => {
                 let e = t.sigma * (h.exp() - 1.0);
@@ -227,11 +205,7 @@ impl DpmSolverMultistep {
             }
             (AlgorithmType::DpmSolver, DpmSolverType::Heun) => {
                 let em1 = h.exp() - 1.0;
-                (
-                    t.alpha / s0.alpha,
-                    -t.sigma * em1,
-                    -t.sigma * (em1 / h - 1.0),
-                )
+                (t.alpha / s0.alpha, -t.sigma * em1, -t.sigma * (em1 / h - 1.0))
             }
         };
         // D1 = (m0 - m1) / r0
@@ -243,11 +217,7 @@ impl DpmSolverMultistep {
         let (t, s0) = (self.point(i + 1), self.point(i));
         let (s1, s2) = (self.point(i - 1), self.point(i - 2));
         let n = self.outputs.len();
-        let (m0, m1, m2) = (
-            &self.outputs[n - 1],
-            &self.outputs[n - 2],
-            &self.outputs[n - 3],
-        );
+        let (m0, m1, m2) = (&self.outputs[n - 1], &self.outputs[n - 2], &self.outputs[n - 3]);
         let h = t.lambda - s0.lambda;
         let (r0, r1) = ((s0.lambda - s1.lambda) / h, (s1.lambda - s2.lambda) / h);
         // D1_0 = (m0 - m1)/r0, D1_1 = (m1 - m2)/r1, as coefficient vectors over (m0, m1, m2).
@@ -307,8 +277,7 @@ impl Scheduler for DpmSolverMultistep {
         let n = self.timesteps.len();
         check_in_order(index, self.steps_taken, n)?;
         let few_steps = self.lower_order_final && n < 15;
-        let lower_final =
-            index == n - 1 && (self.euler_at_final || few_steps || self.final_sigma_zero);
+        let lower_final = index == n - 1 && (self.euler_at_final || few_steps || self.final_sigma_zero);
         let lower_second = index + 2 == n && few_steps;
 
         let converted = self.convert(model_output, sample, index)?;

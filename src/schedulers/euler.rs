@@ -10,9 +10,7 @@
 
 use candle_core::Tensor;
 
-use super::config::{
-    FinalSigmas, InterpolationType, PredictionType, SchedulerConfig, TimestepType,
-};
+use super::config::{FinalSigmas, InterpolationType, PredictionType, SchedulerConfig, TimestepType};
 use super::schedule::{self, Layout, check_in_order, check_index, f32_round};
 use super::{NoiseSource, SamplerKind, Scheduler};
 use crate::error::Result;
@@ -30,25 +28,15 @@ pub struct Euler {
 /// before any Karras conversion: `linspace` keeps fractional values, the others are integers.
 pub(crate) fn sigma_sampler_timesteps(cfg: &SchedulerConfig, steps: usize) -> Vec<f64> {
     let t = cfg.num_train_timesteps;
-    schedule::spaced_timesteps(
-        cfg.timestep_spacing,
-        Layout::Steps,
-        steps,
-        t,
-        t,
-        cfg.steps_offset,
-    )
-    .into_iter()
-    .map(f32_round)
-    .collect()
+    schedule::spaced_timesteps(cfg.timestep_spacing, Layout::Steps, steps, t, t, cfg.steps_offset)
+        .into_iter()
+        .map(f32_round)
+        .collect()
 }
 
 /// σ at each timestep, by `numpy.interp` over the training table.
 pub(crate) fn interpolated_sigmas(timesteps: &[f64], train_sigmas: &[f32]) -> Vec<f64> {
-    timesteps
-        .iter()
-        .map(|&t| schedule::interp(t, train_sigmas))
-        .collect()
+    timesteps.iter().map(|&t| schedule::interp(t, train_sigmas)).collect()
 }
 
 /// Karras' ρ = 7 sigmas between the ends of `in_sigmas` (or the configured bounds), and the
@@ -62,10 +50,7 @@ pub(crate) fn karras_schedule(
     let sigma_min = bounds.0.unwrap_or(in_sigmas[in_sigmas.len() - 1]);
     let sigma_max = bounds.1.unwrap_or(in_sigmas[0]);
     let sigmas = schedule::karras_sigmas(sigma_min, sigma_max, steps);
-    let timesteps = sigmas
-        .iter()
-        .map(|&s| schedule::sigma_to_t(s, log_sigmas))
-        .collect();
+    let timesteps = sigmas.iter().map(|&s| schedule::sigma_to_t(s, log_sigmas)).collect();
     (sigmas, timesteps)
 }
 
@@ -80,8 +65,7 @@ impl Euler {
             InterpolationType::LogLinear => log_linear_sigmas(&train, steps),
         };
         if cfg.use_karras_sigmas {
-            let (s, t) =
-                karras_schedule(&sigmas, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
+            let (s, t) = karras_schedule(&sigmas, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
             sigmas = s;
             timesteps = t.into_iter().map(f32_round).collect();
         }
@@ -90,9 +74,7 @@ impl Euler {
             FinalSigmas::SigmaMin => train[0] as f64,
         };
         let sigmas: Vec<f32> = sigmas.iter().chain([&last]).map(|&s| s as f32).collect();
-        if cfg.timestep_type == TimestepType::Continuous
-            && cfg.prediction_type == PredictionType::VPrediction
-        {
+        if cfg.timestep_type == TimestepType::Continuous && cfg.prediction_type == PredictionType::VPrediction {
             // EDM-style conditioning: the UNet takes c_noise = ln(σ)/4 as its timestep.
             timesteps = sigmas[..sigmas.len() - 1]
                 .iter()

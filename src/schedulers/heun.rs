@@ -36,8 +36,7 @@ impl Heun {
         let mut timesteps = sigma_sampler_timesteps(cfg, steps);
         let mut sigmas = interpolated_sigmas(&timesteps, &train);
         if cfg.use_karras_sigmas {
-            let (s, t) =
-                karras_schedule(&sigmas, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
+            let (s, t) = karras_schedule(&sigmas, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
             sigmas = s;
             timesteps = t.into_iter().map(f32_round).collect();
         }

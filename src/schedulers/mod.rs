@@ -118,8 +118,7 @@ impl SamplerKind {
             Some(b) => (b.trim(), true),
             None => (s, false),
         };
-        let karras = karras_in_name
-            || schedule_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("karras"));
+        let karras = karras_in_name || schedule_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("karras"));
         let kind = match base.to_ascii_lowercase().as_str() {
             "ddim" => SamplerKind::Ddim,
             "plms" | "pndm" => SamplerKind::Pndm,
@@ -153,10 +152,7 @@ impl std::str::FromStr for SamplerKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         SamplerKind::from_cli_name(s).ok_or_else(|| {
             let names: Vec<_> = SamplerKind::ALL.iter().map(|k| k.cli_name()).collect();
-            format!(
-                "unknown scheduler `{s}`; choose one of: {}",
-                names.join(", ")
-            )
+            format!("unknown scheduler `{s}`; choose one of: {}", names.join(", "))
         })
     }
 }
@@ -223,12 +219,8 @@ pub fn build(
         SamplerClass::Ddim => Box::new(ddim::Ddim::new(cfg, steps, config_path)?),
         SamplerClass::Pndm => Box::new(pndm::Pndm::new(cfg, steps, config_path)?),
         SamplerClass::EulerDiscrete => Box::new(euler::Euler::new(cfg, steps)),
-        SamplerClass::EulerAncestralDiscrete => {
-            Box::new(euler_ancestral::EulerAncestral::new(cfg, steps))
-        }
-        SamplerClass::DpmSolverMultistep => {
-            Box::new(dpmpp_2m::DpmSolverMultistep::new(cfg, steps, config_path)?)
-        }
+        SamplerClass::EulerAncestralDiscrete => Box::new(euler_ancestral::EulerAncestral::new(cfg, steps)),
+        SamplerClass::DpmSolverMultistep => Box::new(dpmpp_2m::DpmSolverMultistep::new(cfg, steps, config_path)?),
         SamplerClass::UniPcMultistep => Box::new(unipc::UniPc::new(cfg, steps)),
         SamplerClass::LmsDiscrete => Box::new(lms::Lms::new(cfg, steps)),
         SamplerClass::HeunDiscrete => Box::new(heun::Heun::new(cfg, steps)),

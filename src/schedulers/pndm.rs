@@ -43,11 +43,7 @@ pub struct Pndm {
 impl Pndm {
     pub fn new(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Pndm> {
         let alphas_cumprod = schedule::alphas_cumprod(cfg, false);
-        let final_alpha_cumprod = if cfg.set_alpha_to_one {
-            1.0
-        } else {
-            alphas_cumprod[0]
-        };
+        let final_alpha_cumprod = if cfg.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
         let step_ratio = (cfg.num_train_timesteps / steps) as i64;
         // diffusers' `_timesteps`: the spaced timesteps, ascending.
         let mut spaced: Vec<i64> = integer_timesteps(cfg, steps, path)?
@@ -116,21 +112,13 @@ impl Pndm {
 
     /// The transfer φ of the paper (eq. 11): from `sample` at `t` to `prev_t` given a noise
     /// prediction (a v-prediction is first turned into one).
-    fn prev_sample(
-        &self,
-        sample: &Tensor,
-        t: i64,
-        prev_t: i64,
-        model_output: &Tensor,
-    ) -> Result<Tensor> {
+    fn prev_sample(&self, sample: &Tensor, t: i64, prev_t: i64, model_output: &Tensor) -> Result<Tensor> {
         // float32 scalars and operation order as in diffusers, so the rounding matches.
         let a_t = self.alpha(t)?;
         let a_prev = self.alpha(prev_t)?;
         let (b_t, b_prev) = (1.0 - a_t, 1.0 - a_prev);
         let eps = match self.prediction {
-            PredictionType::VPrediction => {
-                (mul32(model_output, a_t.sqrt())? + mul32(sample, b_t.sqrt())?)?
-            }
+            PredictionType::VPrediction => (mul32(model_output, a_t.sqrt())? + mul32(sample, b_t.sqrt())?)?,
             _ => model_output.clone(),
         };
         let sample_coeff = (a_prev / a_t).sqrt();
@@ -226,10 +214,7 @@ fn prk_and_plms_timesteps(ascending: &[i64], half_ratio: i64) -> (Vec<i64>, Vec<
     let n = ascending.len();
     let last4 = &ascending[n - 4..];
     let base: Vec<i64> = last4.iter().flat_map(|&t| [t, t + half_ratio]).collect();
-    let doubled: Vec<i64> = base[..base.len() - 1]
-        .iter()
-        .flat_map(|&t| [t, t])
-        .collect();
+    let doubled: Vec<i64> = base[..base.len() - 1].iter().flat_map(|&t| [t, t]).collect();
     let mut prk = doubled[1..doubled.len() - 1].to_vec();
     prk.reverse();
     let mut plms = ascending[..n - 3].to_vec();
@@ -280,20 +265,14 @@ mod tests {
 
     #[test]
     fn skip_prk_repeats_the_second_timestep() {
-        assert_eq!(
-            plms_only_timesteps(&[1, 251, 501, 751]),
-            vec![751, 501, 501, 251, 1]
-        );
+        assert_eq!(plms_only_timesteps(&[1, 251, 501, 751]), vec![751, 501, 501, 251, 1]);
         assert_eq!(plms_only_timesteps(&[1]), vec![1]);
     }
 
     #[test]
     fn prk_schedule_has_twelve_stages() {
         let (prk, plms) = prk_and_plms_timesteps(&[0, 250, 500, 750], 125);
-        assert_eq!(
-            prk,
-            vec![750, 625, 625, 500, 500, 375, 375, 250, 250, 125, 125, 0]
-        );
+        assert_eq!(prk, vec![750, 625, 625, 500, 500, 375, 375, 250, 250, 125, 125, 0]);
         assert_eq!(plms, vec![0]);
     }
 }

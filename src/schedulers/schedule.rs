@@ -41,13 +41,7 @@ pub(crate) fn np_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
     let len = len as usize;
     let delta = (start + step) - start;
     (0..len)
-        .map(|i| {
-            if i == 0 {
-                start
-            } else {
-                start + i as f64 * delta
-            }
-        })
+        .map(|i| if i == 0 { start } else { start + i as f64 * delta })
         .collect()
 }
 
@@ -131,9 +125,7 @@ pub(crate) fn check_in_order(index: usize, expected: usize, len: usize) -> Resul
 /// The squared-cosine ᾱ(t) of Nichol & Dhariwal ("Improved DDPM", eq. 17), the shape
 /// `squaredcos_cap_v2` discretises.
 fn alpha_bar_cosine(t: f64) -> f64 {
-    ((t + 0.008) / 1.008 * std::f64::consts::PI / 2.0)
-        .cos()
-        .powi(2)
+    ((t + 0.008) / 1.008 * std::f64::consts::PI / 2.0).cos().powi(2)
 }
 
 /// `exp` betas (HeunDiscreteScheduler only): ᾱ(t) = e^(−12t).
@@ -161,12 +153,10 @@ fn betas(cfg: &SchedulerConfig) -> Vec<f32> {
     }
     match cfg.beta_schedule {
         Some(BetaSchedule::Linear) | None => torch_linspace_f32(cfg.beta_start, cfg.beta_end, n),
-        Some(BetaSchedule::ScaledLinear) => {
-            torch_linspace_f32(cfg.beta_start.sqrt(), cfg.beta_end.sqrt(), n)
-                .into_iter()
-                .map(|b| b * b)
-                .collect()
-        }
+        Some(BetaSchedule::ScaledLinear) => torch_linspace_f32(cfg.beta_start.sqrt(), cfg.beta_end.sqrt(), n)
+            .into_iter()
+            .map(|b| b * b)
+            .collect(),
         Some(BetaSchedule::SquaredCosCapV2) => betas_for_alpha_bar(n, alpha_bar_cosine),
         Some(BetaSchedule::Exp) => betas_for_alpha_bar(n, alpha_bar_exp),
     }
@@ -204,10 +194,7 @@ pub(crate) fn alphas_cumprod(cfg: &SchedulerConfig, pin_zero_snr_end: bool) -> V
     }
     let alphas: Vec<f32> = betas.iter().map(|b| 1.0 - b).collect();
     let mut ac = cumprod_f32(&alphas);
-    if let Some(last) = ac
-        .last_mut()
-        .filter(|_| cfg.rescale_betas_zero_snr && pin_zero_snr_end)
-    {
+    if let Some(last) = ac.last_mut().filter(|_| cfg.rescale_betas_zero_snr && pin_zero_snr_end) {
         *last = 2f32.powi(-24);
     }
     ac
@@ -216,10 +203,7 @@ pub(crate) fn alphas_cumprod(cfg: &SchedulerConfig, pin_zero_snr_end: bool) -> V
 /// σ_t = √((1 − ᾱ_t) / ᾱ_t), the noise level of the variance-exploding view (Karras et al.),
 /// ascending in t, float32.
 pub(crate) fn train_sigmas(alphas_cumprod: &[f32]) -> Vec<f32> {
-    alphas_cumprod
-        .iter()
-        .map(|&a| ((1.0 - a) / a).sqrt())
-        .collect()
+    alphas_cumprod.iter().map(|&a| ((1.0 - a) / a).sqrt()).collect()
 }
 
 /// ln σ_t, float32 (numpy's `np.log` on the float32 sigma table).
@@ -403,10 +387,7 @@ mod tests {
     fn linspace_and_arange_follow_numpy() {
         assert_eq!(np_linspace(0.0, 999.0, 1), vec![0.0]);
         assert_eq!(np_linspace(0.0, 1.0, 3), vec![0.0, 0.5, 1.0]);
-        assert_eq!(
-            np_arange(1000.0, 0.0, -250.0),
-            vec![1000.0, 750.0, 500.0, 250.0]
-        );
+        assert_eq!(np_arange(1000.0, 0.0, -250.0), vec![1000.0, 750.0, 500.0, 250.0]);
         // 1000/6 does not divide evenly; numpy still yields exactly six values.
         assert_eq!(np_arange(1000.0, 0.0, -1000.0 / 6.0).len(), 6);
     }

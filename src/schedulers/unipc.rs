@@ -70,15 +70,11 @@ impl UniPc {
         let p = self.point(index);
         let (a, s) = (p.alpha, p.sigma);
         Ok(match (self.predict_x0, self.prediction) {
-            (true, PredictionType::Epsilon) => {
-                lincomb(&[(1.0 / a, sample), (-s / a, model_output)])?
-            }
+            (true, PredictionType::Epsilon) => lincomb(&[(1.0 / a, sample), (-s / a, model_output)])?,
             (true, PredictionType::Sample) => model_output.clone(),
             (true, PredictionType::VPrediction) => lincomb(&[(a, sample), (-s, model_output)])?,
             (false, PredictionType::Epsilon) => model_output.clone(),
-            (false, PredictionType::Sample) => {
-                lincomb(&[(1.0 / s, sample), (-a / s, model_output)])?
-            }
+            (false, PredictionType::Sample) => lincomb(&[(1.0 / s, sample), (-a / s, model_output)])?,
             (false, PredictionType::VPrediction) => lincomb(&[(a, model_output), (s, sample)])?,
         })
     }
@@ -104,11 +100,7 @@ impl UniPc {
         let mut rows = Vec::with_capacity(order);
         let mut b = Vec::with_capacity(order);
         for k in 1..=order {
-            rows.push(
-                rks.iter()
-                    .map(|r| r.powi(k as i32 - 1))
-                    .collect::<Vec<f64>>(),
-            );
+            rows.push(rks.iter().map(|r| r.powi(k as i32 - 1)).collect::<Vec<f64>>());
             b.push(h_phi_k * factorial / b_h);
             factorial *= (k + 1) as f64;
             h_phi_k = h_phi_k / hh - 1.0 / factorial;
@@ -139,10 +131,7 @@ impl UniPc {
             1 => Vec::new(),
             2 => vec![0.5],
             _ => {
-                let a: Vec<Vec<f64>> = c.rows[..order - 1]
-                    .iter()
-                    .map(|r| r[..order - 1].to_vec())
-                    .collect();
+                let a: Vec<Vec<f64>> = c.rows[..order - 1].iter().map(|r| r[..order - 1].to_vec()).collect();
                 solve(a, c.b[..order - 1].to_vec())?
             }
         };
