@@ -218,7 +218,8 @@ impl LoadedModel {
             VariantPreference::Fp16
         };
         let sched_path = folder.scheduler_config_path();
-        let scheduler_config = ConfigFile::read(&sched_path)?.json;
+        // diffusers writes Python's -Infinity into some scheduler configs; this reader takes it.
+        let scheduler_config = crate::schedulers::read_config(&sched_path)?;
 
         let mut text_encoders = Vec::new();
         for (i, (tok_dir, enc_dir, projection)) in folder.text_components().into_iter().enumerate() {

@@ -3,12 +3,37 @@
 //! Every sampler here is checked against diffusers' own implementation; a sampler override
 //! behaves like diffusers' `XScheduler.from_config(folder_scheduler_config)`: fields the
 //! folder's JSON sets carry over, the others take the new sampler's own defaults.
+//!
+//! [`build`] is the entry point: it resolves the folder's config for the chosen sampler
+//! ([`config`]) and sets the sampler up for a number of steps. The pipeline then evaluates the
+//! UNet at each of [`Scheduler::timesteps`] in order — index `i` is the position in that list,
+//! exactly as diffusers' pipelines walk `scheduler.timesteps` — calling
+//! [`Scheduler::scale_model_input`] before and [`Scheduler::step`] after each evaluation.
+//!
+//! Where diffusers' StableDiffusionPipeline finds the first step index by looking the first
+//! timestep up in the schedule (taking its *second* occurrence when it repeats), we always
+//! start at index 0, as the SDXL pipeline does with `set_begin_index(0)`. The two agree
+//! whenever the first timestep is unique; when it is not, diffusers' SD pipeline runs off the
+//! end of its sigmas and fails.
+
+pub mod config;
+mod ddim;
+mod dpmpp_2m;
+mod euler;
+mod euler_ancestral;
+mod heun;
+mod lms;
+mod pndm;
+mod schedule;
+mod unipc;
 
 use std::fmt;
+use std::path::Path;
 
 use candle_core::Tensor;
 
-use crate::error::Result;
+pub use self::config::{SamplerClass, SchedulerConfig};
+use crate::error::{Error, Result};
 
 /// The sampler names `lantern generate --scheduler` accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -166,17 +191,91 @@ pub trait Scheduler: Send {
     fn kind(&self) -> SamplerKind;
 }
 
-/// Builds a sampler for `num_inference_steps` from the folder's scheduler config.
-/// (Implemented on the `schedulers` branch; this placeholder refuses.)
+/// Builds `kind` for `num_inference_steps` from a model folder's parsed
+/// `scheduler_config.json` (`config_path` names that file in errors).
+///
+/// [`SamplerKind::Default`] builds the file's own `_class_name`; any other kind behaves like
+/// diffusers' `XScheduler.from_config(file)` (`dpmpp-2m-karras` adds `use_karras_sigmas`).
+/// Zero steps, or more steps than the model has training timesteps, is an
+/// [`Error::InvalidRequest`]; a config value we cannot honour is an [`Error::Config`].
 pub fn build(
     kind: SamplerKind,
-    _folder_config: &serde_json::Value,
-    config_path: &std::path::Path,
-    _num_inference_steps: usize,
+    folder_config: &serde_json::Value,
+    config_path: &Path,
+    num_inference_steps: usize,
 ) -> Result<Box<dyn Scheduler>> {
-    Err(crate::error::Error::config(
-        config_path,
-        "_class_name",
-        format!("sampler {kind} not implemented yet"),
-    ))
+    let cfg = &SchedulerConfig::resolve(kind, folder_config, config_path)?;
+    let steps = num_inference_steps;
+    if steps == 0 {
+        return Err(Error::invalid("the number of steps must be at least 1"));
+    }
+    if steps > cfg.num_train_timesteps {
+        return Err(Error::invalid(format!(
+            "{steps} steps is more than the {} timesteps this model was trained with",
+            cfg.num_train_timesteps
+        )));
+    }
+    Ok(match cfg.class {
+        SamplerClass::Ddim => Box::new(ddim::Ddim::new(cfg, steps, config_path)?),
+        SamplerClass::Pndm => Box::new(pndm::Pndm::new(cfg, steps, config_path)?),
+        SamplerClass::EulerDiscrete => Box::new(euler::Euler::new(cfg, steps)),
+        SamplerClass::EulerAncestralDiscrete => Box::new(euler_ancestral::EulerAncestral::new(cfg, steps)),
+        SamplerClass::DpmSolverMultistep => Box::new(dpmpp_2m::DpmSolverMultistep::new(cfg, steps, config_path)?),
+        SamplerClass::UniPcMultistep => Box::new(unipc::UniPc::new(cfg, steps)),
+        SamplerClass::LmsDiscrete => Box::new(lms::Lms::new(cfg, steps)),
+        SamplerClass::HeunDiscrete => Box::new(heun::Heun::new(cfg, steps)),
+    })
+}
+
+/// Reads a `scheduler_config.json`. Python's JSON writer emits bare `Infinity`, `-Infinity`
+/// and `NaN` (diffusers saves DPM-Solver's default `lambda_min_clipped` as `-Infinity`);
+/// those become the strings `"Infinity"`, `"-Infinity"` and `"NaN"` here; the config reader
+/// takes the two infinities where a number is expected and refuses NaN.
+pub fn read_config(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_config_text(&text, path)
+}
+
+/// The parsing half of [`read_config`].
+pub fn parse_config_text(text: &str, path: &Path) -> Result<serde_json::Value> {
+    serde_json::from_str(&quote_non_finite(text))
+        .map_err(|e| Error::config(path, "(file)", format!("not valid JSON: {e}")))
+}
+
+/// Puts quotes around the bare non-finite literals Python writes, outside of strings.
+fn quote_non_finite(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        if c == '"' {
+            in_string = true;
+        }
+        if let Some(word) = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|w| rest.starts_with(w))
+        {
+            out.push('"');
+            out.push_str(word);
+            out.push('"');
+            rest = &rest[word.len()..];
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }

@@ -1,0 +1,154 @@
+//! Heun: Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based Generative
+//! Models", Algorithm 1 (deterministic, 2nd order): an Euler step to σ_{i+1}, then a
+//! correction with the average of the slopes at both ends — except the last step to σ = 0,
+//! which stays a plain Euler step.
+//!
+//! Matches diffusers' `HeunDiscreteScheduler`: its schedule lists every timestep after the
+//! first twice (one UNet call for each stage), so the UNet runs 2·steps − 1 times; σ is
+//! interpolated or Karras-spaced (bounds from a `sigma_min`/`sigma_max` in the file, which
+//! diffusers finds on the config object), x̂₀ is clipped when `clip_sample` is on.
+
+use candle_core::Tensor;
+
+use super::config::{PredictionType, SchedulerConfig};
+use super::euler::{interpolated_sigmas, karras_schedule, scale_by_sigma, sigma_sampler_timesteps};
+use super::schedule::{self, check_in_order, check_index, f32_round};
+use super::{NoiseSource, SamplerKind, Scheduler};
+use crate::error::Result;
+
+pub struct Heun {
+    timesteps: Vec<f64>,
+    /// σ per UNet call (interior values doubled, like the timesteps) plus the final 0.
+    sigmas: Vec<f32>,
+    init_noise_sigma: f64,
+    prediction: PredictionType,
+    clip: Option<f64>,
+    /// Between the two stages of a step: the first stage's slope, step size and start.
+    first_stage: Option<(Tensor, f32, Tensor)>,
+    steps_taken: usize,
+}
+
+impl Heun {
+    pub fn new(cfg: &SchedulerConfig, steps: usize) -> Heun {
+        let ac = schedule::alphas_cumprod(cfg, false);
+        let train = schedule::train_sigmas(&ac);
+        let log_sigmas = schedule::log_sigmas(&train);
+        let mut timesteps = sigma_sampler_timesteps(cfg, steps);
+        let mut sigmas = interpolated_sigmas(&timesteps, &train);
+        if cfg.use_karras_sigmas {
+            let (s, t) = karras_schedule(&sigmas, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
+            sigmas = s;
+            timesteps = t.into_iter().map(f32_round).collect();
+        }
+        let sigmas: Vec<f32> = sigmas.into_iter().chain([0.0]).map(|s| s as f32).collect();
+        let sigmas = double_interior(&sigmas);
+        let timesteps = double_after_first(&timesteps);
+        Heun {
+            init_noise_sigma: schedule::sigma_init_noise(&sigmas, cfg.timestep_spacing),
+            timesteps,
+            sigmas,
+            prediction: cfg.prediction_type,
+            clip: cfg.clip_sample.then_some(cfg.clip_sample_range),
+            first_stage: None,
+            steps_taken: 0,
+        }
+    }
+
+    fn pred_original(&self, model_output: &Tensor, sample: &Tensor, sigma: f32) -> Result<Tensor> {
+        let x0 = schedule::sigma_pred_original(self.prediction, model_output, sample, sigma)?;
+        Ok(match self.clip {
+            Some(r) => x0.clamp(-r, r)?,
+            None => x0,
+        })
+    }
+}
+
+/// [a, b, c, d] → [a, b, b, c, c, d]
+fn double_interior(v: &[f32]) -> Vec<f32> {
+    let n = v.len();
+    let mut out = vec![v[0]];
+    for &x in &v[1..n - 1] {
+        out.extend([x, x]);
+    }
+    if n > 1 {
+        out.push(v[n - 1]);
+    }
+    out
+}
+
+/// [a, b, c] → [a, b, b, c, c]
+fn double_after_first(v: &[f64]) -> Vec<f64> {
+    let mut out = vec![v[0]];
+    for &x in &v[1..] {
+        out.extend([x, x]);
+    }
+    out
+}
+
+impl Scheduler for Heun {
+    fn timesteps(&self) -> &[f64] {
+        &self.timesteps
+    }
+
+    fn init_noise_sigma(&self) -> f64 {
+        self.init_noise_sigma
+    }
+
+    fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor> {
+        check_index(index, self.timesteps.len())?;
+        scale_by_sigma(sample, self.sigmas[index])
+    }
+
+    fn step(
+        &mut self,
+        model_output: &Tensor,
+        index: usize,
+        sample: &Tensor,
+        _noise: &mut dyn NoiseSource,
+    ) -> Result<Tensor> {
+        check_in_order(index, self.steps_taken, self.timesteps.len())?;
+        let prev = match self.first_stage.take() {
+            None => {
+                // Euler step from σ_i to σ_{i+1}; remember its slope for the correction.
+                let sigma = self.sigmas[index];
+                let next = self.sigmas[index + 1];
+                let x0 = self.pred_original(model_output, sample, sigma)?;
+                let derivative = schedule::sigma_derivative(sample, &x0, sigma)?;
+                let dt = next - sigma;
+                let prev = schedule::euler_update(sample, &derivative, dt)?;
+                self.first_stage = Some((derivative, dt, sample.clone()));
+                prev
+            }
+            Some((first_derivative, dt, start)) => {
+                // Slope at the Euler estimate, averaged with the first one, applied from the
+                // step's start.
+                let next = self.sigmas[index];
+                let x0 = self.pred_original(model_output, sample, next)?;
+                let derivative = schedule::sigma_derivative(sample, &x0, next)?;
+                let mean = schedule::div32(&(first_derivative + derivative)?, 2.0)?;
+                schedule::euler_update(&start, &mean, dt)?
+            }
+        };
+        self.steps_taken += 1;
+        Ok(prev)
+    }
+
+    fn kind(&self) -> SamplerKind {
+        SamplerKind::Heun
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interior_values_are_doubled() {
+        assert_eq!(
+            double_interior(&[3.0, 2.0, 1.0, 0.0]),
+            vec![3.0, 2.0, 2.0, 1.0, 1.0, 0.0]
+        );
+        assert_eq!(double_interior(&[3.0, 0.0]), vec![3.0, 0.0]);
+        assert_eq!(double_after_first(&[9.0, 5.0]), vec![9.0, 5.0, 5.0]);
+    }
+}

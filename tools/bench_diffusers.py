@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Time the same measurements as `lantern bench` with diffusers (PyTorch, CPU, fp32) on the
+same model folder and thread count. Prints one JSON line per measurement.
+
+    python3 tools/bench_diffusers.py --model DIR --threads 2 --only unet512 [--repeats 3]
+"""
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import torch
+
+PROMPT = "a lighthouse on a cliff at dusk, dramatic sky, oil painting, highly detailed"
+NEGATIVE = "blurry, low quality"
+
+
+def peak_rss_bytes():
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def report(name, seconds, **extra):
+    print(json.dumps(dict(impl="diffusers", name=name, seconds=seconds, peak_rss_bytes=peak_rss_bytes(), **extra)), flush=True)
+
+
+def best_of(repeats, fn):
+    fn()
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="all")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=20)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_grad_enabled(False)
+
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    t = time.perf_counter()
+    pipe = StableDiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float32, safety_checker=None)
+    pipe.set_progress_bar_config(disable=True)
+    report("load", time.perf_counter() - t)
+    wants = lambda n: args.only in ("all", n)
+
+    if wants("clip"):
+        report("clip", best_of(args.repeats, lambda: pipe.encode_prompt(PROMPT, "cpu", 1, True, NEGATIVE)))
+
+    emb, neg = pipe.encode_prompt(PROMPT, "cpu", 1, True, NEGATIVE)
+    context = torch.cat([neg, emb])
+    for name, side in (("unet256", 256), ("unet512", 512)):
+        if wants(name):
+            x = torch.randn(2, 4, side // 8, side // 8)
+            report(name, best_of(args.repeats, lambda: pipe.unet(x, 500, context).sample.sum().item()), batch="2")
+
+    if wants("vae512"):
+        z = torch.randn(1, 4, 64, 64)
+        report("vae512", best_of(args.repeats, lambda: pipe.vae.decode(z / pipe.vae.config.scaling_factor).sample))
+
+    def generate(steps, guidance):
+        g = torch.Generator().manual_seed(1)
+        t = time.perf_counter()
+        pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=guidance,
+             height=512, width=512, generator=g, output_type="np")
+        return time.perf_counter() - t
+
+    if wants("gen512"):
+        report("gen512", generate(args.steps, 7.5), steps=str(args.steps))
+    if wants("turbo512"):
+        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+        total = generate(1, 0.0)
+        z = torch.zeros(1, 4, 64, 64)
+        t = time.perf_counter()
+        pipe.vae.decode(z)
+        report("turbo512", total, vae_share=f"{(time.perf_counter() - t) / total:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
