@@ -40,7 +40,10 @@ const NEGATIVE: &str = "blurry, low quality";
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let device = device::open(args.device)?;
-    let options = LoadOptions { dtype: args.dtype.dtype(), device: device.clone() };
+    let options = LoadOptions {
+        dtype: args.dtype.dtype(),
+        device: device.clone(),
+    };
     let started = Instant::now();
     let model = LoadedModel::load(&args.model, options, &mut |_| {})?;
     report("load", started.elapsed().as_secs_f64(), &[]);
@@ -122,8 +125,16 @@ fn unet_step(model: &LoadedModel, side: usize, repeats: usize, device: &Device) 
     let s = side as f32;
     let time_ids = Tensor::from_vec([s, s, 0.0, 0.0, s, s].repeat(2), (2, 6), device)?;
     best_of(repeats, || {
-        let tt = pooled.as_ref().map(|p| crate::model::unet::TextTimeConditioning { text_embeds: p, time_ids: &time_ids });
-        model.unet.forward(&x, 500.0, &context, tt)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+        let tt = pooled.as_ref().map(|p| crate::model::unet::TextTimeConditioning {
+            text_embeds: p,
+            time_ids: &time_ids,
+        });
+        model
+            .unet
+            .forward(&x, 500.0, &context, tt)?
+            .to_dtype(DType::F32)?
+            .sum_all()?
+            .to_scalar::<f32>()?;
         Ok(())
     })
 }

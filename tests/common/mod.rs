@@ -23,16 +23,11 @@ pub const REPO_ID: &str = "lantern-test/sd1-tiny";
 pub const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 pub fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Every file under `dir` as (repo path with `/`, content), sorted.
@@ -166,11 +161,7 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
-    let target = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_owned();
+    let target = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let mut headers = HashMap::new();
     loop {
         let mut line = String::new();
@@ -210,12 +201,7 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     if let Some(rev) = path.strip_prefix(&api_prefix) {
         if rev != "main" && rev != COMMIT {
             drop(guard);
-            return respond(
-                &mut out,
-                "404 Not Found",
-                &[],
-                b"{\"error\":\"Revision not found\"}",
-            );
+            return respond(&mut out, "404 Not Found", &[], b"{\"error\":\"Revision not found\"}");
         }
         let siblings: Vec<serde_json::Value> = guard
             .files
@@ -276,10 +262,7 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         } else {
             file.blob_id.clone()
         };
-        let extra = [
-            ("X-Repo-Commit", COMMIT.to_owned()),
-            ("ETag", format!("\"{etag}\"")),
-        ];
+        let extra = [("X-Repo-Commit", COMMIT.to_owned()), ("ETag", format!("\"{etag}\""))];
         return serve(&mut out, guard, &file, range.as_deref(), &extra);
     }
 
@@ -330,9 +313,7 @@ fn serve(
         None => ("200 OK", &content[..]),
     };
     write_head(out, status, &headers, body.len())?;
-    let cut = drop_after
-        .map(|n| (n as usize).min(body.len()))
-        .unwrap_or(body.len());
+    let cut = drop_after.map(|n| (n as usize).min(body.len())).unwrap_or(body.len());
     if slow {
         for chunk in body[..cut].chunks(64 * 1024) {
             out.write_all(chunk)?;
@@ -346,12 +327,7 @@ fn serve(
     out.shutdown(Shutdown::Both)
 }
 
-fn write_head(
-    out: &mut TcpStream,
-    status: &str,
-    headers: &[(&str, String)],
-    len: usize,
-) -> std::io::Result<()> {
+fn write_head(out: &mut TcpStream, status: &str, headers: &[(&str, String)], len: usize) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -360,12 +336,7 @@ fn write_head(
     out.write_all(head.as_bytes())
 }
 
-fn respond(
-    out: &mut TcpStream,
-    status: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> std::io::Result<()> {
+fn respond(out: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) -> std::io::Result<()> {
     write_head(out, status, headers, body.len())?;
     out.write_all(body)?;
     out.flush()?;

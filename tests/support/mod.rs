@@ -87,10 +87,17 @@ pub fn read_png(path: &Path) -> RgbImage {
     assert_eq!(info.bit_depth, png::BitDepth::Eight);
     let data = match info.color_type {
         png::ColorType::Rgb => buf[..info.buffer_size()].to_vec(),
-        png::ColorType::Rgba => buf[..info.buffer_size()].chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        png::ColorType::Rgba => buf[..info.buffer_size()]
+            .chunks(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
         other => panic!("unexpected colour type {other:?}"),
     };
-    RgbImage { width: info.width, height: info.height, data }
+    RgbImage {
+        width: info.width,
+        height: info.height,
+        data,
+    }
 }
 
 /// (max abs diff, mean abs diff) in 8-bit levels.

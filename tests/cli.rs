@@ -1,0 +1,371 @@
+//! `lantern` as a user runs it: generate, tokenize, and one clear line for every bad input.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::*;
+
+fn lantern(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lantern"));
+    cmd.env("LANTERN_DATA_DIR", data_dir)
+        .env_remove("RUST_BACKTRACE")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn sd1() -> PathBuf {
+    fixtures().join("sd1-tiny")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failure must be exactly one line on stderr, with no panic or backtrace.
+fn assert_one_line_error(o: &Output, expect: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, stderr: {err}");
+    let lines: Vec<_> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        err.to_lowercase().contains(&expect.to_lowercase()),
+        "expected `{expect}` in: {err}"
+    );
+}
+
+#[test]
+fn generate_matches_diffusers_and_writes_metadata_and_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("fox.png");
+    let o = lantern(tmp.path())
+        .args(["generate", "--model"])
+        .arg(sd1())
+        .args([
+            "--prompt",
+            "a lighthouse at dusk, oil painting",
+            "--negative-prompt",
+            "blurry, low quality",
+        ])
+        .args([
+            "--steps",
+            "6",
+            "--guidance",
+            "7.5",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--scheduler",
+            "euler",
+            "--seed",
+            "42",
+        ])
+        .arg("--init-latents")
+        .arg(fixtures().join("latents/64x64.safetensors"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ours = read_png(&out);
+    let reference = read_png(&fixtures().join("reference/sd1/euler-sq-g7.png"));
+    let (max, mean) = pixel_diff(&ours, &reference);
+    assert!(max <= 3 && mean <= 0.5, "max {max} mean {mean}");
+
+    let text = lantern::output::read_parameters_file(&out)
+        .unwrap()
+        .expect("parameters chunk");
+    assert!(
+        text.starts_with("a lighthouse at dusk, oil painting\nNegative prompt: blurry, low quality\n"),
+        "{text}"
+    );
+    for field in [
+        "Steps: 6",
+        "Sampler: Euler",
+        "CFG scale: 7.5",
+        "Seed: 42",
+        "Size: 64x64",
+        "Model: sd1-tiny",
+    ] {
+        assert!(text.contains(field), "missing `{field}` in {text}");
+    }
+    // Recorded in the history under LANTERN_DATA_DIR.
+    let o = lantern(tmp.path()).args(["history", "--json"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("a lighthouse at dusk") && stdout.contains("fox.png"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn seeds_repeat_and_batches_count_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| -> Output {
+        lantern(tmp.path())
+            .args(["generate", "--model"])
+            .arg(sd1())
+            .args([
+                "--prompt",
+                "a red fox",
+                "--steps",
+                "3",
+                "--width",
+                "64",
+                "--height",
+                "48",
+                "--no-history",
+            ])
+            .args(extra)
+            .arg("--output")
+            .arg(tmp.path().join(name))
+            .output()
+            .unwrap()
+    };
+    assert!(run("a.png", &["--seed", "7"]).status.success());
+    assert!(run("b.png", &["--seed", "7"]).status.success());
+    assert_eq!(read_png(&tmp.path().join("a.png")), read_png(&tmp.path().join("b.png")));
+
+    let o = run("batch.png", &["--seed", "7", "--batch", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = read_png(&tmp.path().join("batch.png"));
+    let second = read_png(&tmp.path().join("batch-1.png"));
+    assert_eq!(first, read_png(&tmp.path().join("a.png")), "batch image 0 uses seed S");
+    assert_ne!(first, second, "batch image 1 uses seed S+1");
+    let p = lantern::output::read_parameters_file(&tmp.path().join("batch-1.png"))
+        .unwrap()
+        .unwrap();
+    assert!(p.contains("Seed: 8"), "{p}");
+
+    // No seed: a random one is chosen and reported.
+    let o = run("random.png", &[]);
+    assert!(o.status.success());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("seed "), "{stdout}");
+}
+
+#[test]
+fn unusual_prompts_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let long = "a very long prompt with many words ".repeat(300);
+    for (i, prompt) in ["", "一只红色的狐狸在雪地里 🦊✨", long.as_str(), "-starts with a dash"]
+        .iter()
+        .enumerate()
+    {
+        let out = tmp.path().join(format!("p{i}.png"));
+        let o = lantern(tmp.path())
+            .args(["generate", "--model"])
+            .arg(sd1())
+            .args([
+                "--prompt",
+                prompt,
+                "--steps",
+                "2",
+                "--width",
+                "64",
+                "--height",
+                "64",
+                "--no-history",
+            ])
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "prompt {i}: {}", stderr(&o));
+        assert!(out.is_file());
+        let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
+        assert!(
+            text.starts_with(prompt.trim_end()) || prompt.is_empty(),
+            "prompt {i} not kept"
+        );
+    }
+}
+
+#[test]
+fn tokenize_prints_77_ids_per_tokenizer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = lantern(tmp.path())
+        .args(["tokenize", "--model"])
+        .arg(sd1())
+        .args(["--prompt", "hello world!"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<Vec<u32>> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].len(), 77);
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("tokenizer_cases.json")).unwrap()).unwrap();
+    let expected = cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["prompt"] == "hello world!")
+        .unwrap()["ids"]["sd1-tiny/tokenizer"]
+        .clone();
+    assert_eq!(serde_json::to_value(&lines[0]).unwrap(), expected);
+
+    let o = lantern(tmp.path())
+        .args(["tokenize", "--model"])
+        .arg(fixtures().join("sdxl-tiny"))
+        .args(["--prompt", "wow!"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        2,
+        "SDXL has two tokenizers"
+    );
+}
+
+/// Copies a fixture model so a test can break it.
+fn copy_model(src: &Path, dst: &Path) {
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+            copy_model(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gen_with = |model: &Path, extra: &[&str]| -> Output {
+        lantern(tmp.path())
+            .args(["generate", "--model"])
+            .arg(model)
+            .args(["--prompt", "a fox", "--steps", "2", "--no-history"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let m = sd1();
+    assert_one_line_error(&gen_with(&m, &["--width", "500", "--height", "64"]), "multiple of 8");
+    assert_one_line_error(&gen_with(&m, &["--width", "0", "--height", "64"]), "multiple of 8");
+    assert_one_line_error(
+        &gen_with(&m, &["--width", "64", "--height", "64", "--steps", "0"]),
+        "steps",
+    );
+    assert_one_line_error(
+        &gen_with(&m, &["--width", "64", "--height", "64", "--guidance", "NaN"]),
+        "guidance",
+    );
+    assert_one_line_error(&gen_with(&m, &["--width", "99999", "--height", "64"]), "width");
+    assert_one_line_error(
+        &gen_with(&m, &["--width", "64", "--height", "64", "--scheduler", "bogus"]),
+        "scheduler",
+    );
+    assert_one_line_error(&gen_with(&tmp.path().join("nope"), &[]), "does not exist");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert_one_line_error(&gen_with(&empty, &[]), "model_index.json");
+
+    // A truncated weight file (an interrupted download).
+    let truncated = tmp.path().join("truncated");
+    copy_model(&m, &truncated);
+    let unet = truncated.join("unet/diffusion_pytorch_model.safetensors");
+    let len = std::fs::metadata(&unet).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&unet)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    assert_one_line_error(&gen_with(&truncated, &["--width", "64", "--height", "64"]), "truncated");
+
+    // A config with a block type we do not implement names the file and the field.
+    let odd = tmp.path().join("odd");
+    copy_model(&m, &odd);
+    let cfg_path = odd.join("unet/config.json");
+    let cfg = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("\"DownBlock2D\"", "\"AttnDownBlock2D\"");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let o = gen_with(&odd, &["--width", "64", "--height", "64"]);
+    assert_one_line_error(&o, "down_block_types");
+    assert!(stderr(&o).contains("config.json"));
+
+    // Init latents of the wrong shape.
+    let o = gen_with(
+        &m,
+        &[
+            "--width",
+            "64",
+            "--height",
+            "48",
+            "--init-latents",
+            fixtures().join("latents/64x64.safetensors").to_str().unwrap(),
+        ],
+    );
+    assert_one_line_error(&o, "shape");
+
+    // An output path in a folder that does not exist, and nothing written.
+    let o = gen_with(
+        &m,
+        &[
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--output",
+            tmp.path().join("no/such/dir/x.png").to_str().unwrap(),
+        ],
+    );
+    assert_one_line_error(&o, "does not exist");
+    assert!(!tmp.path().join("no").exists());
+
+    // An argument clap rejects is one line too.
+    assert_one_line_error(&gen_with(&m, &["--steps", "many"]), "steps");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_cleanly_without_half_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let child = lantern(tmp.path())
+        .args(["generate", "--model"])
+        .arg(sd1())
+        .args([
+            "--prompt",
+            "a fox",
+            "--steps",
+            "500",
+            "--width",
+            "256",
+            "--height",
+            "256",
+            "--no-history",
+        ])
+        .arg("--output")
+        .arg(out_dir.join("x.png"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("cancelled"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&out_dir).unwrap().count(),
+        0,
+        "nothing may be left in the output folder"
+    );
+}
