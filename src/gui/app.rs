@@ -202,7 +202,7 @@ impl LanternApp {
         }));
     }
 
-    fn handle_action(&mut self, action: Action) {
+    pub fn handle_action(&mut self, action: Action) {
         match action {
             Action::Generate => self.enqueue(),
             Action::Cancel => {

@@ -41,7 +41,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
 
 fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        ui.label(RichText::new("Model").strong());
+        let label = ui.label(RichText::new("Model").strong());
         let current = match &state.model {
             ModelStatus::Ready(info) => info.name.clone(),
             ModelStatus::Loading { path, .. } => {
@@ -55,7 +55,7 @@ fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         let mut chosen = None;
         egui::ComboBox::from_id_salt("model_picker")
             .selected_text(current)
-            .width(ui.available_width() - 30.0)
+            .width((ui.available_width() - 40.0).clamp(120.0, 260.0))
             .show_ui(ui, |ui| {
                 for path in state.settings.user_models.clone() {
                     let name = crate::model::display_name(&path);
@@ -70,7 +70,9 @@ fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
                 if ui.button("Open a model folder…").clicked() {
                     actions.push(Action::OpenModelDialog);
                 }
-            });
+            })
+            .response
+            .labelled_by(label.id);
         if let Some(path) = chosen {
             actions.push(Action::ChooseModel(path));
         }
@@ -174,13 +176,13 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
                 size_value(ui, &mut p.width).labelled_by(lw.id);
                 let lh = ui.label("H");
                 size_value(ui, &mut p.height).labelled_by(lh.id);
-                if ui.button("⇄").on_hover_text("Swap width and height").clicked() {
+                if ui.button("Swap").on_hover_text("Swap width and height").clicked() {
                     std::mem::swap(&mut p.width, &mut p.height);
                 }
             });
             ui.end_row();
 
-            ui.label("");
+            let preset_label = ui.label("Preset");
             egui::ComboBox::from_id_salt("size_presets")
                 .selected_text(
                     SIZE_PRESETS
@@ -196,7 +198,9 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
                             p.height = *h;
                         }
                     }
-                });
+                })
+                .response
+                .labelled_by(preset_label.id);
             ui.end_row();
 
             let l = ui.label("Seed");

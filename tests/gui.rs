@@ -1,0 +1,203 @@
+//! The window's behaviour with a real fixture model, driven like a user would (kittest):
+//! type a prompt, Ctrl+Enter, wait, see the picture and find the PNG; cancel; queue; errors.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use egui::{Key, Modifiers};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use lantern::gui::state::ModelStatus;
+use lantern::gui::{AppOptions, LanternApp};
+use support::fixtures;
+
+fn harness(data_dir: &Path, model: Option<&Path>) -> Harness<'static, LanternApp> {
+    let options = AppOptions {
+        model: model.map(Path::to_path_buf),
+        data_dir: data_dir.to_path_buf(),
+    };
+    Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .with_max_steps(100_000)
+        .build_eframe(move |cc| LanternApp::new(&cc.egui_ctx, options))
+}
+
+/// Steps frames until `done` holds (the worker runs on its own thread meanwhile).
+fn step_until(h: &mut Harness<'_, LanternApp>, what: &str, mut done: impl FnMut(&LanternApp) -> bool) {
+    let started = Instant::now();
+    while !done(h.state()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.step();
+}
+
+fn small_settings(h: &mut Harness<'_, LanternApp>) {
+    let p = &mut h.state_mut().state.settings.params;
+    p.width = 64;
+    p.height = 64;
+    p.steps = 4;
+}
+
+fn outputs(data_dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(data_dir.join("outputs"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "png"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn type_prompt_ctrl_enter_shows_image_and_saves_png() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(tmp.path(), Some(&fixtures().join("sd1-tiny")));
+    step_until(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
+    small_settings(&mut h);
+    h.run_steps(2);
+    // The prompt box has keyboard focus at start: typing goes there.
+    h.get_by_label("Prompt").type_text("a red fox in the snow");
+    h.step();
+    assert_eq!(h.state().state.settings.params.prompt, "a red fox in the snow");
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    h.step();
+    assert!(h.state().state.running.is_some(), "Ctrl+Enter starts a job");
+    assert_eq!(
+        h.state().state.settings.params.prompt,
+        "a red fox in the snow",
+        "no newline inserted"
+    );
+    step_until(&mut h, "the image", |a| a.is_idle());
+
+    let app = h.state();
+    assert_eq!(app.state.images.len(), 1, "status: {:?}", app.state.status);
+    let shown = &app.state.images[0];
+    assert_eq!((shown.pixels.width, shown.pixels.height), (64, 64));
+    let path = shown.path.clone().expect("saved");
+    assert!(path.starts_with(tmp.path().join("outputs")));
+    let text = lantern::output::read_parameters_file(&path).unwrap().unwrap();
+    assert!(text.starts_with("a red fox in the snow\n"), "{text}");
+    assert_eq!(outputs(tmp.path()).len(), 1);
+    // And it is in the history.
+    let history = lantern::history::History::open(&tmp.path().join("history.sqlite3")).unwrap();
+    assert_eq!(history.count(&Default::default()).unwrap(), 1);
+}
+
+#[test]
+fn cancel_mid_run_and_queue_two_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(tmp.path(), Some(&fixtures().join("sd1-tiny")));
+    step_until(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
+    {
+        let p = &mut h.state_mut().state.settings.params;
+        p.prompt = "a slow one".into();
+        p.width = 256;
+        p.height = 256;
+        p.steps = 400;
+    }
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    step_until(&mut h, "a few steps", |a| {
+        a.state.running.as_ref().is_some_and(|r| r.step >= 2)
+    });
+    h.key_press(Key::Escape);
+    step_until(&mut h, "the cancel", |a| a.is_idle());
+    assert!(outputs(tmp.path()).is_empty(), "a cancelled job writes nothing");
+    assert!(
+        h.state()
+            .state
+            .status
+            .as_ref()
+            .is_some_and(|s| s.text.contains("Cancelled"))
+    );
+
+    // Two jobs: the second waits in the queue and then runs.
+    small_settings(&mut h);
+    h.state_mut().state.settings.params.prompt = "first".into();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    h.step();
+    h.state_mut().state.settings.params.prompt = "second".into();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    h.step();
+    assert!(h.state().state.running.is_some());
+    step_until(&mut h, "both jobs", |a| a.is_idle());
+    let mut prompts: Vec<String> = outputs(tmp.path())
+        .iter()
+        .map(|p| {
+            lantern::output::read_parameters_file(p)
+                .unwrap()
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    prompts.sort();
+    assert_eq!(prompts, vec!["first".to_string(), "second".to_string()]);
+}
+
+#[test]
+fn a_broken_model_shows_its_error_and_the_window_keeps_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = tmp.path().join("broken-model");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(
+        broken.join("model_index.json"),
+        r#"{"_class_name": "KandinskyPipeline"}"#,
+    )
+    .unwrap();
+    let mut h = harness(tmp.path(), Some(&broken));
+    step_until(&mut h, "the load to fail", |a| {
+        matches!(a.state.model, ModelStatus::Failed { .. })
+    });
+    let message = match &h.state().state.model {
+        ModelStatus::Failed { message, .. } => message.clone(),
+        _ => unreachable!(),
+    };
+    assert!(
+        message.contains("model_index.json") && message.contains("_class_name"),
+        "{message}"
+    );
+    // Generating with it fails readably, and choosing a good model afterwards works.
+    h.state_mut().state.settings.params.prompt = "x".into();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    step_until(&mut h, "the failed job", |a| a.is_idle());
+    assert!(
+        h.state()
+            .state
+            .status
+            .as_ref()
+            .is_some_and(|s| s.text.contains("_class_name"))
+    );
+    h.state_mut()
+        .handle_action(lantern::gui::state::Action::ChooseModel(fixtures().join("sd1-tiny")));
+    step_until(&mut h, "the good model", |a| {
+        matches!(a.state.model, ModelStatus::Ready(_))
+    });
+    small_settings(&mut h);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    step_until(&mut h, "an image", |a| a.is_idle() && !a.state.images.is_empty());
+    assert_eq!(outputs(tmp.path()).len(), 1);
+}
+
+#[test]
+fn bad_size_is_refused_with_a_message_not_queued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(tmp.path(), Some(&fixtures().join("sd1-tiny")));
+    step_until(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
+    // A width that is not a multiple of 8 (e.g. from settings edited by hand).
+    h.state_mut().state.settings.params.width = 500;
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    h.step();
+    assert!(h.state().state.running.is_none() && h.state().state.queue.is_empty());
+    let status = h.state().state.status.clone().map(|s| s.text).unwrap_or_default();
+    assert!(status.contains("multiple of 8"), "{status}");
+}
