@@ -463,6 +463,10 @@ impl LanternApp {
             self.handle_worker_event(event);
         }
         let mut actions = Vec::new();
+        let quit = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::Q);
+        if ui.input_mut(|i| i.consume_shortcut(&quit)) {
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
         egui::Panel::bottom("status").show(ui, |ui| panels::status::show(ui, &self.state));
         egui::Panel::left("parameters")
             .resizable(true)

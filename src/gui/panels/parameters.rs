@@ -205,22 +205,25 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
 
             let l = ui.label("Seed");
             ui.horizontal(|ui| {
-                ui.add_enabled(
-                    p.seed_locked,
-                    egui::DragValue::new(&mut p.seed).range(0..=u32::MAX as u64),
-                )
-                .labelled_by(l.id);
+                if p.seed_locked {
+                    ui.add(egui::DragValue::new(&mut p.seed).range(0..=u32::MAX as u64))
+                        .labelled_by(l.id);
+                } else {
+                    ui.label(RichText::new("random").weak()).labelled_by(l.id);
+                }
                 let lock = if p.seed_locked { "🔒" } else { "🎲" };
-                if ui
-                    .selectable_label(p.seed_locked, lock)
-                    .on_hover_text(if p.seed_locked {
-                        "Seed locked: every image uses it. Click for random seeds."
-                    } else {
-                        "Random seed for every image. Click to lock one."
-                    })
-                    .clicked()
-                {
+                let tip = if p.seed_locked {
+                    "Seed locked: every image uses it. Click for random seeds."
+                } else {
+                    "A new random seed for every image (shown with the result). Click to lock a seed."
+                };
+                if ui.selectable_label(p.seed_locked, lock).on_hover_text(tip).clicked() {
                     p.seed_locked = !p.seed_locked;
+                    if p.seed_locked
+                        && let Some(last) = state.last_seed
+                    {
+                        p.seed = last;
+                    }
                 }
                 if let Some(last) = state.last_seed
                     && ui
