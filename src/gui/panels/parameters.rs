@@ -41,7 +41,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
 
 fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        ui.label(RichText::new("Model").strong());
+        let label = ui.label(RichText::new("Model").strong());
         let current = match &state.model {
             ModelStatus::Ready(info) => info.name.clone(),
             ModelStatus::Loading { path, .. } => {
@@ -52,28 +52,12 @@ fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
             }
             ModelStatus::None => "none".into(),
         };
-        let mut chosen = None;
         egui::ComboBox::from_id_salt("model_picker")
             .selected_text(current)
             .width(ui.available_width() - 30.0)
-            .show_ui(ui, |ui| {
-                for path in state.settings.user_models.clone() {
-                    let name = crate::model::display_name(&path);
-                    if ui
-                        .selectable_label(state.settings.model.as_ref() == Some(&path), name)
-                        .on_hover_text(path.display().to_string())
-                        .clicked()
-                    {
-                        chosen = Some(path);
-                    }
-                }
-                if ui.button("Open a model folder…").clicked() {
-                    actions.push(Action::OpenModelDialog);
-                }
-            });
-        if let Some(path) = chosen {
-            actions.push(Action::ChooseModel(path));
-        }
+            .show_ui(ui, |ui| super::models::picker_items(ui, state, actions))
+            .response
+            .labelled_by(label.id);
         if ui.button("📂").on_hover_text("Open a model folder…").clicked() {
             actions.push(Action::OpenModelDialog);
         }
@@ -180,7 +164,7 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
             });
             ui.end_row();
 
-            ui.label("");
+            let l = ui.label("Presets");
             egui::ComboBox::from_id_salt("size_presets")
                 .selected_text(
                     SIZE_PRESETS
@@ -196,7 +180,9 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
                             p.height = *h;
                         }
                     }
-                });
+                })
+                .response
+                .labelled_by(l.id);
             ui.end_row();
 
             let l = ui.label("Seed");
