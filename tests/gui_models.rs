@@ -353,3 +353,58 @@ fn broken_model_folder_shows_which_file_is_wrong() {
     );
     h.get_by_label("Download SD-Turbo — 2.6 GB");
 }
+
+#[cfg(unix)]
+#[test]
+fn cancelled_download_keeps_its_partial_file_and_resumes_from_the_manager() {
+    let hub = FakeHub::sd1_tiny(Behaviour {
+        slow: [UNET.to_owned()].into(),
+        ..Behaviour::default()
+    });
+    let data = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut h = harness(data.path(), ModelsEnv::isolated(cache.path(), &hub.url()));
+    scanned(&mut h);
+    h.get_by_label("Another Hugging Face repo, or manage models…")
+        .scroll_to_me();
+    h.step();
+    h.get_by_label("Another Hugging Face repo, or manage models…").click();
+    h.run_steps(5);
+    let field = h.get_by_label("Repo id");
+    field.focus();
+    field.type_text(REPO_ID);
+    h.step();
+    h.get_by_label("Download repo").click();
+    step_until(&mut h, Duration::from_secs(20), "part of the UNet", |app| {
+        app.state
+            .models
+            .download(REPO_ID)
+            .is_some_and(|d| d.current_file.as_deref() == Some(UNET) && d.file_done > 200_000)
+    });
+
+    h.get_by_label("Cancel").click();
+    step_until(&mut h, Duration::from_secs(10), "the cancellation", |app| {
+        matches!(
+            app.state.models.download(REPO_ID).map(|d| &d.phase),
+            Some(DownloadPhase::Cancelled)
+        )
+    });
+    let partials: Vec<_> = fs::read_dir(cache.path().join("models--lantern-test--sd1-tiny/blobs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".incomplete"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
+    assert!(matches!(partials[..], [n] if n > 200_000), "{partials:?}");
+
+    h.get_by_label("Resume lantern-test/sd1-tiny").click();
+    step_until(&mut h, Duration::from_secs(30), "the resumed download", |app| {
+        matches!(
+            app.state.models.download(REPO_ID).map(|d| &d.phase),
+            Some(DownloadPhase::Finished { .. })
+        )
+    });
+    assert!(h.state().state.models.download(REPO_ID).unwrap().already > 200_000);
+    let ranges: Vec<_> = hub.seen().into_iter().filter_map(|s| s.range).collect();
+    assert_eq!(ranges.len(), 1, "{ranges:?}");
+}
