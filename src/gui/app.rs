@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
+use super::models_state::{
+    ModelsController, ModelsEnv, ModelsNotice, apply_recommended, readable_load_error, recommendation,
+};
 use super::panels;
 use super::settings::Settings;
 use super::state::{Action, AppState, ModelStatus, QueuedJob, RunningJob, ShownImage};
@@ -53,16 +56,27 @@ pub struct LanternApp {
     ctx: egui::Context,
     /// Show the "type a path" window (no native file dialog available).
     ask_model_path: bool,
+    /// Model scans and downloads on background threads.
+    models: ModelsController,
 }
 
 impl LanternApp {
     pub fn new(ctx: &egui::Context, options: AppOptions) -> LanternApp {
+        let env = ModelsEnv::standard(&options.data_dir);
+        LanternApp::with_models_env(ctx, options, env)
+    }
+
+    /// [`LanternApp::new`] looking for and downloading models only where `env` says (tests use
+    /// a temporary Hugging Face cache and a local Hub instead of the process environment).
+    pub fn with_models_env(ctx: &egui::Context, options: AppOptions, env: ModelsEnv) -> LanternApp {
         let settings = Settings::load(&options.settings_path());
         let wake_ctx = ctx.clone();
         let worker = Worker::spawn(move || wake_ctx.request_repaint());
         let (background_tx, background_rx) = channel();
+        let mut state = AppState::new(settings);
+        let models = ModelsController::new(ctx, env, &mut state.models);
         let mut app = LanternApp {
-            state: AppState::new(settings),
+            state,
             worker,
             next_id: 1,
             settings_path: options.settings_path(),
@@ -71,7 +85,9 @@ impl LanternApp {
             background_rx,
             ctx: ctx.clone(),
             ask_model_path: false,
+            models,
         };
+        app.rescan();
         if let Some(model) = options.model.or_else(|| app.state.settings.model.clone()) {
             app.choose_model(model);
         }
@@ -81,6 +97,67 @@ impl LanternApp {
     /// Whether nothing is loading, running or queued (tests wait for this).
     pub fn is_idle(&self) -> bool {
         !self.state.is_busy() && !matches!(self.state.model, ModelStatus::Loading { .. })
+    }
+
+    /// Looks for models again, the user's own folders included (off the UI thread).
+    fn rescan(&mut self) {
+        self.models
+            .rescan(&mut self.state.models, &self.state.settings.user_models);
+    }
+
+    /// A model chosen by the user (not restored from the settings): also applies the catalog's
+    /// recommended settings for it, once its description is known.
+    fn pick_model(&mut self, path: PathBuf) {
+        let known = self.state.settings.user_models.len();
+        self.choose_model(path);
+        let Some(path) = self.state.settings.model.clone() else {
+            return;
+        };
+        match self.state.models.find_local(&path).cloned() {
+            Some(model) => self.apply_recommendation(&model),
+            None => self.models.describe(&path),
+        }
+        if self.state.settings.user_models.len() != known {
+            self.rescan(); // list the newly opened folder
+        }
+    }
+
+    fn apply_recommendation(&mut self, model: &crate::models::LocalModel) {
+        if self.state.settings.model.as_ref() != Some(&model.path) {
+            return; // another model was chosen meanwhile
+        }
+        let Some((from, settings)) = self.models.catalog().and_then(|c| recommendation(c, model)) else {
+            return;
+        };
+        let said = apply_recommended(&mut self.state.settings.params, from, settings);
+        match &self.state.model {
+            ModelStatus::Ready(info) => {
+                let text = format!("Model ready: {}; {said}.", info.name);
+                self.state.info(text);
+            }
+            _ => self.state.models.applied_note = Some((model.path.clone(), said)),
+        }
+    }
+
+    fn handle_models_notice(&mut self, notice: ModelsNotice) {
+        match notice {
+            ModelsNotice::DownloadFinished { name, .. } => {
+                self.state
+                    .info(format!("{name} downloaded. Choose it with “Use {name}”."));
+                self.rescan();
+            }
+            ModelsNotice::DownloadFailed { name, message } => {
+                self.state.error(format!("{name}: {message}"));
+                self.rescan(); // a partial download is listed, with a way to resume it
+            }
+            ModelsNotice::DownloadCancelled { name } => {
+                self.state.info(format!(
+                    "{name}: download cancelled; what was fetched is kept for resuming."
+                ));
+                self.rescan();
+            }
+            ModelsNotice::Described(model) => self.apply_recommendation(&model),
+        }
     }
 
     fn choose_model(&mut self, path: PathBuf) {
@@ -212,7 +289,7 @@ impl LanternApp {
                 }
             }
             Action::RemoveQueued(id) => self.state.queue.retain(|j| j.id != id),
-            Action::ChooseModel(path) => self.choose_model(path),
+            Action::ChooseModel(path) => self.pick_model(path),
             Action::OpenModelDialog => {
                 let tx = self.background_tx.clone();
                 let ctx = self.ctx.clone();
@@ -248,6 +325,19 @@ impl LanternApp {
                 }
             }
             Action::UseSettings(params) => self.use_settings(&params),
+            Action::Rescan => self.rescan(),
+            Action::Download(name) => match self.models.download(&mut self.state.models, &name) {
+                Ok(()) => self.state.info(format!("Downloading {name}…")),
+                Err(e) => self.state.error(format!("Cannot download {name}: {e}")),
+            },
+            Action::CancelDownload(repo_id) => self.models.cancel(&repo_id),
+            Action::DismissDownload(repo_id) => {
+                self.state
+                    .models
+                    .downloads
+                    .retain(|d| d.repo_id != repo_id || d.is_active());
+            }
+            Action::OpenModelManager => self.state.models.manager_open = true,
         }
     }
 
@@ -292,7 +382,7 @@ impl LanternApp {
 
     fn handle_background(&mut self, msg: Background) {
         match msg {
-            Background::ModelFolderPicked { path: Some(path), .. } => self.choose_model(path),
+            Background::ModelFolderPicked { path: Some(path), .. } => self.pick_model(path),
             Background::ModelFolderPicked { path: None, took } => {
                 // An instant "no" means there is no dialog service: offer a path field instead.
                 if took < Duration::from_millis(400) {
@@ -319,11 +409,16 @@ impl LanternApp {
                 }
             }
             WorkerEvent::Loaded(info) => {
-                state.info(format!("Model ready: {}", info.name));
+                let note = state.models.applied_note.take();
+                match note.filter(|(path, _)| state.settings.model.as_ref() == Some(path)) {
+                    Some((_, said)) => state.info(format!("Model ready: {}; {said}.", info.name)),
+                    None => state.info(format!("Model ready: {}", info.name)),
+                }
                 state.model = ModelStatus::Ready(info);
             }
             WorkerEvent::LoadFailed { model, message } => {
-                state.error(message.clone());
+                state.models.applied_note = None;
+                state.error(readable_load_error(&model, &message));
                 state.model = ModelStatus::Failed { path: model, message };
             }
             WorkerEvent::Started { .. } => {}
@@ -462,6 +557,9 @@ impl LanternApp {
         while let Some(event) = self.worker.try_recv() {
             self.handle_worker_event(event);
         }
+        for notice in self.models.poll(&mut self.state.models) {
+            self.handle_models_notice(notice);
+        }
         let mut actions = Vec::new();
         let quit = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::Q);
         if ui.input_mut(|i| i.consume_shortcut(&quit)) {
@@ -483,6 +581,9 @@ impl LanternApp {
         });
         let ctx = ui.ctx().clone();
         self.path_window(&ctx, &mut actions);
+        if self.state.models.manager_open {
+            panels::models::manager_window(&ctx, &mut self.state, &mut actions);
+        }
         for action in actions {
             self.handle_action(action);
         }

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod fonts;
+pub mod models_state;
 pub mod panels;
 pub mod settings;
 pub mod state;

@@ -11,6 +11,7 @@ use crate::output::GenerationParams;
 use crate::text::ClipTokenizer;
 use crate::worker::ModelInfo;
 
+use super::models_state::ModelsState;
 use super::settings::Settings;
 
 /// What a panel wants done; handled by the app after drawing.
@@ -26,6 +27,15 @@ pub enum Action {
     ShowInFolder,
     /// Restore every parameter (and the model) from a picture's metadata.
     UseSettings(Box<GenerationParams>),
+    /// Look for models on disk again (the user's folders included).
+    Rescan,
+    /// Start, or resume, downloading a catalog id or Hub repo id.
+    Download(String),
+    /// Stop the download of this repo id (its partial files stay for resuming).
+    CancelDownload(String),
+    /// Forget a stopped download's card.
+    DismissDownload(String),
+    OpenModelManager,
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +127,8 @@ pub struct AppState {
     /// The model path typed by hand when no file dialog is available.
     pub model_path_input: String,
     pub frame_stats: FrameStats,
+    /// Models on disk, the catalog and downloads (see `models_state`).
+    pub models: ModelsState,
 }
 
 impl AppState {
@@ -135,6 +147,7 @@ impl AppState {
             last_seed: None,
             model_path_input: String::new(),
             frame_stats: FrameStats::default(),
+            models: ModelsState::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! and pushes [`Action`](super::state::Action)s; none holds model code.
 
 pub mod image_view;
+pub mod models;
 pub mod parameters;
 pub mod status;
 pub mod welcome;

@@ -52,30 +52,12 @@ fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
             }
             ModelStatus::None => "none".into(),
         };
-        let mut chosen = None;
         egui::ComboBox::from_id_salt("model_picker")
             .selected_text(current)
             .width((ui.available_width() - 40.0).clamp(120.0, 260.0))
-            .show_ui(ui, |ui| {
-                for path in state.settings.user_models.clone() {
-                    let name = crate::model::display_name(&path);
-                    if ui
-                        .selectable_label(state.settings.model.as_ref() == Some(&path), name)
-                        .on_hover_text(path.display().to_string())
-                        .clicked()
-                    {
-                        chosen = Some(path);
-                    }
-                }
-                if ui.button("Open a model folder…").clicked() {
-                    actions.push(Action::OpenModelDialog);
-                }
-            })
+            .show_ui(ui, |ui| super::models::picker_items(ui, state, actions))
             .response
             .labelled_by(label.id);
-        if let Some(path) = chosen {
-            actions.push(Action::ChooseModel(path));
-        }
         if ui.button("📂").on_hover_text("Open a model folder…").clicked() {
             actions.push(Action::OpenModelDialog);
         }

@@ -1,35 +1,137 @@
-//! The first screen when no model is chosen: what Lantern needs and how to get it.
+//! The first screen, shown while no model is usable: says so in plain words, then offers every
+//! way to get one, fastest first: a model already on this computer, a download from the
+//! catalog (the one suggested for this machine first), or a folder the user has.
 
 use egui::{RichText, Ui};
 
+use super::models::{catalog_card, local_model_row, looked_in};
+use crate::gui::models_state::{ModelsState, ScanState, readable_load_error};
 use crate::gui::state::{Action, AppState, ModelStatus};
 
+/// Widest the text column gets, so lines stay readable on a wide window.
+const COLUMN: f32 = 760.0;
+
 pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
-    ui.vertical_centered(|ui| {
-        ui.add_space(40.0);
-        ui.heading(RichText::new("Welcome to Lantern").size(28.0));
-        ui.add_space(8.0);
-        ui.label("Lantern needs a Stable Diffusion model before it can draw. None is chosen yet.");
-        if let ModelStatus::Failed { path, message } = &state.model {
-            ui.add_space(8.0);
-            ui.label(RichText::new(format!("Could not load {}:", path.display())).color(ui.visuals().error_fg_color));
-            ui.label(RichText::new(message).color(ui.visuals().error_fg_color));
-        }
-        ui.add_space(16.0);
-    });
-    ui.group(|ui| {
-        ui.label(RichText::new("Use a model folder you already have").strong());
-        ui.label("A folder in the diffusers layout (it holds model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/).");
+    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+        let margin = ((ui.available_width() - COLUMN) / 2.0).max(0.0);
         ui.horizontal(|ui| {
-            if ui.button("📂 Open a model folder…").clicked() {
-                actions.push(Action::OpenModelDialog);
-            }
-            ui.label("or paste its path:");
-            let response = ui.add(egui::TextEdit::singleline(&mut state.model_path_input).hint_text("/path/to/model").desired_width(320.0));
-            let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if (ui.button("Use").clicked() || enter) && !state.model_path_input.trim().is_empty() {
-                actions.push(Action::ChooseModel(state.model_path_input.trim().into()));
-            }
+            ui.add_space(margin);
+            ui.vertical(|ui| {
+                ui.set_max_width(COLUMN.min(ui.available_width()));
+                intro(ui, state);
+                found_on_disk(ui, state, actions);
+                catalog(ui, &state.models, actions);
+                own_folder(ui, state, actions);
+            });
         });
     });
+}
+
+fn intro(ui: &mut Ui, state: &AppState) {
+    ui.add_space(24.0);
+    ui.heading(RichText::new("Welcome to Lantern").size(28.0));
+    ui.add_space(6.0);
+    if let ModelStatus::Failed { path, message } = &state.model {
+        load_error(ui, path, message);
+    } else {
+        ui.label(
+            RichText::new(
+                "Lantern draws pictures with a Stable Diffusion model, and there is no model to use yet. \
+                 Pick one of the ways below to get one; it is a one-time step.",
+            )
+            .size(15.0),
+        );
+    }
+    ui.add_space(12.0);
+}
+
+/// A failed load, with the file or field that is wrong on its own line.
+fn load_error(ui: &mut Ui, path: &std::path::Path, message: &str) {
+    let color = ui.visuals().error_fg_color;
+    egui::Frame::group(ui.style())
+        .stroke(egui::Stroke::new(1.0, color))
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.label(RichText::new(readable_load_error(path, message)).color(color).strong());
+            ui.label(RichText::new(path.display().to_string()).monospace().small());
+            ui.label(
+                "Choose another model below, or repair that folder (e.g. download it again) and open it once more.",
+            );
+        });
+}
+
+fn found_on_disk(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
+    let models = &state.models;
+    ui.label(RichText::new("Models on this computer").strong().size(16.0));
+    match models.scan {
+        ScanState::NotYet | ScanState::Running => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("Looking in the weights/ folder, Lantern's models folder and the Hugging Face cache…");
+            });
+        }
+        ScanState::Done if models.local.is_empty() => {
+            ui.label("None found: nothing in the weights/ folder, Lantern's models folder or the Hugging Face cache.");
+            looked_in(ui, models);
+        }
+        ScanState::Done => {
+            let usable = models.complete().count();
+            ui.label(format!(
+                "Found {} model{} ({} ready to use). Choose one:",
+                models.local.len(),
+                if models.local.len() == 1 { "" } else { "s" },
+                usable
+            ));
+            for m in &models.local {
+                let chosen = state.settings.model.as_ref() == Some(&m.path);
+                local_model_row(ui, m, chosen, models, actions);
+            }
+        }
+    }
+    ui.add_space(12.0);
+}
+
+fn catalog(ui: &mut Ui, models: &ModelsState, actions: &mut Vec<Action>) {
+    ui.label(RichText::new("Download a model").strong().size(16.0));
+    ui.label(
+        "Files go to the shared Hugging Face cache, so Python tools can use them too. \
+         A download that stops can be resumed.",
+    );
+    if let Some(problem) = &models.hub_problem {
+        ui.label(RichText::new(format!("Downloads are unavailable: {problem}")).color(ui.visuals().warn_fg_color));
+    }
+    for (i, entry) in models.catalog.iter().enumerate() {
+        catalog_card(ui, entry, i == 0, models, actions);
+    }
+    if ui
+        .button("Another Hugging Face repo, or manage models…")
+        .on_hover_text("Opens the model manager: any diffusers repo by its id, downloads, models on disk")
+        .clicked()
+    {
+        actions.push(Action::OpenModelManager);
+    }
+    ui.add_space(12.0);
+}
+
+fn own_folder(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
+    ui.label(RichText::new("Use a model folder you already have").strong().size(16.0));
+    ui.label("A folder in the diffusers layout: it holds model_index.json, unet/, vae/, text_encoder/, tokenizer/ and scheduler/.");
+    ui.horizontal(|ui| {
+        if ui.button("Open a model folder…").clicked() {
+            actions.push(Action::OpenModelDialog);
+        }
+        let label = ui.label("or paste its path:");
+        let response = ui
+            .add(
+                egui::TextEdit::singleline(&mut state.model_path_input)
+                    .hint_text("/path/to/model")
+                    .desired_width(300.0),
+            )
+            .labelled_by(label.id);
+        let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if (ui.button("Use this folder").clicked() || enter) && !state.model_path_input.trim().is_empty() {
+            actions.push(Action::ChooseModel(state.model_path_input.trim().into()));
+        }
+    });
+    ui.add_space(24.0);
 }

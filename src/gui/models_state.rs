@@ -1,0 +1,620 @@
+//! Models in the window: what discovery found, what the catalog offers, and the downloads in
+//! flight, as plain data the panels draw ([`ModelsState`]); plus the controller that runs the
+//! scans and downloads on background threads and folds their results back in
+//! ([`ModelsController`]). Nothing here touches the disk or the network on the UI thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+use crate::models::{
+    ByteSize, CancelFlag, Catalog, CatalogEntry, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig, LocalModel,
+    ModelSource, RecommendedSettings, discover, hf_cache, spawn_download,
+};
+
+use super::panels::parameters::sampler_label;
+use super::settings::Params;
+
+/// Where the window looks for models and where it downloads them. The app builds it from the
+/// process environment ([`ModelsEnv::standard`]); tests pass their own so no test has to touch
+/// process-global variables like `HF_HUB_CACHE` or `HF_ENDPOINT`.
+#[derive(Debug, Clone)]
+pub struct ModelsEnv {
+    /// Folders to scan; the user's own folders from the settings are added at each scan.
+    pub roots: DiscoveryRoots,
+    /// The Hub to download from, or why it cannot be used (e.g. a malformed `HF_ENDPOINT`).
+    pub hub: Result<HubConfig, String>,
+    /// The app runs the model on the CPU, so the catalog suggests its CPU-friendly model first.
+    pub on_cpu: bool,
+}
+
+impl ModelsEnv {
+    /// The project's `weights/`, `<data_dir>/models`, and the Hugging Face cache and Hub from
+    /// `HF_HUB_CACHE`/`HF_HOME`/`HF_ENDPOINT`/`HF_TOKEN`.
+    pub fn standard(data_dir: &Path) -> ModelsEnv {
+        let mut roots = DiscoveryRoots::standard(Vec::new());
+        roots.data_dir_models = Some(data_dir.join("models"));
+        let hub = HubConfig::from_env().map_err(|e| e.to_string());
+        if let Ok(hub) = &hub {
+            roots.hf_caches = vec![hub.cache_dir.clone()];
+        }
+        ModelsEnv {
+            roots,
+            hub,
+            on_cpu: true,
+        }
+    }
+
+    /// Only the given Hugging Face cache (and the Hub at `endpoint`): what tests and scripted
+    /// runs use to see a controlled set of models.
+    pub fn isolated(hf_cache: &Path, endpoint: &str) -> ModelsEnv {
+        let hub = HubConfig {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            token: None,
+            cache_dir: hf_cache.to_path_buf(),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+        };
+        ModelsEnv {
+            roots: DiscoveryRoots {
+                hf_caches: vec![hf_cache.to_path_buf()],
+                ..DiscoveryRoots::default()
+            },
+            hub: Ok(hub),
+            on_cpu: true,
+        }
+    }
+
+    /// Every place a scan looks, for telling the user where nothing was found.
+    pub fn looked_in(&self, user_folders: &[PathBuf]) -> Vec<PathBuf> {
+        let r = &self.roots;
+        let mut out: Vec<PathBuf> = r.project_weights.clone();
+        out.extend(r.data_dir_models.clone());
+        out.extend(user_folders.iter().cloned());
+        out.extend(r.hf_caches.iter().cloned());
+        out.dedup();
+        out
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ScanState {
+    /// No scan has finished yet: the first screen must not claim "nothing found".
+    #[default]
+    NotYet,
+    Running,
+    Done,
+}
+
+/// One download as the window shows it, folded from [`DownloadEvent`]s.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DownloadView {
+    /// The repo id: one download per repo at a time.
+    pub repo_id: String,
+    /// What the user asked for (catalog id or repo id), used again to resume.
+    pub request: String,
+    /// Name shown to people (the catalog name, else the repo id).
+    pub name: String,
+    pub phase: DownloadPhase,
+    pub files: usize,
+    pub files_done: usize,
+    pub current_file: Option<String>,
+    pub file_done: u64,
+    pub file_size: u64,
+    pub done: u64,
+    pub total: u64,
+    /// Bytes found on disk when this run started (a resumed download).
+    pub already: u64,
+    pub bytes_per_sec: f64,
+    pub eta: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum DownloadPhase {
+    /// Asking the Hub which files and sizes.
+    Connecting,
+    Running,
+    Finished {
+        snapshot: PathBuf,
+    },
+    Failed {
+        message: String,
+    },
+    Cancelled,
+}
+
+impl DownloadView {
+    fn new(repo_id: &str, request: &str, name: &str) -> DownloadView {
+        DownloadView {
+            repo_id: repo_id.to_owned(),
+            request: request.to_owned(),
+            name: name.to_owned(),
+            phase: DownloadPhase::Connecting,
+            files: 0,
+            files_done: 0,
+            current_file: None,
+            file_done: 0,
+            file_size: 0,
+            done: 0,
+            total: 0,
+            already: 0,
+            bytes_per_sec: 0.0,
+            eta: None,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        matches!(self.phase, DownloadPhase::Connecting | DownloadPhase::Running)
+    }
+
+    /// Stopped part-way: a new run continues from the `.incomplete` files.
+    pub fn can_resume(&self) -> bool {
+        matches!(self.phase, DownloadPhase::Failed { .. } | DownloadPhase::Cancelled)
+    }
+
+    pub fn fraction(&self) -> f32 {
+        if self.total == 0 {
+            0.0
+        } else {
+            (self.done as f64 / self.total as f64) as f32
+        }
+    }
+
+    pub fn file_fraction(&self) -> f32 {
+        if self.file_size == 0 {
+            0.0
+        } else {
+            (self.file_done as f64 / self.file_size as f64) as f32
+        }
+    }
+
+    /// Folds one event in.
+    pub fn apply(&mut self, event: DownloadEvent) {
+        match event {
+            DownloadEvent::Planned {
+                files, total, already, ..
+            } => {
+                self.phase = DownloadPhase::Running;
+                self.files = files;
+                self.total = total;
+                self.already = already;
+                self.done = already;
+            }
+            DownloadEvent::FileStarted {
+                path,
+                size,
+                resume_from,
+            } => {
+                self.current_file = Some(path);
+                self.file_size = size;
+                self.file_done = resume_from;
+            }
+            DownloadEvent::Progress(p) => {
+                self.current_file = Some(p.file);
+                self.file_done = p.file_done;
+                self.file_size = p.file_size;
+                self.done = p.done;
+                self.total = p.total;
+                self.bytes_per_sec = p.bytes_per_sec;
+                self.eta = p.eta;
+            }
+            DownloadEvent::FileDone { .. } => self.files_done += 1,
+            DownloadEvent::Finished { snapshot } => {
+                self.done = self.total;
+                self.current_file = None;
+                self.eta = None;
+                self.phase = DownloadPhase::Finished { snapshot };
+            }
+            DownloadEvent::Failed { message } => {
+                self.phase = DownloadPhase::Failed {
+                    message: plain_download_error(&message),
+                }
+            }
+            DownloadEvent::Cancelled => self.phase = DownloadPhase::Cancelled,
+        }
+    }
+
+    /// "12.5 MB of 2.6 GB · 8.1 MB/s · 5 min left".
+    pub fn summary(&self) -> String {
+        let mut text = format!("{} of {}", ByteSize(self.done), ByteSize(self.total));
+        if self.bytes_per_sec > 0.0 {
+            text.push_str(&format!(" · {}/s", ByteSize(self.bytes_per_sec as u64)));
+        }
+        if let Some(eta) = self.eta {
+            text.push_str(&format!(" · {} left", crate::cli::progress::format_duration(eta)));
+        }
+        text
+    }
+}
+
+/// A download error in plain words: an unreachable server is called what the user will
+/// recognise (offline), with the technical line kept after it for whoever has to fix it.
+pub fn plain_download_error(message: &str) -> String {
+    let offline = [
+        "cannot reach",
+        "could not be resolved",
+        "connection refused",
+        "no answer within",
+    ];
+    if offline.iter().any(|s| message.contains(s)) {
+        format!("You seem to be offline: the model server could not be reached. ({message})")
+    } else {
+        message.to_owned()
+    }
+}
+
+/// Everything about models that the panels draw.
+#[derive(Debug, Default)]
+pub struct ModelsState {
+    pub scan: ScanState,
+    /// Models found on disk, complete ones first.
+    pub local: Vec<LocalModel>,
+    /// Where the last scan looked (said on the first screen when nothing was found).
+    pub looked_in: Vec<PathBuf>,
+    /// The known models, the one suggested for this machine first.
+    pub catalog: Vec<CatalogEntry>,
+    pub downloads: Vec<DownloadView>,
+    /// Whether the model manager window is open.
+    pub manager_open: bool,
+    /// The repo id typed into the manager's "download from the Hub" field.
+    pub repo_input: String,
+    /// Why downloads cannot work at all (a bad `HF_ENDPOINT`), shown instead of failing later.
+    pub hub_problem: Option<String>,
+    /// Recommended settings applied on the last explicit model choice, said once the model is
+    /// ready so the change of steps/guidance/sampler is no surprise.
+    pub applied_note: Option<(PathBuf, String)>,
+}
+
+impl ModelsState {
+    pub fn complete(&self) -> impl Iterator<Item = &LocalModel> {
+        self.local.iter().filter(|m| m.is_complete())
+    }
+
+    pub fn find_local(&self, path: &Path) -> Option<&LocalModel> {
+        self.local.iter().find(|m| m.path == path)
+    }
+
+    pub fn download(&self, repo_id: &str) -> Option<&DownloadView> {
+        self.downloads.iter().find(|d| d.repo_id == repo_id)
+    }
+
+    pub fn any_download_active(&self) -> bool {
+        self.downloads.iter().any(DownloadView::is_active)
+    }
+}
+
+/// "Hugging Face cache: stabilityai/sd-turbo", "weights/ folder", …
+pub fn source_label(source: &ModelSource) -> String {
+    match source {
+        ModelSource::ProjectWeights => "project weights/ folder".into(),
+        ModelSource::DataDir => "Lantern's models folder".into(),
+        ModelSource::UserFolder => "your folder".into(),
+        ModelSource::HfCache { repo_id, .. } => format!("Hugging Face cache: {repo_id}"),
+    }
+}
+
+/// "SD 1.x · 13.2 MB · fp32".
+pub fn model_details(m: &LocalModel) -> String {
+    format!("{} · {} · {}", m.family_label, m.size, m.precision)
+}
+
+/// The catalog's settings for a model, and whose they are ("SD-Turbo").
+pub fn recommendation<'a>(catalog: &'a Catalog, model: &LocalModel) -> Option<(&'a str, &'a RecommendedSettings)> {
+    let settings = catalog.recommended_for(model.catalog_id.as_deref(), model.family)?;
+    let entry = catalog.models.iter().find(|e| std::ptr::eq(&e.recommended, settings))?;
+    Some((entry.name.as_str(), settings))
+}
+
+/// Writes the recommended settings into the parameters; returns what changed, in words.
+pub fn apply_recommended(params: &mut Params, from: &str, r: &RecommendedSettings) -> String {
+    params.steps = r.steps;
+    params.guidance = f64::from(r.guidance);
+    if let Some(sampler) = r.sampler_kind() {
+        params.sampler = sampler;
+    }
+    params.width = r.width;
+    params.height = r.height;
+    format!(
+        "applied {from}'s recommended settings: {} step{}, guidance {}, {}, {}×{}",
+        r.steps,
+        if r.steps == 1 { "" } else { "s" },
+        r.guidance,
+        sampler_label(params.sampler),
+        r.width,
+        r.height
+    )
+}
+
+/// A failed load in two parts: which file (the worker's messages start with the path or name
+/// the file and field) and the rest, so the first screen can show the file prominently.
+pub fn readable_load_error(model: &Path, message: &str) -> String {
+    let name = crate::model::display_name(model);
+    let message = message.trim();
+    // Paths inside the model folder read better relative to it.
+    let prefix = format!("{}/", model.display());
+    let message = message.replace(&prefix, "");
+    format!("Could not load {name}: {message}")
+}
+
+/// Results from the background threads.
+enum Msg {
+    Scanned { generation: u64, models: Vec<LocalModel> },
+    Download { repo_id: String, event: DownloadEvent },
+    Described { path: PathBuf, model: Option<LocalModel> },
+}
+
+/// What the app should react to after [`ModelsController::poll`].
+#[derive(Debug)]
+pub enum ModelsNotice {
+    DownloadFinished {
+        name: String,
+        snapshot: PathBuf,
+    },
+    DownloadFailed {
+        name: String,
+        message: String,
+    },
+    DownloadCancelled {
+        name: String,
+    },
+    /// The description of a model chosen by hand (for its recommended settings).
+    Described(LocalModel),
+}
+
+/// Runs scans, downloads and descriptions on background threads; owns the cancel switches.
+pub struct ModelsController {
+    env: ModelsEnv,
+    catalog: Option<Catalog>,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+    ctx: egui::Context,
+    /// Only the latest scan's result is kept (a rescan may overtake an earlier one).
+    scan_generation: u64,
+    cancels: Vec<(String, CancelFlag)>,
+}
+
+impl ModelsController {
+    pub fn new(ctx: &egui::Context, env: ModelsEnv, state: &mut ModelsState) -> ModelsController {
+        let catalog = Catalog::builtin().ok();
+        if let Some(c) = &catalog {
+            let suggested = c.suggested(env.on_cpu).map(|e| e.id.clone());
+            let mut entries = c.models.clone();
+            entries.sort_by_key(|e| Some(&e.id) != suggested.as_ref());
+            state.catalog = entries;
+        }
+        state.hub_problem = env.hub.as_ref().err().cloned();
+        let (tx, rx) = channel();
+        ModelsController {
+            env,
+            catalog,
+            tx,
+            rx,
+            ctx: ctx.clone(),
+            scan_generation: 0,
+            cancels: Vec::new(),
+        }
+    }
+
+    pub fn catalog(&self) -> Option<&Catalog> {
+        self.catalog.as_ref()
+    }
+
+    /// Starts a scan of every root plus the user's folders.
+    pub fn rescan(&mut self, state: &mut ModelsState, user_folders: &[PathBuf]) {
+        self.scan_generation += 1;
+        let generation = self.scan_generation;
+        let mut roots = self.env.roots.clone();
+        roots.user_folders = user_folders.to_vec();
+        state.looked_in = self.env.looked_in(user_folders);
+        state.scan = ScanState::Running;
+        let tx = self.tx.clone();
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            let mut models = discover(&roots);
+            for m in &mut models {
+                // Canonical paths, so a model chosen through another spelling is recognised.
+                if let Ok(p) = std::fs::canonicalize(&m.path) {
+                    m.path = p;
+                }
+            }
+            models.sort_by_key(|m| !m.is_complete());
+            let _ = tx.send(Msg::Scanned { generation, models });
+            ctx.request_repaint();
+        });
+    }
+
+    /// Starts (or resumes) downloading a catalog id or repo id.
+    pub fn download(&mut self, state: &mut ModelsState, name_or_repo: &str) -> Result<(), String> {
+        let hub = self.env.hub.clone()?;
+        let catalog = self.catalog.clone().ok_or("the model catalog is unavailable")?;
+        let request = DownloadRequest::resolve(name_or_repo, &catalog).map_err(|e| e.to_string())?;
+        let repo_id = request.repo_id.clone();
+        if state.download(&repo_id).is_some_and(DownloadView::is_active) {
+            return Err(format!("{repo_id} is already downloading"));
+        }
+        let name = catalog
+            .find(&repo_id)
+            .map(|e| e.name.clone())
+            .unwrap_or_else(|| repo_id.clone());
+        let view = DownloadView::new(&repo_id, name_or_repo.trim(), &name);
+        match state.downloads.iter_mut().find(|d| d.repo_id == repo_id) {
+            Some(existing) => *existing = view,
+            None => state.downloads.push(view),
+        }
+        let handle = spawn_download(hub, request);
+        self.cancels.retain(|(r, _)| *r != repo_id);
+        self.cancels.push((repo_id.clone(), handle.cancel_flag()));
+        // Forward the events so each one wakes the window (the handle's channel cannot).
+        let tx = self.tx.clone();
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            for event in handle.events.iter() {
+                let _ = tx.send(Msg::Download {
+                    repo_id: repo_id.clone(),
+                    event,
+                });
+                ctx.request_repaint();
+            }
+            let _ = handle.join();
+        });
+        Ok(())
+    }
+
+    /// Stops a download at its next chunk; the partial file stays for resuming.
+    pub fn cancel(&mut self, repo_id: &str) {
+        if let Some((_, flag)) = self.cancels.iter().find(|(r, _)| r == repo_id) {
+            flag.cancel();
+        }
+    }
+
+    /// Describes a folder off the UI thread (for a model chosen by hand).
+    pub fn describe(&self, path: &Path) {
+        let path = path.to_path_buf();
+        let catalog = self.catalog.clone();
+        let tx = self.tx.clone();
+        let ctx = self.ctx.clone();
+        std::thread::spawn(move || {
+            let name = crate::model::display_name(&path);
+            let source = hf_cache_source(&path).unwrap_or(ModelSource::UserFolder);
+            let model = crate::models::discovery::describe(&path, name, source, catalog.as_ref());
+            let _ = tx.send(Msg::Described { path, model });
+            ctx.request_repaint();
+        });
+    }
+
+    /// Folds in whatever the threads reported.
+    pub fn poll(&mut self, state: &mut ModelsState) -> Vec<ModelsNotice> {
+        let mut notices = Vec::new();
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Scanned { generation, models } => {
+                    if generation == self.scan_generation {
+                        state.local = models;
+                        state.scan = ScanState::Done;
+                    }
+                }
+                Msg::Download { repo_id, event } => {
+                    let Some(view) = state.downloads.iter_mut().find(|d| d.repo_id == repo_id) else {
+                        continue;
+                    };
+                    view.apply(event);
+                    match &view.phase {
+                        DownloadPhase::Finished { snapshot } => notices.push(ModelsNotice::DownloadFinished {
+                            name: view.name.clone(),
+                            snapshot: snapshot.clone(),
+                        }),
+                        DownloadPhase::Failed { message } => notices.push(ModelsNotice::DownloadFailed {
+                            name: view.name.clone(),
+                            message: message.clone(),
+                        }),
+                        DownloadPhase::Cancelled => notices.push(ModelsNotice::DownloadCancelled {
+                            name: view.name.clone(),
+                        }),
+                        DownloadPhase::Connecting | DownloadPhase::Running => {}
+                    }
+                }
+                Msg::Described { model: Some(model), .. } => notices.push(ModelsNotice::Described(model)),
+                Msg::Described { path, model: None } => {
+                    tracing::debug!(path = %path.display(), "not a model folder Lantern can describe")
+                }
+            }
+        }
+        notices
+    }
+}
+
+/// A snapshot folder inside a Hugging Face cache (`models--ORG--NAME/snapshots/REV`) is
+/// recognised as such, so its repo id finds its catalog entry.
+fn hf_cache_source(path: &Path) -> Option<ModelSource> {
+    let commit = path.file_name()?.to_string_lossy().into_owned();
+    let snapshots = path.parent()?;
+    if snapshots.file_name()? != "snapshots" {
+        return None;
+    }
+    let repo_id = hf_cache::repo_id_from_folder(&snapshots.parent()?.file_name()?.to_string_lossy())?;
+    Some(ModelSource::HfCache {
+        repo_id,
+        commit,
+        refs: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{Family, Progress};
+
+    #[test]
+    fn download_view_folds_events_into_progress() {
+        let mut v = DownloadView::new("a/b", "a/b", "a/b");
+        v.apply(DownloadEvent::Planned {
+            repo_id: "a/b".into(),
+            commit: "c".into(),
+            files: 2,
+            total: 1000,
+            already: 100,
+        });
+        assert_eq!((v.phase.clone(), v.done, v.total), (DownloadPhase::Running, 100, 1000));
+        v.apply(DownloadEvent::Progress(Progress {
+            file: "unet/x.safetensors".into(),
+            file_done: 250,
+            file_size: 500,
+            done: 600,
+            total: 1000,
+            bytes_per_sec: 2_000_000.0,
+            eta: Some(Duration::from_secs(90)),
+        }));
+        assert_eq!(v.fraction(), 0.6);
+        assert_eq!(v.file_fraction(), 0.5);
+        assert_eq!(v.summary(), "600 B of 1.0 kB · 2.0 MB/s · 1:30 left");
+        v.apply(DownloadEvent::Failed {
+            message: "cannot reach 127.0.0.1:9: connection refused. Check…".into(),
+        });
+        assert!(v.can_resume());
+        match &v.phase {
+            DownloadPhase::Failed { message } => assert!(message.starts_with("You seem to be offline"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            plain_download_error("a/b unet: sha256 mismatch"),
+            "a/b unet: sha256 mismatch"
+        );
+    }
+
+    #[test]
+    fn recommendations_come_from_the_catalog_and_are_described() {
+        let catalog = Catalog::builtin().unwrap();
+        let model = LocalModel {
+            name: "x".into(),
+            path: "/x".into(),
+            source: ModelSource::UserFolder,
+            family: Family::SdTurbo,
+            family_label: "SD-Turbo",
+            base: crate::models::BaseArch::Sd2,
+            pipeline: "StableDiffusionPipeline".into(),
+            prediction_type: "epsilon".into(),
+            size: ByteSize(1),
+            precision: crate::models::Precision::Fp16,
+            status: crate::models::ModelStatus::Complete,
+            catalog_id: None,
+        };
+        let (from, r) = recommendation(&catalog, &model).unwrap();
+        assert_eq!(from, "SD-Turbo");
+        let mut params = Params::default();
+        let said = apply_recommended(&mut params, from, r);
+        assert_eq!((params.steps, params.guidance), (1, 0.0));
+        assert!(
+            said.starts_with("applied SD-Turbo's recommended settings: 1 step, guidance 0,"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn cache_snapshots_are_recognised_by_path() {
+        let p = Path::new("/c/models--stabilityai--sd-turbo/snapshots/abc");
+        assert!(
+            matches!(hf_cache_source(p), Some(ModelSource::HfCache { repo_id, .. }) if repo_id == "stabilityai/sd-turbo")
+        );
+        assert!(hf_cache_source(Path::new("/c/sd-turbo")).is_none());
+    }
+}
