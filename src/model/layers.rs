@@ -3,6 +3,7 @@
 
 use candle_core::{D, DType, Module, Tensor};
 
+use super::cpu;
 use super::weights::Weights;
 use crate::error::Result;
 
@@ -44,7 +45,15 @@ impl Linear {
 
 pub struct Conv2d {
     inner: candle_nn::Conv2d,
+    weight: Tensor,
+    bias: Tensor,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
 }
+
+/// Below this many output pixels per image, Winograd's transforms cost more than they save.
+const WINOGRAD_MIN_PIXELS: usize = 16 * 16;
 
 impl Conv2d {
     pub fn load(
@@ -65,29 +74,89 @@ impl Conv2d {
             cudnn_fwd_algo: None,
         };
         Ok(Conv2d {
-            inner: candle_nn::Conv2d::new(weight, Some(bias), config),
+            inner: candle_nn::Conv2d::new(weight.clone(), Some(bias.clone()), config),
+            weight,
+            bias,
+            kernel,
+            stride,
+            padding,
         })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if cpu::is_cpu_f32(x) && self.weight.dtype() == DType::F32 {
+            let (_, _, h, w) = x.dims4()?;
+            if self.kernel == 3 && self.stride == 1 && self.padding == 1 && h * w >= WINOGRAD_MIN_PIXELS {
+                return Ok(cpu::winograd::conv3x3(x, &self.weight, &self.bias)?);
+            }
+            if self.kernel == 1 && self.stride == 1 && self.padding == 0 {
+                return self.pointwise(x);
+            }
+        }
         Ok(self.inner.forward(x)?)
+    }
+
+    /// A 1×1 convolution is one matrix product per image: W [Co, Ci] · X [Ci, H·W].
+    fn pointwise(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, ci, h, w) = x.dims4()?;
+        let co = self.weight.dim(0)?;
+        let wm = self.weight.reshape((co, ci))?;
+        let x = x.reshape((b, ci, h * w))?;
+        let y = wm.broadcast_left(b)?.matmul(&x)?;
+        Ok(y.broadcast_add(&self.bias.reshape((1, co, 1))?)?
+            .reshape((b, co, h, w))?)
     }
 }
 
 pub struct GroupNorm {
     inner: candle_nn::GroupNorm,
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
 }
 
 impl GroupNorm {
     pub fn load(w: &Weights, groups: usize, channels: usize, eps: f64) -> Result<GroupNorm> {
         let weight = w.get("weight", channels)?;
         let bias = w.get("bias", channels)?;
-        let inner = candle_nn::GroupNorm::new(weight, bias, channels, groups, eps)?;
-        Ok(GroupNorm { inner })
+        let inner = candle_nn::GroupNorm::new(weight.clone(), bias.clone(), channels, groups, eps)?;
+        Ok(GroupNorm {
+            inner,
+            weight,
+            bias,
+            groups,
+            eps,
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if cpu::is_cpu_f32(x) && self.weight.dtype() == DType::F32 {
+            return Ok(cpu::group_norm::group_norm(
+                x,
+                self.groups,
+                &self.weight,
+                &self.bias,
+                self.eps,
+                false,
+            )?);
+        }
         Ok(self.inner.forward(x)?)
+    }
+
+    /// GroupNorm then SiLU, fused on the CPU (the pair every resnet block starts with).
+    pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
+        if cpu::is_cpu_f32(x) && self.weight.dtype() == DType::F32 {
+            return Ok(cpu::group_norm::group_norm(
+                x,
+                self.groups,
+                &self.weight,
+                &self.bias,
+                self.eps,
+                true,
+            )?);
+        }
+        Ok(candle_nn::ops::silu(&self.inner.forward(x)?)?)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod clip;
 pub mod config;
+pub mod cpu;
 pub mod layers;
 pub mod resnet;
 pub mod unet;

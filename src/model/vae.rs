@@ -6,6 +6,7 @@ use candle_core::{DType, Tensor};
 use serde_json::{Value, json};
 
 use super::config::ConfigFile;
+use super::cpu;
 use super::layers::{Conv2d, GroupNorm, Linear, attention};
 use super::resnet::{ResnetBlock, ResnetConfig, Upsample};
 use super::weights::Weights;
@@ -134,11 +135,16 @@ impl SpatialAttention {
             .reshape((b, c, h * w))?
             .transpose(1, 2)?
             .contiguous()?;
-        let heads = |t: Tensor| -> Result<Tensor> { Ok(t.unsqueeze(1)?) };
-        let q = heads(self.to_q.forward(&tokens)?)?;
-        let k = heads(self.to_k.forward(&tokens)?)?;
-        let v = heads(self.to_v.forward(&tokens)?)?;
-        let out = attention(&q, &k, &v, (c as f64).powf(-0.5), true, None)?.squeeze(1)?;
+        let q = self.to_q.forward(&tokens)?;
+        let k = self.to_k.forward(&tokens)?;
+        let v = self.to_v.forward(&tokens)?;
+        let scale = (c as f64).powf(-0.5);
+        let out = if cpu::is_cpu_f32(&q) {
+            cpu::attention::attention(&q, &k, &v, 1, scale as f32)?
+        } else {
+            let heads = |t: Tensor| -> Result<Tensor> { Ok(t.unsqueeze(1)?) };
+            attention(&heads(q)?, &heads(k)?, &heads(v)?, scale, true, None)?.squeeze(1)?
+        };
         let out = self.to_out.forward(&out)?;
         let out = out.transpose(1, 2)?.reshape((b, c, h, w))?;
         Ok((out + x)?)
@@ -272,7 +278,7 @@ impl VaeDecoder {
                 x = u.forward(&x, None)?;
             }
         }
-        x = candle_nn::ops::silu(&self.conv_norm_out.forward(&x)?)?;
+        x = self.conv_norm_out.forward_silu(&x)?;
         Ok(self.conv_out.forward(&x)?.to_dtype(DType::F32)?)
     }
 }

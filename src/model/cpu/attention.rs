@@ -40,11 +40,25 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f32) -
                         unsafe {
                             // S = Q_block · Kᵀ  (rows × nk), row-major.
                             gemm(
-                                rows, nk, d,
-                                s.as_mut_ptr(), 1, nk as isize, false,
-                                q.as_ptr().add(q_base), 1, hd as isize,
-                                k.as_ptr().add(kv_base), hd as isize, 1,
-                                0.0, 1.0, false, false, false, Parallelism::None,
+                                rows,
+                                nk,
+                                d,
+                                s.as_mut_ptr(),
+                                1,
+                                nk as isize,
+                                false,
+                                q.as_ptr().add(q_base),
+                                1,
+                                hd as isize,
+                                k.as_ptr().add(kv_base),
+                                hd as isize,
+                                1,
+                                0.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                Parallelism::None,
                             );
                         }
                         let mut sums = vec![0f32; rows];
@@ -62,11 +76,25 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f32) -
                             // O = P · V  (rows × d), written into the output's head columns.
                             let dst = out_ptr.get().add(q_base);
                             gemm(
-                                rows, d, nk,
-                                dst, 1, hd as isize, false,
-                                s.as_ptr(), 1, nk as isize,
-                                v.as_ptr().add(kv_base), 1, hd as isize,
-                                0.0, 1.0, false, false, false, Parallelism::None,
+                                rows,
+                                d,
+                                nk,
+                                dst,
+                                1,
+                                hd as isize,
+                                false,
+                                s.as_ptr(),
+                                1,
+                                nk as isize,
+                                v.as_ptr().add(kv_base),
+                                1,
+                                hd as isize,
+                                0.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                Parallelism::None,
                             );
                             for (r, sum) in sums.iter().enumerate() {
                                 let row = std::slice::from_raw_parts_mut(dst.add(r * hd), d);

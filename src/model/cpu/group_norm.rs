@@ -8,7 +8,14 @@ use rayon::prelude::*;
 use super::{exp, with_f32};
 
 /// `x` [B, C, …] contiguous f32 on the CPU; `weight`, `bias` [C].
-pub fn group_norm(x: &Tensor, groups: usize, weight: &Tensor, bias: &Tensor, eps: f64, silu: bool) -> candle_core::Result<Tensor> {
+pub fn group_norm(
+    x: &Tensor,
+    groups: usize,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    silu: bool,
+) -> candle_core::Result<Tensor> {
     let dims = x.dims().to_vec();
     let (b, c) = (dims[0], dims[1]);
     let spatial: usize = dims[2..].iter().product();

@@ -3,8 +3,10 @@
 //! GroupNorm fused with SiLU, and GEGLU. Each works on contiguous f32 CPU tensors; callers
 //! fall back to candle's generic ops for other devices and dtypes.
 
+pub mod attention;
 pub mod exp;
 pub mod group_norm;
+pub mod winograd;
 
 use candle_core::{DType, Device, Storage, Tensor};
 

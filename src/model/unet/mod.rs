@@ -383,7 +383,7 @@ impl Unet {
                 x = us.forward(&x, size)?;
             }
         }
-        x = candle_nn::ops::silu(&self.conv_norm_out.forward(&x)?)?;
+        x = self.conv_norm_out.forward_silu(&x)?;
         self.conv_out.forward(&x)
     }
 }

@@ -5,6 +5,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::model::cpu;
 use crate::model::layers::{Conv2d, GroupNorm, LayerNorm, Linear, attention};
 use crate::model::weights::Weights;
 
@@ -46,16 +47,21 @@ impl Attention {
         let context = context.unwrap_or(x);
         let (b, n, dim) = x.dims3()?;
         let head_dim = dim / self.heads;
+        let scale = (head_dim as f64).powf(-0.5);
+        let q = self.to_q.forward(x)?;
+        let k = self.to_k.forward(context)?;
+        let v = self.to_v.forward(context)?;
+        if cpu::is_cpu_f32(&q) {
+            let out = cpu::attention::attention(&q, &k, &v, self.heads, scale as f32)?;
+            return self.to_out.forward(&out);
+        }
         let split = |t: Tensor| -> Result<Tensor> {
             let len = t.dim(1)?;
             Ok(t.reshape((b, len, self.heads, head_dim))?
                 .transpose(1, 2)?
                 .contiguous()?)
         };
-        let q = split(self.to_q.forward(x)?)?;
-        let k = split(self.to_k.forward(context)?)?;
-        let v = split(self.to_v.forward(context)?)?;
-        let out = attention(&q, &k, &v, (head_dim as f64).powf(-0.5), self.upcast, None)?;
+        let out = attention(&split(q)?, &split(k)?, &split(v)?, scale, self.upcast, None)?;
         let out = out.transpose(1, 2)?.reshape((b, n, dim))?;
         self.to_out.forward(&out)
     }
