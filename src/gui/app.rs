@@ -2,6 +2,8 @@
 //! events back into the state. Nothing here blocks: loading, sampling, saving and file
 //! dialogs all run on other threads.
 
+mod history;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -53,6 +55,8 @@ pub struct LanternApp {
     ctx: egui::Context,
     /// Show the "type a path" window (no native file dialog available).
     ask_model_path: bool,
+    /// The history view's query thread and thumbnail loader.
+    history: history::HistoryRuntime,
 }
 
 impl LanternApp {
@@ -61,6 +65,9 @@ impl LanternApp {
         let wake_ctx = ctx.clone();
         let worker = Worker::spawn(move || wake_ctx.request_repaint());
         let (background_tx, background_rx) = channel();
+        let db = options.data_dir.join("history.sqlite3");
+        let history =
+            history::HistoryRuntime::start(ctx, &options.data_dir, db, settings.output_dir(&options.data_dir));
         let mut app = LanternApp {
             state: AppState::new(settings),
             worker,
@@ -71,6 +78,7 @@ impl LanternApp {
             background_rx,
             ctx: ctx.clone(),
             ask_model_path: false,
+            history,
         };
         if let Some(model) = options.model.or_else(|| app.state.settings.model.clone()) {
             app.choose_model(model);
@@ -248,6 +256,7 @@ impl LanternApp {
                 }
             }
             Action::UseSettings(params) => self.use_settings(&params),
+            Action::History(action) => self.handle_history_action(action),
         }
     }
 
@@ -367,7 +376,7 @@ impl LanternApp {
             }
             WorkerEvent::Warning { message, .. } => state.warn(message),
             WorkerEvent::Notice(message) => state.warn(message),
-            WorkerEvent::Recorded { .. } => {}
+            WorkerEvent::Recorded { .. } => self.history_recorded(),
             WorkerEvent::Image { generated, saved, .. } => {
                 let first_of_job = generated.params.batch_index == 0;
                 if first_of_job {
@@ -462,26 +471,31 @@ impl LanternApp {
         while let Some(event) = self.worker.try_recv() {
             self.handle_worker_event(event);
         }
+        self.poll_history();
+        self.take_dropped_files(ui);
         let mut actions = Vec::new();
         egui::Panel::bottom("status").show(ui, |ui| panels::status::show(ui, &self.state));
-        egui::Panel::left("parameters")
-            .resizable(true)
-            .default_size(340.0)
-            .show(ui, |ui| panels::parameters::show(ui, &mut self.state, &mut actions));
-        egui::CentralPanel::default().show(ui, |ui| {
-            if self.state.settings.model.is_none()
-                || (matches!(self.state.model, ModelStatus::Failed { .. }) && self.state.images.is_empty())
-            {
-                panels::welcome::show(ui, &mut self.state, &mut actions);
-            } else {
-                panels::image_view::show(ui, &mut self.state, &mut actions);
-            }
-        });
+        if !self.history_panels(ui, &mut actions) {
+            egui::Panel::left("parameters")
+                .resizable(true)
+                .default_size(340.0)
+                .show(ui, |ui| panels::parameters::show(ui, &mut self.state, &mut actions));
+            egui::CentralPanel::default().show(ui, |ui| {
+                if self.state.settings.model.is_none()
+                    || (matches!(self.state.model, ModelStatus::Failed { .. }) && self.state.images.is_empty())
+                {
+                    panels::welcome::show(ui, &mut self.state, &mut actions);
+                } else {
+                    panels::image_view::show(ui, &mut self.state, &mut actions);
+                }
+            });
+        }
         let ctx = ui.ctx().clone();
         self.path_window(&ctx, &mut actions);
         for action in actions {
             self.handle_action(action);
         }
+        self.sync_history();
         if self.state.running.is_some() || matches!(self.state.model, ModelStatus::Loading { .. }) {
             // Keep the elapsed time and spinner moving even between worker events.
             ctx.request_repaint_after(Duration::from_millis(200));

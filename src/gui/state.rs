@@ -11,6 +11,7 @@ use crate::output::GenerationParams;
 use crate::text::ClipTokenizer;
 use crate::worker::ModelInfo;
 
+use super::history_state::{HistoryAction, HistoryView};
 use super::settings::Settings;
 
 /// What a panel wants done; handled by the app after drawing.
@@ -26,6 +27,8 @@ pub enum Action {
     ShowInFolder,
     /// Restore every parameter (and the model) from a picture's metadata.
     UseSettings(Box<GenerationParams>),
+    /// Something in the history view (browse, restore, favourite, delete, …).
+    History(HistoryAction),
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +120,8 @@ pub struct AppState {
     /// The model path typed by hand when no file dialog is available.
     pub model_path_input: String,
     pub frame_stats: FrameStats,
+    /// The history view: filters, results, thumbnails, the opened entry.
+    pub history: HistoryView,
 }
 
 impl AppState {
@@ -135,6 +140,7 @@ impl AppState {
             last_seed: None,
             model_path_input: String::new(),
             frame_stats: FrameStats::default(),
+            history: HistoryView::default(),
         }
     }
 
