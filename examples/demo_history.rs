@@ -73,9 +73,9 @@ fn paint(size: u32, sky: [u8; 3], accent: [u8; 3], seed: u64) -> RgbImage {
             let mut c = mix(sky, [255, 255, 255], fy * 0.6);
             let d = ((x as f32 - sun_x).powi(2) + (y as f32 - sun_y).powi(2)).sqrt();
             if d < sun_r {
-                c = mix(accent, [255, 250, 220], 0.5);
+                c = mix([255, 240, 190], accent, 0.25);
             } else if d < sun_r * 2.2 {
-                c = mix(c, accent, 0.35 * (1.0 - (d - sun_r) / (sun_r * 1.2)));
+                c = mix(c, [255, 230, 170], 0.45 * (1.0 - (d - sun_r) / (sun_r * 1.2)));
             }
             let hill1 = 0.55 + 0.08 * (fx * f1 + p1).sin();
             let hill2 = 0.7 + 0.06 * (fx * f2 + p2).sin();
@@ -118,7 +118,7 @@ fn main() {
             .into(),
             ..Default::default()
         };
-        let path = save_png(&outputs, &paint(256, sky, accent, seed), &params, None).expect("save");
+        let path = save_png(&outputs, &paint(512, sky, accent, seed), &params, None).expect("save");
         let age = SignedDuration::from_mins(((count - i) * 90) as i64);
         let entry = NewEntry {
             created_at: now - age,

@@ -18,7 +18,7 @@ use crate::gui::state::{Action, AppState};
 use crate::history::Entry;
 use crate::history::entry::a1111_display;
 
-/// Side of a thumbnail cell, in points.
+/// Smallest side of a thumbnail cell, in points (cells widen to fill a row).
 pub const CELL: f32 = 150.0;
 /// Height of the one-line prompt under each thumbnail.
 const CAPTION: f32 = 18.0;
@@ -143,6 +143,8 @@ pub fn grid(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     let gap = ui.spacing().item_spacing.x;
     let width = ui.available_width() - ui.spacing().scroll.bar_width - ui.spacing().scroll.bar_outer_margin;
     let cols = (((width + gap) / (CELL + gap)).floor() as usize).max(1);
+    // Cells grow a little so that the row fills the width instead of leaving a gap.
+    let side = ((width + gap) / cols as f32 - gap).max(CELL);
     let rows = total.div_ceil(cols);
     let mut area = egui::ScrollArea::vertical()
         .id_salt("history_grid")
@@ -151,14 +153,14 @@ pub fn grid(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         area = area.vertical_scroll_offset(0.0);
     }
     let selected = h.selected.as_ref().map(|e| e.id);
-    area.show_rows(ui, CELL + CAPTION, rows, |ui, range| {
+    area.show_rows(ui, side + CAPTION, rows, |ui, range| {
         for row in range {
             ui.horizontal(|ui| {
                 for index in (row * cols..(row + 1) * cols).take_while(|i| *i < total) {
                     let page = index / PAGE_SIZE;
                     h.visible_pages.insert(page);
                     let entry = h.pages.get(&page).and_then(|p| p.get(index % PAGE_SIZE));
-                    cell(ui, entry, &mut h.thumbs, selected, actions);
+                    cell(ui, side, entry, &mut h.thumbs, selected, actions);
                 }
             });
         }
@@ -172,9 +174,16 @@ pub fn cell_label(entry: &Entry) -> String {
     format!("{prompt} · seed {}", entry.params.seed)
 }
 
-fn cell(ui: &mut Ui, entry: Option<&Entry>, thumbs: &mut ThumbCache, selected: Option<i64>, actions: &mut Vec<Action>) {
-    let (rect, response) = ui.allocate_exact_size(vec2(CELL, CELL + CAPTION), Sense::click());
-    let image_rect = Rect::from_min_size(rect.min, Vec2::splat(CELL));
+fn cell(
+    ui: &mut Ui,
+    side: f32,
+    entry: Option<&Entry>,
+    thumbs: &mut ThumbCache,
+    selected: Option<i64>,
+    actions: &mut Vec<Action>,
+) {
+    let (rect, response) = ui.allocate_exact_size(vec2(side, side + CAPTION), Sense::click());
+    let image_rect = Rect::from_min_size(rect.min, Vec2::splat(side));
     let painter = ui.painter_at(rect);
     painter.rect_filled(image_rect, 4.0, ui.visuals().extreme_bg_color);
     let Some(entry) = entry else {
@@ -184,7 +193,7 @@ fn cell(ui: &mut Ui, entry: Option<&Entry>, thumbs: &mut ThumbCache, selected: O
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
     match thumbs.slot(entry.id, &entry.image_path) {
         ThumbSlot::Ready(texture, size) => {
-            let scale = (CELL / size.x).min(CELL / size.y);
+            let scale = (side / size.x).min(side / size.y);
             let shown = Rect::from_center_size(image_rect.center(), size * scale);
             let uv = Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
             painter.image(texture, shown, uv, Color32::WHITE);
@@ -219,7 +228,7 @@ fn cell(ui: &mut Ui, entry: Option<&Entry>, thumbs: &mut ThumbCache, selected: O
         FontId::proportional(12.0),
         ui.visuals().weak_text_color(),
     );
-    job.wrap = TextWrapping::truncate_at_width(CELL);
+    job.wrap = TextWrapping::truncate_at_width(side);
     let galley = painter.layout_job(job);
     painter.galley(image_rect.left_bottom() + vec2(0.0, 3.0), galley, Color32::WHITE);
     if response.clicked() {
