@@ -2,6 +2,8 @@
 //! events back into the state. Nothing here blocks: loading, sampling, saving and file
 //! dialogs all run on other threads.
 
+mod history;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -58,6 +60,8 @@ pub struct LanternApp {
     ask_model_path: bool,
     /// Model scans and downloads on background threads.
     models: ModelsController,
+    /// The history view's query thread and thumbnail loader.
+    history: history::HistoryRuntime,
 }
 
 impl LanternApp {
@@ -73,6 +77,9 @@ impl LanternApp {
         let wake_ctx = ctx.clone();
         let worker = Worker::spawn(move || wake_ctx.request_repaint());
         let (background_tx, background_rx) = channel();
+        let db = options.data_dir.join("history.sqlite3");
+        let history =
+            history::HistoryRuntime::start(ctx, &options.data_dir, db, settings.output_dir(&options.data_dir));
         let mut state = AppState::new(settings);
         let models = ModelsController::new(ctx, env, &mut state.models);
         let mut app = LanternApp {
@@ -86,6 +93,7 @@ impl LanternApp {
             ctx: ctx.clone(),
             ask_model_path: false,
             models,
+            history,
         };
         app.rescan();
         if let Some(model) = options.model.or_else(|| app.state.settings.model.clone()) {
@@ -338,6 +346,7 @@ impl LanternApp {
                     .retain(|d| d.repo_id != repo_id || d.is_active());
             }
             Action::OpenModelManager => self.state.models.manager_open = true,
+            Action::History(action) => self.handle_history_action(action),
         }
     }
 
@@ -462,7 +471,7 @@ impl LanternApp {
             }
             WorkerEvent::Warning { message, .. } => state.warn(message),
             WorkerEvent::Notice(message) => state.warn(message),
-            WorkerEvent::Recorded { .. } => {}
+            WorkerEvent::Recorded { .. } => self.history_recorded(),
             WorkerEvent::Image { generated, saved, .. } => {
                 let first_of_job = generated.params.batch_index == 0;
                 if first_of_job {
@@ -560,25 +569,29 @@ impl LanternApp {
         for notice in self.models.poll(&mut self.state.models) {
             self.handle_models_notice(notice);
         }
+        self.poll_history();
+        self.take_dropped_files(ui);
         let mut actions = Vec::new();
         let quit = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::Q);
         if ui.input_mut(|i| i.consume_shortcut(&quit)) {
             ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
         }
         egui::Panel::bottom("status").show(ui, |ui| panels::status::show(ui, &self.state));
-        egui::Panel::left("parameters")
-            .resizable(true)
-            .default_size(340.0)
-            .show(ui, |ui| panels::parameters::show(ui, &mut self.state, &mut actions));
-        egui::CentralPanel::default().show(ui, |ui| {
-            if self.state.settings.model.is_none()
-                || (matches!(self.state.model, ModelStatus::Failed { .. }) && self.state.images.is_empty())
-            {
-                panels::welcome::show(ui, &mut self.state, &mut actions);
-            } else {
-                panels::image_view::show(ui, &mut self.state, &mut actions);
-            }
-        });
+        if !self.history_panels(ui, &mut actions) {
+            egui::Panel::left("parameters")
+                .resizable(true)
+                .default_size(340.0)
+                .show(ui, |ui| panels::parameters::show(ui, &mut self.state, &mut actions));
+            egui::CentralPanel::default().show(ui, |ui| {
+                if self.state.settings.model.is_none()
+                    || (matches!(self.state.model, ModelStatus::Failed { .. }) && self.state.images.is_empty())
+                {
+                    panels::welcome::show(ui, &mut self.state, &mut actions);
+                } else {
+                    panels::image_view::show(ui, &mut self.state, &mut actions);
+                }
+            });
+        }
         let ctx = ui.ctx().clone();
         self.path_window(&ctx, &mut actions);
         if self.state.models.manager_open {
@@ -587,6 +600,7 @@ impl LanternApp {
         for action in actions {
             self.handle_action(action);
         }
+        self.sync_history();
         if self.state.running.is_some() || matches!(self.state.model, ModelStatus::Loading { .. }) {
             // Keep the elapsed time and spinner moving even between worker events.
             ctx.request_repaint_after(Duration::from_millis(200));

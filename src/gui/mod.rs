@@ -3,10 +3,13 @@
 
 pub mod app;
 pub mod fonts;
+pub mod history_service;
+pub mod history_state;
 pub mod models_state;
 pub mod panels;
 pub mod settings;
 pub mod state;
+pub mod thumb_loader;
 
 use std::path::PathBuf;
 

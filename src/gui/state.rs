@@ -11,6 +11,7 @@ use crate::output::GenerationParams;
 use crate::text::ClipTokenizer;
 use crate::worker::ModelInfo;
 
+use super::history_state::{HistoryAction, HistoryView};
 use super::models_state::ModelsState;
 use super::settings::Settings;
 
@@ -36,6 +37,8 @@ pub enum Action {
     /// Forget a stopped download's card.
     DismissDownload(String),
     OpenModelManager,
+    /// Something in the history view (browse, restore, favourite, delete, …).
+    History(HistoryAction),
 }
 
 #[derive(Clone, Debug)]
@@ -129,6 +132,8 @@ pub struct AppState {
     pub frame_stats: FrameStats,
     /// Models on disk, the catalog and downloads (see `models_state`).
     pub models: ModelsState,
+    /// The history view: filters, results, thumbnails, the opened entry.
+    pub history: HistoryView,
 }
 
 impl AppState {
@@ -148,6 +153,7 @@ impl AppState {
             model_path_input: String::new(),
             frame_stats: FrameStats::default(),
             models: ModelsState::default(),
+            history: HistoryView::default(),
         }
     }
 
