@@ -72,3 +72,30 @@ fn references_are_distinguishable() {
     }
     assert!(set.cases.len() >= 27);
 }
+
+/// `--dtype f16` on the CPU stores weights in f16 and computes in f32. The SDXL fixture
+/// ships fp16 weights only, so this mode must still match diffusers' f32 run.
+#[test]
+fn f16_weights_on_cpu_match_diffusers_for_fp16_checkpoints() {
+    use lantern::model::{LoadOptions, LoadedModel};
+    let set = reference_set("sdxl");
+    let options = LoadOptions {
+        dtype: candle_core::DType::F16,
+        device: candle_core::Device::Cpu,
+    };
+    let model = LoadedModel::load(&fixtures().join(&set.model), options, &mut |_| {}).unwrap();
+    for case in set
+        .cases
+        .iter()
+        .filter(|c| ["euler", "dpmpp-2m"].contains(&c.scheduler.as_str()))
+    {
+        let ours = run(&model, &request_for(case));
+        let reference = read_png(&fixtures().join("reference/sdxl").join(&case.file));
+        let (max, mean) = pixel_diff(&ours[0], &reference);
+        assert!(
+            max <= MAX_ABS && mean <= MAX_MEAN,
+            "{}: max {max}, mean {mean:.3}",
+            case.file
+        );
+    }
+}

@@ -169,7 +169,7 @@ impl ClipTextModel {
             final_layer_norm,
             text_projection,
             device: weights.device().clone(),
-            dtype: weights.dtype(),
+            dtype: weights.compute_dtype(),
             config,
         })
     }
@@ -198,8 +198,9 @@ impl ClipTextModel {
         let tokens = self
             .token_embedding
             .index_select(&ids_t, 0)?
+            .to_dtype(self.dtype)?
             .reshape((batch, seq, self.config.hidden_size))?;
-        let positions = self.position_embedding.narrow(0, 0, seq)?;
+        let positions = self.position_embedding.narrow(0, 0, seq)?.to_dtype(self.dtype)?;
         let mut x = tokens.broadcast_add(&positions)?;
         let mask = causal_mask(seq, self.dtype, &self.device)?;
         let n = self.layers.len();

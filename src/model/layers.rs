@@ -29,13 +29,39 @@ impl Linear {
 
     /// `x @ Wᵀ + b` over the last dimension, for inputs of any rank ≥ 2.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if cpu::is_cpu_f32(x) {
+            let (w, b) = (self.weight(x.dtype())?, self.bias(x.dtype())?);
+            return Ok(cpu::matmul::linear(x, &w, b.as_ref(), None)?);
+        }
+        self.forward_generic(x)
+    }
+
+    /// `x @ Wᵀ + b + residual`, the residual added as the product is written on the CPU.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        if cpu::is_cpu_f32(x) {
+            let (w, b) = (self.weight(x.dtype())?, self.bias(x.dtype())?);
+            return Ok(cpu::matmul::linear(x, &w, b.as_ref(), Some(residual))?);
+        }
+        Ok((self.forward_generic(x)? + residual)?)
+    }
+
+    /// The weight in `dtype` (widened on the fly when stored as f16/bf16).
+    pub fn weight(&self, dtype: DType) -> Result<Tensor> {
+        Ok(self.weight.to_dtype(dtype)?)
+    }
+
+    pub fn bias(&self, dtype: DType) -> Result<Option<Tensor>> {
+        Ok(self.bias.as_ref().map(|b| b.to_dtype(dtype)).transpose()?)
+    }
+
+    fn forward_generic(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let in_dim = *dims.last().unwrap_or(&0);
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let x2 = x.reshape((rows, in_dim))?;
-        let mut y = x2.matmul(&self.weight.t()?)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
+        let mut y = x2.matmul(&self.weight(x.dtype())?.t()?)?;
+        if let Some(b) = self.bias(x.dtype())? {
+            y = y.broadcast_add(&b)?;
         }
         let mut out_dims = dims;
         *out_dims.last_mut().expect("rank ≥ 1") = self.weight.dim(0)?;
@@ -84,28 +110,62 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if cpu::is_cpu_f32(x) && self.weight.dtype() == DType::F32 {
-            let (_, _, h, w) = x.dims4()?;
-            if self.kernel == 3 && self.stride == 1 && self.padding == 1 && h * w >= WINOGRAD_MIN_PIXELS {
-                return Ok(cpu::winograd::conv3x3(x, &self.weight, &self.bias)?);
-            }
-            if self.kernel == 1 && self.stride == 1 && self.padding == 0 {
-                return self.pointwise(x);
-            }
-        }
-        Ok(self.inner.forward(x)?)
+        self.forward_fused(x, None, None)
     }
 
-    /// A 1×1 convolution is one matrix product per image: W [Co, Ci] · X [Ci, H·W].
-    fn pointwise(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, ci, h, w) = x.dims4()?;
-        let co = self.weight.dim(0)?;
-        let wm = self.weight.reshape((co, ci))?;
-        let x = x.reshape((b, ci, h * w))?;
-        let y = wm.broadcast_left(b)?.matmul(&x)?;
-        Ok(y.broadcast_add(&self.bias.reshape((1, co, 1))?)?
-            .reshape((b, co, h, w))?)
+    /// The convolution plus a per-image channel bias `image_bias` [B, Co] (a resnet's time
+    /// embedding) and a `residual` [B, Co, H, W], fused into the output pass on the CPU.
+    pub fn forward_fused(&self, x: &Tensor, image_bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
+        let widened = self.weight.dtype() != x.dtype();
+        let (weight, bias) = (self.weight.to_dtype(x.dtype())?, self.bias.to_dtype(x.dtype())?);
+        if cpu::is_cpu_f32(x) {
+            let (_, _, h, w) = x.dims4()?;
+            if self.kernel == 3 && self.stride == 1 && self.padding == 1 && h * w >= WINOGRAD_MIN_PIXELS {
+                return Ok(cpu::winograd::conv3x3(x, &weight, &bias, image_bias, residual)?);
+            }
+        }
+        let mut y = if self.kernel == 1 && self.stride == 1 && self.padding == 0 && cpu::is_cpu_f32(x) {
+            pointwise(x, &weight, &bias)?
+        } else if widened {
+            let config = candle_nn::Conv2dConfig {
+                padding: self.padding,
+                stride: self.stride,
+                dilation: 1,
+                groups: 1,
+                cudnn_fwd_algo: None,
+            };
+            candle_nn::Conv2d::new(weight, Some(bias), config).forward(x)?
+        } else {
+            self.inner.forward(x)?
+        };
+        if let Some(t) = image_bias {
+            y = y.broadcast_add(&t.unsqueeze(2)?.unsqueeze(3)?)?;
+        }
+        if let Some(r) = residual {
+            y = (y + r)?;
+        }
+        Ok(y)
     }
+
+    /// The weight as a matrix [Co, Ci] in `dtype` (1×1 kernels only).
+    pub fn weight_matrix(&self, dtype: DType) -> Result<Tensor> {
+        let (co, ci) = (self.weight.dim(0)?, self.weight.dim(1)?);
+        Ok(self.weight.reshape((co, ci))?.to_dtype(dtype)?)
+    }
+
+    pub fn bias(&self, dtype: DType) -> Result<Tensor> {
+        Ok(self.bias.to_dtype(dtype)?)
+    }
+}
+
+/// A 1×1 convolution is one matrix product per image: W [Co, Ci] · X [Ci, H·W].
+fn pointwise(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let (b, ci, h, w) = x.dims4()?;
+    let co = weight.dim(0)?;
+    let wm = weight.reshape((co, ci))?;
+    let x = x.reshape((b, ci, h * w))?;
+    let y = wm.broadcast_left(b)?.matmul(&x)?;
+    Ok(y.broadcast_add(&bias.reshape((1, co, 1))?)?.reshape((b, co, h, w))?)
 }
 
 pub struct GroupNorm {
@@ -118,6 +178,7 @@ pub struct GroupNorm {
 
 impl GroupNorm {
     pub fn load(w: &Weights, groups: usize, channels: usize, eps: f64) -> Result<GroupNorm> {
+        let w = w.with_dtype(w.compute_dtype());
         let weight = w.get("weight", channels)?;
         let bias = w.get("bias", channels)?;
         let inner = candle_nn::GroupNorm::new(weight.clone(), bias.clone(), channels, groups, eps)?;
@@ -166,6 +227,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     pub fn load(w: &Weights, dim: usize, eps: f64) -> Result<LayerNorm> {
+        let w = w.with_dtype(w.compute_dtype());
         let weight = w.get("weight", dim)?;
         let bias = w.get("bias", dim)?;
         Ok(LayerNorm {

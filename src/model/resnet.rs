@@ -59,18 +59,17 @@ impl ResnetBlock {
     /// `temb` is the already-activated (SiLU) time embedding, shared by every block.
     pub fn forward(&self, x: &Tensor, temb_act: Option<&Tensor>) -> Result<Tensor> {
         let h = self.norm1.forward_silu(x)?;
-        let mut h = self.conv1.forward(&h)?;
-        if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb_act) {
-            let t = proj.forward(t)?.unsqueeze(2)?.unsqueeze(3)?;
-            h = h.broadcast_add(&t)?;
-        }
+        let time = match (&self.time_emb_proj, temb_act) {
+            (Some(proj), Some(t)) => Some(proj.forward(t)?),
+            _ => None,
+        };
+        let h = self.conv1.forward_fused(&h, time.as_ref(), None)?;
         let h = self.norm2.forward_silu(&h)?;
-        let h = self.conv2.forward(&h)?;
         let shortcut = match &self.conv_shortcut {
             Some(c) => c.forward(x)?,
             None => x.clone(),
         };
-        let out = (shortcut + h)?;
+        let out = self.conv2.forward_fused(&h, None, Some(&shortcut))?;
         Ok(if self.output_scale_factor == 1.0 {
             out
         } else {

@@ -129,22 +129,26 @@ impl SpatialAttention {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
-        let tokens = self
-            .group_norm
-            .forward(x)?
-            .reshape((b, c, h * w))?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let q = self.to_q.forward(&tokens)?;
-        let k = self.to_k.forward(&tokens)?;
-        let v = self.to_v.forward(&tokens)?;
+        let normed = self.group_norm.forward(x)?;
         let scale = (c as f64).powf(-0.5);
-        let out = if cpu::is_cpu_f32(&q) {
-            cpu::attention::attention(&q, &k, &v, 1, scale as f32)?
-        } else {
-            let heads = |t: Tensor| -> Result<Tensor> { Ok(t.unsqueeze(1)?) };
-            attention(&heads(q)?, &heads(k)?, &heads(v)?, scale, true, None)?.squeeze(1)?
-        };
+        if cpu::is_cpu_f32(&normed) {
+            let f32 = DType::F32;
+            let no_bias = || crate::error::Error::invalid("VAE attention without bias");
+            let project = |l: &Linear| -> Result<Tensor> {
+                let bias = l.bias(f32)?.ok_or_else(no_bias)?;
+                Ok(cpu::matmul::image_to_tokens(&normed, &l.weight(f32)?, &bias)?)
+            };
+            let (q, k, v) = (project(&self.to_q)?, project(&self.to_k)?, project(&self.to_v)?);
+            let out = cpu::attention::attention(&q, &k, &v, 1, scale as f32)?;
+            let bias = self.to_out.bias(f32)?.ok_or_else(no_bias)?;
+            return Ok(cpu::matmul::tokens_to_image(&out, &self.to_out.weight(f32)?, &bias, x)?);
+        }
+        let tokens = normed.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?;
+        let heads = |t: Tensor| -> Result<Tensor> { Ok(t.unsqueeze(1)?) };
+        let q = heads(self.to_q.forward(&tokens)?)?;
+        let k = heads(self.to_k.forward(&tokens)?)?;
+        let v = heads(self.to_v.forward(&tokens)?)?;
+        let out = attention(&q, &k, &v, scale, true, None)?.squeeze(1)?;
         let out = self.to_out.forward(&out)?;
         let out = out.transpose(1, 2)?.reshape((b, c, h, w))?;
         Ok((out + x)?)
@@ -228,7 +232,7 @@ impl VaeDecoder {
             up,
             conv_norm_out: GroupNorm::load(&d.pp("conv_norm_out"), groups, c.block_out_channels[0], 1e-6)?,
             conv_out: Conv2d::load(&d.pp("conv_out"), c.block_out_channels[0], c.out_channels, 3, 1, 1)?,
-            dtype: w.dtype(),
+            dtype: w.compute_dtype(),
             config,
         })
     }

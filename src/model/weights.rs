@@ -209,8 +209,15 @@ impl Weights {
         self.store.files.iter().map(|f| f.path.as_path())
     }
 
+    /// The dtype weights are stored in.
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// The dtype activations are computed in: always f32 on the CPU (f16/bf16 weights are
+    /// then a storage format, widened as each layer uses them), the weights' dtype elsewhere.
+    pub fn compute_dtype(&self) -> DType {
+        if self.device.is_cpu() { DType::F32 } else { self.dtype }
     }
 
     pub fn device(&self) -> &Device {
@@ -311,6 +318,7 @@ impl Weights {
             ));
         }
         let tensor = Tensor::from_raw_buffer(bytes, dtype, &info.shape, &Device::Cpu)?;
+        release_pages(&file.mmap, file.data_start + start, end - start);
         let tensor = if dtype == self.dtype {
             tensor
         } else {
@@ -318,4 +326,19 @@ impl Weights {
         };
         Ok(tensor.to_device(&self.device)?)
     }
+}
+
+/// Tells the kernel we are done with a tensor's bytes in the map: they were just copied, and
+/// keeping the file pages resident would count every weight twice in our memory while a
+/// model loads. The pages stay in the page cache, so a later read is cheap.
+fn release_pages(mmap: &Mmap, offset: usize, len: usize) {
+    #[cfg(unix)]
+    {
+        // SAFETY: the map is read-only and file-backed, and no slice into this range outlives
+        // this call (the tensor above owns a copy), so dropping the pages only means they are
+        // read from the page cache again if touched.
+        let _ = unsafe { mmap.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+    }
+    #[cfg(not(unix))]
+    let _ = (mmap, offset, len);
 }

@@ -9,8 +9,10 @@ pub fn exp(x: f32) -> f32 {
     // ln 2 split in two so that n·ln2 is subtracted without rounding error (Cody–Waite).
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
+    // Round to nearest by adding and subtracting 1.5·2²³ (no libm call, so it vectorises).
+    const ROUNDER: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.7);
-    let n = (x * LOG2E).round();
+    let n = (x * LOG2E + ROUNDER) - ROUNDER;
     let r = x - n * LN2_HI - n * LN2_LO;
     // Minimax polynomial for e^r on |r| ≤ ln2/2.
     let p = 1.987_569_1e-4;

@@ -26,8 +26,29 @@ pub fn group_norm(
     let bias: Vec<f32> = bias.to_vec1()?;
     with_f32(x, |data| {
         out.par_chunks_mut(group_len).enumerate().for_each(|(bg, dst)| {
-            let g = bg % groups;
             let src = &data[bg * group_len..(bg + 1) * group_len];
+            normalize_group(src, dst, bg % groups, per_group, spatial, &weight, &bias, eps, silu);
+        });
+    })?;
+    Tensor::from_vec(out, dims, &Device::Cpu)
+}
+
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn normalize_group(
+    src: &[f32],
+    dst: &mut [f32],
+    g: usize,
+    per_group: usize,
+    spatial: usize,
+    weight: &[f32],
+    bias: &[f32],
+    eps: f64,
+    silu: bool,
+) {
+    let group_len = src.len();
+    {
+        {
             // Accumulate in f64: groups hold up to ~10⁶ values at high resolution.
             let mean = src.iter().map(|&v| v as f64).sum::<f64>() / group_len as f64;
             let var = src.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / group_len as f64;
@@ -49,7 +70,6 @@ pub fn group_norm(
                     }
                 }
             }
-        });
-    })?;
-    Tensor::from_vec(out, dims, &Device::Cpu)
+        }
+    }
 }

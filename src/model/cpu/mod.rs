@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod exp;
 pub mod group_norm;
+pub mod matmul;
 pub mod winograd;
 
 use candle_core::{DType, Device, Storage, Tensor};
@@ -27,4 +28,15 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Resu
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg("expected a contiguous tensor".into()))?;
     Ok(f(&data[start..end]))
+}
+
+/// A vector of `len` f32 whose contents the caller overwrites before reading. Skipping the
+/// zero-fill saves a full pass over every large activation.
+#[allow(clippy::uninit_vec)]
+pub fn uninit_vec(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: f32 has no invalid bit patterns; every caller writes all `len` values (gemm
+    // with read_dst=false, a prefill, or an element-wise pass) before any is read.
+    unsafe { v.set_len(len) };
+    v
 }

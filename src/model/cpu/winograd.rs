@@ -12,25 +12,53 @@ use candle_core::{Device, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::with_f32;
+use super::{uninit_vec, with_f32};
 
 /// Transformed tiles kept per batch of work (bounds memory at high resolution).
 const CHUNK_BYTES: usize = 24 << 20;
 
 /// `x` [B, Ci, H, W], `weight` [Co, Ci, 3, 3], `bias` [Co]: contiguous f32 on the CPU.
-pub fn conv3x3(x: &Tensor, weight: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+/// `image_bias` [B, Co] (a resnet's time embedding) and `residual` [B, Co, H, W] (its
+/// shortcut) are added while the output is written, saving two passes over it.
+pub fn conv3x3(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    image_bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
     let (b, ci, h, w) = x.dims4()?;
     let co = weight.dim(0)?;
     let bias: Vec<f32> = bias.to_vec1()?;
+    // One bias per (image, output channel).
+    let bias: Vec<f32> = match image_bias {
+        Some(t) => {
+            let per_image: Vec<f32> = t.flatten_all()?.to_vec1()?;
+            per_image.iter().enumerate().map(|(i, v)| v + bias[i % co]).collect()
+        }
+        None => (0..b).flat_map(|_| bias.iter().copied()).collect(),
+    };
+    let residual = residual.map(|r| r.contiguous()).transpose()?;
     let u = with_f32(weight, |wt| transform_weights(wt, co, ci))?;
     let (th, tw) = (h.div_ceil(4), w.div_ceil(4));
     let tiles_per_image = th * tw;
     let total_tiles = b * tiles_per_image;
     let chunk = (CHUNK_BYTES / (36 * 4 * ci.max(co))).clamp(16, total_tiles.max(16));
-    let mut out = vec![0f32; b * co * h * w];
+    let mut out = uninit_vec(b * co * h * w);
+    let res_guard = residual.as_ref().map(|r| r.storage_and_layout());
+    let res_slice: Option<&[f32]> = match &res_guard {
+        Some((storage, layout)) => match &**storage {
+            candle_core::Storage::Cpu(cpu) => {
+                let (start, end) = layout.contiguous_offsets().expect("made contiguous above");
+                Some(&cpu.as_slice::<f32>()?[start..end])
+            }
+            _ => candle_core::bail!("expected a CPU residual"),
+        },
+        None => None,
+    };
     with_f32(x, |input| {
-        let mut v = vec![0f32; 36 * ci * chunk];
-        let mut m = vec![0f32; 36 * co * chunk];
+        let mut v = uninit_vec(36 * ci * chunk);
+        let mut m = uninit_vec(36 * co * chunk);
         let mut start = 0;
         while start < total_tiles {
             let tc = chunk.min(total_tiles - start);
@@ -44,7 +72,7 @@ pub fn conv3x3(x: &Tensor, weight: &Tensor, bias: &Tensor) -> candle_core::Resul
             };
             input_transform(input, ci, &geom, &mut v[..36 * ci * tc]);
             multiply(&v[..36 * ci * tc], &u, &mut m[..36 * co * tc], ci, co, tc);
-            output_transform(&m[..36 * co * tc], &bias, co, &geom, &mut out);
+            output_transform(&m[..36 * co * tc], &bias, res_slice, co, &geom, &mut out);
             start += tc;
         }
     })?;
@@ -71,49 +99,53 @@ impl Geometry {
     }
 }
 
-/// U[p][ci][co] = (G g Gᵀ)[p] for every kernel g = weight[co][ci].
+/// U[p][ci][co] = (G g Gᵀ)[p] for every kernel g = weight[co][ci]. Recomputed on every
+/// call rather than cached: caching would hold four times the 3×3 weights in memory, while
+/// the transform costs about 1–2 % of the convolution it serves.
 fn transform_weights(wt: &[f32], co: usize, ci: usize) -> Vec<f32> {
-    const G: [[f32; 3]; 6] = [
-        [1.0 / 4.0, 0.0, 0.0],
-        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-        [0.0, 0.0, 1.0],
-    ];
     let mut u = vec![0f32; 36 * ci * co];
-    // Each (co) writes a strided column set; compute per co in parallel into rows, then place.
-    let per_co: Vec<Vec<[f32; 36]>> = (0..co)
-        .into_par_iter()
-        .map(|o| {
-            (0..ci)
-                .map(|i| {
-                    let g = &wt[(o * ci + i) * 9..(o * ci + i) * 9 + 9];
-                    let mut tmp = [[0f32; 3]; 6]; // G g
-                    for (r, row) in G.iter().enumerate() {
-                        for c in 0..3 {
-                            tmp[r][c] = row[0] * g[c] + row[1] * g[3 + c] + row[2] * g[6 + c];
-                        }
-                    }
-                    let mut res = [0f32; 36]; // (G g) Gᵀ
-                    for r in 0..6 {
-                        for c in 0..6 {
-                            res[r * 6 + c] = tmp[r][0] * G[c][0] + tmp[r][1] * G[c][1] + tmp[r][2] * G[c][2];
-                        }
-                    }
-                    res
-                })
-                .collect()
-        })
-        .collect();
-    for (o, kernels) in per_co.iter().enumerate() {
-        for (i, res) in kernels.iter().enumerate() {
-            for (p, &val) in res.iter().enumerate() {
-                u[(p * ci + i) * co + o] = val;
+    let u_ptr = SendPtr(u.as_mut_ptr());
+    (0..ci).into_par_iter().for_each(|i| {
+        let mut block = vec![[0f32; 36]; co];
+        for (o, res) in block.iter_mut().enumerate() {
+            let g: &[f32; 9] = wt[(o * ci + i) * 9..(o * ci + i) * 9 + 9].try_into().expect("9 taps");
+            *res = transform_kernel(g);
+        }
+        for p in 0..36 {
+            // SAFETY: row (p, i) of U is written by this task only.
+            let row = unsafe { std::slice::from_raw_parts_mut(u_ptr.get().add((p * ci + i) * co), co) };
+            for (dst, res) in row.iter_mut().zip(&block) {
+                *dst = res[p];
             }
         }
-    }
+    });
     u
+}
+
+/// G g Gᵀ for one 3×3 kernel (row-major), written out so the compiler keeps it in registers.
+#[inline(always)]
+fn transform_kernel(g: &[f32; 9]) -> [f32; 36] {
+    // G applied to three values (a column or a row of the kernel).
+    #[inline(always)]
+    fn g6(a: f32, b: f32, c: f32) -> [f32; 6] {
+        let s = (a + c) * (-1.0 / 6.0);
+        let t = (a * (1.0 / 24.0)) + (c * (1.0 / 6.0));
+        [
+            a * 0.25,
+            s - b * (1.0 / 6.0),
+            s + b * (1.0 / 6.0),
+            t + b * (1.0 / 12.0),
+            t - b * (1.0 / 12.0),
+            c,
+        ]
+    }
+    let cols = [g6(g[0], g[3], g[6]), g6(g[1], g[4], g[7]), g6(g[2], g[5], g[8])];
+    let mut res = [0f32; 36];
+    for r in 0..6 {
+        let row = g6(cols[0][r], cols[1][r], cols[2][r]);
+        res[r * 6..r * 6 + 6].copy_from_slice(&row);
+    }
+    res
 }
 
 /// Bᵀ applied to six values (one column or row of a 6×6 tile).
@@ -142,52 +174,57 @@ fn at6(m: [f32; 6]) -> [f32; 4] {
 
 /// V[p][ci][t] = (Bᵀ d B)[p] for the 6×6 input patch d of tile t (zero outside the image).
 fn input_transform(input: &[f32], ci: usize, g: &Geometry, v: &mut [f32]) {
-    let tc = g.tc;
-    let plane = g.h * g.w;
     // Parallel over channels: channel c owns V[·][c][·].
     let v_ptr = SendPtr(v.as_mut_ptr());
-    (0..ci).into_par_iter().for_each(|c| {
-        for t in 0..tc {
-            let (img, ty, tx) = g.tile(t);
-            let src = &input[(img * ci + c) * plane..(img * ci + c + 1) * plane];
-            let (y0, x0) = (4 * ty as isize - 1, 4 * tx as isize - 1);
-            let mut d = [[0f32; 6]; 6];
-            for (r, row) in d.iter_mut().enumerate() {
-                let y = y0 + r as isize;
-                if y < 0 || y >= g.h as isize {
-                    continue;
-                }
-                let line = &src[y as usize * g.w..(y as usize + 1) * g.w];
-                if x0 >= 0 && x0 + 6 <= g.w as isize {
-                    row.copy_from_slice(&line[x0 as usize..x0 as usize + 6]);
-                } else {
-                    for (k, val) in row.iter_mut().enumerate() {
-                        let x = x0 + k as isize;
-                        if x >= 0 && x < g.w as isize {
-                            *val = line[x as usize];
-                        }
+    (0..ci)
+        .into_par_iter()
+        .for_each(|c| input_channel(input, ci, c, g, v_ptr));
+}
+
+#[inline(never)]
+fn input_channel(input: &[f32], ci: usize, c: usize, g: &Geometry, v_ptr: SendPtr) {
+    let tc = g.tc;
+    let plane = g.h * g.w;
+    for t in 0..tc {
+        let (img, ty, tx) = g.tile(t);
+        let src = &input[(img * ci + c) * plane..(img * ci + c + 1) * plane];
+        let (y0, x0) = (4 * ty as isize - 1, 4 * tx as isize - 1);
+        let mut d = [[0f32; 6]; 6];
+        for (r, row) in d.iter_mut().enumerate() {
+            let y = y0 + r as isize;
+            if y < 0 || y >= g.h as isize {
+                continue;
+            }
+            let line = &src[y as usize * g.w..(y as usize + 1) * g.w];
+            if x0 >= 0 && x0 + 6 <= g.w as isize {
+                row.copy_from_slice(&line[x0 as usize..x0 as usize + 6]);
+            } else {
+                for (k, val) in row.iter_mut().enumerate() {
+                    let x = x0 + k as isize;
+                    if x >= 0 && x < g.w as isize {
+                        *val = line[x as usize];
                     }
                 }
             }
-            // Bᵀ d: columns.
-            let mut cols = [[0f32; 6]; 6];
-            for k in 0..6 {
-                let col = bt6([d[0][k], d[1][k], d[2][k], d[3][k], d[4][k], d[5][k]]);
-                for r in 0..6 {
-                    cols[r][k] = col[r];
-                }
-            }
-            // (Bᵀ d) B: rows.
-            for (r, row) in cols.iter().enumerate() {
-                let out = bt6(*row);
-                for (k, &val) in out.iter().enumerate() {
-                    let p = r * 6 + k;
-                    // SAFETY: p < 36, c < ci, t < tc: inside v; channel c is written by one task.
-                    unsafe { *v_ptr.get().add((p * ci + c) * tc + t) = val };
-                }
+        }
+        // Bᵀ d: columns.
+        let mut cols = [[0f32; 6]; 6];
+        for k in 0..6 {
+            let col = bt6([d[0][k], d[1][k], d[2][k], d[3][k], d[4][k], d[5][k]]);
+            for r in 0..6 {
+                cols[r][k] = col[r];
             }
         }
-    });
+        // (Bᵀ d) B: rows.
+        for (r, row) in cols.iter().enumerate() {
+            let out = bt6(*row);
+            for (k, &val) in out.iter().enumerate() {
+                let p = r * 6 + k;
+                // SAFETY: p < 36, c < ci, t < tc: inside v; channel c is written by one task.
+                unsafe { *v_ptr.get().add((p * ci + c) * tc + t) = val };
+            }
+        }
+    }
 }
 
 /// M[p][co][t] = Σ_ci V[p][ci][t] · U[p][ci][co] for the 36 positions.
@@ -221,44 +258,61 @@ fn multiply(v: &[f32], u: &[f32], m: &mut [f32], ci: usize, co: usize, tc: usize
     });
 }
 
-/// out[img][co][4ty+i][4tx+j] = (Aᵀ M A)[i][j] + bias[co], clipped at the image border.
-fn output_transform(m: &[f32], bias: &[f32], co: usize, g: &Geometry, out: &mut [f32]) {
+/// out[img][co][4ty+i][4tx+j] = (Aᵀ M A)[i][j] + bias[img][co] (+ residual), clipped at the
+/// image border.
+fn output_transform(m: &[f32], bias: &[f32], residual: Option<&[f32]>, co: usize, g: &Geometry, out: &mut [f32]) {
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    (0..co)
+        .into_par_iter()
+        .for_each(|o| output_channel(m, bias, residual, co, o, g, out_ptr));
+}
+
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn output_channel(
+    m: &[f32],
+    bias: &[f32],
+    residual: Option<&[f32]>,
+    co: usize,
+    o: usize,
+    g: &Geometry,
+    out_ptr: SendPtr,
+) {
     let tc = g.tc;
     let plane = g.h * g.w;
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    (0..co).into_par_iter().for_each(|o| {
-        for t in 0..tc {
-            let (img, ty, tx) = g.tile(t);
-            let mut tile = [[0f32; 6]; 6];
-            for (p, val) in tile.iter_mut().flatten().enumerate() {
-                *val = m[(p * co + o) * tc + t];
-            }
-            // Aᵀ M: columns → 4×6.
-            let mut rows = [[0f32; 6]; 4];
-            for k in 0..6 {
-                let col = at6([tile[0][k], tile[1][k], tile[2][k], tile[3][k], tile[4][k], tile[5][k]]);
-                for r in 0..4 {
-                    rows[r][k] = col[r];
-                }
-            }
-            let base = (img * co + o) * plane;
-            for (i, row) in rows.iter().enumerate() {
-                let y = 4 * ty + i;
-                if y >= g.h {
-                    break;
-                }
-                let vals = at6(*row);
-                for (j, &val) in vals.iter().enumerate() {
-                    let x = 4 * tx + j;
-                    if x >= g.w {
-                        break;
-                    }
-                    // SAFETY: inside the image; output channel o is written by one task.
-                    unsafe { *out_ptr.get().add(base + y * g.w + x) = val + bias[o] };
-                }
+    for t in 0..tc {
+        let (img, ty, tx) = g.tile(t);
+        let mut tile = [[0f32; 6]; 6];
+        for (p, val) in tile.iter_mut().flatten().enumerate() {
+            *val = m[(p * co + o) * tc + t];
+        }
+        // Aᵀ M: columns → 4×6.
+        let mut rows = [[0f32; 6]; 4];
+        for k in 0..6 {
+            let col = at6([tile[0][k], tile[1][k], tile[2][k], tile[3][k], tile[4][k], tile[5][k]]);
+            for r in 0..4 {
+                rows[r][k] = col[r];
             }
         }
-    });
+        let base = (img * co + o) * plane;
+        for (i, row) in rows.iter().enumerate() {
+            let y = 4 * ty + i;
+            if y >= g.h {
+                break;
+            }
+            let vals = at6(*row);
+            for (j, &val) in vals.iter().enumerate() {
+                let x = 4 * tx + j;
+                if x >= g.w {
+                    break;
+                }
+                let at = base + y * g.w + x;
+                let extra = residual.map_or(0.0, |r| r[at]);
+                // SAFETY: inside the image; output channel o is written by one task.
+                unsafe { *out_ptr.get().add(at) = val + bias[img * co + o] + extra };
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -275,6 +329,7 @@ impl SendPtr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ops::Add;
 
     #[test]
     fn matches_direct_convolution() {
@@ -283,11 +338,17 @@ mod tests {
             let x = Tensor::randn(0f32, 1.0, (b, ci, h, w), &dev).unwrap();
             let wt = Tensor::randn(0f32, 0.3, (co, ci, 3, 3), &dev).unwrap();
             let bias = Tensor::randn(0f32, 0.1, co, &dev).unwrap();
-            let ours = conv3x3(&x, &wt, &bias).unwrap();
+            let image_bias = Tensor::randn(0f32, 0.1, (b, co), &dev).unwrap();
+            let residual = Tensor::randn(0f32, 1.0, (b, co, h, w), &dev).unwrap();
+            let ours = conv3x3(&x, &wt, &bias, Some(&image_bias), Some(&residual)).unwrap();
             let want = x
                 .conv2d(&wt, 1, 1, 1, 1)
                 .unwrap()
                 .broadcast_add(&bias.reshape((1, co, 1, 1)).unwrap())
+                .unwrap()
+                .broadcast_add(&image_bias.reshape((b, co, 1, 1)).unwrap())
+                .unwrap()
+                .add(&residual)
                 .unwrap();
             let diff = (ours - &want)
                 .unwrap()

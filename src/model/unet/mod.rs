@@ -282,7 +282,7 @@ impl Unet {
             up,
             conv_norm_out: GroupNorm::load(&w.pp("conv_norm_out"), c.norm_num_groups, ch[0], c.norm_eps)?,
             conv_out: Conv2d::load(&w.pp("conv_out"), ch[0], c.out_channels, 3, 1, 1)?,
-            dtype: w.dtype(),
+            dtype: w.compute_dtype(),
             config,
         })
     }

@@ -43,7 +43,8 @@ impl Attention {
 
     /// `x`: [batch, tokens, dim]; `context`: [batch, context_tokens, context_dim] or `None`
     /// for self-attention.
-    pub fn forward(&self, x: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
+    /// Attention of `x` to `context` (itself when `None`), plus `residual`.
+    pub fn forward(&self, x: &Tensor, context: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
         let context = context.unwrap_or(x);
         let (b, n, dim) = x.dims3()?;
         let head_dim = dim / self.heads;
@@ -53,7 +54,7 @@ impl Attention {
         let v = self.to_v.forward(context)?;
         if cpu::is_cpu_f32(&q) {
             let out = cpu::attention::attention(&q, &k, &v, self.heads, scale as f32)?;
-            return self.to_out.forward(&out);
+            return self.to_out.forward_residual(&out, residual);
         }
         let split = |t: Tensor| -> Result<Tensor> {
             let len = t.dim(1)?;
@@ -63,7 +64,7 @@ impl Attention {
         };
         let out = attention(&split(q)?, &split(k)?, &split(v)?, scale, self.upcast, None)?;
         let out = out.transpose(1, 2)?.reshape((b, n, dim))?;
-        self.to_out.forward(&out)
+        self.to_out.forward_residual(&out, residual)
     }
 }
 
@@ -82,12 +83,16 @@ impl FeedForward {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// The feed-forward of `x`, plus `residual`.
+    fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let h = self.proj_in.forward(x)?;
+        if cpu::is_cpu_f32(&h) {
+            return self.proj_out.forward_residual(&cpu::matmul::geglu(&h)?, residual);
+        }
         let inner = h.dim(2)? / 2;
         let (value, gate) = (h.narrow(2, 0, inner)?, h.narrow(2, inner, inner)?);
         let h = (value * gate.gelu_erf()?)?;
-        self.proj_out.forward(&h)
+        self.proj_out.forward_residual(&h, residual)
     }
 }
 
@@ -114,15 +119,29 @@ impl BasicTransformerBlock {
     }
 
     fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
-        let x = (self.attn1.forward(&self.norm1.forward(x)?, None)? + x)?;
-        let x = (self.attn2.forward(&self.norm2.forward(&x)?, Some(context))? + &x)?;
-        Ok((self.ff.forward(&self.norm3.forward(&x)?)? + &x)?)
+        let x = self.attn1.forward(&self.norm1.forward(x)?, None, x)?;
+        let x = self.attn2.forward(&self.norm2.forward(&x)?, Some(context), &x)?;
+        self.ff.forward(&self.norm3.forward(&x)?, &x)
     }
 }
 
 enum Projection {
     Conv(Conv2d),
     Linear(Linear),
+}
+
+impl Projection {
+    /// (weight [out, in], bias [out]): a 1×1 conv and a linear layer are the same product.
+    fn matrix(&self, dtype: candle_core::DType) -> Result<(Tensor, Tensor)> {
+        Ok(match self {
+            Projection::Conv(c) => (c.weight_matrix(dtype)?, c.bias(dtype)?),
+            Projection::Linear(l) => (
+                l.weight(dtype)?,
+                l.bias(dtype)?
+                    .ok_or_else(|| crate::error::Error::invalid("projection without bias"))?,
+            ),
+        })
+    }
 }
 
 pub struct Transformer2D {
@@ -160,6 +179,16 @@ impl Transformer2D {
     pub fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let normed = self.norm.forward(x)?;
+        if cpu::is_cpu_f32(&normed) {
+            // Layout changes folded into the projections: no transposed copies.
+            let (w_in, b_in) = self.proj_in.matrix(normed.dtype())?;
+            let mut tokens = cpu::matmul::image_to_tokens(&normed, &w_in, &b_in)?;
+            for block in &self.blocks {
+                tokens = block.forward(&tokens, context)?;
+            }
+            let (w_out, b_out) = self.proj_out.matrix(normed.dtype())?;
+            return Ok(cpu::matmul::tokens_to_image(&tokens, &w_out, &b_out, x)?);
+        }
         let to_tokens = |t: &Tensor| -> Result<Tensor> { Ok(t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous()?) };
         let to_image = |t: &Tensor| -> Result<Tensor> { Ok(t.transpose(1, 2)?.reshape((b, c, h, w))?) };
         let mut tokens = match &self.proj_in {

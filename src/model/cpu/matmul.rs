@@ -1,0 +1,276 @@
+//! Matrix products with their neighbours fused in: a bias and a residual are written into
+//! the destination first and the product is accumulated onto them (one pass over the output
+//! instead of three), and the token⇄image layout changes around a transformer are folded
+//! into the products' strides instead of being copied.
+
+use candle_core::{Device, Tensor};
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+
+use super::{exp, uninit_vec, with_f32};
+
+fn parallelism() -> Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
+    }
+}
+
+/// `x` [.., in] · `weight`ᵀ ([out, in]) + `bias` + `residual` ([.., out]).
+pub fn linear(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let in_dim = *dims.last().unwrap_or(&0);
+    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let out_dim = weight.dim(0)?;
+    let mut out = uninit_vec(rows * out_dim);
+    let read_dst = prefill(&mut out, out_dim, bias, residual)?;
+    with_f32(x, |x| {
+        with_f32(weight, |w| {
+            // SAFETY: shapes as checked above; dst, lhs and rhs do not overlap.
+            unsafe {
+                gemm(
+                    rows,
+                    out_dim,
+                    in_dim,
+                    out.as_mut_ptr(),
+                    1,
+                    out_dim as isize,
+                    read_dst,
+                    x.as_ptr(),
+                    1,
+                    in_dim as isize,
+                    w.as_ptr(),
+                    in_dim as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism(),
+                );
+            }
+        })
+    })??;
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("rank ≥ 1") = out_dim;
+    Tensor::from_vec(out, out_dims, &Device::Cpu)
+}
+
+/// Writes `residual + bias` (either may be absent) into `out`; returns whether anything was
+/// written (then the product is accumulated onto it).
+fn prefill(
+    out: &mut [f32],
+    width: usize,
+    bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+) -> candle_core::Result<bool> {
+    let bias: Option<Vec<f32>> = bias.map(|b| b.to_vec1()).transpose()?;
+    match (residual, &bias) {
+        (Some(r), _) => with_f32(r, |r| {
+            out.par_chunks_mut(width * 64)
+                .zip(r.par_chunks(width * 64))
+                .for_each(|(o, r)| {
+                    o.copy_from_slice(r);
+                    if let Some(b) = &bias {
+                        for row in o.chunks_mut(width) {
+                            row.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+                        }
+                    }
+                });
+            true
+        }),
+        (None, Some(b)) => {
+            out.par_chunks_mut(width * 64).for_each(|o| {
+                for row in o.chunks_mut(width) {
+                    row.copy_from_slice(b);
+                }
+            });
+            Ok(true)
+        }
+        (None, None) => Ok(false),
+    }
+}
+
+/// A 1×1 projection from image layout into tokens: `x` [B, Ci, H, W] → [B, H·W, Co] with
+/// `weight` [Co, Ci] (a 1×1 conv's or a linear layer's) and `bias` [Co].
+pub fn image_to_tokens(x: &Tensor, weight: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, ci, h, w) = x.dims4()?;
+    let co = weight.dim(0)?;
+    let hw = h * w;
+    let mut out = uninit_vec(b * hw * co);
+    prefill(&mut out, co, Some(bias), None)?;
+    with_f32(x, |x| {
+        with_f32(weight, |wt| {
+            for img in 0..b {
+                // tokens[img] (hw × co) = Xᵀ (hw × ci) · Wᵀ (ci × co); X is [ci, hw].
+                unsafe {
+                    gemm(
+                        hw,
+                        co,
+                        ci,
+                        out.as_mut_ptr().add(img * hw * co),
+                        1,
+                        co as isize,
+                        true,
+                        x.as_ptr().add(img * ci * hw),
+                        hw as isize,
+                        1,
+                        wt.as_ptr(),
+                        ci as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        parallelism(),
+                    );
+                }
+            }
+        })
+    })??;
+    Tensor::from_vec(out, (b, hw, co), &Device::Cpu)
+}
+
+/// The way back: `tokens` [B, H·W, Ci] → image [B, Co, H, W] = W·tokensᵀ + bias + `residual`.
+pub fn tokens_to_image(
+    tokens: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    residual: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let (b, co, h, w) = residual.dims4()?;
+    let (_, hw, ci) = tokens.dims3()?;
+    let bias: Vec<f32> = bias.to_vec1()?;
+    let mut out = uninit_vec(b * co * hw);
+    with_f32(residual, |r| {
+        out.par_chunks_mut(hw)
+            .zip(r.par_chunks(hw))
+            .enumerate()
+            .for_each(|(i, (o, r))| {
+                let bc = bias[i % co];
+                o.iter_mut().zip(r).for_each(|(o, r)| *o = r + bc);
+            })
+    })?;
+    with_f32(tokens, |t| {
+        with_f32(weight, |wt| {
+            for img in 0..b {
+                // image[img] (co × hw) = W (co × ci) · tokensᵀ (ci × hw); tokens is [hw, ci].
+                unsafe {
+                    gemm(
+                        co,
+                        hw,
+                        ci,
+                        out.as_mut_ptr().add(img * co * hw),
+                        1,
+                        hw as isize,
+                        true,
+                        wt.as_ptr(),
+                        1,
+                        ci as isize,
+                        t.as_ptr().add(img * hw * ci),
+                        ci as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        parallelism(),
+                    );
+                }
+            }
+        })
+    })??;
+    debug_assert_eq!(hw, h * w);
+    Tensor::from_vec(out, (b, co, h, w), &Device::Cpu)
+}
+
+/// GEGLU's gate: `h` [.., 2·n] → `h[.., :n] · gelu(h[.., n:])` in one pass.
+pub fn geglu(h: &Tensor) -> candle_core::Result<Tensor> {
+    let dims = h.dims().to_vec();
+    let two_n = *dims.last().unwrap_or(&0);
+    let n = two_n / 2;
+    let rows: usize = dims[..dims.len() - 1].iter().product();
+    let mut out = uninit_vec(rows * n);
+    with_f32(h, |h| {
+        out.par_chunks_mut(n).zip(h.par_chunks(two_n)).for_each(|(o, row)| {
+            let (value, gate) = row.split_at(n);
+            for ((o, &v), &g) in o.iter_mut().zip(value).zip(gate) {
+                *o = v * exp::gelu(g);
+            }
+        })
+    })?;
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("rank ≥ 1") = n;
+    Tensor::from_vec(out, out_dims, &Device::Cpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn fused_products_match_plain_ops() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 7), &dev).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (3, 7), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 3, &dev).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (2, 5, 3), &dev).unwrap();
+        let want = x.broadcast_matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+        assert!(max_diff(&linear(&x, &w, Some(&b), None).unwrap(), &want) < 1e-5);
+        assert!(max_diff(&linear(&x, &w, Some(&b), Some(&r)).unwrap(), &(&want + &r).unwrap()) < 1e-5);
+        let want_nb = x.broadcast_matmul(&w.t().unwrap()).unwrap();
+        assert!(max_diff(&linear(&x, &w, None, None).unwrap(), &want_nb) < 1e-5);
+
+        let img = Tensor::randn(0f32, 1.0, (2, 7, 3, 4), &dev).unwrap();
+        let tokens = image_to_tokens(&img, &w, &b).unwrap();
+        let want = img
+            .reshape((2, 7, 12))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .broadcast_matmul(&w.t().unwrap())
+            .unwrap()
+            .broadcast_add(&b)
+            .unwrap();
+        assert!(max_diff(&tokens, &want) < 1e-5);
+
+        let w2 = Tensor::randn(0f32, 1.0, (7, 3), &dev).unwrap();
+        let b2 = Tensor::randn(0f32, 1.0, 7, &dev).unwrap();
+        let back = tokens_to_image(&tokens, &w2, &b2, &img).unwrap();
+        let want = tokens
+            .broadcast_matmul(&w2.t().unwrap())
+            .unwrap()
+            .broadcast_add(&b2)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((2, 7, 3, 4))
+            .unwrap();
+        assert!(max_diff(&back, &(&want + &img).unwrap()) < 1e-5);
+
+        let h = Tensor::randn(0f32, 2.0, (2, 3, 8), &dev).unwrap();
+        let want = (h.narrow(2, 0, 4).unwrap() * h.narrow(2, 4, 4).unwrap().gelu_erf().unwrap()).unwrap();
+        assert!(max_diff(&geglu(&h).unwrap(), &want) < 1e-5);
+    }
+}
