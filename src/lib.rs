@@ -4,6 +4,7 @@
 //! (tokenizer → text encoder → scheduler loop over the UNet → VAE decode) → image and
 //! metadata → [`output`] (PNG) → history store.
 
+pub mod alloc;
 pub mod cli;
 pub mod device;
 pub mod error;

@@ -6,6 +6,7 @@ use std::path::Path;
 use candle_core::{DType, Device, IndexOp, Tensor};
 
 use super::config::ConfigFile;
+use super::cpu;
 use super::layers::{Activation, LayerNorm, Linear, attention};
 use super::weights::Weights;
 use crate::error::{Error, Result};
@@ -103,21 +104,31 @@ impl EncoderLayer {
     fn forward(&self, x: &Tensor, causal_mask: &Tensor) -> Result<Tensor> {
         let (b, seq, d) = x.dims3()?;
         let head_dim = d / self.heads;
+        let scale = (head_dim as f64).powf(-0.5);
         let h = self.layer_norm1.forward(x)?;
+        let (q, k, v) = (
+            self.q_proj.forward(&h)?,
+            self.k_proj.forward(&h)?,
+            self.v_proj.forward(&h)?,
+        );
+        if cpu::is_cpu_f32(&q) {
+            let a = cpu::attention::attention_masked(&q, &k, &v, self.heads, scale as f32, true)?;
+            let x = self.out_proj.forward_residual(&a, x)?;
+            let h = self.fc1.forward(&self.layer_norm2.forward(&x)?)?;
+            let h = cpu::matmul::activation(&h, self.act == Activation::QuickGelu)?;
+            return self.fc2.forward_residual(&h, &x);
+        }
         let split = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((b, seq, self.heads, head_dim))?
                 .transpose(1, 2)?
                 .contiguous()?)
         };
-        let q = split(self.q_proj.forward(&h)?)?;
-        let k = split(self.k_proj.forward(&h)?)?;
-        let v = split(self.v_proj.forward(&h)?)?;
-        let a = attention(&q, &k, &v, (head_dim as f64).powf(-0.5), false, Some(causal_mask))?;
+        let a = attention(&split(q)?, &split(k)?, &split(v)?, scale, false, Some(causal_mask))?;
         let a = a.transpose(1, 2)?.reshape((b, seq, d))?;
-        let x = (x + self.out_proj.forward(&a)?)?;
+        let x = self.out_proj.forward_residual(&a, x)?;
         let h = self.layer_norm2.forward(&x)?;
-        let h = self.fc2.forward(&self.act.forward(&self.fc1.forward(&h)?)?)?;
-        Ok((x + h)?)
+        let h = self.act.forward(&self.fc1.forward(&h)?)?;
+        self.fc2.forward_residual(&h, &x)
     }
 }
 

@@ -78,8 +78,9 @@ pub struct Conv2d {
     padding: usize,
 }
 
-/// Below this many output pixels per image, Winograd's transforms cost more than they save.
-const WINOGRAD_MIN_PIXELS: usize = 16 * 16;
+/// Below this many output pixels (over the batch), transforming the weights for Winograd
+/// costs more than it saves; im2col and one product per image serve better.
+const WINOGRAD_MIN_PIXELS: usize = 2048;
 
 impl Conv2d {
     pub fn load(
@@ -118,11 +119,20 @@ impl Conv2d {
     pub fn forward_fused(&self, x: &Tensor, image_bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
         let widened = self.weight.dtype() != x.dtype();
         let (weight, bias) = (self.weight.to_dtype(x.dtype())?, self.bias.to_dtype(x.dtype())?);
-        if cpu::is_cpu_f32(x) {
-            let (_, _, h, w) = x.dims4()?;
-            if self.kernel == 3 && self.stride == 1 && self.padding == 1 && h * w >= WINOGRAD_MIN_PIXELS {
+        if cpu::is_cpu_f32(x) && self.kernel == 3 {
+            let (b, _, h, w) = x.dims4()?;
+            if self.stride == 1 && self.padding == 1 && b * h * w >= WINOGRAD_MIN_PIXELS {
                 return Ok(cpu::winograd::conv3x3(x, &weight, &bias, image_bias, residual)?);
             }
+            return Ok(cpu::conv::conv3x3(
+                x,
+                &weight,
+                &bias,
+                self.stride,
+                self.padding,
+                image_bias,
+                residual,
+            )?);
         }
         let mut y = if self.kernel == 1 && self.stride == 1 && self.padding == 0 && cpu::is_cpu_f32(x) {
             pointwise(x, &weight, &bias)?

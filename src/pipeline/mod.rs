@@ -17,7 +17,7 @@ use crate::model::unet::TextTimeConditioning;
 use crate::model::{LoadedModel, PipelineKind};
 use crate::output::{GenerationParams, RgbImage};
 use crate::schedulers::{self, SamplerKind};
-use crate::text::{PromptEmbeddings, encode_prompt};
+use crate::text::{PromptEmbeddings, encode_prompt, encode_prompts};
 
 /// The largest side we accept; beyond it a CPU run would take hours and memory explodes.
 pub const MAX_SIDE: u32 = 4096;
@@ -257,17 +257,23 @@ impl Conditioning {
                 on_event(Event::PromptTruncated { used: 75, total: used });
             }
         }
-        let positive = encode_prompt(model, &req.prompt)?;
-        let pair = if req.uses_guidance() {
-            let negative = match (&req.negative_prompt, model.kind()) {
-                (None, PipelineKind::StableDiffusionXl) if model.folder.force_zeros_for_empty_prompt => {
-                    PromptEmbeddings::zeros_like(&positive)?
-                }
-                (neg, _) => encode_prompt(model, neg.as_deref().unwrap_or(""))?,
-            };
-            Some(negative)
+        let zeros_for_negative = req.negative_prompt.is_none()
+            && model.kind() == PipelineKind::StableDiffusionXl
+            && model.folder.force_zeros_for_empty_prompt;
+        let (positive, pair) = if req.uses_guidance() && !zeros_for_negative {
+            // The prompt and the negative prompt in one batch.
+            let negative_text = req.negative_prompt.as_deref().unwrap_or("");
+            let mut both = encode_prompts(model, &[negative_text, &req.prompt])?;
+            let positive = both.pop().expect("two");
+            (positive, Some(both.pop().expect("two")))
         } else {
-            None
+            let positive = encode_prompt(model, &req.prompt)?;
+            let negative = if req.uses_guidance() {
+                Some(PromptEmbeddings::zeros_like(&positive)?)
+            } else {
+                None
+            };
+            (positive, negative)
         };
         let stack = |a: Option<&Tensor>, b: &Tensor| -> Result<Tensor> {
             Ok(match a {

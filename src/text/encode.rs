@@ -30,27 +30,43 @@ impl PromptEmbeddings {
 /// SD 1.x/2.x use the last hidden state after the final layer norm. SDXL concatenates each
 /// encoder's second-to-last hidden state and takes the pooled output of the last one.
 pub fn encode_prompt(model: &LoadedModel, text: &str) -> Result<PromptEmbeddings> {
-    let mut contexts = Vec::with_capacity(model.text_encoders.len());
-    let mut pooled = None;
+    Ok(encode_prompts(model, &[text])?.pop().expect("one prompt in, one out"))
+}
+
+/// Encodes several prompts in one batch per text encoder (a prompt and its negative share
+/// every pass, which halves the fixed cost of each layer).
+pub fn encode_prompts(model: &LoadedModel, texts: &[&str]) -> Result<Vec<PromptEmbeddings>> {
+    let n = texts.len();
+    let mut contexts: Vec<Vec<Tensor>> = vec![Vec::new(); n];
+    let mut pooled: Vec<Option<Tensor>> = vec![None; n];
     for encoder in &model.text_encoders {
-        let ids = encoder.tokenizer.encode_for_model(text);
-        let out = encoder.model.forward(&[ids])?;
-        match model.kind() {
-            PipelineKind::StableDiffusion => contexts.push(out.last_hidden_state),
-            PipelineKind::StableDiffusionXl => {
-                contexts.push(out.penultimate_hidden_state);
-                if out.text_embeds.is_some() {
-                    pooled = out.text_embeds;
+        let ids: Vec<Vec<u32>> = texts.iter().map(|t| encoder.tokenizer.encode_for_model(t)).collect();
+        let out = encoder.model.forward(&ids)?;
+        for i in 0..n {
+            let row = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(0, i, 1)?) };
+            match model.kind() {
+                PipelineKind::StableDiffusion => contexts[i].push(row(&out.last_hidden_state)?),
+                PipelineKind::StableDiffusionXl => {
+                    contexts[i].push(row(&out.penultimate_hidden_state)?);
+                    if let Some(embeds) = &out.text_embeds {
+                        pooled[i] = Some(row(embeds)?);
+                    }
                 }
             }
         }
     }
-    let context = if contexts.len() == 1 {
-        contexts.pop().expect("one")
-    } else {
-        Tensor::cat(&contexts, 2)?
-    };
-    Ok(PromptEmbeddings { context, pooled })
+    contexts
+        .into_iter()
+        .zip(pooled)
+        .map(|(mut parts, pooled)| {
+            let context = if parts.len() == 1 {
+                parts.pop().expect("one")
+            } else {
+                Tensor::cat(&parts, 2)?
+            };
+            Ok(PromptEmbeddings { context, pooled })
+        })
+        .collect()
 }
 
 /// How many of the prompt's tokens the encoders will see (CLIP keeps 75 content tokens).

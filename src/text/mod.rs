@@ -3,5 +3,5 @@
 pub mod encode;
 pub mod tokenizer;
 
-pub use encode::{PromptEmbeddings, encode_prompt};
+pub use encode::{PromptEmbeddings, encode_prompt, encode_prompts};
 pub use tokenizer::ClipTokenizer;

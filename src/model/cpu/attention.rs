@@ -8,102 +8,217 @@ use candle_core::{Device, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::{exp, with_f32};
+use super::{exp, uninit_vec, with_f32};
 
 /// Bytes of scores one task keeps (fits in L2 alongside its K and V panels).
 const SCORE_BLOCK_BYTES: usize = 512 << 10;
 
 /// `q` [B, Nq, H·D], `k`/`v` [B, Nk, H·D] (contiguous f32, CPU) → [B, Nq, H·D].
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f32) -> candle_core::Result<Tensor> {
+    attention_masked(q, k, v, heads, scale, false)
+}
+
+/// As [`attention`]; with `causal`, query i sees keys 0..=i only (CLIP's text encoder).
+pub fn attention_masked(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    scale: f32,
+    causal: bool,
+) -> candle_core::Result<Tensor> {
+    #[cfg(target_arch = "x86_64")]
+    if super::attention_avx512::available() {
+        return attention_avx512(q, k, v, heads, scale, causal);
+    }
+    attention_gemm(q, k, v, heads, scale, causal)
+}
+
+/// Query rows one task takes (a multiple of the kernel's row block).
+#[cfg(target_arch = "x86_64")]
+const ROWS_PER_TASK: usize = 64;
+
+#[cfg(target_arch = "x86_64")]
+fn attention_avx512(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    scale: f32,
+    causal: bool,
+) -> candle_core::Result<Tensor> {
+    use super::attention_avx512::{ROWS, block};
+    let (b, nq, hd) = q.dims3()?;
+    let (_, nk, _) = k.dims3()?;
+    let d = hd / heads;
+    // Kᵀ [d][nk] and V [nk][d] per (batch, head), contiguous for the kernel.
+    let (kt, vv) = with_f32(k, |k| {
+        with_f32(v, |v| {
+            let mut kt = uninit_vec(b * heads * d * nk);
+            let mut vv = uninit_vec(b * heads * nk * d);
+            kt.par_chunks_mut(d * nk)
+                .zip(vv.par_chunks_mut(nk * d))
+                .enumerate()
+                .for_each(|(bh, (kt, vv))| {
+                    let (bi, hi) = (bh / heads, bh % heads);
+                    for j in 0..nk {
+                        let at = (bi * nk + j) * hd + hi * d;
+                        for dd in 0..d {
+                            kt[dd * nk + j] = k[at + dd];
+                        }
+                        vv[j * d..(j + 1) * d].copy_from_slice(&v[at..at + d]);
+                    }
+                });
+            (kt, vv)
+        })
+    })??;
+    let mut out = uninit_vec(b * nq * hd);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let chunks = nq.div_ceil(ROWS_PER_TASK);
+    with_f32(q, |q| {
+        (0..b * heads * chunks).into_par_iter().for_each_init(
+            || uninit_vec(ROWS * nk),
+            |scores, task| {
+                let (bh, chunk) = (task / chunks, task % chunks);
+                let (bi, hi) = (bh / heads, bh % heads);
+                let kt = &kt[bh * d * nk..(bh + 1) * d * nk];
+                let vv = &vv[bh * nk * d..(bh + 1) * nk * d];
+                let end = ((chunk + 1) * ROWS_PER_TASK).min(nq);
+                let mut r0 = chunk * ROWS_PER_TASK;
+                while r0 < end {
+                    let rows = ROWS.min(end - r0);
+                    let at = (bi * nq + r0) * hd + hi * d;
+                    // SAFETY: AVX-512 checked by the caller; rows r0..r0+rows of this head lie
+                    // inside q and out, and each task writes only its own rows.
+                    unsafe {
+                        block(
+                            q.as_ptr().add(at),
+                            hd,
+                            rows,
+                            kt,
+                            vv,
+                            nk,
+                            d,
+                            scale,
+                            causal.then_some(r0 + 1),
+                            scores,
+                            out_ptr.get().add(at),
+                            hd,
+                        );
+                    }
+                    r0 += rows;
+                }
+            },
+        );
+    })?;
+    Tensor::from_vec(out, (b, nq, hd), &Device::Cpu)
+}
+
+/// The portable version: blocks of queries through two general matrix products.
+fn attention_gemm(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    scale: f32,
+    causal: bool,
+) -> candle_core::Result<Tensor> {
     let (b, nq, hd) = q.dims3()?;
     let (_, nk, _) = k.dims3()?;
     let d = hd / heads;
     let block = (SCORE_BLOCK_BYTES / (4 * nk)).clamp(8, nq.max(8));
     let blocks_per_head = nq.div_ceil(block);
-    let mut out = vec![0f32; b * nq * hd];
+    let mut out = uninit_vec(b * nq * hd);
     let out_ptr = SendPtr(out.as_mut_ptr());
     with_f32(q, |q| {
         with_f32(k, |k| {
             with_f32(v, |v| {
-                (0..b * heads * blocks_per_head).into_par_iter().for_each_init(
-                    || vec![0f32; block * nk],
-                    |scores, task| {
-                        let (bh, qb) = (task / blocks_per_head, task % blocks_per_head);
-                        let (bi, hi) = (bh / heads, bh % heads);
-                        let q0 = qb * block;
-                        let rows = block.min(nq - q0);
-                        let q_base = (bi * nq + q0) * hd + hi * d;
-                        let kv_base = bi * nk * hd + hi * d;
-                        let s = &mut scores[..rows * nk];
-                        // SAFETY: every slice offset below stays inside q/k/v/out (dims checked
-                        // by the caller's shapes); tasks write disjoint (rows × head) regions.
-                        unsafe {
-                            // S = Q_block · Kᵀ  (rows × nk), row-major.
-                            gemm(
-                                rows,
-                                nk,
-                                d,
-                                s.as_mut_ptr(),
-                                1,
-                                nk as isize,
-                                false,
-                                q.as_ptr().add(q_base),
-                                1,
-                                hd as isize,
-                                k.as_ptr().add(kv_base),
-                                hd as isize,
-                                1,
-                                0.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
-                                Parallelism::None,
-                            );
-                        }
-                        let mut sums = vec![0f32; rows];
-                        for (row, sum) in s.chunks_mut(nk).zip(sums.iter_mut()) {
-                            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                            let mut total = 0f32;
-                            for x in row.iter_mut() {
-                                let e = exp::exp((*x - max) * scale);
-                                *x = e;
-                                total += e;
+                (0..b * heads * blocks_per_head)
+                    .into_par_iter()
+                    .with_min_len(4)
+                    .for_each_init(
+                        || (uninit_vec(block * nk), vec![0f32; block]),
+                        |(scores, sums), task| {
+                            let (bh, qb) = (task / blocks_per_head, task % blocks_per_head);
+                            let (bi, hi) = (bh / heads, bh % heads);
+                            let q0 = qb * block;
+                            let rows = block.min(nq - q0);
+                            let q_base = (bi * nq + q0) * hd + hi * d;
+                            let kv_base = bi * nk * hd + hi * d;
+                            let s = &mut scores[..rows * nk];
+                            // SAFETY: every slice offset below stays inside q/k/v/out (dims checked
+                            // by the caller's shapes); tasks write disjoint (rows × head) regions.
+                            unsafe {
+                                // S = Q_block · Kᵀ  (rows × nk), row-major.
+                                gemm(
+                                    rows,
+                                    nk,
+                                    d,
+                                    s.as_mut_ptr(),
+                                    1,
+                                    nk as isize,
+                                    false,
+                                    q.as_ptr().add(q_base),
+                                    1,
+                                    hd as isize,
+                                    k.as_ptr().add(kv_base),
+                                    hd as isize,
+                                    1,
+                                    0.0,
+                                    1.0,
+                                    false,
+                                    false,
+                                    false,
+                                    Parallelism::None,
+                                );
                             }
-                            *sum = total;
-                        }
-                        unsafe {
-                            // O = P · V  (rows × d), written into the output's head columns.
-                            let dst = out_ptr.get().add(q_base);
-                            gemm(
-                                rows,
-                                d,
-                                nk,
-                                dst,
-                                1,
-                                hd as isize,
-                                false,
-                                s.as_ptr(),
-                                1,
-                                nk as isize,
-                                v.as_ptr().add(kv_base),
-                                1,
-                                hd as isize,
-                                0.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
-                                Parallelism::None,
-                            );
-                            for (r, sum) in sums.iter().enumerate() {
-                                let row = std::slice::from_raw_parts_mut(dst.add(r * hd), d);
-                                let inv = 1.0 / sum;
-                                row.iter_mut().for_each(|x| *x *= inv);
+                            if causal {
+                                for (r, row) in s.chunks_mut(nk).enumerate() {
+                                    row.iter_mut().skip(q0 + r + 1).for_each(|x| *x = f32::NEG_INFINITY);
+                                }
                             }
-                        }
-                    },
-                );
+                            for (row, sum) in s.chunks_mut(nk).zip(sums.iter_mut()) {
+                                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                                let mut total = 0f32;
+                                for x in row.iter_mut() {
+                                    let e = exp::exp((*x - max) * scale);
+                                    *x = e;
+                                    total += e;
+                                }
+                                *sum = total;
+                            }
+                            unsafe {
+                                // O = P · V  (rows × d), written into the output's head columns.
+                                let dst = out_ptr.get().add(q_base);
+                                gemm(
+                                    rows,
+                                    d,
+                                    nk,
+                                    dst,
+                                    1,
+                                    hd as isize,
+                                    false,
+                                    s.as_ptr(),
+                                    1,
+                                    nk as isize,
+                                    v.as_ptr().add(kv_base),
+                                    1,
+                                    hd as isize,
+                                    0.0,
+                                    1.0,
+                                    false,
+                                    false,
+                                    false,
+                                    Parallelism::None,
+                                );
+                                for (r, sum) in sums[..rows].iter().enumerate() {
+                                    let row = std::slice::from_raw_parts_mut(dst.add(r * hd), d);
+                                    let inv = 1.0 / sum;
+                                    row.iter_mut().for_each(|x| *x *= inv);
+                                }
+                            }
+                        },
+                    );
             })
         })
     })???;
@@ -119,5 +234,96 @@ unsafe impl Sync for SendPtr {}
 impl SendPtr {
     fn get(self) -> *mut f32 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_kernels_match_plain_attention() {
+        let dev = Device::Cpu;
+        for &(b, nq, nk, heads, d) in &[
+            (2, 37, 77, 2, 40),
+            (1, 20, 20, 1, 64),
+            (2, 9, 33, 3, 8),
+            (1, 64, 130, 2, 160),
+        ] {
+            let q = Tensor::randn(0f32, 1.0, (b, nq, heads * d), &dev).unwrap();
+            let k = Tensor::randn(0f32, 1.0, (b, nk, heads * d), &dev).unwrap();
+            let v = Tensor::randn(0f32, 1.0, (b, nk, heads * d), &dev).unwrap();
+            let scale = (d as f32).powf(-0.5);
+            let split = |t: &Tensor, n| {
+                t.reshape((b, n, heads, d))
+                    .unwrap()
+                    .transpose(1, 2)
+                    .unwrap()
+                    .contiguous()
+                    .unwrap()
+            };
+            let (qs, ks, vs) = (split(&q, nq), split(&k, nk), split(&v, nk));
+            let p = candle_nn::ops::softmax_last_dim(&(qs.matmul(&ks.t().unwrap()).unwrap() * scale as f64).unwrap())
+                .unwrap();
+            let want = p
+                .matmul(&vs)
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .reshape((b, nq, heads * d))
+                .unwrap();
+            let check = |got: Tensor, what: &str| {
+                let diff = (got - &want)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(diff < 1e-4, "{what} {b}x{nq}x{nk}x{heads}x{d}: {diff}");
+            };
+            check(attention_gemm(&q, &k, &v, heads, scale, false).unwrap(), "gemm");
+            check(attention(&q, &k, &v, heads, scale).unwrap(), "dispatched");
+            if nq == nk {
+                let mask: Vec<f32> = (0..nq)
+                    .flat_map(|i| (0..nk).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+                    .collect();
+                let mask = Tensor::from_vec(mask, (nq, nk), &dev).unwrap();
+                let scores = (qs.matmul(&ks.t().unwrap()).unwrap() * scale as f64)
+                    .unwrap()
+                    .broadcast_add(&mask)
+                    .unwrap();
+                let p = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+                let want_causal = p
+                    .matmul(&vs)
+                    .unwrap()
+                    .transpose(1, 2)
+                    .unwrap()
+                    .reshape((b, nq, heads * d))
+                    .unwrap();
+                for (got, what) in [
+                    (attention_gemm(&q, &k, &v, heads, scale, true).unwrap(), "gemm causal"),
+                    (
+                        attention_masked(&q, &k, &v, heads, scale, true).unwrap(),
+                        "dispatched causal",
+                    ),
+                ] {
+                    let diff = (got - &want_causal)
+                        .unwrap()
+                        .abs()
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .max(0)
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap();
+                    assert!(diff < 1e-4, "{what}: {diff}");
+                }
+            }
+        }
     }
 }

@@ -21,7 +21,7 @@ pub fn group_norm(
     let spatial: usize = dims[2..].iter().product();
     let per_group = c / groups;
     let group_len = per_group * spatial;
-    let mut out = vec![0f32; b * c * spatial];
+    let mut out = super::uninit_vec(b * c * spatial);
     let weight: Vec<f32> = weight.to_vec1()?;
     let bias: Vec<f32> = bias.to_vec1()?;
     with_f32(x, |data| {

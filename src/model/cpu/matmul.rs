@@ -192,6 +192,25 @@ pub fn tokens_to_image(
     Tensor::from_vec(out, (b, co, h, w), &Device::Cpu)
 }
 
+/// CLIP's MLP activation in place of candle's op chain: quick GELU (`x·σ(1.702x)`) or the
+/// exact GELU.
+pub fn activation(h: &Tensor, quick: bool) -> candle_core::Result<Tensor> {
+    let dims = h.dims().to_vec();
+    let mut out = uninit_vec(h.elem_count());
+    with_f32(h, |h| {
+        out.par_chunks_mut(4096).zip(h.par_chunks(4096)).for_each(|(o, x)| {
+            if quick {
+                o.iter_mut()
+                    .zip(x)
+                    .for_each(|(o, &x)| *o = x / (1.0 + exp::exp(-1.702 * x)));
+            } else {
+                o.iter_mut().zip(x).for_each(|(o, &x)| *o = exp::gelu(x));
+            }
+        })
+    })?;
+    Tensor::from_vec(out, dims, &Device::Cpu)
+}
+
 /// GEGLU's gate: `h` [.., 2·n] → `h[.., :n] · gelu(h[.., n:])` in one pass.
 pub fn geglu(h: &Tensor) -> candle_core::Result<Tensor> {
     let dims = h.dims().to_vec();

@@ -4,6 +4,9 @@
 //! fall back to candle's generic ops for other devices and dtypes.
 
 pub mod attention;
+#[cfg(target_arch = "x86_64")]
+pub mod attention_avx512;
+pub mod conv;
 pub mod exp;
 pub mod group_norm;
 pub mod matmul;
@@ -39,4 +42,37 @@ pub fn uninit_vec(len: usize) -> Vec<f32> {
     // with read_dst=false, a prefill, or an element-wise pass) before any is read.
     unsafe { v.set_len(len) };
     v
+}
+
+thread_local! {
+    /// Scratch buffers kept between calls: the big temporaries of a convolution (Winograd's
+    /// transformed weights, tiles and products, im2col's patches) reach hundreds of MB, and
+    /// fresh ones cost page faults and zeroing on every call.
+    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Named scratch slots (each may be borrowed once at a time on a thread).
+#[derive(Clone, Copy)]
+pub enum Scratch {
+    WinogradWeights = 0,
+    WinogradTiles = 1,
+    WinogradProducts = 2,
+    Im2col = 3,
+}
+
+/// Runs `f` with a reusable buffer of at least `len` f32 (contents unspecified).
+pub fn with_scratch<R>(slot: Scratch, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() <= slot as usize {
+            s.resize_with(slot as usize + 1, Vec::new);
+        }
+        std::mem::take(&mut s[slot as usize])
+    });
+    if buf.len() < len {
+        buf = uninit_vec(len);
+    }
+    let result = f(&mut buf[..len]);
+    SCRATCH.with(|s| s.borrow_mut()[slot as usize] = buf);
+    result
 }

@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::{uninit_vec, with_f32};
+use super::{Scratch, uninit_vec, with_f32, with_scratch};
 
 /// Transformed tiles kept per batch of work (bounds memory at high resolution).
 const CHUNK_BYTES: usize = 24 << 20;
@@ -27,7 +27,7 @@ pub fn conv3x3(
     image_bias: Option<&Tensor>,
     residual: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
-    let (b, ci, h, w) = x.dims4()?;
+    let (b, ci, _, _) = x.dims4()?;
     let co = weight.dim(0)?;
     let bias: Vec<f32> = bias.to_vec1()?;
     // One bias per (image, output channel).
@@ -39,7 +39,19 @@ pub fn conv3x3(
         None => (0..b).flat_map(|_| bias.iter().copied()).collect(),
     };
     let residual = residual.map(|r| r.contiguous()).transpose()?;
-    let u = with_f32(weight, |wt| transform_weights(wt, co, ci))?;
+    with_scratch(
+        Scratch::WinogradWeights,
+        36 * ci * co,
+        |u| -> candle_core::Result<Tensor> {
+            with_f32(weight, |wt| transform_weights(wt, co, ci, u))?;
+            conv_with_weights(x, u, &bias, residual)
+        },
+    )
+}
+
+fn conv_with_weights(x: &Tensor, u: &[f32], bias: &[f32], residual: Option<Tensor>) -> candle_core::Result<Tensor> {
+    let (b, ci, h, w) = x.dims4()?;
+    let co = u.len() / (36 * ci);
     let (th, tw) = (h.div_ceil(4), w.div_ceil(4));
     let tiles_per_image = th * tw;
     let total_tiles = b * tiles_per_image;
@@ -57,24 +69,26 @@ pub fn conv3x3(
         None => None,
     };
     with_f32(x, |input| {
-        let mut v = uninit_vec(36 * ci * chunk);
-        let mut m = uninit_vec(36 * co * chunk);
-        let mut start = 0;
-        while start < total_tiles {
-            let tc = chunk.min(total_tiles - start);
-            let geom = Geometry {
-                h,
-                w,
-                tw,
-                tiles_per_image,
-                start,
-                tc,
-            };
-            input_transform(input, ci, &geom, &mut v[..36 * ci * tc]);
-            multiply(&v[..36 * ci * tc], &u, &mut m[..36 * co * tc], ci, co, tc);
-            output_transform(&m[..36 * co * tc], &bias, res_slice, co, &geom, &mut out);
-            start += tc;
-        }
+        with_scratch(Scratch::WinogradTiles, 36 * ci * chunk, |v| {
+            with_scratch(Scratch::WinogradProducts, 36 * co * chunk, |m| {
+                let mut start = 0;
+                while start < total_tiles {
+                    let tc = chunk.min(total_tiles - start);
+                    let geom = Geometry {
+                        h,
+                        w,
+                        tw,
+                        tiles_per_image,
+                        start,
+                        tc,
+                    };
+                    input_transform(input, ci, &geom, &mut v[..36 * ci * tc]);
+                    multiply(&v[..36 * ci * tc], u, &mut m[..36 * co * tc], ci, co, tc);
+                    output_transform(&m[..36 * co * tc], bias, res_slice, co, &geom, &mut out);
+                    start += tc;
+                }
+            })
+        })
     })?;
     Tensor::from_vec(out, (b, co, h, w), &Device::Cpu)
 }
@@ -102,50 +116,80 @@ impl Geometry {
 /// U[p][ci][co] = (G g Gᵀ)[p] for every kernel g = weight[co][ci]. Recomputed on every
 /// call rather than cached: caching would hold four times the 3×3 weights in memory, while
 /// the transform costs about 1–2 % of the convolution it serves.
-fn transform_weights(wt: &[f32], co: usize, ci: usize) -> Vec<f32> {
-    let mut u = vec![0f32; 36 * ci * co];
+fn transform_weights(wt: &[f32], co: usize, ci: usize, u: &mut [f32]) {
+    // Blocks of 16 output channels, one per SIMD lane: kernels are read in storage order
+    // (co-major, ci inner) and each U row segment written is 16 contiguous values.
     let u_ptr = SendPtr(u.as_mut_ptr());
-    (0..ci).into_par_iter().for_each(|i| {
-        let mut block = vec![[0f32; 36]; co];
-        for (o, res) in block.iter_mut().enumerate() {
-            let g: &[f32; 9] = wt[(o * ci + i) * 9..(o * ci + i) * 9 + 9].try_into().expect("9 taps");
-            *res = transform_kernel(g);
+    (0..co.div_ceil(LANES)).into_par_iter().for_each(|blk| {
+        let o0 = blk * LANES;
+        let n = LANES.min(co - o0);
+        #[cfg(target_arch = "x86_64")]
+        if super::attention_avx512::available() {
+            // SAFETY: AVX-512F is present; this block writes only its own U columns.
+            unsafe { transform_block_avx512(wt, ci, co, o0, n, u_ptr) };
+            return;
         }
-        for p in 0..36 {
-            // SAFETY: row (p, i) of U is written by this task only.
-            let row = unsafe { std::slice::from_raw_parts_mut(u_ptr.get().add((p * ci + i) * co), co) };
-            for (dst, res) in row.iter_mut().zip(&block) {
-                *dst = res[p];
-            }
-        }
+        // SAFETY: as above.
+        unsafe { transform_block(wt, ci, co, o0, n, u_ptr) };
     });
-    u
 }
 
-/// G g Gᵀ for one 3×3 kernel (row-major), written out so the compiler keeps it in registers.
+const LANES: usize = 16;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_block_avx512(wt: &[f32], ci: usize, co: usize, o0: usize, n: usize, u: SendPtr) {
+    unsafe { transform_block(wt, ci, co, o0, n, u) }
+}
+
+/// G g Gᵀ for up to 16 kernels at once, lane k holding kernel (o0 + k, i): written over
+/// lane arrays so the compiler turns each step into one vector instruction.
+///
+/// # Safety
+/// `u` must point to U ([36][ci][co]) and no one else may write columns o0..o0+n.
 #[inline(always)]
-fn transform_kernel(g: &[f32; 9]) -> [f32; 36] {
-    // G applied to three values (a column or a row of the kernel).
+unsafe fn transform_block(wt: &[f32], ci: usize, co: usize, o0: usize, n: usize, u: SendPtr) {
+    type V = [f32; LANES];
     #[inline(always)]
-    fn g6(a: f32, b: f32, c: f32) -> [f32; 6] {
-        let s = (a + c) * (-1.0 / 6.0);
-        let t = (a * (1.0 / 24.0)) + (c * (1.0 / 6.0));
+    fn lanes(f: impl Fn(usize) -> f32) -> V {
+        std::array::from_fn(f)
+    }
+    #[inline(always)]
+    fn g6(a: &V, b: &V, c: &V) -> [V; 6] {
+        let s = lanes(|l| (a[l] + c[l]) * (-1.0 / 6.0));
+        let t = lanes(|l| a[l] * (1.0 / 24.0) + c[l] * (1.0 / 6.0));
         [
-            a * 0.25,
-            s - b * (1.0 / 6.0),
-            s + b * (1.0 / 6.0),
-            t + b * (1.0 / 12.0),
-            t - b * (1.0 / 12.0),
-            c,
+            lanes(|l| a[l] * 0.25),
+            lanes(|l| s[l] - b[l] * (1.0 / 6.0)),
+            lanes(|l| s[l] + b[l] * (1.0 / 6.0)),
+            lanes(|l| t[l] + b[l] * (1.0 / 12.0)),
+            lanes(|l| t[l] - b[l] * (1.0 / 12.0)),
+            *c,
         ]
     }
-    let cols = [g6(g[0], g[3], g[6]), g6(g[1], g[4], g[7]), g6(g[2], g[5], g[8])];
-    let mut res = [0f32; 36];
-    for r in 0..6 {
-        let row = g6(cols[0][r], cols[1][r], cols[2][r]);
-        res[r * 6..r * 6 + 6].copy_from_slice(&row);
+    for i in 0..ci {
+        let mut g = [[0f32; LANES]; 9];
+        for k in 0..n {
+            let at = ((o0 + k) * ci + i) * 9;
+            for (tap, gt) in g.iter_mut().enumerate() {
+                gt[k] = wt[at + tap];
+            }
+        }
+        let cols = [
+            g6(&g[0], &g[3], &g[6]),
+            g6(&g[1], &g[4], &g[7]),
+            g6(&g[2], &g[5], &g[8]),
+        ];
+        for (r, ((c0, c1), c2)) in cols[0].iter().zip(&cols[1]).zip(&cols[2]).enumerate() {
+            let row = g6(c0, c1, c2);
+            for (c, vals) in row.iter().enumerate() {
+                let p = r * 6 + c;
+                // SAFETY: per this function's contract.
+                let dst = unsafe { std::slice::from_raw_parts_mut(u.get().add((p * ci + i) * co + o0), n) };
+                dst.copy_from_slice(&vals[..n]);
+            }
+        }
     }
-    res
 }
 
 /// Bᵀ applied to six values (one column or row of a 6×6 tile).

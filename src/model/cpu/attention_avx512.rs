@@ -1,0 +1,221 @@
+//! The attention kernel for CPUs with AVX-512, where the scores of eight query rows are
+//! computed against all keys in registers (no packing of K or of the probabilities, which is
+//! what a general matrix product would spend its time on at head sizes of 40–64), the softmax
+//! runs on whole vectors, and the probabilities are multiplied by V straight from cache.
+//!
+//! Layout per (batch, head): Kᵀ as [D][Nk] and V as [Nk][D], both contiguous, prepared once.
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+
+/// Whether this CPU can run the kernel (checked once).
+pub fn available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| is_x86_feature_detected!("avx512f"))
+}
+
+/// Query rows handled together: 8 rows × 3 vectors of V = 24 accumulators of 32 registers.
+pub const ROWS: usize = 8;
+
+/// One block of up to [`ROWS`] query rows of one head.
+///
+/// * `q`: the first query row; rows are `q_rs` floats apart, each `d` long.
+/// * `kt`: Kᵀ [d][nk]; `v`: V [nk][d].
+/// * `hide_from`: causal masking — the block's first row sees keys `..hide_from`, each next
+///   row one more; `None` shows every key.
+/// * `scores`: scratch of `ROWS · nk` floats.
+/// * `out`: the first output row; rows are `o_rs` floats apart.
+///
+/// # Safety
+/// The CPU must support AVX-512F ([`available`]); every pointer must be valid for the rows
+/// and lengths described.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn block(
+    q: *const f32,
+    q_rs: usize,
+    rows: usize,
+    kt: &[f32],
+    v: &[f32],
+    nk: usize,
+    d: usize,
+    scale: f32,
+    hide_from: Option<usize>,
+    scores: &mut [f32],
+    out: *mut f32,
+    o_rs: usize,
+) {
+    unsafe {
+        match rows {
+            8 => block_n::<8>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
+            7 => block_n::<7>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
+            6 => block_n::<6>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
+            5 => block_n::<5>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
+            4 => block_n::<4>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
+            3 => block_n::<3>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
+            2 => block_n::<2>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
+            1 => block_n::<1>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
+            _ => {}
+        }
+    }
+}
+
+#[inline(always)]
+fn tail_mask(len: usize) -> __mmask16 {
+    if len >= 16 {
+        0xffff
+    } else {
+        ((1u32 << len) - 1) as __mmask16
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_n<const R: usize>(
+    q: *const f32,
+    q_rs: usize,
+    kt: &[f32],
+    v: &[f32],
+    nk: usize,
+    d: usize,
+    scale: f32,
+    hide_from: Option<usize>,
+    scores: &mut [f32],
+    out: *mut f32,
+    o_rs: usize,
+) {
+    unsafe {
+        let kt = kt.as_ptr();
+        let s = scores.as_mut_ptr();
+        // 1. Scores S = Q·Kᵀ, 32 keys at a time (two vectors per row: each broadcast query
+        // value feeds two FMAs), with the running row maxima.
+        let mut maxv = [_mm512_set1_ps(f32::NEG_INFINITY); R];
+        let mut j = 0;
+        while j < nk {
+            let m0 = tail_mask(nk - j);
+            let m1 = tail_mask((nk - j).saturating_sub(16));
+            let mut acc0 = [_mm512_setzero_ps(); R];
+            let mut acc1 = [_mm512_setzero_ps(); R];
+            for dd in 0..d {
+                let row = kt.add(dd * nk + j);
+                let k0 = _mm512_maskz_loadu_ps(m0, row);
+                let k1 = _mm512_maskz_loadu_ps(m1, row.add(16.min(nk - j)));
+                for r in 0..R {
+                    let qv = _mm512_set1_ps(*q.add(r * q_rs + dd));
+                    acc0[r] = _mm512_fmadd_ps(qv, k0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(qv, k1, acc1[r]);
+                }
+            }
+            for r in 0..R {
+                let out = s.add(r * nk + j);
+                _mm512_mask_storeu_ps(out, m0, acc0[r]);
+                maxv[r] = _mm512_mask_max_ps(maxv[r], m0, maxv[r], acc0[r]);
+                if m1 != 0 {
+                    _mm512_mask_storeu_ps(out.add(16), m1, acc1[r]);
+                    maxv[r] = _mm512_mask_max_ps(maxv[r], m1, maxv[r], acc1[r]);
+                }
+            }
+            j += 32;
+        }
+        // Causal masking: hidden keys get −∞ (the maxima above only grow with them, harmlessly;
+        // their probabilities are zeroed after the exponential).
+        if let Some(first) = hide_from {
+            for r in 0..R {
+                for j in (first + r).min(nk)..nk {
+                    *s.add(r * nk + j) = f32::NEG_INFINITY;
+                }
+            }
+        }
+        // 2. Softmax numerators in place, and their sums.
+        let mut inv_sum = [0f32; R];
+        for r in 0..R {
+            let row_max = match hide_from {
+                // The maxima above saw the hidden scores too; take the visible ones only, so
+                // visible probabilities cannot underflow against a larger hidden score.
+                Some(first) => (0..(first + r).min(nk))
+                    .map(|j| *s.add(r * nk + j))
+                    .fold(f32::NEG_INFINITY, f32::max),
+                None => _mm512_reduce_max_ps(maxv[r]),
+            };
+            let max = _mm512_set1_ps(row_max);
+            let sc = _mm512_set1_ps(scale);
+            let mut sum = _mm512_setzero_ps();
+            let row = s.add(r * nk);
+            let mut j = 0;
+            while j < nk {
+                let m = tail_mask(nk - j);
+                let x = _mm512_maskz_loadu_ps(m, row.add(j));
+                let e = exp512(_mm512_mul_ps(_mm512_sub_ps(x, max), sc));
+                // exp512 clamps its input, so −∞ would give 1e-38, not 0: zero it exactly.
+                let e = _mm512_maskz_mov_ps(
+                    _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(x, _mm512_set1_ps(f32::NEG_INFINITY)),
+                    e,
+                );
+                _mm512_mask_storeu_ps(row.add(j), m, e);
+                sum = _mm512_mask_add_ps(sum, m, sum, e);
+                j += 16;
+            }
+            inv_sum[r] = 1.0 / _mm512_reduce_add_ps(sum);
+        }
+        // 3. O = P·V, up to 48 output dimensions (3 vectors) per pass over the keys.
+        let v = v.as_ptr();
+        let mut c0 = 0;
+        while c0 < d {
+            let width = (d - c0).min(48);
+            let m0 = tail_mask(width);
+            let m1 = tail_mask(width.saturating_sub(16));
+            let m2 = tail_mask(width.saturating_sub(32));
+            let mut acc = [[_mm512_setzero_ps(); 3]; R];
+            for j in 0..nk {
+                let vr = v.add(j * d + c0);
+                let v0 = _mm512_maskz_loadu_ps(m0, vr);
+                let v1 = _mm512_maskz_loadu_ps(m1, vr.add(16.min(width)));
+                let v2 = _mm512_maskz_loadu_ps(m2, vr.add(32.min(width)));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let p = _mm512_set1_ps(*s.add(r * nk + j));
+                    a[0] = _mm512_fmadd_ps(p, v0, a[0]);
+                    a[1] = _mm512_fmadd_ps(p, v1, a[1]);
+                    a[2] = _mm512_fmadd_ps(p, v2, a[2]);
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                let inv = _mm512_set1_ps(inv_sum[r]);
+                let o = out.add(r * o_rs + c0);
+                _mm512_mask_storeu_ps(o, m0, _mm512_mul_ps(a[0], inv));
+                if width > 16 {
+                    _mm512_mask_storeu_ps(o.add(16), m1, _mm512_mul_ps(a[1], inv));
+                }
+                if width > 32 {
+                    _mm512_mask_storeu_ps(o.add(32), m2, _mm512_mul_ps(a[2], inv));
+                }
+            }
+            c0 += 48;
+        }
+    }
+}
+
+/// e^x on 16 lanes: x = n·ln2 + r, e^r by a degree-6 polynomial, scaled by 2ⁿ exactly
+/// (`vscalefps`). Relative error below 2e-7; 0 for x below −87.
+#[inline(always)]
+unsafe fn exp512(x: __m512) -> __m512 {
+    unsafe {
+        let x = _mm512_max_ps(x, _mm512_set1_ps(-87.3));
+        let x = _mm512_min_ps(x, _mm512_set1_ps(88.7));
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+            x,
+            _mm512_set1_ps(std::f32::consts::LOG2_E),
+        ));
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+        let mut p = _mm512_set1_ps(1.987_569_1e-4);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.398_199_9e-3));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.333_452e-3));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.166_579_6e-2));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.666_666_5e-1));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5));
+        let r2 = _mm512_mul_ps(r, r);
+        p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0)));
+        _mm512_scalef_ps(p, n)
+    }
+}
