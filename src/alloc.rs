@@ -3,7 +3,9 @@
 //! A diffusion loop allocates and frees the same large activations (tens of MB each) every
 //! step. Returned to the OS, each one comes back as fresh pages that the kernel must fault in
 //! and zero — about a tenth of a UNet step on a CPU. Freed blocks of 1 MiB and more are kept
-//! here, keyed by exact size, and handed out again to the next request of that size.
+//! here, keyed by exact size, and handed out again to the next request of that size. A miss
+//! means the work moved on to larger buffers (the VAE climbing to full resolution), so the
+//! smaller cached blocks are returned then rather than held through the larger phase.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::Mutex;
@@ -12,8 +14,9 @@ use mimalloc::MiMalloc;
 
 const MIN_CACHED: usize = 1 << 20;
 const SLOTS: usize = 96;
-/// Upper bound on memory held free in the cache.
-const MAX_CACHED_BYTES: usize = 3 << 30;
+/// Upper bound on memory held free in the cache. Every cached byte adds to the peak
+/// resident size; 1 GiB holds one UNet step's activations at 512².
+const MAX_CACHED_BYTES: usize = 1 << 30;
 
 struct Cache {
     /// (size, align, address); address 0 = empty slot.
@@ -28,19 +31,55 @@ static CACHE: Mutex<Cache> = Mutex::new(Cache {
 
 pub struct CachingAllocator;
 
+/// Returns every cached block to the system allocator: called between phases whose buffers
+/// differ (the UNet loop, the VAE decode), so memory held for one does not add to the other's
+/// peak. A no-op when this allocator is not the global one (the cache is then always empty).
+pub fn release_cached() {
+    let blocks = {
+        let Ok(mut cache) = CACHE.lock() else { return };
+        cache.evict_smaller_than(usize::MAX)
+    };
+    free_blocks(blocks);
+}
+
+impl Cache {
+    /// Empties the slots holding blocks smaller than `size` and returns them.
+    fn evict_smaller_than(&mut self, size: usize) -> Vec<(usize, usize, usize)> {
+        let mut taken = Vec::new();
+        for slot in self.slots.iter_mut().filter(|s| s.2 != 0 && s.0 < size) {
+            taken.push(*slot);
+            self.bytes -= slot.0;
+            *slot = (0, 0, 0);
+        }
+        taken
+    }
+}
+
+/// Hands evicted blocks back to mimalloc (outside the cache's lock: freeing may allocate).
+fn free_blocks(blocks: Vec<(usize, usize, usize)>) {
+    for (size, align, ptr) in blocks {
+        // SAFETY: these blocks came from MiMalloc with this size and alignment and are unused.
+        unsafe { MiMalloc.dealloc(ptr as *mut u8, Layout::from_size_align_unchecked(size, align)) };
+    }
+}
+
 impl CachingAllocator {
     fn take(layout: Layout) -> *mut u8 {
-        let Ok(mut cache) = CACHE.lock() else {
-            return std::ptr::null_mut();
-        };
-        for slot in cache.slots.iter_mut() {
-            if slot.2 != 0 && slot.0 == layout.size() && slot.1 == layout.align() {
-                let ptr = slot.2 as *mut u8;
-                *slot = (0, 0, 0);
-                cache.bytes -= layout.size();
-                return ptr;
+        let stale = {
+            let Ok(mut cache) = CACHE.lock() else {
+                return std::ptr::null_mut();
+            };
+            for slot in cache.slots.iter_mut() {
+                if slot.2 != 0 && slot.0 == layout.size() && slot.1 == layout.align() {
+                    let ptr = slot.2 as *mut u8;
+                    *slot = (0, 0, 0);
+                    cache.bytes -= layout.size();
+                    return ptr;
+                }
             }
-        }
+            cache.evict_smaller_than(layout.size())
+        };
+        free_blocks(stale);
         std::ptr::null_mut()
     }
 

@@ -146,6 +146,54 @@ fn full_download_is_byte_identical_and_discovered_in_the_cache() {
         matches!(&m.source, ModelSource::HfCache { repo_id, commit, refs } if repo_id == REPO_ID && commit == COMMIT && refs == &["main"])
     );
 
+    // The downloaded snapshot (symlinks into blobs/) loads and generates an image, and it is
+    // diffusers' image for the same latents.
+    let model = lantern::model::LoadedModel::load(&snapshot, Default::default(), &mut |_| {}).unwrap();
+    let cases: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(common::fixture_dir("reference/sd1/cases.json")).unwrap()).unwrap();
+    let case = &cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["file"] == "euler-sq-g7.png")
+        .unwrap();
+    let latents = candle_core::safetensors::load(
+        common::fixture_dir(case["latents"].as_str().unwrap()),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap()["latents"]
+        .clone();
+    let request = lantern::pipeline::Request {
+        prompt: case["prompt"].as_str().unwrap().into(),
+        negative_prompt: case["negative_prompt"].as_str().map(String::from),
+        steps: case["steps"].as_u64().unwrap() as u32,
+        guidance: case["guidance"].as_f64().unwrap(),
+        width: case["width"].as_u64().unwrap() as u32,
+        height: case["height"].as_u64().unwrap() as u32,
+        seed: Some(1),
+        sampler: lantern::schedulers::SamplerKind::Euler,
+        batch: 1,
+        init_latents: Some(latents),
+        previews: false,
+    };
+    let mut image = None;
+    lantern::pipeline::generate(&model, &request, &Default::default(), &mut |e| {
+        if let lantern::pipeline::Event::ImageReady(g) = e {
+            image = Some(g.image);
+        }
+    })
+    .unwrap();
+    let image = image.expect("an image");
+    let reference = lantern::output::decode_png_file(&common::fixture_dir("reference/sd1/euler-sq-g7.png")).unwrap();
+    let max = image
+        .data
+        .iter()
+        .zip(&reference.data)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(max <= 3, "downloaded model differs from diffusers by {max}/255");
+
     // A second run finds everything in place and fetches nothing.
     let before = hub.seen().len();
     let (again, events) = run(&config, &CancelFlag::new());

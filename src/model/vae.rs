@@ -176,6 +176,40 @@ pub struct VaeDecoder {
     dtype: DType,
 }
 
+/// Latents larger than this per side (in area) are decoded in tiles: 96 → images above 768².
+pub const TILE_ABOVE: usize = 96;
+/// Tile size and overlap in latent pixels (diffusers' defaults for SD: 512-pixel tiles, ¼ overlap).
+pub const TILE: usize = 64;
+pub const TILE_OVERLAP: usize = 16;
+
+/// Blends the first `extent` pixels of `b` along `dim` (2 = rows, 3 = columns) with the last
+/// `extent` of `a`, weights going linearly from `a` to `b` (diffusers' `blend_v`/`blend_h`).
+fn blend_edge(a: &Tensor, b: &Tensor, dim: usize, extent: usize) -> Result<Tensor> {
+    let extent = extent.min(a.dim(dim)?).min(b.dim(dim)?);
+    if extent == 0 {
+        return Ok(b.clone());
+    }
+    let a_len = a.dim(dim)?;
+    // The overlapping strips must have the same size in the other dimension.
+    let other = if dim == 2 { 3 } else { 2 };
+    let span = a.dim(other)?.min(b.dim(other)?);
+    let a_strip = a.narrow(dim, a_len - extent, extent)?.narrow(other, 0, span)?;
+    let b_strip = b.narrow(dim, 0, extent)?.narrow(other, 0, span)?;
+    let ramp: Vec<f32> = (0..extent).map(|y| y as f32 / extent as f32).collect();
+    let shape: Vec<usize> = (0..4).map(|d| if d == dim { extent } else { 1 }).collect();
+    let ramp = Tensor::from_vec(ramp, shape, b.device())?.to_dtype(b.dtype())?;
+    let mixed = (a_strip.broadcast_mul(&(1.0 - &ramp)?)? + b_strip.broadcast_mul(&ramp)?)?;
+    // Reassemble b with the blended strip in front.
+    let rest_b = b.narrow(dim, extent, b.dim(dim)? - extent)?;
+    let mixed = if span < b.dim(other)? {
+        let tail = b.narrow(dim, 0, extent)?.narrow(other, span, b.dim(other)? - span)?;
+        Tensor::cat(&[&mixed, &tail], other)?
+    } else {
+        mixed
+    };
+    Ok(Tensor::cat(&[&mixed, &rest_b], dim)?)
+}
+
 impl VaeDecoder {
     pub fn load(w: &Weights, config: VaeConfig) -> Result<VaeDecoder> {
         let c = &config;
@@ -262,8 +296,59 @@ impl VaeDecoder {
         Ok(x)
     }
 
-    /// Decodes already-unscaled latents to an image tensor in [-1, 1] (f32).
+    /// Decodes already-unscaled latents to an image tensor in [-1, 1] (f32). Latents larger
+    /// than [`TILE_ABOVE`] per side are decoded in overlapping tiles (see [`Self::decode_tiled`]),
+    /// which keeps a 1024² decode within a few GB.
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = z.dims4()?;
+        if h * w > TILE_ABOVE * TILE_ABOVE {
+            return self.decode_tiled(z, TILE, TILE_OVERLAP);
+        }
+        self.decode_whole(z)
+    }
+
+    /// Decodes in `tile`×`tile` latent tiles that overlap by `overlap`, blending the overlap
+    /// linearly, as diffusers' `AutoencoderKL.tiled_decode` does (tile 64, a quarter overlap).
+    /// Peak memory is that of one tile; the seams are invisible in practice, though pixels near
+    /// them differ slightly from a whole decode (each tile's attention sees only its tile).
+    pub fn decode_tiled(&self, z: &Tensor, tile: usize, overlap: usize) -> Result<Tensor> {
+        let (_, _, h, w) = z.dims4()?;
+        let f = self.config.scale_factor();
+        let stride = tile - overlap;
+        let blend = overlap * f;
+        let keep = stride * f;
+        let starts = |n: usize| -> Vec<usize> { (0..n).step_by(stride).collect() };
+        let mut rows: Vec<Vec<Tensor>> = Vec::new();
+        for (ri, &y) in starts(h).iter().enumerate() {
+            let mut row: Vec<Tensor> = Vec::new();
+            for (ci, &x) in starts(w).iter().enumerate() {
+                let part = z.narrow(2, y, tile.min(h - y))?.narrow(3, x, tile.min(w - x))?;
+                let mut decoded = self.decode_whole(&part)?;
+                if ri > 0 {
+                    decoded = blend_edge(&rows[ri - 1][ci], &decoded, 2, blend)?;
+                }
+                if ci > 0 {
+                    decoded = blend_edge(&row[ci - 1], &decoded, 3, blend)?;
+                }
+                row.push(decoded);
+            }
+            rows.push(row);
+        }
+        let mut out_rows = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let parts = row
+                .iter()
+                .map(|t| -> Result<Tensor> {
+                    Ok(t.narrow(2, 0, keep.min(t.dim(2)?))?.narrow(3, 0, keep.min(t.dim(3)?))?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            out_rows.push(Tensor::cat(&parts, 3)?);
+        }
+        Ok(Tensor::cat(&out_rows, 2)?)
+    }
+
+    /// Decodes in one piece, whatever the size.
+    pub fn decode_whole(&self, z: &Tensor) -> Result<Tensor> {
         let mut x = z.to_dtype(self.dtype)?;
         if let Some(pq) = &self.post_quant_conv {
             x = pq.forward(&x)?;

@@ -214,7 +214,10 @@ pub fn generate(
             return Err(Error::Cancelled);
         }
         on_event(Event::Decoding { image: i });
+        // The UNet's buffers are not the VAE's: give them back before decoding.
+        release_buffers();
         let image = decode(model, &latents)?;
+        release_buffers();
         let params = GenerationParams {
             prompt: req.prompt.clone(),
             negative_prompt: req.negative_prompt.clone().unwrap_or_default(),
@@ -366,6 +369,12 @@ fn denoise(
         }
     }
     Ok(latents)
+}
+
+/// Returns cached activation and scratch memory to the system between phases.
+fn release_buffers() {
+    crate::model::cpu::release_scratch();
+    crate::alloc::release_cached();
 }
 
 /// VAE decode and diffusers' post-processing: [-1, 1] → [0, 1], clamp, ×255, round.

@@ -76,3 +76,8 @@ pub fn with_scratch<R>(slot: Scratch, len: usize, f: impl FnOnce(&mut [f32]) -> 
     SCRATCH.with(|s| s.borrow_mut()[slot as usize] = buf);
     result
 }
+
+/// Frees this thread's scratch buffers (after a phase of work; they come back on demand).
+pub fn release_scratch() {
+    SCRATCH.with(|s| s.borrow_mut().clear());
+}
