@@ -560,6 +560,14 @@ impl LanternApp {
     /// Draws one frame (shared by eframe and the tests).
     pub fn frame(&mut self, ui: &mut egui::Ui) {
         self.record_frame();
+        let started = Instant::now();
+        self.build_frame(ui);
+        if self.state.running.is_some() {
+            self.state.frame_stats.work_busy.push(started.elapsed().as_secs_f32());
+        }
+    }
+
+    fn build_frame(&mut self, ui: &mut egui::Ui) {
         while let Ok(msg) = self.background_rx.try_recv() {
             self.handle_background(msg);
         }
@@ -625,8 +633,12 @@ impl eframe::App for LanternApp {
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.save_settings();
         if let Some(path) = std::env::var_os("LANTERN_FRAME_STATS") {
-            let v = self.busy_frame_intervals();
-            let report = frame_report(v);
+            let stats = &self.state.frame_stats;
+            let report = format!(
+                "{}UI work per frame while busy: {}",
+                frame_report(&stats.intervals_busy),
+                frame_report(&stats.work_busy)
+            );
             let _ = std::fs::write(path, report);
         }
     }

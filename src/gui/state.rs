@@ -111,7 +111,10 @@ pub struct StatusLine {
 #[derive(Debug, Default)]
 pub struct FrameStats {
     pub last: Option<Instant>,
+    /// Seconds between frames while a job ran.
     pub intervals_busy: Vec<f32>,
+    /// Seconds the UI thread spent building each of those frames (events, panels, textures).
+    pub work_busy: Vec<f32>,
 }
 
 pub struct AppState {
