@@ -37,6 +37,8 @@ pub fn attention_masked(
 /// Query rows one task takes (a multiple of the kernel's row block).
 #[cfg(target_arch = "x86_64")]
 const ROWS_PER_TASK: usize = 64;
+#[cfg(target_arch = "x86_64")]
+const PANEL_KEYS: usize = super::attention_avx512::PANEL;
 
 #[cfg(target_arch = "x86_64")]
 fn attention_avx512(
@@ -47,25 +49,26 @@ fn attention_avx512(
     scale: f32,
     causal: bool,
 ) -> candle_core::Result<Tensor> {
-    use super::attention_avx512::{ROWS, block};
+    use super::attention_avx512::{ROWS, block, panel_len, put_key, score_stride};
     let (b, nq, hd) = q.dims3()?;
     let (_, nk, _) = k.dims3()?;
     let d = hd / heads;
-    // Kᵀ [d][nk] and V [nk][d] per (batch, head), contiguous for the kernel.
+    let kt_len = panel_len(nk, d);
+    // Kᵀ in panels and V [nk][d] per (batch, head), contiguous for the kernel.
     let (kt, vv) = with_f32(k, |k| {
         with_f32(v, |v| {
-            let mut kt = uninit_vec(b * heads * d * nk);
+            let mut kt = uninit_vec(b * heads * kt_len);
             let mut vv = uninit_vec(b * heads * nk * d);
-            kt.par_chunks_mut(d * nk)
+            kt.par_chunks_mut(kt_len)
                 .zip(vv.par_chunks_mut(nk * d))
                 .enumerate()
                 .for_each(|(bh, (kt, vv))| {
                     let (bi, hi) = (bh / heads, bh % heads);
+                    // The last panel's padding keys score 0 and are masked out by the kernel.
+                    kt[(nk / PANEL_KEYS) * PANEL_KEYS * d..].fill(0.0);
                     for j in 0..nk {
                         let at = (bi * nk + j) * hd + hi * d;
-                        for dd in 0..d {
-                            kt[dd * nk + j] = k[at + dd];
-                        }
+                        put_key(kt, d, j, &k[at..at + d]);
                         vv[j * d..(j + 1) * d].copy_from_slice(&v[at..at + d]);
                     }
                 });
@@ -77,11 +80,11 @@ fn attention_avx512(
     let chunks = nq.div_ceil(ROWS_PER_TASK);
     with_f32(q, |q| {
         (0..b * heads * chunks).into_par_iter().for_each_init(
-            || uninit_vec(ROWS * nk),
+            || uninit_vec(ROWS * score_stride(nk)),
             |scores, task| {
                 let (bh, chunk) = (task / chunks, task % chunks);
                 let (bi, hi) = (bh / heads, bh % heads);
-                let kt = &kt[bh * d * nk..(bh + 1) * d * nk];
+                let kt = &kt[bh * kt_len..(bh + 1) * kt_len];
                 let vv = &vv[bh * nk * d..(bh + 1) * nk * d];
                 let end = ((chunk + 1) * ROWS_PER_TASK).min(nq);
                 let mut r0 = chunk * ROWS_PER_TASK;

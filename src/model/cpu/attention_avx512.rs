@@ -3,7 +3,9 @@
 //! what a general matrix product would spend its time on at head sizes of 40–64), the softmax
 //! runs on whole vectors, and the probabilities are multiplied by V straight from cache.
 //!
-//! Layout per (batch, head): Kᵀ as [D][Nk] and V as [Nk][D], both contiguous, prepared once.
+//! Layout per (batch, head), prepared once: Kᵀ in panels of [`PANEL`] keys, [Nk/32][D][32]
+//! (zero-padded), so the score loop reads one contiguous panel instead of D rows 16 KB apart
+//! that all fall in the same L1 cache set; V as [Nk][D].
 
 #![cfg(target_arch = "x86_64")]
 
@@ -17,14 +19,35 @@ pub fn available() -> bool {
 
 /// Query rows handled together: 8 rows × 3 vectors of V = 24 accumulators of 32 registers.
 pub const ROWS: usize = 8;
+/// Keys per panel of Kᵀ (two vectors).
+pub const PANEL: usize = 32;
+
+/// Floats of Kᵀ panels for `nk` keys of dimension `d`.
+pub fn panel_len(nk: usize, d: usize) -> usize {
+    nk.div_ceil(PANEL) * PANEL * d
+}
+
+/// Row stride of the scores scratch: padded off a power of two, so the rows of a block do not
+/// all map to one cache set.
+pub fn score_stride(nk: usize) -> usize {
+    nk.div_ceil(PANEL) * PANEL + 16
+}
+
+/// Writes key `j` (`d` floats) into the panel layout of Kᵀ.
+pub fn put_key(kt: &mut [f32], d: usize, j: usize, key: &[f32]) {
+    let base = (j / PANEL) * d * PANEL + j % PANEL;
+    for (dd, &x) in key.iter().enumerate() {
+        kt[base + dd * PANEL] = x;
+    }
+}
 
 /// One block of up to [`ROWS`] query rows of one head.
 ///
 /// * `q`: the first query row; rows are `q_rs` floats apart, each `d` long.
-/// * `kt`: Kᵀ [d][nk]; `v`: V [nk][d].
+/// * `kt`: Kᵀ in panels ([`put_key`], padding zeroed); `v`: V [nk][d].
 /// * `hide_from`: causal masking — the block's first row sees keys `..hide_from`, each next
 ///   row one more; `None` shows every key.
-/// * `scores`: scratch of `ROWS · nk` floats.
+/// * `scores`: scratch of `ROWS · score_stride(nk)` floats.
 /// * `out`: the first output row; rows are `o_rs` floats apart.
 ///
 /// # Safety
@@ -88,6 +111,7 @@ unsafe fn block_n<const R: usize>(
     unsafe {
         let kt = kt.as_ptr();
         let s = scores.as_mut_ptr();
+        let ss = score_stride(nk);
         // 1. Scores S = Q·Kᵀ, 32 keys at a time (two vectors per row: each broadcast query
         // value feeds two FMAs), with the running row maxima.
         let mut maxv = [_mm512_set1_ps(f32::NEG_INFINITY); R];
@@ -97,10 +121,10 @@ unsafe fn block_n<const R: usize>(
             let m1 = tail_mask((nk - j).saturating_sub(16));
             let mut acc0 = [_mm512_setzero_ps(); R];
             let mut acc1 = [_mm512_setzero_ps(); R];
+            let panel = kt.add(j * d);
             for dd in 0..d {
-                let row = kt.add(dd * nk + j);
-                let k0 = _mm512_maskz_loadu_ps(m0, row);
-                let k1 = _mm512_maskz_loadu_ps(m1, row.add(16.min(nk - j)));
+                let k0 = _mm512_loadu_ps(panel.add(dd * PANEL));
+                let k1 = _mm512_loadu_ps(panel.add(dd * PANEL + 16));
                 for r in 0..R {
                     let qv = _mm512_set1_ps(*q.add(r * q_rs + dd));
                     acc0[r] = _mm512_fmadd_ps(qv, k0, acc0[r]);
@@ -108,7 +132,7 @@ unsafe fn block_n<const R: usize>(
                 }
             }
             for r in 0..R {
-                let out = s.add(r * nk + j);
+                let out = s.add(r * ss + j);
                 _mm512_mask_storeu_ps(out, m0, acc0[r]);
                 maxv[r] = _mm512_mask_max_ps(maxv[r], m0, maxv[r], acc0[r]);
                 if m1 != 0 {
@@ -123,7 +147,7 @@ unsafe fn block_n<const R: usize>(
         if let Some(first) = hide_from {
             for r in 0..R {
                 for j in (first + r).min(nk)..nk {
-                    *s.add(r * nk + j) = f32::NEG_INFINITY;
+                    *s.add(r * ss + j) = f32::NEG_INFINITY;
                 }
             }
         }
@@ -134,24 +158,31 @@ unsafe fn block_n<const R: usize>(
                 // The maxima above saw the hidden scores too; take the visible ones only, so
                 // visible probabilities cannot underflow against a larger hidden score.
                 Some(first) => (0..(first + r).min(nk))
-                    .map(|j| *s.add(r * nk + j))
+                    .map(|j| *s.add(r * ss + j))
                     .fold(f32::NEG_INFINITY, f32::max),
                 None => _mm512_reduce_max_ps(maxv[r]),
             };
             let max = _mm512_set1_ps(row_max);
             let sc = _mm512_set1_ps(scale);
+            let max_scaled = _mm512_set1_ps(row_max * scale);
             let mut sum = _mm512_setzero_ps();
-            let row = s.add(r * nk);
+            let row = s.add(r * ss);
             let mut j = 0;
             while j < nk {
                 let m = tail_mask(nk - j);
                 let x = _mm512_maskz_loadu_ps(m, row.add(j));
-                let e = exp512(_mm512_mul_ps(_mm512_sub_ps(x, max), sc));
-                // exp512 clamps its input, so −∞ would give 1e-38, not 0: zero it exactly.
-                let e = _mm512_maskz_mov_ps(
-                    _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(x, _mm512_set1_ps(f32::NEG_INFINITY)),
-                    e,
-                );
+                let e = if hide_from.is_some() {
+                    let e = exp512(_mm512_mul_ps(_mm512_sub_ps(x, max), sc));
+                    // exp512 clamps its input, so −∞ would give 1e-38, not 0: zero it exactly.
+                    _mm512_maskz_mov_ps(
+                        _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(x, _mm512_set1_ps(f32::NEG_INFINITY)),
+                        e,
+                    )
+                } else {
+                    // (x − max)·scale as one fused step: finite and ≤ 0, so only the lower
+                    // clamp matters (it keeps results normal: denormals slow the products).
+                    exp512_finite(_mm512_max_ps(_mm512_fmsub_ps(x, sc, max_scaled), _mm512_set1_ps(-87.3)))
+                };
                 _mm512_mask_storeu_ps(row.add(j), m, e);
                 sum = _mm512_mask_add_ps(sum, m, sum, e);
                 j += 16;
@@ -173,7 +204,7 @@ unsafe fn block_n<const R: usize>(
                 let v1 = _mm512_maskz_loadu_ps(m1, vr.add(16.min(width)));
                 let v2 = _mm512_maskz_loadu_ps(m2, vr.add(32.min(width)));
                 for (r, a) in acc.iter_mut().enumerate() {
-                    let p = _mm512_set1_ps(*s.add(r * nk + j));
+                    let p = _mm512_set1_ps(*s.add(r * ss + j));
                     a[0] = _mm512_fmadd_ps(p, v0, a[0]);
                     a[1] = _mm512_fmadd_ps(p, v1, a[1]);
                     a[2] = _mm512_fmadd_ps(p, v2, a[2]);
@@ -202,6 +233,14 @@ unsafe fn exp512(x: __m512) -> __m512 {
     unsafe {
         let x = _mm512_max_ps(x, _mm512_set1_ps(-87.3));
         let x = _mm512_min_ps(x, _mm512_set1_ps(88.7));
+        exp512_finite(x)
+    }
+}
+
+/// e^x for x in [−87.3, 88.7] (the caller clamps).
+#[inline(always)]
+unsafe fn exp512_finite(x: __m512) -> __m512 {
+    unsafe {
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
             x,
             _mm512_set1_ps(std::f32::consts::LOG2_E),
