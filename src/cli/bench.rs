@@ -21,7 +21,7 @@ pub struct BenchArgs {
     /// A diffusers model folder (e.g. the one tools/bench_weights.py writes).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// Which measurement: load, clip, unet256, unet512, vae512, gen512, turbo512, or all.
+    /// Which measurement: load, clip, unet256, unet512, vae512, vae1024, gen512, turbo512, or all.
     #[arg(long, default_value = "all")]
     pub only: String,
     /// Timed repetitions (the best is reported) after one warm-up.
@@ -49,7 +49,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     report("load", started.elapsed().as_secs_f64(), &[]);
     let all = args.only == "all";
     let wants = |name: &str| all || args.only == name;
-    if !all && !["load", "clip", "unet256", "unet512", "vae512", "gen512", "turbo512"].contains(&args.only.as_str()) {
+    if !all
+        && ![
+            "load", "clip", "unet256", "unet512", "vae512", "vae1024", "gen512", "turbo512",
+        ]
+        .contains(&args.only.as_str())
+    {
         bail!("unknown measurement `{}`", args.only);
     }
     if wants("clip") {
@@ -74,6 +79,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             Ok(())
         })?;
         report("vae512", t, &[]);
+    }
+    if wants("vae1024") {
+        // A 1024² decode goes through the tiled path; its peak memory is the point.
+        let z = Tensor::randn(0f32, 1f32, (1, model.latent_channels(), 128, 128), &Device::Cpu)?.to_device(&device)?;
+        let started = Instant::now();
+        pipeline::decode(&model, &z)?;
+        report("vae1024", started.elapsed().as_secs_f64(), &[]);
     }
     if wants("gen512") {
         let t = generation(&model, args.steps, 7.5, SamplerKind::Default)?;

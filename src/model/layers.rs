@@ -23,6 +23,17 @@ impl Linear {
         Linear { weight, bias }
     }
 
+    /// One layer computing all of `parts` side by side (outputs concatenated in order); the
+    /// parts must share the input size and all have a bias or none.
+    pub fn concat(parts: &[Linear]) -> Result<Linear> {
+        let weights: Vec<&Tensor> = parts.iter().map(|p| &p.weight).collect();
+        let biases: Option<Vec<&Tensor>> = parts.iter().map(|p| p.bias.as_ref()).collect();
+        Ok(Linear {
+            weight: Tensor::cat(&weights, 0)?,
+            bias: biases.map(|b| Tensor::cat(&b, 0)).transpose()?,
+        })
+    }
+
     pub fn out_dim(&self) -> usize {
         self.weight.dim(0).unwrap_or(0)
     }

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::{exp, uninit_vec, with_f32};
+use super::{SendPtr, exp, uninit_vec, with_f32};
 
 /// Bytes of scores one task keeps (fits in L2 alongside its K and V panels).
 const SCORE_BLOCK_BYTES: usize = 512 << 10;
@@ -226,18 +226,6 @@ fn attention_gemm(
         })
     })???;
     Tensor::from_vec(out, (b, nq, hd), &Device::Cpu)
-}
-
-/// A raw pointer the worker threads may share; each writes only its own region.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 #[cfg(test)]

@@ -7,12 +7,56 @@ use candle_core::{Device, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::{exp, uninit_vec, with_f32};
+use super::{SendPtr, exp, uninit_vec, with_f32};
 
 fn parallelism() -> Parallelism {
     match rayon::current_num_threads() {
         0 | 1 => Parallelism::None,
         n => Parallelism::Rayon(n),
+    }
+}
+
+/// Below this many rows a product is split across threads by output columns.
+const FEW_ROWS: usize = 256;
+
+/// `dst` [m, n] (row stride `dst_rs`) (+)= `x` [m, k] · `w`ᵀ, `w` holding n rows of k.
+///
+/// # Safety
+/// `dst` must be valid for m rows of `dst_rs` floats (n written per row), and not overlap x or w.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    read_dst: bool,
+    x: &[f32],
+    w: &[f32],
+    par: Parallelism,
+) {
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            read_dst,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
     }
 }
 
@@ -29,31 +73,48 @@ pub fn linear(
     let out_dim = weight.dim(0)?;
     let mut out = uninit_vec(rows * out_dim);
     let read_dst = prefill(&mut out, out_dim, bias, residual)?;
+    let threads = rayon::current_num_threads().max(1);
     with_f32(x, |x| {
         with_f32(weight, |w| {
-            // SAFETY: shapes as checked above; dst, lhs and rhs do not overlap.
-            unsafe {
-                gemm(
-                    rows,
-                    out_dim,
-                    in_dim,
-                    out.as_mut_ptr(),
-                    1,
-                    out_dim as isize,
-                    read_dst,
-                    x.as_ptr(),
-                    1,
-                    in_dim as isize,
-                    w.as_ptr(),
-                    in_dim as isize,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism(),
-                );
+            if rows < FEW_ROWS && threads > 1 {
+                // Few rows (text encoders): give each thread its own band of output columns
+                // (its own rows of W), rather than gemm's own split, which packs and
+                // synchronises more than so small a product can pay for.
+                let band = out_dim.div_ceil(threads).next_multiple_of(16);
+                let dst = SendPtr(out.as_mut_ptr());
+                (0..out_dim.div_ceil(band)).into_par_iter().for_each(|i| {
+                    let n0 = i * band;
+                    let n = band.min(out_dim - n0);
+                    // SAFETY: each task writes only columns n0..n0+n of the output.
+                    unsafe {
+                        product(
+                            rows,
+                            n,
+                            in_dim,
+                            dst.get().add(n0),
+                            out_dim,
+                            read_dst,
+                            x,
+                            &w[n0 * in_dim..],
+                            Parallelism::None,
+                        )
+                    };
+                });
+            } else {
+                // SAFETY: shapes as checked above; dst, lhs and rhs do not overlap.
+                unsafe {
+                    product(
+                        rows,
+                        out_dim,
+                        in_dim,
+                        out.as_mut_ptr(),
+                        out_dim,
+                        read_dst,
+                        x,
+                        w,
+                        parallelism(),
+                    )
+                };
             }
         })
     })??;

@@ -81,3 +81,16 @@ pub fn with_scratch<R>(slot: Scratch, len: usize, f: impl FnOnce(&mut [f32]) -> 
 pub fn release_scratch() {
     SCRATCH.with(|s| s.borrow_mut().clear());
 }
+
+/// A raw pointer the worker threads may share; each writes only its own region.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the pointer is only dereferenced by tasks that write disjoint regions.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}

@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::{Scratch, uninit_vec, with_f32, with_scratch};
+use super::{Scratch, SendPtr, uninit_vec, with_f32, with_scratch};
 
 /// Transformed tiles kept per batch of work (bounds memory at high resolution).
 const CHUNK_BYTES: usize = 24 << 20;
@@ -356,17 +356,6 @@ fn output_channel(
                 unsafe { *out_ptr.get().add(at) = val + bias[img * co + o] + extra };
             }
         }
-    }
-}
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 
