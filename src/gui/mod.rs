@@ -35,7 +35,7 @@ pub fn run(model: Option<PathBuf>) -> anyhow::Result<()> {
         "Lantern",
         options,
         Box::new(move |cc| {
-            fonts::install_cjk_fallback(&cc.egui_ctx);
+            fonts::install_fallbacks(&cc.egui_ctx);
             Ok(Box::new(LanternApp::new(&cc.egui_ctx, AppOptions { model, data_dir })))
         }),
     )
