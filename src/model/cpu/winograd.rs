@@ -130,16 +130,49 @@ fn transform_weights(wt: &[f32], co: usize, ci: usize, u: &mut [f32]) {
             return;
         }
         // SAFETY: as above.
-        unsafe { transform_block(wt, ci, co, o0, n, u_ptr) };
+        unsafe { transform_block(wt, ci, co, o0, n, u_ptr, store_block) };
     });
 }
 
 const LANES: usize = 16;
 
+/// Writes `n` values of one U row segment (a whole block as one vector store: a
+/// variable-length copy here compiles to a `memcpy` call per row).
+#[inline(always)]
+fn store_block(dst: *mut f32, vals: &[f32; LANES], n: usize) {
+    // SAFETY: `transform_block`'s contract: dst holds n values owned by this block.
+    unsafe {
+        if n == LANES {
+            (dst as *mut [f32; LANES]).write_unaligned(*vals);
+        } else {
+            std::slice::from_raw_parts_mut(dst, n).copy_from_slice(&vals[..n]);
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn transform_block_avx512(wt: &[f32], ci: usize, co: usize, o0: usize, n: usize, u: SendPtr) {
-    unsafe { transform_block(wt, ci, co, o0, n, u) }
+    use std::arch::x86_64::{_mm_sfence, _mm512_loadu_ps, _mm512_stream_ps};
+    // U (tens of MB, read back only after the whole transform) is written with streaming
+    // stores: ordinary stores first read every line they write, which made these writes most
+    // of the transform's time. They need 64-byte alignment: whole blocks of an aligned U.
+    let aligned = (u.get() as usize).is_multiple_of(64) && co.is_multiple_of(LANES);
+    let store = |dst: *mut f32, vals: &[f32; LANES], n: usize| {
+        // SAFETY: AVX-512F is enabled here; dst holds n values of this block (caller's contract).
+        unsafe {
+            if n == LANES && aligned {
+                _mm512_stream_ps(dst, _mm512_loadu_ps(vals.as_ptr()));
+            } else {
+                std::slice::from_raw_parts_mut(dst, n).copy_from_slice(&vals[..n]);
+            }
+        }
+    };
+    unsafe {
+        transform_block(wt, ci, co, o0, n, u, store);
+        // Streaming stores are weakly ordered: fence before the pool hands U to other threads.
+        _mm_sfence();
+    }
 }
 
 /// G g Gᵀ for up to 16 kernels at once, lane k holding kernel (o0 + k, i): written over
@@ -148,7 +181,15 @@ unsafe fn transform_block_avx512(wt: &[f32], ci: usize, co: usize, o0: usize, n:
 /// # Safety
 /// `u` must point to U ([36][ci][co]) and no one else may write columns o0..o0+n.
 #[inline(always)]
-unsafe fn transform_block(wt: &[f32], ci: usize, co: usize, o0: usize, n: usize, u: SendPtr) {
+unsafe fn transform_block(
+    wt: &[f32],
+    ci: usize,
+    co: usize,
+    o0: usize,
+    n: usize,
+    u: SendPtr,
+    store: impl Fn(*mut f32, &[f32; LANES], usize),
+) {
     type V = [f32; LANES];
     #[inline(always)]
     fn lanes(f: impl Fn(usize) -> f32) -> V {
@@ -185,8 +226,7 @@ unsafe fn transform_block(wt: &[f32], ci: usize, co: usize, o0: usize, n: usize,
             for (c, vals) in row.iter().enumerate() {
                 let p = r * 6 + c;
                 // SAFETY: per this function's contract.
-                let dst = unsafe { std::slice::from_raw_parts_mut(u.get().add((p * ci + i) * co + o0), n) };
-                dst.copy_from_slice(&vals[..n]);
+                store(unsafe { u.get().add((p * ci + i) * co + o0) }, vals, n);
             }
         }
     }
@@ -367,7 +407,16 @@ mod tests {
     #[test]
     fn matches_direct_convolution() {
         let dev = Device::Cpu;
-        for &(b, ci, co, h, w) in &[(1, 3, 5, 7, 9), (2, 16, 8, 16, 16), (1, 4, 4, 1, 1), (1, 8, 12, 13, 4)] {
+        // Output channels in whole blocks of 16 (streamed weight transform), partial blocks, both.
+        for &(b, ci, co, h, w) in &[
+            (1, 3, 5, 7, 9),
+            (2, 16, 8, 16, 16),
+            (1, 4, 4, 1, 1),
+            (1, 8, 12, 13, 4),
+            (1, 8, 32, 12, 12),
+            (2, 5, 48, 9, 10),
+            (1, 6, 40, 8, 8),
+        ] {
             let x = Tensor::randn(0f32, 1.0, (b, ci, h, w), &dev).unwrap();
             let wt = Tensor::randn(0f32, 0.3, (co, ci, 3, 3), &dev).unwrap();
             let bias = Tensor::randn(0f32, 0.1, co, &dev).unwrap();
