@@ -5,10 +5,10 @@
 //! the same layout, so no transposes or copies happen around it.
 
 use candle_core::{Device, Tensor};
-use gemm::{Parallelism, gemm};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{SendPtr, exp, uninit_vec, with_f32};
+use super::{SendPtr, View, exp, product, uninit_vec, with_f32};
 
 /// Bytes of scores one task keeps (fits in L2 alongside its K and V panels).
 const SCORE_BLOCK_BYTES: usize = 512 << 10;
@@ -153,25 +153,12 @@ fn attention_gemm(
                             // by the caller's shapes); tasks write disjoint (rows × head) regions.
                             unsafe {
                                 // S = Q_block · Kᵀ  (rows × nk), row-major.
-                                gemm(
-                                    rows,
-                                    nk,
-                                    d,
-                                    s.as_mut_ptr(),
-                                    1,
-                                    nk as isize,
+                                product(
+                                    (rows, nk, d),
+                                    View::rows(s.as_mut_ptr(), nk),
                                     false,
-                                    q.as_ptr().add(q_base),
-                                    1,
-                                    hd as isize,
-                                    k.as_ptr().add(kv_base),
-                                    hd as isize,
-                                    1,
-                                    0.0,
-                                    1.0,
-                                    false,
-                                    false,
-                                    false,
+                                    View::rows(q.as_ptr().add(q_base), hd),
+                                    View::cols(k.as_ptr().add(kv_base), hd),
                                     Parallelism::None,
                                 );
                             }
@@ -193,25 +180,12 @@ fn attention_gemm(
                             unsafe {
                                 // O = P · V  (rows × d), written into the output's head columns.
                                 let dst = out_ptr.get().add(q_base);
-                                gemm(
-                                    rows,
-                                    d,
-                                    nk,
-                                    dst,
-                                    1,
-                                    hd as isize,
+                                product(
+                                    (rows, d, nk),
+                                    View::rows(dst, hd),
                                     false,
-                                    s.as_ptr(),
-                                    1,
-                                    nk as isize,
-                                    v.as_ptr().add(kv_base),
-                                    1,
-                                    hd as isize,
-                                    0.0,
-                                    1.0,
-                                    false,
-                                    false,
-                                    false,
+                                    View::rows(s.as_ptr(), nk),
+                                    View::rows(v.as_ptr().add(kv_base), hd),
                                     Parallelism::None,
                                 );
                                 for (r, sum) in sums[..rows].iter().enumerate() {
@@ -231,6 +205,7 @@ fn attention_gemm(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::cpu::max_abs_diff;
 
     #[test]
     fn both_kernels_match_plain_attention() {
@@ -264,16 +239,7 @@ mod tests {
                 .reshape((b, nq, heads * d))
                 .unwrap();
             let check = |got: Tensor, what: &str| {
-                let diff = (got - &want)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let diff = max_abs_diff(&got, &want);
                 assert!(diff < 1e-4, "{what} {b}x{nq}x{nk}x{heads}x{d}: {diff}");
             };
             check(attention_gemm(&q, &k, &v, heads, scale, false).unwrap(), "gemm");
@@ -302,16 +268,7 @@ mod tests {
                         "dispatched causal",
                     ),
                 ] {
-                    let diff = (got - &want_causal)
-                        .unwrap()
-                        .abs()
-                        .unwrap()
-                        .flatten_all()
-                        .unwrap()
-                        .max(0)
-                        .unwrap()
-                        .to_scalar::<f32>()
-                        .unwrap();
+                    let diff = max_abs_diff(&got, &want_causal);
                     assert!(diff < 1e-4, "{what}: {diff}");
                 }
             }

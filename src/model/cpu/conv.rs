@@ -4,10 +4,10 @@
 //! residual written there first. Used where Winograd does not pay (small images, strides).
 
 use candle_core::{Device, Tensor};
-use gemm::{Parallelism, gemm};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{Scratch, uninit_vec, with_f32, with_scratch};
+use super::{Scratch, View, product, uninit_vec, with_f32, with_scratch};
 
 /// `x` [B, Ci, H, W], `weight` [Co, Ci, 3, 3], `bias` [Co]; zero padding `padding`.
 pub fn conv3x3(
@@ -60,25 +60,12 @@ pub fn conv3x3(
                     im2col(src, ci, h, w, stride, padding, ho, wo, cols);
                     // SAFETY: out[img] is [co, n]; wt is [co, k]; cols is [k, n].
                     unsafe {
-                        gemm(
-                            co,
-                            n,
-                            k,
-                            out.as_mut_ptr().add(img * co * n),
-                            1,
-                            n as isize,
+                        product(
+                            (co, n, k),
+                            View::rows(out.as_mut_ptr().add(img * co * n), n),
                             true,
-                            wt.as_ptr(),
-                            1,
-                            k as isize,
-                            cols.as_ptr(),
-                            1,
-                            n as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
+                            View::rows(wt.as_ptr(), k),
+                            View::rows(cols.as_ptr(), n),
                             par,
                         );
                     }
@@ -131,6 +118,7 @@ fn im2col(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::cpu::max_abs_diff;
 
     #[test]
     fn matches_candle_convolution() {
@@ -155,16 +143,7 @@ mod tests {
                 .add(&res)
                 .unwrap();
             let ours = conv3x3(&x, &wt, &bias, stride, 1, Some(&ib), Some(&res)).unwrap();
-            let d = (ours - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = max_abs_diff(&ours, &want);
             assert!(d < 1e-4, "{b}x{ci}x{h}x{w} s{stride}: {d}");
         }
     }

@@ -4,10 +4,10 @@
 //! into the products' strides instead of being copied.
 
 use candle_core::{Device, Tensor};
-use gemm::{Parallelism, gemm};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{SendPtr, exp, uninit_vec, with_f32};
+use super::{SendPtr, View, exp, product, uninit_vec, with_f32};
 
 fn parallelism() -> Parallelism {
     match rayon::current_num_threads() {
@@ -18,47 +18,6 @@ fn parallelism() -> Parallelism {
 
 /// Below this many rows a product is split across threads by output columns.
 const FEW_ROWS: usize = 256;
-
-/// `dst` [m, n] (row stride `dst_rs`) (+)= `x` [m, k] · `w`ᵀ, `w` holding n rows of k.
-///
-/// # Safety
-/// `dst` must be valid for m rows of `dst_rs` floats (n written per row), and not overlap x or w.
-#[allow(clippy::too_many_arguments)]
-unsafe fn product(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_rs: usize,
-    read_dst: bool,
-    x: &[f32],
-    w: &[f32],
-    par: Parallelism,
-) {
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            read_dst,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            k as isize,
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-}
 
 /// `x` [.., in] · `weight`ᵀ ([out, in]) + `bias` + `residual` ([.., out]).
 pub fn linear(
@@ -88,14 +47,11 @@ pub fn linear(
                     // SAFETY: each task writes only columns n0..n0+n of the output.
                     unsafe {
                         product(
-                            rows,
-                            n,
-                            in_dim,
-                            dst.get().add(n0),
-                            out_dim,
+                            (rows, n, in_dim),
+                            View::rows(dst.get().add(n0), out_dim),
                             read_dst,
-                            x,
-                            &w[n0 * in_dim..],
+                            View::rows(x.as_ptr(), in_dim),
+                            View::cols(w[n0 * in_dim..].as_ptr(), in_dim),
                             Parallelism::None,
                         )
                     };
@@ -104,14 +60,11 @@ pub fn linear(
                 // SAFETY: shapes as checked above; dst, lhs and rhs do not overlap.
                 unsafe {
                     product(
-                        rows,
-                        out_dim,
-                        in_dim,
-                        out.as_mut_ptr(),
-                        out_dim,
+                        (rows, out_dim, in_dim),
+                        View::rows(out.as_mut_ptr(), out_dim),
                         read_dst,
-                        x,
-                        w,
+                        View::rows(x.as_ptr(), in_dim),
+                        View::cols(w.as_ptr(), in_dim),
                         parallelism(),
                     )
                 };
@@ -171,25 +124,12 @@ pub fn image_to_tokens(x: &Tensor, weight: &Tensor, bias: &Tensor) -> candle_cor
             for img in 0..b {
                 // tokens[img] (hw × co) = Xᵀ (hw × ci) · Wᵀ (ci × co); X is [ci, hw].
                 unsafe {
-                    gemm(
-                        hw,
-                        co,
-                        ci,
-                        out.as_mut_ptr().add(img * hw * co),
-                        1,
-                        co as isize,
+                    product(
+                        (hw, co, ci),
+                        View::rows(out.as_mut_ptr().add(img * hw * co), co),
                         true,
-                        x.as_ptr().add(img * ci * hw),
-                        hw as isize,
-                        1,
-                        wt.as_ptr(),
-                        ci as isize,
-                        1,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
+                        View::cols(x.as_ptr().add(img * ci * hw), hw),
+                        View::cols(wt.as_ptr(), ci),
                         parallelism(),
                     );
                 }
@@ -224,25 +164,12 @@ pub fn tokens_to_image(
             for img in 0..b {
                 // image[img] (co × hw) = W (co × ci) · tokensᵀ (ci × hw); tokens is [hw, ci].
                 unsafe {
-                    gemm(
-                        co,
-                        hw,
-                        ci,
-                        out.as_mut_ptr().add(img * co * hw),
-                        1,
-                        hw as isize,
+                    product(
+                        (co, hw, ci),
+                        View::rows(out.as_mut_ptr().add(img * co * hw), hw),
                         true,
-                        wt.as_ptr(),
-                        1,
-                        ci as isize,
-                        t.as_ptr().add(img * hw * ci),
-                        ci as isize,
-                        1,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
+                        View::rows(wt.as_ptr(), ci),
+                        View::cols(t.as_ptr().add(img * hw * ci), ci),
                         parallelism(),
                     );
                 }
@@ -295,19 +222,7 @@ pub fn geglu(h: &Tensor) -> candle_core::Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::model::cpu::max_abs_diff;
 
     #[test]
     fn fused_products_match_plain_ops() {
@@ -317,10 +232,10 @@ mod tests {
         let b = Tensor::randn(0f32, 1.0, 3, &dev).unwrap();
         let r = Tensor::randn(0f32, 1.0, (2, 5, 3), &dev).unwrap();
         let want = x.broadcast_matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
-        assert!(max_diff(&linear(&x, &w, Some(&b), None).unwrap(), &want) < 1e-5);
-        assert!(max_diff(&linear(&x, &w, Some(&b), Some(&r)).unwrap(), &(&want + &r).unwrap()) < 1e-5);
+        assert!(max_abs_diff(&linear(&x, &w, Some(&b), None).unwrap(), &want) < 1e-5);
+        assert!(max_abs_diff(&linear(&x, &w, Some(&b), Some(&r)).unwrap(), &(&want + &r).unwrap()) < 1e-5);
         let want_nb = x.broadcast_matmul(&w.t().unwrap()).unwrap();
-        assert!(max_diff(&linear(&x, &w, None, None).unwrap(), &want_nb) < 1e-5);
+        assert!(max_abs_diff(&linear(&x, &w, None, None).unwrap(), &want_nb) < 1e-5);
 
         let img = Tensor::randn(0f32, 1.0, (2, 7, 3, 4), &dev).unwrap();
         let tokens = image_to_tokens(&img, &w, &b).unwrap();
@@ -333,7 +248,7 @@ mod tests {
             .unwrap()
             .broadcast_add(&b)
             .unwrap();
-        assert!(max_diff(&tokens, &want) < 1e-5);
+        assert!(max_abs_diff(&tokens, &want) < 1e-5);
 
         let w2 = Tensor::randn(0f32, 1.0, (7, 3), &dev).unwrap();
         let b2 = Tensor::randn(0f32, 1.0, 7, &dev).unwrap();
@@ -347,10 +262,10 @@ mod tests {
             .unwrap()
             .reshape((2, 7, 3, 4))
             .unwrap();
-        assert!(max_diff(&back, &(&want + &img).unwrap()) < 1e-5);
+        assert!(max_abs_diff(&back, &(&want + &img).unwrap()) < 1e-5);
 
         let h = Tensor::randn(0f32, 2.0, (2, 3, 8), &dev).unwrap();
         let want = (h.narrow(2, 0, 4).unwrap() * h.narrow(2, 4, 4).unwrap().gelu_erf().unwrap()).unwrap();
-        assert!(max_diff(&geglu(&h).unwrap(), &want) < 1e-5);
+        assert!(max_abs_diff(&geglu(&h).unwrap(), &want) < 1e-5);
     }
 }

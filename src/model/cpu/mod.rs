@@ -94,3 +94,85 @@ impl SendPtr {
         self.0
     }
 }
+
+/// A matrix in memory for [`product`]: its first element and the strides (in floats) between
+/// neighbouring columns and rows.
+#[derive(Clone, Copy)]
+pub(crate) struct View<P> {
+    pub ptr: P,
+    pub col_stride: isize,
+    pub row_stride: isize,
+}
+
+impl<P> View<P> {
+    /// Row-major, rows `row_stride` floats apart.
+    pub fn rows(ptr: P, row_stride: usize) -> View<P> {
+        View {
+            ptr,
+            col_stride: 1,
+            row_stride: row_stride as isize,
+        }
+    }
+
+    /// Column-major (a row-major matrix read transposed), columns `col_stride` floats apart.
+    pub fn cols(ptr: P, col_stride: usize) -> View<P> {
+        View {
+            ptr,
+            col_stride: col_stride as isize,
+            row_stride: 1,
+        }
+    }
+}
+
+/// `dst` (m × n) = `lhs` (m × k) · `rhs` (k × n), added to what `dst` holds when `accumulate`:
+/// the one place the gemm crate's long argument list is spelled out.
+///
+/// # Safety
+/// Every view must be valid for its shape and strides, and `dst` must not overlap the inputs.
+pub(crate) unsafe fn product(
+    (m, n, k): (usize, usize, usize),
+    dst: View<*mut f32>,
+    accumulate: bool,
+    lhs: View<*const f32>,
+    rhs: View<*const f32>,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.ptr,
+            dst.col_stride,
+            dst.row_stride,
+            accumulate,
+            lhs.ptr,
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr,
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}

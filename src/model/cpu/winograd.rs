@@ -9,10 +9,10 @@
 //! In f32 the transforms add rounding of ~1e-6 relative, far below what 8-bit pixels show.
 
 use candle_core::{Device, Tensor};
-use gemm::{Parallelism, gemm};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{Scratch, SendPtr, uninit_vec, with_f32, with_scratch};
+use super::{Scratch, SendPtr, View, product, uninit_vec, with_f32, with_scratch};
 
 /// Transformed tiles kept per batch of work (bounds memory at high resolution).
 const CHUNK_BYTES: usize = 24 << 20;
@@ -317,25 +317,12 @@ fn multiply(v: &[f32], u: &[f32], m: &mut [f32], ci: usize, co: usize, tc: usize
     (0..36).into_par_iter().for_each(|p| {
         // SAFETY: position p reads V[p], U[p] and writes M[p] only.
         unsafe {
-            gemm(
-                tc,
-                co,
-                ci,
-                m_ptr.get().add(p * co * tc),
-                tc as isize,
-                1,
+            product(
+                (tc, co, ci),
+                View::cols(m_ptr.get().add(p * co * tc), tc),
                 false,
-                v.as_ptr().add(p * ci * tc),
-                tc as isize,
-                1,
-                u.as_ptr().add(p * ci * co),
-                1,
-                co as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
+                View::cols(v.as_ptr().add(p * ci * tc), tc),
+                View::rows(u.as_ptr().add(p * ci * co), co),
                 Parallelism::None,
             );
         }
@@ -402,6 +389,7 @@ fn output_channel(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::cpu::max_abs_diff;
     use std::ops::Add;
 
     #[test]
@@ -432,16 +420,7 @@ mod tests {
                 .unwrap()
                 .add(&residual)
                 .unwrap();
-            let diff = (ours - &want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_abs_diff(&ours, &want);
             let scale = want
                 .abs()
                 .unwrap()
