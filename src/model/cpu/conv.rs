@@ -1,13 +1,17 @@
-//! 3×3 convolutions with any stride, as one matrix product per image: the input patches are
-//! unrolled (im2col) into [Ci·9, Ho·Wo] and multiplied by the kernel matrix [Co, Ci·9]. The
-//! product lands directly in NCHW layout, on top of the bias, a per-image channel bias and a
-//! residual written there first. Used where Winograd does not pay (small images, strides).
+//! 3×3 convolutions with any stride, as one matrix product for a group of images: their input
+//! patches are unrolled (im2col) side by side into [Ci·9, images·Ho·Wo] and multiplied by the
+//! kernel matrix [Co, Ci·9], which is so packed once per group instead of once per image. The
+//! product is scattered back to NCHW with the bias, a per-image channel bias and a residual
+//! added on the way. Used where Winograd does not pay (small images, strides).
 
 use candle_core::{Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{Scratch, View, product, uninit_vec, with_f32, with_scratch};
+use super::{Scratch, View, product, uninit_vec, with_f32, with_opt_f32, with_scratch};
+
+/// Bytes of unrolled patches one product may take.
+const COLS_BYTES: usize = 128 << 20;
 
 /// `x` [B, Ci, H, W], `weight` [Co, Ci, 3, 3], `bias` [Co]; zero padding `padding`.
 pub fn conv3x3(
@@ -19,6 +23,21 @@ pub fn conv3x3(
     image_bias: Option<&Tensor>,
     residual: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
+    convolve(x, weight, bias, stride, padding, image_bias, residual, COLS_BYTES)
+}
+
+/// [`conv3x3`] with at most `cols_bytes` of unrolled patches per product.
+#[allow(clippy::too_many_arguments)]
+fn convolve(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    padding: usize,
+    image_bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+    cols_bytes: usize,
+) -> candle_core::Result<Tensor> {
     let (b, ci, h, w) = x.dims4()?;
     let co = weight.dim(0)?;
     let ho = (h + 2 * padding - 3) / stride + 1;
@@ -28,51 +47,76 @@ pub fn conv3x3(
     let bias: Vec<f32> = bias.to_vec1()?;
     let image_bias: Option<Vec<f32>> = image_bias.map(|t| t.flatten_all()?.to_vec1()).transpose()?;
     let mut out = uninit_vec(b * co * n);
-    // Bias (+ per-image bias) (+ residual) first; the product is accumulated onto it.
-    let fill = |o: &mut [f32], idx: usize, r: Option<&[f32]>| {
-        let (img, ch) = (idx / co, idx % co);
-        let v = bias[ch] + image_bias.as_ref().map_or(0.0, |ib| ib[img * co + ch]);
-        match r {
-            Some(r) => o.iter_mut().zip(r).for_each(|(o, r)| *o = r + v),
-            None => o.fill(v),
-        }
-    };
-    match residual {
-        Some(r) => with_f32(r, |r| {
-            out.par_chunks_mut(n)
-                .zip(r.par_chunks(n))
-                .enumerate()
-                .for_each(|(i, (o, r))| fill(o, i, Some(r)))
-        })?,
-        None => out.par_chunks_mut(n).enumerate().for_each(|(i, o)| fill(o, i, None)),
-    }
+    // Images per product: all of them while their patches stay within `cols_bytes`, so the
+    // kernel matrix is packed once for the batch rather than once per image.
+    let group = (cols_bytes / (4 * k * n)).clamp(1, b);
     let threads = rayon::current_num_threads();
     let par = if threads > 1 {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
     };
-    with_scratch(Scratch::Im2col, k * n, |cols| {
-        with_f32(x, |input| {
-            with_f32(weight, |wt| {
-                for img in 0..b {
-                    let src = &input[img * ci * h * w..(img + 1) * ci * h * w];
-                    im2col(src, ci, h, w, stride, padding, ho, wo, cols);
-                    // SAFETY: out[img] is [co, n]; wt is [co, k]; cols is [k, n].
-                    unsafe {
-                        product(
-                            (co, n, k),
-                            View::rows(out.as_mut_ptr().add(img * co * n), n),
-                            true,
-                            View::rows(wt.as_ptr(), k),
-                            View::rows(cols.as_ptr(), n),
-                            par,
-                        );
-                    }
-                }
+    with_scratch(Scratch::Im2col, k * group * n, |cols| {
+        with_scratch(Scratch::Im2colProduct, co * group * n, |product_buf| {
+            with_f32(x, |input| {
+                with_f32(weight, |wt| {
+                    with_opt_f32(residual, |res| {
+                        let mut img0 = 0;
+                        while img0 < b {
+                            let g = group.min(b - img0);
+                            let width = g * n;
+                            for i in 0..g {
+                                let img = img0 + i;
+                                let src = &input[img * ci * h * w..(img + 1) * ci * h * w];
+                                im2col(
+                                    src,
+                                    ci,
+                                    h,
+                                    w,
+                                    stride,
+                                    padding,
+                                    ho,
+                                    wo,
+                                    &mut cols[..k * width],
+                                    width,
+                                    i * n,
+                                );
+                            }
+                            // SAFETY: product_buf is [co, width]; wt is [co, k]; cols is [k, width].
+                            unsafe {
+                                product(
+                                    (co, width, k),
+                                    View::rows(product_buf.as_mut_ptr(), width),
+                                    false,
+                                    View::rows(wt.as_ptr(), k),
+                                    View::rows(cols.as_ptr(), width),
+                                    par,
+                                );
+                            }
+                            // Scatter [co][image][pixel] into NCHW, adding the biases and residual.
+                            let products = &product_buf[..co * width];
+                            let outputs = &mut out[img0 * co * n..(img0 + g) * co * n];
+                            let res = res.map(|r| &r[img0 * co * n..(img0 + g) * co * n]);
+                            outputs.par_chunks_mut(n).enumerate().for_each(|(idx, o)| {
+                                let (i, ch) = (idx / co, idx % co);
+                                let img = img0 + i;
+                                let add = bias[ch] + image_bias.as_ref().map_or(0.0, |ib| ib[img * co + ch]);
+                                let p = &products[ch * width + i * n..ch * width + (i + 1) * n];
+                                match res {
+                                    Some(r) => {
+                                        let r = &r[idx * n..(idx + 1) * n];
+                                        o.iter_mut().zip(p).zip(r).for_each(|((o, p), r)| *o = p + add + r);
+                                    }
+                                    None => o.iter_mut().zip(p).for_each(|(o, p)| *o = p + add),
+                                }
+                            });
+                            img0 += g;
+                        }
+                    })
+                })
             })
         })
-    })??;
+    })???;
     Tensor::from_vec(out, (b, co, ho, wo), &Device::Cpu)
 }
 
@@ -89,30 +133,36 @@ fn im2col(
     ho: usize,
     wo: usize,
     cols: &mut [f32],
+    row_len: usize,
+    col0: usize,
 ) {
     let n = ho * wo;
-    cols.par_chunks_mut(n).enumerate().take(ci * 9).for_each(|(row, dst)| {
-        let (c, tap) = (row / 9, row % 9);
-        let (ky, kx) = (tap / 3, tap % 3);
-        let plane = &src[c * h * w..(c + 1) * h * w];
-        for oy in 0..ho {
-            let line = &mut dst[oy * wo..(oy + 1) * wo];
-            let iy = (oy * stride + ky) as isize - pad as isize;
-            if iy < 0 || iy >= h as isize {
-                line.fill(0.0);
-                continue;
+    cols.par_chunks_mut(row_len)
+        .enumerate()
+        .take(ci * 9)
+        .for_each(|(row, dst)| {
+            let dst = &mut dst[col0..col0 + n];
+            let (c, tap) = (row / 9, row % 9);
+            let (ky, kx) = (tap / 3, tap % 3);
+            let plane = &src[c * h * w..(c + 1) * h * w];
+            for oy in 0..ho {
+                let line = &mut dst[oy * wo..(oy + 1) * wo];
+                let iy = (oy * stride + ky) as isize - pad as isize;
+                if iy < 0 || iy >= h as isize {
+                    line.fill(0.0);
+                    continue;
+                }
+                let src_line = &plane[iy as usize * w..(iy as usize + 1) * w];
+                for (ox, v) in line.iter_mut().enumerate() {
+                    let ix = (ox * stride + kx) as isize - pad as isize;
+                    *v = if ix >= 0 && ix < w as isize {
+                        src_line[ix as usize]
+                    } else {
+                        0.0
+                    };
+                }
             }
-            let src_line = &plane[iy as usize * w..(iy as usize + 1) * w];
-            for (ox, v) in line.iter_mut().enumerate() {
-                let ix = (ox * stride + kx) as isize - pad as isize;
-                *v = if ix >= 0 && ix < w as isize {
-                    src_line[ix as usize]
-                } else {
-                    0.0
-                };
-            }
-        }
-    });
+        });
 }
 
 #[cfg(test)]
@@ -125,6 +175,7 @@ mod tests {
         let dev = Device::Cpu;
         for &(b, ci, co, h, w, stride) in &[
             (2, 3, 5, 7, 9, 1),
+            (3, 3, 5, 7, 9, 1),
             (1, 4, 6, 8, 8, 2),
             (2, 8, 4, 5, 3, 2),
             (1, 2, 3, 1, 1, 1),
@@ -145,6 +196,14 @@ mod tests {
             let ours = conv3x3(&x, &wt, &bias, stride, 1, Some(&ib), Some(&res)).unwrap();
             let d = max_abs_diff(&ours, &want);
             assert!(d < 1e-4, "{b}x{ci}x{h}x{w} s{stride}: {d}");
+            // One image per product (the path large inputs take), and no extra terms.
+            let ours = convolve(&x, &wt, &bias, stride, 1, Some(&ib), Some(&res), 1).unwrap();
+            let d = max_abs_diff(&ours, &want);
+            assert!(d < 1e-4, "one image per product, {b}x{ci}x{h}x{w} s{stride}: {d}");
+            let want_plain = plain.broadcast_add(&bias.reshape((1, co, 1, 1)).unwrap()).unwrap();
+            let ours = conv3x3(&x, &wt, &bias, stride, 1, None, None).unwrap();
+            let d = max_abs_diff(&ours, &want_plain);
+            assert!(d < 1e-4, "bias only, {b}x{ci}x{h}x{w} s{stride}: {d}");
         }
     }
     use std::ops::Add;

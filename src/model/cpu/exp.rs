@@ -2,7 +2,7 @@
 //! time; this branch-free form lets LLVM use the widest SIMD the CPU has, at ~1 ulp-scale
 //! relative error (< 2e-7), which is far below what the images can show.
 
-/// e^x for f32, accurate to about 2e-7 relative over the whole range; 0 below -87.3.
+/// e^x for f32, accurate to about 2e-7 relative over the whole range; 0 below -87.3 (and for NaN).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -11,8 +11,13 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Round to nearest by adding and subtracting 1.5·2²³ (no libm call, so it vectorises).
     const ROUNDER: f32 = 12_582_912.0;
-    let x = x.clamp(-87.3, 88.7);
-    let n = (x * LOG2E + ROUNDER) - ROUNDER;
+    // max/min rather than clamp, and the unchecked conversion below: clamp's NaN handling
+    // and `as`'s saturation both compile to code LLVM will not vectorise. A NaN input thus
+    // gives ~0 (max drops it); SiLU and GELU still return NaN, through their factor x.
+    #[allow(clippy::manual_clamp)]
+    let clamped = x.max(-87.3).min(88.7);
+    let n = (clamped * LOG2E + ROUNDER) - ROUNDER;
+    let x = clamped;
     let r = x - n * LN2_HI - n * LN2_LO;
     // Minimax polynomial for e^r on |r| ≤ ln2/2.
     let p = 1.987_569_1e-4;
@@ -23,7 +28,8 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 5e-1;
     let p = p * r * r + r + 1.0;
     // Multiply by 2^n through the exponent bits.
-    let bits = ((n as i32 + 127) as u32) << 23;
+    // SAFETY: n is a whole number in [-126, 128] (x was clamped; max/min drop a NaN).
+    let bits = ((unsafe { n.to_int_unchecked::<i32>() } + 127) as u32) << 23;
     p * f32::from_bits(bits)
 }
 

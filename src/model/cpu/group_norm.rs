@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::{exp, with_f32};
+use super::{exp, simd, with_f32};
 
 /// `x` [B, C, …] contiguous f32 on the CPU; `weight`, `bias` [C].
 pub fn group_norm(
@@ -46,30 +46,44 @@ fn normalize_group(
     eps: f64,
     silu: bool,
 ) {
-    let group_len = src.len();
-    {
-        {
-            // Accumulate in f64: groups hold up to ~10⁶ values at high resolution.
-            let mean = src.iter().map(|&v| v as f64).sum::<f64>() / group_len as f64;
-            let var = src.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / group_len as f64;
-            let rstd = (1.0 / (var + eps).sqrt()) as f32;
-            let mean = mean as f32;
-            for k in 0..per_group {
-                let ch = g * per_group + k;
-                let scale = rstd * weight[ch];
-                let shift = bias[ch] - mean * scale;
-                let s = &src[k * spatial..(k + 1) * spatial];
-                let d = &mut dst[k * spatial..(k + 1) * spatial];
-                if silu {
-                    for (o, &v) in d.iter_mut().zip(s) {
-                        *o = exp::silu(v * scale + shift);
-                    }
-                } else {
-                    for (o, &v) in d.iter_mut().zip(s) {
-                        *o = v * scale + shift;
-                    }
+    let group_len = src.len() as f64;
+    // Accumulate in f64: groups hold up to ~10⁶ values at high resolution.
+    let mean = simd::vectorized(|| sum_f64(src, |v| v)) / group_len;
+    let var = simd::vectorized(|| sum_f64(src, |v| (v - mean) * (v - mean))) / group_len;
+    let rstd = (1.0 / (var + eps).sqrt()) as f32;
+    let mean = mean as f32;
+    for k in 0..per_group {
+        let ch = g * per_group + k;
+        let scale = rstd * weight[ch];
+        let shift = bias[ch] - mean * scale;
+        let s = &src[k * spatial..(k + 1) * spatial];
+        let d = &mut dst[k * spatial..(k + 1) * spatial];
+        simd::vectorized(|| {
+            if silu {
+                for (o, &v) in d.iter_mut().zip(s) {
+                    *o = exp::silu(v * scale + shift);
+                }
+            } else {
+                for (o, &v) in d.iter_mut().zip(s) {
+                    *o = v * scale + shift;
                 }
             }
+        })
+    }
+}
+
+/// Σ f(x) in f64 over eight independent partial sums, so the adds vectorise (one running
+/// sum is a chain of dependent adds, one every few cycles).
+#[inline(always)]
+fn sum_f64(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    const LANES: usize = 8;
+    let mut acc = [0f64; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v as f64)).sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v as f64);
         }
     }
+    acc.iter().sum::<f64>() + tail
 }

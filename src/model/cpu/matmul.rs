@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{SendPtr, View, exp, product, uninit_vec, with_f32};
+use super::{SendPtr, View, exp, product, simd, uninit_vec, with_f32};
 
 fn parallelism() -> Parallelism {
     match rayon::current_num_threads() {
@@ -187,13 +187,15 @@ pub fn activation(h: &Tensor, quick: bool) -> candle_core::Result<Tensor> {
     let mut out = uninit_vec(h.elem_count());
     with_f32(h, |h| {
         out.par_chunks_mut(4096).zip(h.par_chunks(4096)).for_each(|(o, x)| {
-            if quick {
-                o.iter_mut()
-                    .zip(x)
-                    .for_each(|(o, &x)| *o = x / (1.0 + exp::exp(-1.702 * x)));
-            } else {
-                o.iter_mut().zip(x).for_each(|(o, &x)| *o = exp::gelu(x));
-            }
+            simd::vectorized(|| {
+                if quick {
+                    o.iter_mut()
+                        .zip(x)
+                        .for_each(|(o, &x)| *o = x / (1.0 + exp::exp(-1.702 * x)));
+                } else {
+                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = exp::gelu(x));
+                }
+            })
         })
     })?;
     Tensor::from_vec(out, dims, &Device::Cpu)
@@ -209,9 +211,11 @@ pub fn geglu(h: &Tensor) -> candle_core::Result<Tensor> {
     with_f32(h, |h| {
         out.par_chunks_mut(n).zip(h.par_chunks(two_n)).for_each(|(o, row)| {
             let (value, gate) = row.split_at(n);
-            for ((o, &v), &g) in o.iter_mut().zip(value).zip(gate) {
-                *o = v * exp::gelu(g);
-            }
+            simd::vectorized(|| {
+                for ((o, &v), &g) in o.iter_mut().zip(value).zip(gate) {
+                    *o = v * exp::gelu(g);
+                }
+            })
         })
     })?;
     let mut out_dims = dims;

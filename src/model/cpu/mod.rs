@@ -10,6 +10,7 @@ pub mod conv;
 pub mod exp;
 pub mod group_norm;
 pub mod matmul;
+pub mod simd;
 pub mod winograd;
 
 use candle_core::{DType, Device, Storage, Tensor};
@@ -31,6 +32,14 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Resu
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg("expected a contiguous tensor".into()))?;
     Ok(f(&data[start..end]))
+}
+
+/// As [`with_f32`] for a tensor that may be absent.
+pub fn with_opt_f32<R>(t: Option<&Tensor>, f: impl FnOnce(Option<&[f32]>) -> R) -> candle_core::Result<R> {
+    match t {
+        Some(t) => with_f32(t, |data| f(Some(data))),
+        None => Ok(f(None)),
+    }
 }
 
 /// A vector of `len` f32 whose contents the caller overwrites before reading. Skipping the
@@ -58,6 +67,7 @@ pub enum Scratch {
     WinogradTiles = 1,
     WinogradProducts = 2,
     Im2col = 3,
+    Im2colProduct = 4,
 }
 
 /// Runs `f` with a reusable buffer of at least `len` f32 (contents unspecified).

@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{Scratch, SendPtr, View, product, uninit_vec, with_f32, with_scratch};
+use super::{Scratch, SendPtr, View, product, simd, uninit_vec, with_f32, with_opt_f32, with_scratch};
 
 /// Transformed tiles kept per batch of work (bounds memory at high resolution).
 const CHUNK_BYTES: usize = 24 << 20;
@@ -38,7 +38,6 @@ pub fn conv3x3(
         }
         None => (0..b).flat_map(|_| bias.iter().copied()).collect(),
     };
-    let residual = residual.map(|r| r.contiguous()).transpose()?;
     with_scratch(
         Scratch::WinogradWeights,
         36 * ci * co,
@@ -49,7 +48,7 @@ pub fn conv3x3(
     )
 }
 
-fn conv_with_weights(x: &Tensor, u: &[f32], bias: &[f32], residual: Option<Tensor>) -> candle_core::Result<Tensor> {
+fn conv_with_weights(x: &Tensor, u: &[f32], bias: &[f32], residual: Option<&Tensor>) -> candle_core::Result<Tensor> {
     let (b, ci, h, w) = x.dims4()?;
     let co = u.len() / (36 * ci);
     let (th, tw) = (h.div_ceil(4), w.div_ceil(4));
@@ -57,39 +56,30 @@ fn conv_with_weights(x: &Tensor, u: &[f32], bias: &[f32], residual: Option<Tenso
     let total_tiles = b * tiles_per_image;
     let chunk = (CHUNK_BYTES / (36 * 4 * ci.max(co))).clamp(16, total_tiles.max(16));
     let mut out = uninit_vec(b * co * h * w);
-    let res_guard = residual.as_ref().map(|r| r.storage_and_layout());
-    let res_slice: Option<&[f32]> = match &res_guard {
-        Some((storage, layout)) => match &**storage {
-            candle_core::Storage::Cpu(cpu) => {
-                let (start, end) = layout.contiguous_offsets().expect("made contiguous above");
-                Some(&cpu.as_slice::<f32>()?[start..end])
-            }
-            _ => candle_core::bail!("expected a CPU residual"),
-        },
-        None => None,
-    };
     with_f32(x, |input| {
-        with_scratch(Scratch::WinogradTiles, 36 * ci * chunk, |v| {
-            with_scratch(Scratch::WinogradProducts, 36 * co * chunk, |m| {
-                let mut start = 0;
-                while start < total_tiles {
-                    let tc = chunk.min(total_tiles - start);
-                    let geom = Geometry {
-                        h,
-                        w,
-                        tw,
-                        tiles_per_image,
-                        start,
-                        tc,
-                    };
-                    input_transform(input, ci, &geom, &mut v[..36 * ci * tc]);
-                    multiply(&v[..36 * ci * tc], u, &mut m[..36 * co * tc], ci, co, tc);
-                    output_transform(&m[..36 * co * tc], bias, res_slice, co, &geom, &mut out);
-                    start += tc;
-                }
+        with_opt_f32(residual, |res_slice| {
+            with_scratch(Scratch::WinogradTiles, 36 * ci * chunk, |v| {
+                with_scratch(Scratch::WinogradProducts, 36 * co * chunk, |m| {
+                    let mut start = 0;
+                    while start < total_tiles {
+                        let tc = chunk.min(total_tiles - start);
+                        let geom = Geometry {
+                            h,
+                            w,
+                            tw,
+                            tiles_per_image,
+                            start,
+                            tc,
+                        };
+                        input_transform(input, ci, &geom, &mut v[..36 * ci * tc]);
+                        multiply(&v[..36 * ci * tc], u, &mut m[..36 * co * tc], ci, co, tc);
+                        output_transform(&m[..36 * co * tc], bias, res_slice, co, &geom, &mut out);
+                        start += tc;
+                    }
+                })
             })
         })
-    })?;
+    })??;
     Tensor::from_vec(out, (b, co, h, w), &Device::Cpu)
 }
 
@@ -262,52 +252,84 @@ fn input_transform(input: &[f32], ci: usize, g: &Geometry, v: &mut [f32]) {
     let v_ptr = SendPtr(v.as_mut_ptr());
     (0..ci)
         .into_par_iter()
-        .for_each(|c| input_channel(input, ci, c, g, v_ptr));
+        .for_each(|c| simd::vectorized(|| input_channel(input, ci, c, g, v_ptr)));
 }
 
-#[inline(never)]
+/// Values of one position for [`LANES`] consecutive tiles, lane l holding tile t0 + l: the
+/// transforms are written over these so each arithmetic step is one vector instruction.
+type Lanes = [f32; LANES];
+
+/// [`bt6`] on six lane vectors.
+#[inline(always)]
+fn bt6_lanes(d: [&Lanes; 6]) -> [Lanes; 6] {
+    let mut out = [[0f32; LANES]; 6];
+    for l in 0..LANES {
+        let r = bt6([d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]]);
+        for (o, v) in out.iter_mut().zip(r) {
+            o[l] = v;
+        }
+    }
+    out
+}
+
+/// [`at6`] on six lane vectors.
+#[inline(always)]
+fn at6_lanes(m: [&Lanes; 6]) -> [Lanes; 4] {
+    let mut out = [[0f32; LANES]; 4];
+    for l in 0..LANES {
+        let r = at6([m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]]);
+        for (o, v) in out.iter_mut().zip(r) {
+            o[l] = v;
+        }
+    }
+    out
+}
+
+#[inline(always)]
 fn input_channel(input: &[f32], ci: usize, c: usize, g: &Geometry, v_ptr: SendPtr) {
-    let tc = g.tc;
     let plane = g.h * g.w;
-    for t in 0..tc {
-        let (img, ty, tx) = g.tile(t);
-        let src = &input[(img * ci + c) * plane..(img * ci + c + 1) * plane];
-        let (y0, x0) = (4 * ty as isize - 1, 4 * tx as isize - 1);
-        let mut d = [[0f32; 6]; 6];
-        for (r, row) in d.iter_mut().enumerate() {
-            let y = y0 + r as isize;
-            if y < 0 || y >= g.h as isize {
-                continue;
-            }
-            let line = &src[y as usize * g.w..(y as usize + 1) * g.w];
-            if x0 >= 0 && x0 + 6 <= g.w as isize {
-                row.copy_from_slice(&line[x0 as usize..x0 as usize + 6]);
-            } else {
+    let mut t0 = 0;
+    while t0 < g.tc {
+        let n = LANES.min(g.tc - t0);
+        // d[r][k][l]: the patch of tile t0 + l.
+        let mut d = [[[0f32; LANES]; 6]; 6];
+        for l in 0..n {
+            let (img, ty, tx) = g.tile(t0 + l);
+            let src = &input[(img * ci + c) * plane..(img * ci + c + 1) * plane];
+            let (y0, x0) = (4 * ty as isize - 1, 4 * tx as isize - 1);
+            for (r, row) in d.iter_mut().enumerate() {
+                let y = y0 + r as isize;
+                if y < 0 || y >= g.h as isize {
+                    continue;
+                }
+                let line = &src[y as usize * g.w..(y as usize + 1) * g.w];
                 for (k, val) in row.iter_mut().enumerate() {
                     let x = x0 + k as isize;
                     if x >= 0 && x < g.w as isize {
-                        *val = line[x as usize];
+                        val[l] = line[x as usize];
                     }
                 }
             }
         }
-        // Bᵀ d: columns.
-        let mut cols = [[0f32; 6]; 6];
+        // Bᵀ d: columns, then (Bᵀ d) B: rows.
+        let mut cols = [[[0f32; LANES]; 6]; 6];
         for k in 0..6 {
-            let col = bt6([d[0][k], d[1][k], d[2][k], d[3][k], d[4][k], d[5][k]]);
-            for r in 0..6 {
-                cols[r][k] = col[r];
+            let col = bt6_lanes([&d[0][k], &d[1][k], &d[2][k], &d[3][k], &d[4][k], &d[5][k]]);
+            for (r, v) in col.into_iter().enumerate() {
+                cols[r][k] = v;
             }
         }
-        // (Bᵀ d) B: rows.
         for (r, row) in cols.iter().enumerate() {
-            let out = bt6(*row);
-            for (k, &val) in out.iter().enumerate() {
+            let out = bt6_lanes([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
+            for (k, vals) in out.iter().enumerate() {
                 let p = r * 6 + k;
-                // SAFETY: p < 36, c < ci, t < tc: inside v; channel c is written by one task.
-                unsafe { *v_ptr.get().add((p * ci + c) * tc + t) = val };
+                // SAFETY: p < 36, c < ci, t0 + n ≤ tc: inside v; channel c is written by one
+                // task.
+                let dst = unsafe { std::slice::from_raw_parts_mut(v_ptr.get().add((p * ci + c) * g.tc + t0), n) };
+                dst.copy_from_slice(&vals[..n]);
             }
         }
+        t0 += n;
     }
 }
 
@@ -335,10 +357,10 @@ fn output_transform(m: &[f32], bias: &[f32], residual: Option<&[f32]>, co: usize
     let out_ptr = SendPtr(out.as_mut_ptr());
     (0..co)
         .into_par_iter()
-        .for_each(|o| output_channel(m, bias, residual, co, o, g, out_ptr));
+        .for_each(|o| simd::vectorized(|| output_channel(m, bias, residual, co, o, g, out_ptr)));
 }
 
-#[inline(never)]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn output_channel(
     m: &[f32],
@@ -349,40 +371,63 @@ fn output_channel(
     g: &Geometry,
     out_ptr: SendPtr,
 ) {
-    let tc = g.tc;
     let plane = g.h * g.w;
-    for t in 0..tc {
-        let (img, ty, tx) = g.tile(t);
-        let mut tile = [[0f32; 6]; 6];
-        for (p, val) in tile.iter_mut().flatten().enumerate() {
-            *val = m[(p * co + o) * tc + t];
+    let mut t0 = 0;
+    while t0 < g.tc {
+        let n = LANES.min(g.tc - t0);
+        // tile[p][l] = M[p][o][t0 + l].
+        let mut tile = [[0f32; LANES]; 36];
+        for (p, vals) in tile.iter_mut().enumerate() {
+            let at = (p * co + o) * g.tc + t0;
+            vals[..n].copy_from_slice(&m[at..at + n]);
         }
-        // Aᵀ M: columns → 4×6.
-        let mut rows = [[0f32; 6]; 4];
+        // Aᵀ M: columns → 4×6, then (Aᵀ M) A: rows → 4×4.
+        let mut rows = [[[0f32; LANES]; 6]; 4];
         for k in 0..6 {
-            let col = at6([tile[0][k], tile[1][k], tile[2][k], tile[3][k], tile[4][k], tile[5][k]]);
-            for r in 0..4 {
-                rows[r][k] = col[r];
+            let col = at6_lanes([
+                &tile[k],
+                &tile[6 + k],
+                &tile[12 + k],
+                &tile[18 + k],
+                &tile[24 + k],
+                &tile[30 + k],
+            ]);
+            for (r, v) in col.into_iter().enumerate() {
+                rows[r][k] = v;
             }
         }
-        let base = (img * co + o) * plane;
-        for (i, row) in rows.iter().enumerate() {
-            let y = 4 * ty + i;
-            if y >= g.h {
-                break;
-            }
-            let vals = at6(*row);
-            for (j, &val) in vals.iter().enumerate() {
-                let x = 4 * tx + j;
-                if x >= g.w {
+        let block: [[Lanes; 4]; 4] = std::array::from_fn(|i| {
+            at6_lanes([
+                &rows[i][0],
+                &rows[i][1],
+                &rows[i][2],
+                &rows[i][3],
+                &rows[i][4],
+                &rows[i][5],
+            ])
+        });
+        for l in 0..n {
+            let (img, ty, tx) = g.tile(t0 + l);
+            let base = (img * co + o) * plane;
+            let add = bias[img * co + o];
+            for (i, row) in block.iter().enumerate() {
+                let y = 4 * ty + i;
+                if y >= g.h {
                     break;
                 }
-                let at = base + y * g.w + x;
-                let extra = residual.map_or(0.0, |r| r[at]);
-                // SAFETY: inside the image; output channel o is written by one task.
-                unsafe { *out_ptr.get().add(at) = val + bias[img * co + o] + extra };
+                for (j, vals) in row.iter().enumerate() {
+                    let x = 4 * tx + j;
+                    if x >= g.w {
+                        break;
+                    }
+                    let at = base + y * g.w + x;
+                    let extra = residual.map_or(0.0, |r| r[at]);
+                    // SAFETY: inside the image; output channel o is written by one task.
+                    unsafe { *out_ptr.get().add(at) = vals[l] + add + extra };
+                }
             }
         }
+        t0 += n;
     }
 }
 

@@ -2,7 +2,9 @@
 //! of `BasicTransformerBlock`s (self-attention, cross-attention to the text, GEGLU
 //! feed-forward), a projection out, and a residual connection.
 
-use candle_core::Tensor;
+use std::sync::Mutex;
+
+use candle_core::{Tensor, TensorId};
 
 use crate::error::Result;
 use crate::model::cpu;
@@ -27,6 +29,9 @@ pub struct Attention {
     to_out: Linear,
     heads: usize,
     upcast: bool,
+    /// Cross-attention's K and V of the text, with the id of the text tensor they came from:
+    /// a generation passes the same text at every denoising step, so they are computed once.
+    text_kv: Mutex<Option<(TensorId, Tensor, Tensor)>>,
 }
 
 impl Attention {
@@ -38,20 +43,35 @@ impl Attention {
             to_out: Linear::load(&w.pp("to_out.0"), query_dim, query_dim, true)?,
             heads,
             upcast,
+            text_kv: Mutex::new(None),
         })
+    }
+
+    /// K and V for `context`, reused while the same text tensor comes back.
+    fn text_keys_values(&self, context: &Tensor) -> Result<(Tensor, Tensor)> {
+        let mut cached = self.text_kv.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((id, k, v)) = cached.as_ref()
+            && *id == context.id()
+        {
+            return Ok((k.clone(), v.clone()));
+        }
+        let (k, v) = (self.to_k.forward(context)?, self.to_v.forward(context)?);
+        *cached = Some((context.id(), k.clone(), v.clone()));
+        Ok((k, v))
     }
 
     /// `x`: [batch, tokens, dim]; `context`: [batch, context_tokens, context_dim] or `None`
     /// for self-attention.
     /// Attention of `x` to `context` (itself when `None`), plus `residual`.
     pub fn forward(&self, x: &Tensor, context: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
-        let context = context.unwrap_or(x);
         let (b, n, dim) = x.dims3()?;
         let head_dim = dim / self.heads;
         let scale = (head_dim as f64).powf(-0.5);
         let q = self.to_q.forward(x)?;
-        let k = self.to_k.forward(context)?;
-        let v = self.to_v.forward(context)?;
+        let (k, v) = match context {
+            Some(text) => self.text_keys_values(text)?,
+            None => (self.to_k.forward(x)?, self.to_v.forward(x)?),
+        };
         if cpu::is_cpu_f32(&q) {
             let out = cpu::attention::attention(&q, &k, &v, self.heads, scale as f32)?;
             return self.to_out.forward_residual(&out, residual);
@@ -203,5 +223,71 @@ impl Transformer2D {
             Projection::Linear(lin) => to_image(&lin.forward(&tokens)?)?,
         };
         Ok((out + x)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::{DType, Device};
+
+    use super::*;
+    use crate::model::cpu::max_abs_diff;
+
+    /// Cross-attention with random weights, loaded from a real safetensors file.
+    fn cross_attention(dir: &std::path::Path, dim: usize, text_dim: usize) -> Attention {
+        let dev = Device::Cpu;
+        let path = dir.join("attn.safetensors");
+        if !path.exists() {
+            let mut tensors = HashMap::new();
+            for (name, shape) in [
+                ("to_q.weight", (dim, dim)),
+                ("to_k.weight", (dim, text_dim)),
+                ("to_v.weight", (dim, text_dim)),
+                ("to_out.0.weight", (dim, dim)),
+            ] {
+                tensors.insert(name.to_string(), Tensor::randn(0f32, 0.3, shape, &dev).unwrap());
+            }
+            tensors.insert(
+                "to_out.0.bias".to_string(),
+                Tensor::randn(0f32, 0.1, dim, &dev).unwrap(),
+            );
+            candle_core::safetensors::save(&tensors, &path).unwrap();
+        }
+        let weights = Weights::from_files(&[path], DType::F32, &dev).unwrap();
+        Attention::load(&weights, dim, text_dim, 2, false).unwrap()
+    }
+
+    #[test]
+    fn text_projections_are_reused_only_for_the_same_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = Device::Cpu;
+        let (dim, text_dim) = (16, 8);
+        let attn = cross_attention(dir.path(), dim, text_dim);
+        let x = Tensor::randn(0f32, 1.0, (2, 5, dim), &dev).unwrap();
+        let residual = Tensor::zeros((2, 5, dim), DType::F32, &dev).unwrap();
+        let text_a = Tensor::randn(0f32, 1.0, (2, 3, text_dim), &dev).unwrap();
+        let text_b = Tensor::randn(0f32, 1.0, (2, 3, text_dim), &dev).unwrap();
+
+        let a_first = attn.forward(&x, Some(&text_a), &residual).unwrap();
+        let b = attn.forward(&x, Some(&text_b), &residual).unwrap();
+        let a_again = attn.forward(&x, Some(&text_a), &residual).unwrap();
+        let b_again = attn.forward(&x, Some(&text_b), &residual).unwrap();
+
+        // Each text gives what a fresh layer (nothing cached) gives for it.
+        let fresh = |text: &Tensor| {
+            cross_attention(dir.path(), dim, text_dim)
+                .forward(&x, Some(text), &residual)
+                .unwrap()
+        };
+        assert_eq!(max_abs_diff(&a_first, &fresh(&text_a)), 0.0);
+        assert_eq!(max_abs_diff(&b, &fresh(&text_b)), 0.0);
+        assert_eq!(max_abs_diff(&a_again, &a_first), 0.0);
+        assert_eq!(max_abs_diff(&b_again, &b), 0.0);
+        assert!(
+            max_abs_diff(&a_first, &b) > 1e-3,
+            "different texts must not share K and V"
+        );
     }
 }
