@@ -215,6 +215,9 @@ mod tests {
             (1, 20, 20, 1, 64),
             (2, 9, 33, 3, 8),
             (1, 64, 130, 2, 160),
+            // Several row blocks per task and a causal mask over them.
+            (1, 150, 150, 2, 40),
+            (2, 300, 333, 2, 48),
         ] {
             let q = Tensor::randn(0f32, 1.0, (b, nq, heads * d), &dev).unwrap();
             let k = Tensor::randn(0f32, 1.0, (b, nk, heads * d), &dev).unwrap();
