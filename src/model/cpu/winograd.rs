@@ -126,11 +126,12 @@ fn transform_weights(wt: &[f32], co: usize, ci: usize, u: &mut [f32]) {
 
 const LANES: usize = 16;
 
-/// Writes `n` values of one U row segment (a whole block as one vector store: a
-/// variable-length copy here compiles to a `memcpy` call per row).
+/// Writes the first `n` of 16 lane values to `dst` (a whole block as one vector store: a
+/// variable-length copy compiles to a `memcpy` call per block). Callers guarantee that `dst`
+/// holds `n` values only they write.
 #[inline(always)]
 fn store_block(dst: *mut f32, vals: &[f32; LANES], n: usize) {
-    // SAFETY: `transform_block`'s contract: dst holds n values owned by this block.
+    // SAFETY: per the callers' guarantee above.
     unsafe {
         if n == LANES {
             (dst as *mut [f32; LANES]).write_unaligned(*vals);
@@ -325,8 +326,7 @@ fn input_channel(input: &[f32], ci: usize, c: usize, g: &Geometry, v_ptr: SendPt
                 let p = r * 6 + k;
                 // SAFETY: p < 36, c < ci, t0 + n ≤ tc: inside v; channel c is written by one
                 // task.
-                let dst = unsafe { std::slice::from_raw_parts_mut(v_ptr.get().add((p * ci + c) * g.tc + t0), n) };
-                dst.copy_from_slice(&vals[..n]);
+                store_block(unsafe { v_ptr.get().add((p * ci + c) * g.tc + t0) }, vals, n);
             }
         }
         t0 += n;
@@ -379,7 +379,12 @@ fn output_channel(
         let mut tile = [[0f32; LANES]; 36];
         for (p, vals) in tile.iter_mut().enumerate() {
             let at = (p * co + o) * g.tc + t0;
-            vals[..n].copy_from_slice(&m[at..at + n]);
+            if n == LANES {
+                // A fixed-size copy is one vector move; a variable-length one is a memcpy call.
+                *vals = m[at..at + LANES].try_into().expect("LANES values");
+            } else {
+                vals[..n].copy_from_slice(&m[at..at + n]);
+            }
         }
         // Aᵀ M: columns → 4×6, then (Aᵀ M) A: rows → 4×4.
         let mut rows = [[[0f32; LANES]; 6]; 4];
