@@ -260,25 +260,12 @@ fn input_transform(input: &[f32], ci: usize, g: &Geometry, v: &mut [f32]) {
 /// transforms are written over these so each arithmetic step is one vector instruction.
 type Lanes = [f32; LANES];
 
-/// [`bt6`] on six lane vectors.
+/// A 6-value transform ([`bt6`], [`at6`]) applied to each lane of six lane vectors.
 #[inline(always)]
-fn bt6_lanes(d: [&Lanes; 6]) -> [Lanes; 6] {
-    let mut out = [[0f32; LANES]; 6];
+fn lanewise<const M: usize>(transform: impl Fn([f32; 6]) -> [f32; M], d: [&Lanes; 6]) -> [Lanes; M] {
+    let mut out = [[0f32; LANES]; M];
     for l in 0..LANES {
-        let r = bt6([d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]]);
-        for (o, v) in out.iter_mut().zip(r) {
-            o[l] = v;
-        }
-    }
-    out
-}
-
-/// [`at6`] on six lane vectors.
-#[inline(always)]
-fn at6_lanes(m: [&Lanes; 6]) -> [Lanes; 4] {
-    let mut out = [[0f32; LANES]; 4];
-    for l in 0..LANES {
-        let r = at6([m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]]);
+        let r = transform([d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]]);
         for (o, v) in out.iter_mut().zip(r) {
             o[l] = v;
         }
@@ -315,13 +302,13 @@ fn input_channel(input: &[f32], ci: usize, c: usize, g: &Geometry, v_ptr: SendPt
         // Bᵀ d: columns, then (Bᵀ d) B: rows.
         let mut cols = [[[0f32; LANES]; 6]; 6];
         for k in 0..6 {
-            let col = bt6_lanes([&d[0][k], &d[1][k], &d[2][k], &d[3][k], &d[4][k], &d[5][k]]);
+            let col = lanewise(bt6, [&d[0][k], &d[1][k], &d[2][k], &d[3][k], &d[4][k], &d[5][k]]);
             for (r, v) in col.into_iter().enumerate() {
                 cols[r][k] = v;
             }
         }
         for (r, row) in cols.iter().enumerate() {
-            let out = bt6_lanes([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
+            let out = lanewise(bt6, [&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
             for (k, vals) in out.iter().enumerate() {
                 let p = r * 6 + k;
                 // SAFETY: p < 36, c < ci, t0 + n ≤ tc: inside v; channel c is written by one
@@ -389,27 +376,33 @@ fn output_channel(
         // Aᵀ M: columns → 4×6, then (Aᵀ M) A: rows → 4×4.
         let mut rows = [[[0f32; LANES]; 6]; 4];
         for k in 0..6 {
-            let col = at6_lanes([
-                &tile[k],
-                &tile[6 + k],
-                &tile[12 + k],
-                &tile[18 + k],
-                &tile[24 + k],
-                &tile[30 + k],
-            ]);
+            let col = lanewise(
+                at6,
+                [
+                    &tile[k],
+                    &tile[6 + k],
+                    &tile[12 + k],
+                    &tile[18 + k],
+                    &tile[24 + k],
+                    &tile[30 + k],
+                ],
+            );
             for (r, v) in col.into_iter().enumerate() {
                 rows[r][k] = v;
             }
         }
         let block: [[Lanes; 4]; 4] = std::array::from_fn(|i| {
-            at6_lanes([
-                &rows[i][0],
-                &rows[i][1],
-                &rows[i][2],
-                &rows[i][3],
-                &rows[i][4],
-                &rows[i][5],
-            ])
+            lanewise(
+                at6,
+                [
+                    &rows[i][0],
+                    &rows[i][1],
+                    &rows[i][2],
+                    &rows[i][3],
+                    &rows[i][4],
+                    &rows[i][5],
+                ],
+            )
         });
         for l in 0..n {
             let (img, ty, tx) = g.tile(t0 + l);
