@@ -201,19 +201,27 @@ pub fn activation(h: &Tensor, quick: bool) -> candle_core::Result<Tensor> {
     Tensor::from_vec(out, dims, &Device::Cpu)
 }
 
-/// GEGLU's gate: `h` [.., 2·n] → `h[.., :n] · gelu(h[.., n:])` in one pass.
-pub fn geglu(h: &Tensor) -> candle_core::Result<Tensor> {
+/// GEGLU's gate: `h` [.., 2·n] (plus `bias` [2·n], the projection's, when the product was
+/// computed without it) → `(h + b)[.., :n] · gelu((h + b)[.., n:])` in one pass. Adding the bias
+/// here saves the product a pass over its largest output.
+pub fn geglu(h: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
     let dims = h.dims().to_vec();
     let two_n = *dims.last().unwrap_or(&0);
     let n = two_n / 2;
     let rows: usize = dims[..dims.len() - 1].iter().product();
+    let bias: Vec<f32> = match bias {
+        Some(b) => b.to_vec1()?,
+        None => vec![0.0; two_n],
+    };
+    let (value_bias, gate_bias) = bias.split_at(n);
     let mut out = uninit_vec(rows * n);
     with_f32(h, |h| {
         out.par_chunks_mut(n).zip(h.par_chunks(two_n)).for_each(|(o, row)| {
             let (value, gate) = row.split_at(n);
             simd::vectorized(|| {
-                for ((o, &v), &g) in o.iter_mut().zip(value).zip(gate) {
-                    *o = v * exp::gelu(g);
+                let biased = value.iter().zip(value_bias).zip(gate.iter().zip(gate_bias));
+                for (o, ((&v, &bv), (&g, &bg))) in o.iter_mut().zip(biased) {
+                    *o = (v + bv) * exp::gelu(g + bg);
                 }
             })
         })
@@ -270,6 +278,10 @@ mod tests {
 
         let h = Tensor::randn(0f32, 2.0, (2, 3, 8), &dev).unwrap();
         let want = (h.narrow(2, 0, 4).unwrap() * h.narrow(2, 4, 4).unwrap().gelu_erf().unwrap()).unwrap();
-        assert!(max_abs_diff(&geglu(&h).unwrap(), &want) < 1e-5);
+        assert!(max_abs_diff(&geglu(&h, None).unwrap(), &want) < 1e-5);
+        let hb = Tensor::randn(0f32, 1.0, 8, &dev).unwrap();
+        let biased = h.broadcast_add(&hb).unwrap();
+        let want = (biased.narrow(2, 0, 4).unwrap() * biased.narrow(2, 4, 4).unwrap().gelu_erf().unwrap()).unwrap();
+        assert!(max_abs_diff(&geglu(&h, Some(&hb)).unwrap(), &want) < 1e-5);
     }
 }

@@ -105,10 +105,15 @@ impl FeedForward {
 
     /// The feed-forward of `x`, plus `residual`.
     fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        let h = self.proj_in.forward(x)?;
-        if cpu::is_cpu_f32(&h) {
-            return self.proj_out.forward_residual(&cpu::matmul::geglu(&h)?, residual);
+        if cpu::is_cpu_f32(x) {
+            // The projection's bias is added in the GEGLU pass, which reads its output anyway.
+            let (w, b) = (self.proj_in.weight(x.dtype())?, self.proj_in.bias(x.dtype())?);
+            let h = cpu::matmul::linear(x, &w, None, None)?;
+            return self
+                .proj_out
+                .forward_residual(&cpu::matmul::geglu(&h, b.as_ref())?, residual);
         }
+        let h = self.proj_in.forward(x)?;
         let inner = h.dim(2)? / 2;
         let (value, gate) = (h.narrow(2, 0, inner)?, h.narrow(2, inner, inner)?);
         let h = (value * gate.gelu_erf()?)?;
