@@ -5,10 +5,9 @@
 //! added on the way. Used where Winograd does not pay (small images, strides).
 
 use candle_core::{Device, Tensor};
-use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{Scratch, View, product, uninit_vec, with_f32, with_opt_f32, with_scratch};
+use super::{Scratch, View, parallelism, product, uninit_vec, with_f32, with_opt_f32, with_scratch};
 
 /// Bytes of unrolled patches one product may take.
 const COLS_BYTES: usize = 128 << 20;
@@ -50,12 +49,6 @@ fn convolve(
     // Images per product: all of them while their patches stay within `cols_bytes`, so the
     // kernel matrix is packed once for the batch rather than once per image.
     let group = (cols_bytes / (4 * k * n)).clamp(1, b);
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
     with_scratch(Scratch::Im2col, k * group * n, |cols| {
         with_scratch(Scratch::Im2colProduct, co * group * n, |product_buf| {
             with_f32(x, |input| {
@@ -90,26 +83,16 @@ fn convolve(
                                     false,
                                     View::rows(wt.as_ptr(), k),
                                     View::rows(cols.as_ptr(), width),
-                                    par,
+                                    parallelism(),
                                 );
                             }
-                            // Scatter [co][image][pixel] into NCHW, adding the biases and residual.
-                            let products = &product_buf[..co * width];
-                            let outputs = &mut out[img0 * co * n..(img0 + g) * co * n];
-                            let res = res.map(|r| &r[img0 * co * n..(img0 + g) * co * n]);
-                            outputs.par_chunks_mut(n).enumerate().for_each(|(idx, o)| {
-                                let (i, ch) = (idx / co, idx % co);
-                                let img = img0 + i;
-                                let add = bias[ch] + image_bias.as_ref().map_or(0.0, |ib| ib[img * co + ch]);
-                                let p = &products[ch * width + i * n..ch * width + (i + 1) * n];
-                                match res {
-                                    Some(r) => {
-                                        let r = &r[idx * n..(idx + 1) * n];
-                                        o.iter_mut().zip(p).zip(r).for_each(|((o, p), r)| *o = p + add + r);
-                                    }
-                                    None => o.iter_mut().zip(p).for_each(|(o, p)| *o = p + add),
-                                }
-                            });
+                            let span = img0 * co * n..(img0 + g) * co * n;
+                            let terms = Terms {
+                                bias: &bias,
+                                image_bias: image_bias.as_deref(),
+                                residual: res.map(|r| &r[span.clone()]),
+                            };
+                            scatter(&product_buf[..co * width], &mut out[span], img0, co, n, &terms);
                             img0 += g;
                         }
                     })
@@ -118,6 +101,34 @@ fn convolve(
         })
     })???;
     Tensor::from_vec(out, (b, co, ho, wo), &Device::Cpu)
+}
+
+/// What is added to each output channel besides the product.
+struct Terms<'a> {
+    /// [Co].
+    bias: &'a [f32],
+    /// [B, Co] over the whole batch.
+    image_bias: Option<&'a [f32]>,
+    /// The group's residual, NCHW like `outputs`.
+    residual: Option<&'a [f32]>,
+}
+
+/// Writes a group's products [Co][image][pixel] into `outputs` (NCHW, images `img0..`, `n`
+/// pixels each), adding the bias terms and the residual.
+fn scatter(products: &[f32], outputs: &mut [f32], img0: usize, co: usize, n: usize, terms: &Terms) {
+    let width = products.len() / co;
+    outputs.par_chunks_mut(n).enumerate().for_each(|(idx, o)| {
+        let (i, ch) = (idx / co, idx % co);
+        let add = terms.bias[ch] + terms.image_bias.map_or(0.0, |ib| ib[(img0 + i) * co + ch]);
+        let p = &products[ch * width + i * n..ch * width + (i + 1) * n];
+        match terms.residual {
+            Some(r) => {
+                let r = &r[idx * n..(idx + 1) * n];
+                o.iter_mut().zip(p).zip(r).for_each(|((o, p), r)| *o = p + add + r);
+            }
+            None => o.iter_mut().zip(p).for_each(|(o, p)| *o = p + add),
+        }
+    });
 }
 
 /// Unrolls 3×3 patches: row (c·9 + ky·3 + kx) holds, for every output pixel, the input value

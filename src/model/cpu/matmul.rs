@@ -7,14 +7,7 @@ use candle_core::{Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{SendPtr, View, exp, product, simd, uninit_vec, with_f32};
-
-fn parallelism() -> Parallelism {
-    match rayon::current_num_threads() {
-        0 | 1 => Parallelism::None,
-        n => Parallelism::Rayon(n),
-    }
-}
+use super::{SendPtr, View, exp, parallelism, product, simd, uninit_vec, with_f32};
 
 /// Below this many rows a product is split across threads by output columns.
 const FEW_ROWS: usize = 256;

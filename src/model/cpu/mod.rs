@@ -134,6 +134,14 @@ impl<P> View<P> {
     }
 }
 
+/// gemm's own threading over rayon's pool, for products big enough to split.
+pub(crate) fn parallelism() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
+}
+
 /// `dst` (m × n) = `lhs` (m × k) · `rhs` (k × n), added to what `dst` holds when `accumulate`:
 /// the one place the gemm crate's long argument list is spelled out.
 ///
@@ -173,11 +181,10 @@ pub(crate) unsafe fn product(
     }
 }
 
+/// The largest |value| of a tensor.
 #[cfg(test)]
-pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
+pub(crate) fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
         .unwrap()
         .flatten_all()
         .unwrap()
@@ -185,4 +192,10 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
         .to_scalar::<f32>()
         .unwrap()
+}
+
+/// The largest |a − b|.
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    max_abs(&(a - b).unwrap())
 }

@@ -432,7 +432,7 @@ fn output_channel(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::cpu::max_abs_diff;
+    use crate::model::cpu::{max_abs, max_abs_diff};
     use std::ops::Add;
 
     #[test]
@@ -464,15 +464,7 @@ mod tests {
                 .add(&residual)
                 .unwrap();
             let diff = max_abs_diff(&ours, &want);
-            let scale = want
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let scale = max_abs(&want);
             assert!(
                 diff <= 1e-5 * scale.max(1.0),
                 "{b}x{ci}x{h}x{w}→{co}: diff {diff} scale {scale}"
