@@ -55,8 +55,8 @@ pub enum Error {
     #[error("not enough disk space in {path}: the download needs {needed} more but only {available} is free")]
     DiskSpace {
         path: PathBuf,
-        needed: crate::models::ByteSize,
-        available: crate::models::ByteSize,
+        needed: crate::format::ByteSize,
+        available: crate::format::ByteSize,
     },
 
     /// The built-in model catalog (assets/models.toml) is malformed.

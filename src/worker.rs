@@ -222,7 +222,7 @@ impl WorkerState {
                     name: model.name(),
                     hash: model.hash.clone(),
                     kind: model.kind(),
-                    native_size: crate::cli::generate::native_size(&model),
+                    native_size: model.native_size(),
                 };
                 self.model = Some((path.clone(), options.clone(), model));
                 (self.emit)(WorkerEvent::Loaded(info));

@@ -18,7 +18,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use lantern::gui::models_state::{DownloadPhase, ModelsEnv, ScanState};
 use lantern::gui::state::{ModelStatus, StatusKind};
 use lantern::gui::{AppOptions, LanternApp};
-use lantern::models::{CancelFlag, Catalog, DownloadRequest, Family, HubConfig};
+use lantern::hub::{CancelFlag, Catalog, DownloadRequest, Family, HubConfig};
 
 const UNET: &str = "unet/diffusion_pytorch_model.safetensors";
 
@@ -242,7 +242,7 @@ fn interrupted_download_is_resumed_after_a_restart() {
         connect_timeout: Duration::from_secs(2),
         read_timeout: Duration::from_secs(5),
     };
-    let first = lantern::models::download(
+    let first = lantern::hub::download(
         &config,
         &DownloadRequest::repo(REPO_ID),
         &CancelFlag::new(),

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::Path;
 
 use common::{copy_dir, fake_cache_repo, fixture_dir, fixture_files, sha256_hex};
-use lantern::models::{BaseArch, DiscoveryRoots, Family, LocalModel, ModelSource, ModelStatus, Precision, discover};
+use lantern::hub::{BaseArch, DiscoveryRoots, Family, LocalModel, ModelSource, ModelStatus, Precision, discover};
 
 fn cache_roots(cache: &Path) -> DiscoveryRoots {
     DiscoveryRoots {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Behaviour, COMMIT, FakeHub, REPO_ID, fixture_dir, fixture_files};
 use lantern::Error;
-use lantern::models::{
+use lantern::hub::{
     CancelFlag, DiscoveryRoots, DownloadEvent, DownloadRequest, Family, FileSelection, HubConfig, ModelSource,
     ModelStatus, Precision, discover, download, spawn_download,
 };

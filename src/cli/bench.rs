@@ -12,9 +12,9 @@ use clap::Args;
 
 use crate::device::{self, DeviceChoice, Precision};
 use crate::model::{LoadOptions, LoadedModel};
+use crate::pipeline::prompt::{encode_prompt, encode_prompts};
 use crate::pipeline::{self, Request};
 use crate::schedulers::SamplerKind;
-use crate::text::{encode_prompt, encode_prompts};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

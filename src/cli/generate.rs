@@ -97,7 +97,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             LoadStage::Vae => "loading VAE…",
         })
     })?;
-    let (native_w, native_h) = native_size(&model);
+    let (native_w, native_h) = model.native_size();
     let request = Request {
         prompt: args.prompt.clone(),
         negative_prompt: args.negative_prompt.clone(),
@@ -176,19 +176,6 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// The size a model was trained at: UNet sample size × VAE factor (512 for SD 1.5, 768 for
-/// SD 2.1, 1024 for SDXL), 512 when unknown.
-pub fn native_size(model: &LoadedModel) -> (u32, u32) {
-    let side = model
-        .unet
-        .config()
-        .sample_size
-        .map(|s| (s * model.vae_scale_factor()) as u32)
-        .filter(|&s| (64..=2048).contains(&s))
-        .unwrap_or(512);
-    (side, side)
 }
 
 fn read_init_latents(path: &Path) -> Result<Tensor> {

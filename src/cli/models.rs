@@ -12,9 +12,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::error::Error;
-use crate::models::{
-    ByteSize, CancelFlag, Catalog, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig, LocalModel, ModelStatus,
-    Progress, discover, download,
+use crate::format::ByteSize;
+use crate::hub::{
+    CancelFlag, Catalog, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig, LocalModel, ModelStatus, Progress,
+    discover, download,
 };
 
 #[derive(Args, Debug, Clone)]

@@ -41,7 +41,7 @@ impl ProgressBar {
             "{label} [{}{}] {step}/{total} {rate} ETA {}",
             "#".repeat(filled),
             "-".repeat(WIDTH - filled),
-            format_duration(eta)
+            crate::format::format_duration(eta)
         );
         self.message(&line);
     }
@@ -58,14 +58,5 @@ impl ProgressBar {
 impl Drop for ProgressBar {
     fn drop(&mut self) {
         self.clear();
-    }
-}
-
-pub fn format_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
     }
 }

@@ -130,7 +130,7 @@ impl LanternApp {
         }
     }
 
-    fn apply_recommendation(&mut self, model: &crate::models::LocalModel) {
+    fn apply_recommendation(&mut self, model: &crate::hub::LocalModel) {
         if self.state.settings.model.as_ref() != Some(&model.path) {
             return; // another model was chosen meanwhile
         }
@@ -187,11 +187,8 @@ impl LanternApp {
         let ctx = self.ctx.clone();
         std::thread::spawn(move || {
             let tokenizer = crate::model::ModelFolder::open(&path)
+                .and_then(|f| f.prompt_tokenizer())
                 .ok()
-                .and_then(|f| {
-                    let dir = if f.has("tokenizer") { "tokenizer" } else { "tokenizer_2" };
-                    ClipTokenizer::from_folder(&f.root.join(dir)).ok()
-                })
                 .map(Arc::new);
             let _ = tx.send(Background::Tokenizer { model: path, tokenizer });
             ctx.request_repaint();

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
-use crate::models::{
-    ByteSize, CancelFlag, Catalog, CatalogEntry, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig, LocalModel,
+use crate::format::ByteSize;
+use crate::hub::{
+    CancelFlag, Catalog, CatalogEntry, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig, LocalModel,
     ModelSource, RecommendedSettings, discover, hf_cache, spawn_download,
 };
 
@@ -221,7 +222,7 @@ impl DownloadView {
             text.push_str(&format!(" · {}/s", ByteSize(self.bytes_per_sec as u64)));
         }
         if let Some(eta) = self.eta {
-            text.push_str(&format!(" · {} left", crate::cli::progress::format_duration(eta)));
+            text.push_str(&format!(" · {} left", crate::format::format_duration(eta)));
         }
         text
     }
@@ -476,7 +477,7 @@ impl ModelsController {
         std::thread::spawn(move || {
             let name = crate::model::display_name(&path);
             let source = hf_cache_source(&path).unwrap_or(ModelSource::UserFolder);
-            let model = crate::models::discovery::describe(&path, name, source, catalog.as_ref());
+            let model = crate::hub::discovery::describe(&path, name, source, catalog.as_ref());
             let _ = tx.send(Msg::Described { path, model });
             ctx.request_repaint();
         });
@@ -526,12 +527,7 @@ impl ModelsController {
 /// A snapshot folder inside a Hugging Face cache (`models--ORG--NAME/snapshots/REV`) is
 /// recognised as such, so its repo id finds its catalog entry.
 fn hf_cache_source(path: &Path) -> Option<ModelSource> {
-    let commit = path.file_name()?.to_string_lossy().into_owned();
-    let snapshots = path.parent()?;
-    if snapshots.file_name()? != "snapshots" {
-        return None;
-    }
-    let repo_id = hf_cache::repo_id_from_folder(&snapshots.parent()?.file_name()?.to_string_lossy())?;
+    let (repo_id, commit) = hf_cache::snapshot_of(path)?;
     Some(ModelSource::HfCache {
         repo_id,
         commit,
@@ -542,7 +538,7 @@ fn hf_cache_source(path: &Path) -> Option<ModelSource> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{Family, Progress};
+    use crate::hub::{Family, Progress};
 
     #[test]
     fn download_view_folds_events_into_progress() {
@@ -590,12 +586,12 @@ mod tests {
             source: ModelSource::UserFolder,
             family: Family::SdTurbo,
             family_label: "SD-Turbo",
-            base: crate::models::BaseArch::Sd2,
+            base: crate::hub::BaseArch::Sd2,
             pipeline: "StableDiffusionPipeline".into(),
             prediction_type: "epsilon".into(),
             size: ByteSize(1),
-            precision: crate::models::Precision::Fp16,
-            status: crate::models::ModelStatus::Complete,
+            precision: crate::hub::Precision::Fp16,
+            status: crate::hub::ModelStatus::Complete,
             catalog_id: None,
         };
         let (from, r) = recommendation(&catalog, &model).unwrap();

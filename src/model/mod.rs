@@ -131,6 +131,17 @@ impl ModelFolder {
         display_name(&self.root)
     }
 
+    /// The tokenizer whose window the prompt counter shows (the first one for SDXL), read
+    /// without loading any weights.
+    pub fn prompt_tokenizer(&self) -> Result<ClipTokenizer> {
+        let dir = if self.has("tokenizer") {
+            "tokenizer"
+        } else {
+            "tokenizer_2"
+        };
+        ClipTokenizer::from_folder(&self.root.join(dir))
+    }
+
     pub fn scheduler_config_path(&self) -> PathBuf {
         self.root.join("scheduler").join("scheduler_config.json")
     }
@@ -153,15 +164,8 @@ impl ModelFolder {
 
 /// `…/models--org--name/snapshots/<rev>` → `name`; otherwise the folder's own name.
 pub fn display_name(root: &Path) -> String {
-    let parts: Vec<_> = root
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    if parts.len() >= 3
-        && parts[parts.len() - 2] == "snapshots"
-        && let Some(repo) = parts[parts.len() - 3].strip_prefix("models--")
-    {
-        return repo.rsplit("--").next().unwrap_or(repo).to_string();
+    if let Some((repo_id, _)) = crate::hub::hf_cache::snapshot_of(root) {
+        return repo_id.rsplit('/').next().unwrap_or(&repo_id).to_string();
     }
     root.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -286,6 +290,19 @@ impl LoadedModel {
 
     pub fn latent_channels(&self) -> usize {
         self.unet.config().in_channels
+    }
+
+    /// The size the model was trained at: UNet sample size × VAE factor (512 for SD 1.5, 768
+    /// for SD 2.1, 1024 for SDXL), 512 when unknown.
+    pub fn native_size(&self) -> (u32, u32) {
+        let side = self
+            .unet
+            .config()
+            .sample_size
+            .map(|s| (s * self.vae_scale_factor()) as u32)
+            .filter(|&s| (64..=2048).contains(&s))
+            .unwrap_or(512);
+        (side, side)
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod noise;
 pub mod preview;
+pub mod prompt;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,12 +13,12 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Tensor};
 
 use self::noise::{SeededNoise, random_seed};
+use self::prompt::{PromptEmbeddings, encode_prompt, encode_prompts};
 use crate::error::{Error, Result};
 use crate::model::unet::TextTimeConditioning;
 use crate::model::{LoadedModel, PipelineKind};
 use crate::output::{GenerationParams, RgbImage};
 use crate::schedulers::{self, SamplerKind};
-use crate::text::{PromptEmbeddings, encode_prompt, encode_prompts};
 
 /// The largest side we accept; beyond it a CPU run would take hours and memory explodes.
 pub const MAX_SIDE: u32 = 4096;

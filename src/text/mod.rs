@@ -1,7 +1,5 @@
-//! Text: the CLIP tokenizer and prompt encoding.
+//! Text: the CLIP tokenizer (prompt encoding with the text encoders lives in the pipeline).
 
-pub mod encode;
 pub mod tokenizer;
 
-pub use encode::{PromptEmbeddings, encode_prompt, encode_prompts};
 pub use tokenizer::ClipTokenizer;

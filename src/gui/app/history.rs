@@ -280,11 +280,11 @@ impl LanternApp {
         if std::mem::replace(&mut self.history.discovery_started, true) {
             return;
         }
-        let mut roots = crate::models::discovery::DiscoveryRoots::standard(self.state.settings.user_models.clone());
+        let mut roots = crate::hub::discovery::DiscoveryRoots::standard(self.state.settings.user_models.clone());
         roots.data_dir_models = Some(self.data_dir.join("models"));
         let tx = self.history.tx.clone();
         std::thread::spawn(move || {
-            let found = crate::models::discovery::discover(&roots)
+            let found = crate::hub::discovery::discover(&roots)
                 .into_iter()
                 .map(|m| m.path)
                 .collect();

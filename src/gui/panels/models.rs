@@ -6,7 +6,7 @@ use egui::{RichText, Ui};
 
 use crate::gui::models_state::{DownloadPhase, DownloadView, ModelsState, ScanState, model_details, source_label};
 use crate::gui::state::{Action, AppState};
-use crate::models::{CatalogEntry, LocalModel, ModelStatus};
+use crate::hub::{CatalogEntry, LocalModel, ModelStatus};
 
 /// The entries of the model picker's drop-down: every model found on disk (incomplete ones
 /// greyed, with what is missing on hover), folders the user opened that discovery did not
@@ -168,7 +168,7 @@ pub fn local_model_row(ui: &mut Ui, m: &LocalModel, chosen: bool, models: &Model
 }
 
 fn resume_button(ui: &mut Ui, m: &LocalModel, models: &ModelsState, actions: &mut Vec<Action>) {
-    let crate::models::ModelSource::HfCache { repo_id, .. } = &m.source else {
+    let crate::hub::ModelSource::HfCache { repo_id, .. } = &m.source else {
         return;
     };
     if models.download(repo_id).is_some_and(DownloadView::is_active) {
@@ -244,7 +244,7 @@ pub fn download_card(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
                 ui.label(RichText::new(format!(
                     "{} downloaded ({}).",
                     d.name,
-                    crate::models::ByteSize(d.total)
+                    crate::format::ByteSize(d.total)
                 )));
                 if ui.button(format!("Use {}", d.name)).clicked() {
                     actions.push(Action::ChooseModel(snapshot.clone()));
@@ -259,7 +259,7 @@ pub fn download_card(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
             ui.label(format!(
                 "{}: cancelled at {}. What was fetched is kept.",
                 d.name,
-                crate::models::ByteSize(d.done)
+                crate::format::ByteSize(d.done)
             ));
             stopped_buttons(ui, d, actions);
         }
@@ -285,7 +285,7 @@ fn running(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
             ui.label(
                 RichText::new(format!(
                     "(resumed, {} were already here)",
-                    crate::models::ByteSize(d.already)
+                    crate::format::ByteSize(d.already)
                 ))
                 .weak(),
             );
@@ -299,8 +299,8 @@ fn running(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
             "file {}/{}: {file} · {} of {}",
             (d.files_done + 1).min(d.files),
             d.files,
-            crate::models::ByteSize(d.file_done),
-            crate::models::ByteSize(d.file_size)
+            crate::format::ByteSize(d.file_done),
+            crate::format::ByteSize(d.file_size)
         );
         ui.add(egui::ProgressBar::new(d.file_fraction()).desired_height(8.0))
             .on_hover_text(&text);

@@ -3,7 +3,7 @@
 
 use egui::{RichText, Ui};
 
-use crate::cli::progress::format_duration;
+use crate::format::format_duration;
 use crate::gui::state::ModelStatus;
 use crate::gui::state::{AppState, StatusKind};
 use crate::model::LoadStage;

@@ -50,6 +50,18 @@ pub fn repo_id_from_folder(folder: &str) -> Option<String> {
     Some(format!("{org}/{}", name.replace("--", "/")))
 }
 
+/// A snapshot folder inside a cache (`…/models--ORG--NAME/snapshots/REV`) → (`ORG/NAME`, `REV`);
+/// `None` for any other folder. The one place that reads the cache's folder layout from a path.
+pub fn snapshot_of(path: &Path) -> Option<(String, String)> {
+    let commit = path.file_name()?.to_str()?.to_string();
+    let snapshots = path.parent()?;
+    if snapshots.file_name()? != "snapshots" {
+        return None;
+    }
+    let repo_id = repo_id_from_folder(snapshots.parent()?.file_name()?.to_str()?)?;
+    Some((repo_id, commit))
+}
+
 /// Checks a repo id before it becomes part of a path or URL: `org/name`, no `..`, no odd
 /// characters. Hub ids are ASCII letters, digits, `-`, `_`, `.`.
 pub fn validate_repo_id(repo_id: &str) -> Result<()> {

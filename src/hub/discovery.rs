@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::ByteSize;
 use super::catalog::Catalog;
 use super::hf_cache;
 use super::inspect::{self, BaseArch, Family, Precision};
+use crate::format::ByteSize;
 use crate::paths;
 
 /// Where a model folder was found.

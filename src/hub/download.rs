@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::ByteSize;
 use super::catalog::{Catalog, CatalogEntry, DIFFUSERS_COMPONENTS};
 use super::hf_cache::{self, RepoCache};
 use super::http::{Http, endpoint_url};
 use crate::error::{Error, Result};
+use crate::format::ByteSize;
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 const CHUNK: usize = 256 * 1024;

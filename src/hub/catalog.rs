@@ -4,10 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ByteSize;
 use super::hf_cache;
 use super::inspect::Family;
 use crate::error::{Error, Result};
+use crate::format::ByteSize;
 use crate::schedulers::SamplerKind;
 
 const BUILTIN: &str = include_str!("../../assets/models.toml");
