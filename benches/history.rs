@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use lantern::history::{History, NewEntry, Query, thumbnail_in};
-use lantern::output::{GenerationParams, RgbImage, save_png};
+use lantern::output::{RgbImage, save_png};
+use lantern::recipe::Recipe;
 use lantern::schedulers::SamplerKind;
 
 /// Entries per grid page: what a 1080p window shows with 160-pixel thumbnails, plus a row.
@@ -75,7 +76,7 @@ const NEGATIVES: [&str; 5] = [
     "watermark, text",
 ];
 
-fn make_params(rng: &mut Rng, i: u64) -> GenerationParams {
+fn make_params(rng: &mut Rng, i: u64) -> Recipe {
     let prompt = if rng.next() % 10 < 3 {
         format!("{}，{}", rng.pick(&CHINESE), rng.pick(&STYLES))
     } else {
@@ -86,7 +87,7 @@ fn make_params(rng: &mut Rng, i: u64) -> GenerationParams {
             rng.pick(&STYLES)
         )
     };
-    GenerationParams {
+    Recipe {
         prompt,
         negative_prompt: rng.pick(&NEGATIVES).to_string(),
         steps: 20 + (rng.next() % 30) as u32,
@@ -267,13 +268,7 @@ fn main() {
 fn thumbnail_bench(dir: &Path) {
     let data = (0..512 * 512 * 3).map(|v| ((v * 31) % 256) as u8).collect();
     let img = RgbImage::from_raw(512, 512, data).unwrap();
-    let png = save_png(
-        dir,
-        &img,
-        &GenerationParams::default(),
-        Some(&dir.join("thumb-src.png")),
-    )
-    .unwrap();
+    let png = save_png(dir, &img, &Recipe::default(), Some(&dir.join("thumb-src.png"))).unwrap();
     let cache = dir.join("thumbs");
     let t = Instant::now();
     thumbnail_in(&cache, &png, 256).unwrap();

@@ -20,7 +20,8 @@ use jiff::{SignedDuration, Timestamp};
 use lantern::gui::history_state::PAGE_SIZE;
 use lantern::gui::{AppOptions, LanternApp};
 use lantern::history::{History, NewEntry, Query};
-use lantern::output::{GenerationParams, RgbImage, save_png};
+use lantern::output::{RgbImage, save_png};
+use lantern::recipe::Recipe;
 
 const SUBJECTS: [&str; 8] = [
     "a lighthouse on a cliff",
@@ -39,7 +40,7 @@ fn fill(data: &Path, rows: usize) {
     let outputs = data.join("outputs");
     let img = RgbImage::from_raw(96, 96, (0..96 * 96 * 3).map(|v| (v * 13 % 251) as u8).collect()).unwrap();
     let source = data.join("source.png");
-    save_png(data, &img, &GenerationParams::default(), Some(&source)).unwrap();
+    save_png(data, &img, &Recipe::default(), Some(&source)).unwrap();
     std::fs::create_dir_all(&outputs).unwrap();
     let mut history = History::open(&data.join("history.sqlite3")).unwrap();
     let base = Timestamp::now() - SignedDuration::from_hours(24 * 60);
@@ -49,7 +50,7 @@ fn fill(data: &Path, rows: usize) {
             std::fs::hard_link(&source, &path)
                 .or_else(|_| std::fs::copy(&source, &path).map(|_| ()))
                 .unwrap();
-            let params = GenerationParams {
+            let params = Recipe {
                 prompt: format!("{}, {}, detailed #{i}", SUBJECTS[i % 8], STYLES[(i / 8) % 5]),
                 seed: i as u64,
                 model: ["sd15", "sdxl"][i % 2].into(),

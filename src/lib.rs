@@ -1,8 +1,9 @@
 //! Lantern: local text-to-image with Stable Diffusion in candle.
 //!
-//! Data flows one way: GUI or CLI → [`pipeline::Request`] → worker thread → pipeline
-//! (tokenizer → text encoder → scheduler loop over the UNet → VAE decode) → image and
-//! metadata → [`output`] (PNG) → history store.
+//! Data flows one way: GUI or CLI → [`recipe::Recipe`] in a [`pipeline::Request`] → worker
+//! thread → pipeline (tokenizer → text encoder → scheduler loop over the UNet → VAE decode) →
+//! image and its recipe → [`save::Saver`] (PNG via [`output`], then the [`history`] row).
+//! `ARCHITECTURE.md` is the map.
 
 pub mod alloc;
 pub mod cli;
@@ -17,6 +18,8 @@ pub mod model;
 pub mod output;
 pub mod paths;
 pub mod pipeline;
+pub mod recipe;
+pub mod save;
 pub mod schedulers;
 pub mod text;
 pub mod worker;

@@ -1,40 +1,80 @@
 //! Where Lantern keeps its data: history, thumbnails, settings, outputs, downloaded models.
 //!
-//! `LANTERN_DATA_DIR` overrides everything (tests and scripts use it); otherwise the
-//! platform's data folder (`~/.local/share/lantern` on Linux).
+//! One [`DataDir`] value owns the layout; nothing else joins these names. `LANTERN_DATA_DIR`
+//! overrides the root (tests and scripts use it); otherwise the platform's data folder
+//! (`~/.local/share/lantern` on Linux).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const DATA_DIR_ENV: &str = "LANTERN_DATA_DIR";
 
-/// The root of all app data.
-pub fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
+/// The root of all app data and the places inside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// A data folder at `root` (tests use a temporary one).
+    pub fn at(root: impl Into<PathBuf>) -> DataDir {
+        DataDir { root: root.into() }
     }
-    directories::ProjectDirs::from("", "", "lantern")
-        .map(|p| p.data_dir().to_path_buf())
-        .unwrap_or_else(|| PathBuf::from(".lantern"))
+
+    /// `LANTERN_DATA_DIR`, else the platform's data folder.
+    pub fn from_env() -> DataDir {
+        if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+            return DataDir::at(dir);
+        }
+        let root = directories::ProjectDirs::from("", "", "lantern")
+            .map(|p| p.data_dir().to_path_buf())
+            .unwrap_or_else(|| PathBuf::from(".lantern"));
+        DataDir::at(root)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Generated images, unless the user picked another folder in the settings.
+    pub fn outputs(&self) -> PathBuf {
+        self.root.join("outputs")
+    }
+
+    pub fn history_db(&self) -> PathBuf {
+        self.root.join("history.sqlite3")
+    }
+
+    pub fn thumbnails(&self) -> PathBuf {
+        self.root.join("thumbnails")
+    }
+
+    /// The window's settings (parameters, model, folders).
+    pub fn settings_file(&self) -> PathBuf {
+        self.root.join("settings.json")
+    }
+
+    /// Window size and position, kept by eframe.
+    pub fn window_state(&self) -> PathBuf {
+        self.root.join("window.ron")
+    }
+
+    /// Models downloaded or placed in Lantern's own folder.
+    pub fn models(&self) -> PathBuf {
+        self.root.join("models")
+    }
 }
 
-/// Generated images, unless the user picked another folder in the settings.
-pub fn outputs_dir() -> PathBuf {
-    data_dir().join("outputs")
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub fn history_db() -> PathBuf {
-    data_dir().join("history.sqlite3")
-}
-
-pub fn thumbnails_dir() -> PathBuf {
-    data_dir().join("thumbnails")
-}
-
-pub fn settings_file() -> PathBuf {
-    data_dir().join("settings.json")
-}
-
-/// Models downloaded by Lantern itself when no Hugging Face cache is wanted.
-pub fn models_dir() -> PathBuf {
-    data_dir().join("models")
+    #[test]
+    fn layout() {
+        let d = DataDir::at("/data");
+        assert_eq!(d.history_db(), Path::new("/data/history.sqlite3"));
+        assert_eq!(d.outputs(), Path::new("/data/outputs"));
+        assert_eq!(d.thumbnails(), Path::new("/data/thumbnails"));
+        assert_eq!(d.settings_file(), Path::new("/data/settings.json"));
+        assert_eq!(d.models(), Path::new("/data/models"));
+    }
 }

@@ -2,7 +2,7 @@
 //! waits on it; it sends jobs and repaints when events arrive.
 
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -10,10 +10,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::history::History;
 use crate::model::{LoadOptions, LoadStage, LoadedModel, PipelineKind};
 use crate::output::RgbImage;
 use crate::pipeline::{self, Event, Generated, Request};
+use crate::save::{HistoryLocation, Saver};
 
 /// Work for the worker.
 pub enum Job {
@@ -31,8 +31,8 @@ pub struct GenerateJob {
     pub request: Request,
     /// Where finished images are saved.
     pub output_dir: PathBuf,
-    /// The history database each image is recorded in, if any.
-    pub history_db: Option<PathBuf>,
+    /// The history each image is recorded in, if any.
+    pub history: Option<HistoryLocation>,
 }
 
 /// What the loaded model is, for the window to show.
@@ -128,7 +128,7 @@ impl Worker {
             .spawn(move || {
                 let mut state = WorkerState {
                     model: None,
-                    history: None,
+                    saver: Saver::new(PathBuf::new(), None),
                     cancel: thread_cancel,
                     emit: Box::new(move |e| {
                         let _ = events_tx.send(e);
@@ -172,8 +172,8 @@ impl Worker {
 
 struct WorkerState {
     model: Option<(PathBuf, LoadOptions, LoadedModel)>,
-    /// The open history database (kept open across jobs) and its path.
-    history: Option<(PathBuf, History)>,
+    /// Saves and records every image (keeps the history open across jobs).
+    saver: Saver,
     cancel: Arc<AtomicBool>,
     emit: Box<dyn Fn(WorkerEvent) + Send>,
 }
@@ -256,7 +256,8 @@ impl WorkerState {
         };
         let id = job.id;
         let emit = &self.emit;
-        let history = &mut self.history;
+        let saver = &mut self.saver;
+        saver.retarget(job.output_dir.clone(), job.history.clone());
         let result = pipeline::generate(model, &job.request, &self.cancel, &mut |event| match event {
             Event::EncodingPrompt => {}
             Event::PromptTruncated { used, total } => emit(WorkerEvent::Warning {
@@ -282,25 +283,13 @@ impl WorkerState {
             Event::Preview { image, preview } => emit(WorkerEvent::Preview { id, image, preview }),
             Event::Decoding { image } => emit(WorkerEvent::Decoding { id, image }),
             Event::ImageReady(generated) => {
-                let saved = crate::output::save_png(&job.output_dir, &generated.image, &generated.params, None)
-                    .map_err(|e| e.to_string());
-                if let (Ok(path), Some(db)) = (&saved, &job.history_db) {
-                    match record(history, db, &job.output_dir, &generated, path) {
-                        Ok((entry_id, notice)) => {
-                            if let Some(notice) = notice {
-                                emit(WorkerEvent::Notice(notice));
-                            }
-                            emit(WorkerEvent::Recorded {
-                                path: path.clone(),
-                                entry_id,
-                            });
-                        }
-                        Err(e) => emit(WorkerEvent::Warning {
-                            id,
-                            message: format!("Saved, but not recorded in the history: {e}"),
-                        }),
+                let saved = match saver.save(&generated, None) {
+                    Ok(saved) => {
+                        report_recorded(emit, id, &saved);
+                        Ok(saved.path)
                     }
-                }
+                    Err(e) => Err(e.to_string()),
+                };
                 emit(WorkerEvent::Image { id, generated, saved });
             }
         });
@@ -312,23 +301,22 @@ impl WorkerState {
     }
 }
 
-/// Records one image, opening (and if need be recovering) the history the first time.
-fn record(
-    history: &mut Option<(PathBuf, History)>,
-    db: &Path,
-    outputs: &Path,
-    generated: &Generated,
-    path: &Path,
-) -> crate::error::Result<(i64, Option<String>)> {
-    let mut notice = None;
-    if history.as_ref().is_none_or(|(p, _)| p != db) {
-        let opened = History::open_or_recover(db, outputs)?;
-        notice = opened.notice.map(|n| n.to_string());
-        *history = Some((db.to_path_buf(), opened.history));
+/// Tells the window that a saved image is in the history (or why it is not).
+fn report_recorded(emit: &dyn Fn(WorkerEvent), id: u64, saved: &crate::save::Saved) {
+    if let Some(notice) = &saved.notice {
+        emit(WorkerEvent::Notice(notice.clone()));
     }
-    let (_, store) = history.as_ref().expect("opened above");
-    let entry_id = crate::history::record_in(store, &generated.params, path, generated.duration)?;
-    Ok((entry_id, notice))
+    match &saved.recorded {
+        Some(Ok(entry_id)) => emit(WorkerEvent::Recorded {
+            path: saved.path.clone(),
+            entry_id: *entry_id,
+        }),
+        Some(Err(e)) => emit(WorkerEvent::Warning {
+            id,
+            message: format!("Saved, but not recorded in the history: {e}"),
+        }),
+        None => {}
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

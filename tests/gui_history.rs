@@ -13,7 +13,8 @@ use jiff::{SignedDuration, Timestamp};
 use lantern::gui::history_state::DetailImage;
 use lantern::gui::{AppOptions, LanternApp};
 use lantern::history::{History, NewEntry, Query};
-use lantern::output::{GenerationParams, RgbImage, save_png};
+use lantern::output::{RgbImage, save_png};
+use lantern::recipe::Recipe;
 use lantern::schedulers::SamplerKind;
 
 const FOX: &str = "a red fox in the snow, oil painting";
@@ -57,8 +58,8 @@ const SPECS: [Spec; 5] = [
     },
 ];
 
-fn params(prompt: &str, seed: u64) -> GenerationParams {
-    GenerationParams {
+fn params(prompt: &str, seed: u64) -> Recipe {
+    Recipe {
         prompt: prompt.into(),
         negative_prompt: "blurry, lowres".into(),
         steps: 2,
@@ -279,7 +280,7 @@ fn use_these_settings_restores_every_parameter() {
         let p = &mut h.state_mut().state.settings.params;
         p.prompt = "something else".into();
         p.steps = 50;
-        p.batch = 4;
+        p.batch_size = 4;
         p.sampler = SamplerKind::Ddim;
     }
     open_history(&mut h, 5);
@@ -295,12 +296,12 @@ fn use_these_settings_restores_every_parameter() {
     assert_eq!(p.prompt, FOX);
     assert_eq!(p.negative_prompt, "blurry, lowres");
     assert_eq!(p.seed, 1);
-    assert!(p.seed_locked, "the seed must be kept, not redrawn");
+    assert!(app.state.settings.seed_locked, "the seed must be kept, not redrawn");
     assert_eq!(p.steps, 2);
     assert_eq!((p.width, p.height), (64, 64));
     assert_eq!(p.sampler, SamplerKind::EulerA);
     assert_eq!(p.guidance, 6.5);
-    assert_eq!(p.batch, 1);
+    assert_eq!(p.batch_size, 1);
     assert!(!app.state.settings.show_history, "back to Create to generate");
     // No model folder called sd1-tiny is known here: the user is told which model it was.
     let status = app.state.status.as_ref().unwrap().text.clone();
@@ -431,7 +432,7 @@ fn dropping_an_a1111_png_restores_its_settings() {
     assert_eq!(p.sampler, SamplerKind::DpmPp2mKarras);
     assert_eq!(p.guidance, 6.5);
     assert_eq!((p.width, p.height), (512, 768));
-    assert!(p.seed_locked);
+    assert!(app.state.settings.seed_locked);
     let status = app.state.status.as_ref().unwrap().text.clone();
     assert!(status.contains("from-a1111.png"), "{status}");
     assert!(status.contains("v1-5-pruned-emaonly"), "{status}");
@@ -496,7 +497,7 @@ fn rerun_restores_and_queues_a_generation() {
     let job = job.or_else(|| app.state.queue.front().map(|j| j.label.clone()));
     assert_eq!(job.as_deref(), Some(format!("{FOX} · 64×64 · 2 steps").as_str()));
     let p = &app.state.settings.params;
-    assert_eq!((p.seed, p.seed_locked, p.batch), (1, true, 1));
+    assert_eq!((p.seed, app.state.settings.seed_locked, p.batch_size), (1, true, 1));
     // The entry's model (sd1-tiny) is the chosen one: it is kept, and the view stays.
     assert_eq!(app.state.settings.model, Some(std::fs::canonicalize(&fixture).unwrap()));
     assert!(app.state.settings.show_history);

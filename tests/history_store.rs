@@ -12,7 +12,8 @@ use lantern::Error;
 use lantern::cli::history::{HistoryArgs, HistoryCommand, ImportArgs, ListArgs};
 use lantern::history::{History, NewEntry, Query, schema, thumbnail_in};
 use lantern::output::png::decode_png_file;
-use lantern::output::{GenerationParams, RgbImage, save_png};
+use lantern::output::{RgbImage, save_png};
+use lantern::recipe::Recipe;
 use lantern::schedulers::SamplerKind;
 
 fn image(salt: u8) -> RgbImage {
@@ -20,8 +21,8 @@ fn image(salt: u8) -> RgbImage {
     RgbImage::from_raw(16, 16, data).unwrap()
 }
 
-fn params(prompt: &str, negative: &str, model: &str, seed: u64) -> GenerationParams {
-    GenerationParams {
+fn params(prompt: &str, negative: &str, model: &str, seed: u64) -> Recipe {
+    Recipe {
         prompt: prompt.into(),
         negative_prompt: negative.into(),
         steps: 20,
@@ -37,7 +38,7 @@ fn params(prompt: &str, negative: &str, model: &str, seed: u64) -> GenerationPar
 }
 
 /// Saves real PNGs into `outputs` and records them, `created_at` one minute apart (oldest first).
-fn fill(history: &History, outputs: &Path, items: &[GenerationParams]) -> Vec<i64> {
+fn fill(history: &History, outputs: &Path, items: &[Recipe]) -> Vec<i64> {
     let base = Timestamp::from_second(1_790_000_000).unwrap();
     items
         .iter()
@@ -54,7 +55,7 @@ fn fill(history: &History, outputs: &Path, items: &[GenerationParams]) -> Vec<i6
         .collect()
 }
 
-fn sample_items() -> Vec<GenerationParams> {
+fn sample_items() -> Vec<Recipe> {
     vec![
         params("A red fox in the snow", "blurry", "sd15", 1),
         params("一只红色的狐狸在雪地里", "模糊，低质量", "sd15", 2),
@@ -375,7 +376,7 @@ fn migrates_a_version_1_database() {
 /// A history with `n` real PNGs in `outputs`, some favourites; returns the image paths.
 fn populated(db: &Path, outputs: &Path, n: usize) -> Vec<PathBuf> {
     let h = History::open(db).unwrap();
-    let items: Vec<GenerationParams> = (0..n)
+    let items: Vec<Recipe> = (0..n)
         .map(|i| {
             let prompt = if i % 2 == 0 {
                 format!("a red fox number {i}")
@@ -760,13 +761,7 @@ fn thumbnails_are_made_once_and_follow_changes() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("thumbs");
     let big = RgbImage::from_raw(96, 64, [200u8, 100, 50].repeat(96 * 64)).unwrap();
-    let png = save_png(
-        tmp.path(),
-        &big,
-        &GenerationParams::default(),
-        Some(&tmp.path().join("big.png")),
-    )
-    .unwrap();
+    let png = save_png(tmp.path(), &big, &Recipe::default(), Some(&tmp.path().join("big.png"))).unwrap();
 
     let t1 = thumbnail_in(&cache, &png, 32).unwrap();
     let small = decode_png_file(&t1).unwrap();
@@ -800,7 +795,7 @@ fn thumbnails_are_made_once_and_follow_changes() {
     // A changed image gets a new thumbnail.
     std::thread::sleep(Duration::from_millis(20));
     let red = RgbImage::from_raw(96, 64, [255u8, 0, 0].repeat(96 * 64)).unwrap();
-    save_png(tmp.path(), &red, &GenerationParams::default(), Some(&png)).unwrap();
+    save_png(tmp.path(), &red, &Recipe::default(), Some(&png)).unwrap();
     let t2 = thumbnail_in(&cache, &png, 32).unwrap();
     assert_ne!(t2, t1);
     assert_eq!(decode_png_file(&t2).unwrap().pixel(0, 0), [255, 0, 0]);

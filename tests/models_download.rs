@@ -164,17 +164,18 @@ fn full_download_is_byte_identical_and_discovered_in_the_cache() {
     .unwrap()["latents"]
         .clone();
     let request = lantern::pipeline::Request {
-        prompt: case["prompt"].as_str().unwrap().into(),
-        negative_prompt: case["negative_prompt"].as_str().map(String::from),
-        steps: case["steps"].as_u64().unwrap() as u32,
-        guidance: case["guidance"].as_f64().unwrap(),
-        width: case["width"].as_u64().unwrap() as u32,
-        height: case["height"].as_u64().unwrap() as u32,
-        seed: Some(1),
-        sampler: lantern::schedulers::SamplerKind::Euler,
-        batch: 1,
         init_latents: Some(latents),
-        previews: false,
+        ..lantern::pipeline::Request::new(lantern::recipe::Recipe {
+            prompt: case["prompt"].as_str().unwrap().into(),
+            negative_prompt: case["negative_prompt"].as_str().unwrap_or_default().into(),
+            steps: case["steps"].as_u64().unwrap() as u32,
+            guidance: case["guidance"].as_f64().unwrap(),
+            width: case["width"].as_u64().unwrap() as u32,
+            height: case["height"].as_u64().unwrap() as u32,
+            seed: 1,
+            sampler: lantern::schedulers::SamplerKind::Euler,
+            ..Default::default()
+        })
     };
     let mut image = None;
     lantern::pipeline::generate(&model, &request, &Default::default(), &mut |e| {

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use lantern::Error;
 use lantern::output::parameters::{format_parameters, parse_parameters};
 use lantern::output::png::{PARAMETERS_KEYWORD, decode_png_file, encode_png, read_parameters, read_parameters_file};
-use lantern::output::{GenerationParams, RgbImage, save_png};
+use lantern::output::{RgbImage, save_png};
+use lantern::recipe::Recipe;
 use lantern::schedulers::SamplerKind;
 
 fn test_image(w: u32, h: u32, salt: u8) -> RgbImage {
@@ -45,8 +46,8 @@ fn chunk_types(bytes: &[u8]) -> Vec<String> {
     out
 }
 
-fn full_params(prompt: &str, negative: &str, sampler: SamplerKind) -> GenerationParams {
-    GenerationParams {
+fn full_params(prompt: &str, negative: &str, sampler: SamplerKind) -> Recipe {
+    Recipe {
         prompt: prompt.into(),
         negative_prompt: negative.into(),
         steps: 37,
@@ -67,7 +68,7 @@ fn full_params(prompt: &str, negative: &str, sampler: SamplerKind) -> Generation
     }
 }
 
-fn round_trip(params: &GenerationParams, expect_chunk: &str, dir: &Path) -> PathBuf {
+fn round_trip(params: &Recipe, expect_chunk: &str, dir: &Path) -> PathBuf {
     let image = test_image(params.width, params.height, params.seed as u8);
     let path = save_png(dir, &image, params, None).unwrap();
     let bytes = std::fs::read(&path).unwrap();
@@ -83,7 +84,7 @@ fn round_trip(params: &GenerationParams, expect_chunk: &str, dir: &Path) -> Path
         parsed.version.as_deref(),
         Some(&*format!("Lantern {}", env!("CARGO_PKG_VERSION")))
     );
-    assert_eq!(&parsed.to_params(), params, "text was:\n{text}");
+    assert_eq!(&parsed.to_recipe(), params, "text was:\n{text}");
     assert_eq!(decode_png_file(&path).unwrap(), image);
     if std::env::var_os("LANTERN_KEEP_TEST_PNGS").is_some() {
         write_expectations(&path, params);
@@ -92,7 +93,7 @@ fn round_trip(params: &GenerationParams, expect_chunk: &str, dir: &Path) -> Path
 }
 
 /// `<png>.expected.json`: what an independent reader must find (tools/check_png_metadata.py).
-fn write_expectations(png: &Path, p: &GenerationParams) {
+fn write_expectations(png: &Path, p: &Recipe) {
     let (sampler, schedule_type) = p.sampler.a1111_names();
     let expected = serde_json::json!({
         "prompt": p.prompt,
@@ -151,7 +152,7 @@ fn every_sampler_and_simple_values_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = output_dir(&tmp);
     for (i, sampler) in SamplerKind::ALL.into_iter().enumerate() {
-        let params = GenerationParams {
+        let params = Recipe {
             prompt: format!("a lighthouse at dusk number {i}"),
             negative_prompt: if i % 2 == 0 { String::new() } else { "fog".into() },
             steps: 10 + i as u32,
@@ -187,21 +188,26 @@ Lora hashes: \"add_detail: 7c6bad76eb54\", Version: v1.6.0";
 #[test]
 fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
     let p = parse_parameters(A1111_MULTILINE).unwrap();
+    let said = ["Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model"];
+    assert_eq!(p.said, said);
     assert_eq!(
-        p.prompt,
+        p.recipe.prompt,
         "masterpiece, best quality, a red fox in the snow,\n<lora:add_detail:0.8>\n(detailed fur:1.2)"
     );
-    assert_eq!(p.negative_prompt, "lowres, bad anatomy,\nblurry, (worst quality:1.4)");
-    assert_eq!(p.steps, Some(30));
+    assert_eq!(
+        p.recipe.negative_prompt,
+        "lowres, bad anatomy,\nblurry, (worst quality:1.4)"
+    );
+    assert_eq!(p.recipe.steps, 30);
     assert_eq!(p.sampler_name.as_deref(), Some("DPM++ 2M Karras"));
     assert_eq!(p.sampler, Some(SamplerKind::DpmPp2mKarras));
-    assert_eq!(p.guidance, Some(7.5));
-    assert_eq!(p.seed, Some(3141592653));
-    assert_eq!(p.size, Some((512, 768)));
-    assert_eq!(p.model_hash.as_deref(), Some("6ce0161689"));
-    assert_eq!(p.model.as_deref(), Some("v1-5-pruned-emaonly"));
+    assert_eq!(p.recipe.guidance, 7.5);
+    assert_eq!(p.recipe.seed, 3141592653);
+    assert_eq!((p.recipe.width, p.recipe.height), (512, 768));
+    assert_eq!(p.recipe.model_hash.as_deref(), Some("6ce0161689"));
+    assert_eq!(p.recipe.model, "v1-5-pruned-emaonly");
     assert_eq!(p.version.as_deref(), Some("v1.6.0"));
-    let extra: Vec<(&str, &str)> = p.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let extra: Vec<(&str, &str)> = p.recipe.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
         extra,
         vec![
@@ -213,8 +219,8 @@ fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
         ]
     );
     // Written again by Lantern, A1111's own fields survive.
-    let again = parse_parameters(&format_parameters(&p.to_params())).unwrap();
-    assert_eq!(again.to_params(), p.to_params());
+    let again = parse_parameters(&format_parameters(&p.to_recipe())).unwrap();
+    assert_eq!(again.to_recipe(), p.to_recipe());
 }
 
 #[test]
@@ -223,12 +229,13 @@ fn a1111_missing_negative_prompt_and_new_schedule_type() {
 Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1234, Size: 512x512, \
 Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Version: v1.10.1";
     let p = parse_parameters(text).unwrap();
-    assert_eq!(p.prompt, "a lighthouse at dusk, oil painting");
-    assert_eq!(p.negative_prompt, "");
+    assert_eq!(p.recipe.prompt, "a lighthouse at dusk, oil painting");
+    assert_eq!(p.recipe.negative_prompt, "");
     assert_eq!(p.sampler, Some(SamplerKind::DpmPp2mKarras));
     assert_eq!(p.schedule_type.as_deref(), Some("Karras"));
-    assert_eq!(p.guidance, Some(7.0));
-    assert!(p.extra.is_empty(), "{:?}", p.extra);
+    assert!(p.said("CFG scale"));
+    assert_eq!(p.recipe.guidance, 7.0);
+    assert!(p.recipe.extra.is_empty(), "{:?}", p.recipe.extra);
 
     let plain =
         "a lighthouse\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Automatic, CFG scale: 7, Seed: 1, Size: 8x8";
@@ -243,10 +250,11 @@ Steps: 25, Sampler: Euler a, CFG scale: 6, Seed: 42, Face restoration: CodeForme
 Model hash: 4199bcdd14, Model: revAnimated_v122, TI hashes: \"easynegative: c74b4e810b03\", Version: v1.7.0";
     let p = parse_parameters(text).unwrap();
     assert_eq!(p.sampler, Some(SamplerKind::EulerA));
-    assert_eq!(p.size, Some((640, 448)));
-    assert_eq!(p.negative_prompt, "easynegative");
+    assert!(p.said("Size"));
+    assert_eq!((p.recipe.width, p.recipe.height), (640, 448));
+    assert_eq!(p.recipe.negative_prompt, "easynegative");
     assert_eq!(
-        p.extra,
+        p.recipe.extra,
         vec![
             ("Face restoration".to_string(), "CodeFormer".to_string()),
             ("TI hashes".to_string(), "easynegative: c74b4e810b03".to_string()),
@@ -262,15 +270,16 @@ Batch pos: 1, Hashes: {\"model\": \"abc\", \"lora:x\": \"def\"}, Version: v1.5.1
     let p = parse_parameters(text).unwrap();
     assert_eq!(p.sampler, None);
     assert_eq!(p.sampler_name.as_deref(), Some("DPM++ SDE Karras"));
-    assert_eq!((p.batch_size, p.batch_pos), (Some(4), Some(1)));
+    assert!(p.said("Batch size") && p.said("Batch pos"));
+    assert_eq!((p.recipe.batch_size, p.recipe.batch_index), (4, 1));
     assert_eq!(
-        p.extra,
+        p.recipe.extra,
         vec![(
             "Hashes".to_string(),
             "{\"model\": \"abc\", \"lora:x\": \"def\"}".to_string()
         )]
     );
-    let params = p.to_params();
+    let params = p.to_recipe();
     assert_eq!(params.sampler, SamplerKind::Default);
     let rewritten = format_parameters(&params);
     assert!(
@@ -279,7 +288,7 @@ Batch pos: 1, Hashes: {\"model\": \"abc\", \"lora:x\": \"def\"}, Version: v1.5.1
     );
     let again = parse_parameters(&rewritten).unwrap();
     assert_eq!(again.sampler_name.as_deref(), Some("DPM++ SDE Karras"));
-    assert_eq!(again.to_params(), params);
+    assert_eq!(again.to_recipe(), params);
 }
 
 #[test]
@@ -287,10 +296,10 @@ fn a1111_chinese_crlf_quoted_newline_and_missing_fields() {
     let text = "一只红色的狐狸，雪地\r\nNegative prompt: 模糊\r\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5, \
 Size: 512x512, Wildcard prompt: \"line one\\nline two, with comma\"\r\n";
     let p = parse_parameters(text).unwrap();
-    assert_eq!(p.prompt, "一只红色的狐狸，雪地");
-    assert_eq!(p.negative_prompt, "模糊");
+    assert_eq!(p.recipe.prompt, "一只红色的狐狸，雪地");
+    assert_eq!(p.recipe.negative_prompt, "模糊");
     assert_eq!(
-        p.extra,
+        p.recipe.extra,
         vec![(
             "Wildcard prompt".to_string(),
             "line one\nline two, with comma".to_string()
@@ -299,8 +308,9 @@ Size: 512x512, Wildcard prompt: \"line one\\nline two, with comma\"\r\n";
 
     // Only three fields: everything else takes Lantern's defaults.
     let p = parse_parameters("just a prompt\nSteps: 10, Sampler: Euler, Seed: 7").unwrap();
-    assert_eq!((p.guidance, p.size, p.model.as_deref()), (None, None, None));
-    let full = p.to_params();
+    assert_eq!(p.said, ["Steps", "Sampler", "Seed"]);
+    assert!(!p.said("CFG scale") && !p.said("Size") && !p.said("Model"));
+    let full = p.to_recipe();
     assert_eq!((full.steps, full.seed, full.sampler), (10, 7, SamplerKind::Euler));
     assert_eq!((full.guidance, full.width, full.height), (7.5, 512, 512));
 }
@@ -386,7 +396,8 @@ fn reads_text_ztxt_compressed_itxt_and_chunks_after_the_image() {
     // A PNG as A1111 writes it (PIL: tEXt before the image data).
     let a1111 = encode_png(&test_image(8, 8, 3), Some(A1111_MULTILINE)).unwrap();
     let parsed = parse_parameters(&read_parameters(&a1111).unwrap().unwrap()).unwrap();
-    assert_eq!(parsed.seed, Some(3141592653));
+    assert!(parsed.said("Seed"));
+    assert_eq!(parsed.recipe.seed, 3141592653);
 }
 
 // ---- where files go ----
@@ -395,7 +406,7 @@ fn reads_text_ztxt_compressed_itxt_and_chunks_after_the_image() {
 fn default_names_never_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
     let outputs = tmp.path().join("outputs"); // does not exist yet: created
-    let params = GenerationParams {
+    let params = Recipe {
         prompt: "A red fox".into(),
         seed: 1234567,
         ..Default::default()
@@ -420,7 +431,7 @@ fn default_names_never_overwrite() {
     let files: Vec<_> = std::fs::read_dir(&outputs).unwrap().collect();
     assert_eq!(files.len(), 3, "no temp files left behind");
 
-    let chinese = GenerationParams {
+    let chinese = Recipe {
         prompt: "一只狐狸 🦊".into(),
         seed: 9,
         ..Default::default()
@@ -435,7 +446,7 @@ fn default_names_never_overwrite() {
 #[test]
 fn explicit_paths_replace_but_need_an_existing_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let params = GenerationParams::default();
+    let params = Recipe::default();
     let target = tmp.path().join("chosen.png");
     save_png(tmp.path(), &test_image(8, 8, 1), &params, Some(&target)).unwrap();
     save_png(tmp.path(), &test_image(8, 8, 2), &params, Some(&target)).unwrap();

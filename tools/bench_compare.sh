@@ -34,7 +34,7 @@ MODEL="$CACHE/sd15"
 
 echo "== building lantern (release)" >&2
 cargo build --release -q
-LANTERN=target/release/lantern
+LANTERN=${CARGO_TARGET_DIR:-target}/release/lantern
 
 RESULTS="$CACHE/results-$(date +%Y%m%d-%H%M%S).jsonl"
 : > "$RESULTS"

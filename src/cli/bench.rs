@@ -14,6 +14,7 @@ use crate::device::{self, DeviceChoice, Precision};
 use crate::model::{LoadOptions, LoadedModel};
 use crate::pipeline::prompt::{encode_prompt, encode_prompts};
 use crate::pipeline::{self, Request};
+use crate::recipe::Recipe;
 use crate::schedulers::SamplerKind;
 
 #[derive(Args, Debug)]
@@ -105,19 +106,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 fn generation(model: &LoadedModel, steps: u32, guidance: f64, sampler: SamplerKind) -> Result<f64> {
-    let request = Request {
+    let request = Request::new(Recipe {
         prompt: PROMPT.into(),
-        negative_prompt: Some(NEGATIVE.into()),
+        negative_prompt: NEGATIVE.into(),
         steps,
         guidance,
         width: 512,
         height: 512,
-        seed: Some(1),
+        seed: 1,
         sampler,
-        batch: 1,
-        init_latents: None,
-        previews: false,
-    };
+        ..Recipe::default()
+    });
     let cancel = AtomicBool::new(false);
     let started = Instant::now();
     pipeline::generate(model, &request, &cancel, &mut |_| {})?;

@@ -12,7 +12,10 @@ use super::progress::ProgressBar;
 use crate::device::{self, DeviceChoice, Precision};
 use crate::error::Error;
 use crate::model::{LoadOptions, LoadStage, LoadedModel};
+use crate::pipeline::noise::random_seed;
 use crate::pipeline::{self, Event, Request};
+use crate::recipe::Recipe;
+use crate::save::{HistoryLocation, Saver};
 use crate::schedulers::SamplerKind;
 
 #[derive(Args, Debug)]
@@ -20,37 +23,12 @@ pub struct GenerateArgs {
     /// A diffusers model folder (holding model_index.json).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// What to draw.
-    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
-    pub prompt: String,
-    /// What to steer away from.
-    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
-    pub negative_prompt: Option<String>,
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub steps: u32,
-    /// Classifier-free guidance scale; 1 or less skips the unconditional pass.
-    #[arg(long, default_value_t = 7.5, value_name = "F", allow_hyphen_values = true)]
-    pub guidance: f64,
-    /// Image width in pixels (a multiple of 8); default: the model's native size.
-    #[arg(long, value_name = "W")]
-    pub width: Option<u32>,
-    /// Image height in pixels (a multiple of 8); default: the model's native size.
-    #[arg(long, value_name = "H")]
-    pub height: Option<u32>,
-    /// Seed for the noise; random (and printed) when absent.
-    #[arg(long, value_name = "S")]
-    pub seed: Option<u64>,
-    /// Sampler: default (the model's own), ddim, pndm, euler, euler-a, dpmpp-2m,
-    /// dpmpp-2m-karras, unipc, lms, heun.
-    #[arg(long, default_value = "default", value_name = "NAME")]
-    pub scheduler: SamplerKind,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
     /// A safetensors file with one f32 tensor `latents` [1, C, H/8, W/8] to use instead of
     /// seeded noise (what diffusers' pipeline takes as `latents=`).
     #[arg(long, value_name = "FILE")]
     pub init_latents: Option<PathBuf>,
-    /// How many images, with seeds S, S+1, …
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub batch: u32,
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub dtype: Precision,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
@@ -67,7 +45,64 @@ pub struct GenerateArgs {
     pub quiet: bool,
 }
 
+/// The recipe's flags; defaults are the recipe's own ([`Recipe::default`]).
+#[derive(Args, Debug)]
+pub struct RecipeArgs {
+    /// What to draw.
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub prompt: String,
+    /// What to steer away from.
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub negative_prompt: Option<String>,
+    #[arg(long, default_value_t = Recipe::default().steps, value_name = "N")]
+    pub steps: u32,
+    /// Classifier-free guidance scale; 1 or less skips the unconditional pass.
+    #[arg(long, default_value_t = Recipe::default().guidance, value_name = "F", allow_hyphen_values = true)]
+    pub guidance: f64,
+    /// Image width in pixels (a multiple of 8); default: the model's native size.
+    #[arg(long, value_name = "W")]
+    pub width: Option<u32>,
+    /// Image height in pixels (a multiple of 8); default: the model's native size.
+    #[arg(long, value_name = "H")]
+    pub height: Option<u32>,
+    /// Seed for the noise; random (and printed) when absent.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Sampler: default (the model's own), ddim, pndm, euler, euler-a, dpmpp-2m,
+    /// dpmpp-2m-karras, unipc, lms, heun.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub scheduler: SamplerKind,
+    /// How many images, with seeds S, S+1, …
+    #[arg(long, default_value_t = Recipe::default().batch_size, value_name = "N")]
+    pub batch: u32,
+}
+
+impl RecipeArgs {
+    /// The recipe these flags describe, for a model whose native size is `native` (used where
+    /// no size was given). An absent seed is drawn here, so the run and its PNG agree.
+    pub fn recipe(&self, native: (u32, u32), seed: u64) -> Recipe {
+        Recipe {
+            prompt: self.prompt.clone(),
+            negative_prompt: self.negative_prompt.clone().unwrap_or_default(),
+            steps: self.steps,
+            guidance: self.guidance,
+            width: self.width.unwrap_or(native.0),
+            height: self.height.unwrap_or(native.1),
+            seed: self.seed.unwrap_or(seed),
+            sampler: self.scheduler,
+            batch_size: self.batch,
+            ..Recipe::default()
+        }
+    }
+}
+
 pub fn run(args: GenerateArgs) -> Result<()> {
+    // Everything that does not need the model is checked before loading it (a sizeless
+    // request is checked at the default size, then again at the model's own).
+    let seed = random_seed();
+    args.recipe
+        .recipe((Recipe::default().width, Recipe::default().height), seed)
+        .validate()?;
     let init_latents = args.init_latents.as_deref().map(read_init_latents).transpose()?;
     if let Some(out) = &args.output {
         check_output_path(out)?;
@@ -97,24 +132,22 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             LoadStage::Vae => "loading VAE…",
         })
     })?;
-    let (native_w, native_h) = model.native_size();
+    let recipe = args.recipe.recipe(model.native_size(), seed);
+    recipe.validate()?;
     let request = Request {
-        prompt: args.prompt.clone(),
-        negative_prompt: args.negative_prompt.clone(),
-        steps: args.steps,
-        guidance: args.guidance,
-        width: args.width.unwrap_or(native_w),
-        height: args.height.unwrap_or(native_h),
-        seed: args.seed,
-        sampler: args.scheduler,
-        batch: args.batch,
         init_latents,
-        previews: false,
+        ..Request::new(recipe)
     };
-    request.validate()?;
+    let history = (!args.no_history).then(|| {
+        let data = crate::paths::DataDir::from_env();
+        HistoryLocation {
+            db: data.history_db(),
+            outputs: data.outputs(),
+        }
+    });
+    let mut saver = Saver::new(PathBuf::from("."), history);
 
     let mut saved: Vec<PathBuf> = Vec::new();
-    let mut history: Option<crate::history::History> = None;
     let mut save_error: Option<anyhow::Error> = None;
     let result = pipeline::generate(&model, &request, &cancel, &mut |event| match event {
         Event::EncodingPrompt => bar.message("encoding prompt…"),
@@ -144,14 +177,17 @@ pub fn run(args: GenerateArgs) -> Result<()> {
                 return;
             }
             let path = args.output.as_ref().map(|p| numbered(p, generated.params.batch_index));
-            match crate::output::save_png(Path::new("."), &generated.image, &generated.params, path.as_deref()) {
-                Ok(path) => {
+            match saver.save(&generated, path.as_deref()) {
+                Ok(kept) => {
                     bar.clear();
-                    println!("{}  (seed {})", path.display(), generated.params.seed);
-                    if !args.no_history {
-                        record_history(&mut history, &generated, &path);
+                    println!("{}  (seed {})", kept.path.display(), generated.params.seed);
+                    if let Some(notice) = kept.notice {
+                        eprintln!("warning: {notice}");
                     }
-                    saved.push(path);
+                    if let Some(Err(e)) = kept.recorded {
+                        eprintln!("warning: could not record in the history: {e}");
+                    }
+                    saved.push(kept.path);
                 }
                 Err(e) => {
                     save_error = Some(e.into());
@@ -230,27 +266,4 @@ fn numbered(path: &Path, index: u32) -> PathBuf {
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
     path.with_file_name(format!("{stem}-{index}{ext}"))
-}
-
-/// Records an image in the default history, opening it (and rebuilding it if damaged) once.
-fn record_history(history: &mut Option<crate::history::History>, generated: &crate::pipeline::Generated, path: &Path) {
-    if history.is_none() {
-        match crate::history::History::open_or_recover(&crate::paths::history_db(), &crate::paths::outputs_dir()) {
-            Ok(opened) => {
-                if let Some(notice) = opened.notice {
-                    eprintln!("warning: {notice}");
-                }
-                *history = Some(opened.history);
-            }
-            Err(e) => {
-                eprintln!("warning: could not open the history: {e}");
-                return;
-            }
-        }
-    }
-    if let Some(h) = history
-        && let Err(e) = crate::history::record_in(h, &generated.params, path, generated.duration)
-    {
-        eprintln!("warning: could not record in the history: {e}");
-    }
 }

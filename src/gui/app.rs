@@ -17,7 +17,12 @@ use super::settings::Settings;
 use super::state::{Action, AppState, ModelStatus, QueuedJob, RunningJob, ShownImage};
 use crate::model::LoadOptions;
 use crate::output::RgbImage;
+use crate::output::atomic::{Existing, write_atomic};
+use crate::paths::DataDir;
 use crate::pipeline::Request;
+use crate::pipeline::noise::random_seed;
+use crate::recipe::Recipe;
+use crate::save::HistoryLocation;
 use crate::text::ClipTokenizer;
 use crate::worker::{GenerateJob, Job, Outcome, Worker, WorkerEvent};
 
@@ -42,8 +47,8 @@ pub struct AppOptions {
 }
 
 impl AppOptions {
-    pub fn settings_path(&self) -> PathBuf {
-        self.data_dir.join("settings.json")
+    pub fn data(&self) -> DataDir {
+        DataDir::at(&self.data_dir)
     }
 }
 
@@ -51,8 +56,8 @@ pub struct LanternApp {
     pub state: AppState,
     worker: Worker,
     next_id: u64,
-    settings_path: PathBuf,
-    pub data_dir: PathBuf,
+    /// Where settings, outputs, the history and thumbnails live.
+    pub data: DataDir,
     background_tx: Sender<Background>,
     background_rx: Receiver<Background>,
     ctx: egui::Context,
@@ -66,28 +71,26 @@ pub struct LanternApp {
 
 impl LanternApp {
     pub fn new(ctx: &egui::Context, options: AppOptions) -> LanternApp {
-        let env = ModelsEnv::standard(&options.data_dir);
+        let env = ModelsEnv::standard(&options.data());
         LanternApp::with_models_env(ctx, options, env)
     }
 
     /// [`LanternApp::new`] looking for and downloading models only where `env` says (tests use
     /// a temporary Hugging Face cache and a local Hub instead of the process environment).
     pub fn with_models_env(ctx: &egui::Context, options: AppOptions, env: ModelsEnv) -> LanternApp {
-        let settings = Settings::load(&options.settings_path());
+        let data = options.data();
+        let settings = Settings::load(&data.settings_file());
         let wake_ctx = ctx.clone();
         let worker = Worker::spawn(move || wake_ctx.request_repaint());
         let (background_tx, background_rx) = channel();
-        let db = options.data_dir.join("history.sqlite3");
-        let history =
-            history::HistoryRuntime::start(ctx, &options.data_dir, db, settings.output_dir(&options.data_dir));
+        let history = history::HistoryRuntime::start(ctx, &data, settings.output_dir(&data));
         let mut state = AppState::new(settings);
         let models = ModelsController::new(ctx, env, &mut state.models);
         let mut app = LanternApp {
             state,
             worker,
             next_id: 1,
-            settings_path: options.settings_path(),
-            data_dir: options.data_dir.clone(),
+            data,
             background_tx,
             background_rx,
             ctx: ctx.clone(),
@@ -196,10 +199,6 @@ impl LanternApp {
         self.save_settings();
     }
 
-    pub fn history_db(&self) -> PathBuf {
-        self.data_dir.join("history.sqlite3")
-    }
-
     fn load_options(&self) -> LoadOptions {
         LoadOptions {
             dtype: self.state.settings.precision.dtype(),
@@ -208,26 +207,21 @@ impl LanternApp {
     }
 
     fn save_settings(&self) {
-        if let Err(e) = self.state.settings.save(&self.settings_path) {
+        if let Err(e) = self.state.settings.save(&self.data.settings_file()) {
             tracing::warn!("could not save settings: {e}");
         }
     }
 
-    /// The request the current parameters describe.
+    /// The request the current parameters describe; an unlocked seed is drawn now.
     fn request(&self) -> Request {
-        let p = &self.state.settings.params;
+        let settings = &self.state.settings;
+        let mut recipe = settings.params.clone();
+        if !settings.seed_locked {
+            recipe.seed = random_seed();
+        }
         Request {
-            prompt: p.prompt.clone(),
-            negative_prompt: (!p.negative_prompt.trim().is_empty()).then(|| p.negative_prompt.clone()),
-            steps: p.steps,
-            guidance: p.guidance,
-            width: p.width,
-            height: p.height,
-            seed: p.seed_locked.then_some(p.seed),
-            sampler: p.sampler,
-            batch: p.batch,
-            init_latents: None,
             previews: true,
+            ..Request::new(recipe)
         }
     }
 
@@ -237,7 +231,7 @@ impl LanternApp {
             return;
         };
         let request = self.request();
-        if let Err(e) = request.validate() {
+        if let Err(e) = request.recipe.validate() {
             self.state.error(e.to_string());
             return;
         }
@@ -265,7 +259,7 @@ impl LanternApp {
             id: job.id,
             label: job.label.clone(),
             image: 0,
-            batch: job.request.batch,
+            batch: job.request.recipe.batch_size,
             step: 0,
             total: 0,
             elapsed: Duration::ZERO,
@@ -279,8 +273,11 @@ impl LanternApp {
             model: job.model,
             options: self.load_options(),
             request: job.request,
-            output_dir: self.state.settings.output_dir(&self.data_dir),
-            history_db: Some(self.history_db()),
+            output_dir: self.state.settings.output_dir(&self.data),
+            history: Some(HistoryLocation {
+                db: self.data.history_db(),
+                outputs: self.state.settings.output_dir(&self.data),
+            }),
         }));
     }
 
@@ -348,18 +345,24 @@ impl LanternApp {
     }
 
     /// Restores every parameter of a picture, including its seed (locked).
-    pub fn use_settings(&mut self, params: &crate::output::GenerationParams) {
-        let p = &mut self.state.settings.params;
-        p.prompt = params.prompt.clone();
-        p.negative_prompt = params.negative_prompt.clone();
-        p.steps = params.steps;
-        p.guidance = params.guidance;
-        p.width = params.width;
-        p.height = params.height;
-        p.seed = params.seed;
-        p.seed_locked = true;
-        p.sampler = params.sampler;
+    pub fn use_settings(&mut self, params: &Recipe) {
+        self.restore_recipe(params);
         self.state.info(format!("Settings restored (seed {}).", params.seed));
+    }
+
+    /// Puts a picture's whole recipe into the editor, seed locked, batch size kept (the user's
+    /// own choice of how many to make next).
+    fn restore_recipe(&mut self, recipe: &Recipe) {
+        let settings = &mut self.state.settings;
+        let batch_size = settings.params.batch_size;
+        settings.params = Recipe {
+            batch_size,
+            // Fields we do not interpret would be written into the new picture unchanged,
+            // claiming settings it was not made with.
+            extra: Vec::new(),
+            ..recipe.as_single()
+        };
+        settings.seed_locked = true;
     }
 
     fn save_as(&mut self) {
@@ -379,7 +382,11 @@ impl LanternApp {
                 .save_file()
             {
                 None => Err("no file was chosen (or no file dialog is available on this system)".to_string()),
-                Some(dest) => copy_atomically(&source, &dest).map(|_| dest).map_err(|e| e.to_string()),
+                Some(dest) => std::fs::read(&source)
+                    .map_err(|e| crate::Error::io(&source, e))
+                    .and_then(|bytes| write_atomic(&dest, &bytes, Existing::Replace))
+                    .map(|_| dest)
+                    .map_err(|e| e.to_string()),
             };
             let _ = tx.send(Background::SavedAs(result));
             ctx.request_repaint();
@@ -659,7 +666,8 @@ pub fn frame_report(intervals: &[f32]) -> String {
     )
 }
 
-fn job_label(r: &Request) -> String {
+fn job_label(request: &Request) -> String {
+    let r = &request.recipe;
     let mut prompt: String = r.prompt.chars().take(40).collect();
     if r.prompt.chars().count() > 40 {
         prompt.push('…');
@@ -667,8 +675,8 @@ fn job_label(r: &Request) -> String {
     if prompt.trim().is_empty() {
         prompt = "(empty prompt)".into();
     }
-    let batch = if r.batch > 1 {
-        format!(" ×{}", r.batch)
+    let batch = if r.batch_size > 1 {
+        format!(" ×{}", r.batch_size)
     } else {
         String::new()
     };
@@ -677,21 +685,6 @@ fn job_label(r: &Request) -> String {
 
 fn to_color_image(img: &RgbImage) -> egui::ColorImage {
     egui::ColorImage::from_rgb([img.width as usize, img.height as usize], &img.data)
-}
-
-fn copy_atomically(source: &Path, dest: &Path) -> std::io::Result<()> {
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.lantern-tmp",
-        dest.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
-    ));
-    std::fs::copy(source, &tmp)?;
-    std::fs::rename(&tmp, dest).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 /// Opens the file manager at a file (selected where the platform allows).

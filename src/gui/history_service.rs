@@ -262,7 +262,7 @@ mod tests {
             let mut h = History::open(&db).unwrap();
             let entries: Vec<_> = (0..130)
                 .map(|i| {
-                    let params = crate::output::GenerationParams {
+                    let params = crate::recipe::Recipe {
                         prompt: format!("prompt {i}"),
                         ..Default::default()
                     };

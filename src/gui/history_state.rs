@@ -342,13 +342,13 @@ pub fn matches_label(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::GenerationParams;
+    use crate::recipe::Recipe;
 
     fn entry(id: i64) -> Entry {
         Entry {
             id,
             created_at: Timestamp::UNIX_EPOCH,
-            params: GenerationParams::default(),
+            params: Recipe::default(),
             duration_ms: None,
             image_path: PathBuf::from(format!("/x/{id}.png")),
             favourite: false,

@@ -17,9 +17,9 @@ pub use app::{AppOptions, LanternApp};
 
 /// Opens the window; returns when it is closed.
 pub fn run(model: Option<PathBuf>) -> anyhow::Result<()> {
-    let data = crate::paths::data_dir();
-    std::fs::create_dir_all(&data).map_err(|e| anyhow::anyhow!("{}: {e}", data.display()))?;
-    let data_dir = data.clone();
+    let data = crate::paths::DataDir::from_env();
+    let data_dir = data.root().to_path_buf();
+    std::fs::create_dir_all(&data_dir).map_err(|e| anyhow::anyhow!("{}: {e}", data_dir.display()))?;
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
@@ -28,7 +28,7 @@ pub fn run(model: Option<PathBuf>) -> anyhow::Result<()> {
             .with_min_inner_size([720.0, 480.0])
             .with_drag_and_drop(true),
         persist_window: true,
-        persistence_path: Some(data.join("window.ron")),
+        persistence_path: Some(data.window_state()),
         ..Default::default()
     };
     eframe::run_native(

@@ -14,7 +14,8 @@ use crate::hub::{
 };
 
 use super::panels::parameters::sampler_label;
-use super::settings::Params;
+use crate::paths::DataDir;
+use crate::recipe::Recipe;
 
 /// Where the window looks for models and where it downloads them. The app builds it from the
 /// process environment ([`ModelsEnv::standard`]); tests pass their own so no test has to touch
@@ -32,9 +33,9 @@ pub struct ModelsEnv {
 impl ModelsEnv {
     /// The project's `weights/`, `<data_dir>/models`, and the Hugging Face cache and Hub from
     /// `HF_HUB_CACHE`/`HF_HOME`/`HF_ENDPOINT`/`HF_TOKEN`.
-    pub fn standard(data_dir: &Path) -> ModelsEnv {
+    pub fn standard(data: &DataDir) -> ModelsEnv {
         let mut roots = DiscoveryRoots::standard(Vec::new());
-        roots.data_dir_models = Some(data_dir.join("models"));
+        roots.data_dir_models = Some(data.models());
         let hub = HubConfig::from_env().map_err(|e| e.to_string());
         if let Ok(hub) = &hub {
             roots.hf_caches = vec![hub.cache_dir.clone()];
@@ -307,7 +308,7 @@ pub fn recommendation<'a>(catalog: &'a Catalog, model: &LocalModel) -> Option<(&
 }
 
 /// Writes the recommended settings into the parameters; returns what changed, in words.
-pub fn apply_recommended(params: &mut Params, from: &str, r: &RecommendedSettings) -> String {
+pub fn apply_recommended(params: &mut Recipe, from: &str, r: &RecommendedSettings) -> String {
     params.steps = r.steps;
     params.guidance = f64::from(r.guidance);
     if let Some(sampler) = r.sampler_kind() {
@@ -596,7 +597,7 @@ mod tests {
         };
         let (from, r) = recommendation(&catalog, &model).unwrap();
         assert_eq!(from, "SD-Turbo");
-        let mut params = Params::default();
+        let mut params = Recipe::default();
         let said = apply_recommended(&mut params, from, r);
         assert_eq!((params.steps, params.guidance), (1, 0.0));
         assert!(

@@ -6,45 +6,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::device::Precision;
-use crate::schedulers::SamplerKind;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Params {
-    pub prompt: String,
-    pub negative_prompt: String,
-    pub steps: u32,
-    pub guidance: f64,
-    pub width: u32,
-    pub height: u32,
-    /// Reuse `seed` for every generation instead of drawing a new one.
-    pub seed_locked: bool,
-    pub seed: u64,
-    pub sampler: SamplerKind,
-    pub batch: u32,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            prompt: String::new(),
-            negative_prompt: String::new(),
-            steps: 20,
-            guidance: 7.5,
-            width: 512,
-            height: 512,
-            seed_locked: false,
-            seed: 0,
-            sampler: SamplerKind::Default,
-            batch: 1,
-        }
-    }
-}
+use crate::paths::DataDir;
+use crate::recipe::Recipe;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    pub params: Params,
+    /// The recipe being edited (its seed is used only while `seed_locked`).
+    pub params: Recipe,
+    /// Reuse `params.seed` for every generation instead of drawing a new one.
+    pub seed_locked: bool,
     pub model: Option<PathBuf>,
     /// Model folders the user opened by hand (listed in the picker).
     pub user_models: Vec<PathBuf>,
@@ -57,7 +28,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            params: Params::default(),
+            params: Recipe::default(),
+            seed_locked: false,
             model: None,
             user_models: Vec::new(),
             output_dir: None,
@@ -80,25 +52,23 @@ impl Settings {
     }
 
     /// Writes atomically so a crash mid-write never leaves half a file.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+    pub fn save(&self, path: &Path) -> crate::Result<()> {
+        let dir = crate::output::atomic::parent_dir(path);
+        std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| crate::Error::invalid(e.to_string()))?;
+        crate::output::atomic::write_atomic(path, text.as_bytes(), crate::output::atomic::Existing::Replace)
     }
 
     /// Where finished images go: the chosen folder, else `outputs/` in the data folder.
-    pub fn output_dir(&self, data_dir: &Path) -> PathBuf {
-        self.output_dir.clone().unwrap_or_else(|| data_dir.join("outputs"))
+    pub fn output_dir(&self, data: &DataDir) -> PathBuf {
+        self.output_dir.clone().unwrap_or_else(|| data.outputs())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedulers::SamplerKind;
 
     #[test]
     fn round_trips_and_tolerates_garbage() {

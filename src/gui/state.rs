@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::model::LoadStage;
-use crate::output::GenerationParams;
+use crate::recipe::Recipe;
 use crate::text::ClipTokenizer;
 use crate::worker::ModelInfo;
 
@@ -27,7 +27,7 @@ pub enum Action {
     CopyImage,
     ShowInFolder,
     /// Restore every parameter (and the model) from a picture's metadata.
-    UseSettings(Box<GenerationParams>),
+    UseSettings(Box<Recipe>),
     /// Look for models on disk again (the user's folders included).
     Rescan,
     /// Start, or resume, downloading a catalog id or Hub repo id.
@@ -84,7 +84,7 @@ pub struct RunningJob {
 pub struct ShownImage {
     pub texture: egui::TextureHandle,
     pub pixels: Arc<crate::output::RgbImage>,
-    pub params: GenerationParams,
+    pub params: Recipe,
     pub path: Option<PathBuf>,
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::output::GenerationParams;
+use crate::recipe::Recipe;
 use crate::schedulers::SamplerKind;
 
 /// One recorded image.
@@ -15,7 +15,7 @@ pub struct Entry {
     /// When the image was made (UTC). For imported files, the file's modification time.
     pub created_at: Timestamp,
     /// Everything needed to make it again ("use these settings").
-    pub params: GenerationParams,
+    pub params: Recipe,
     /// How long generation took, when known (imports do not know).
     pub duration_ms: Option<u64>,
     /// Absolute path of the PNG.
@@ -26,7 +26,7 @@ pub struct Entry {
 /// An image to record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEntry {
-    pub params: GenerationParams,
+    pub params: Recipe,
     pub image_path: PathBuf,
     pub created_at: Timestamp,
     pub duration_ms: Option<u64>,
@@ -37,7 +37,7 @@ pub struct NewEntry {
 
 impl NewEntry {
     /// An entry made now, not a favourite, with no duration or hash.
-    pub fn new(params: GenerationParams, image_path: impl Into<PathBuf>) -> Self {
+    pub fn new(params: Recipe, image_path: impl Into<PathBuf>) -> Self {
         NewEntry {
             params,
             image_path: image_path.into(),
@@ -108,56 +108,32 @@ pub fn format_timestamp(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// The JSON object `lantern history --json` prints and `lantern history export` writes.
+/// The JSON object `lantern history --json` prints and `lantern history export` writes: the
+/// entry's whole recipe (every field at the top level, `sampler` by its `--scheduler` name),
+/// plus what the history knows about the file.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct EntryJson {
     pub id: i64,
     pub created_at: String,
-    pub prompt: String,
-    pub negative_prompt: String,
-    pub seed: u64,
-    pub steps: u32,
-    pub guidance: f64,
-    pub width: u32,
-    pub height: u32,
-    /// The `--scheduler` name (`dpmpp-2m-karras`, …).
-    pub sampler: String,
+    #[serde(flatten)]
+    pub recipe: Recipe,
     /// The sampler as AUTOMATIC1111 writes it (`DPM++ 2M Karras`).
     pub sampler_a1111: String,
-    pub model: String,
-    pub model_hash: Option<String>,
-    pub batch_index: u32,
-    pub batch_size: u32,
     pub duration_ms: Option<u64>,
     pub path: String,
     pub favourite: bool,
-    /// Other fields read from the image's parameters, in order.
-    pub extra: Vec<(String, String)>,
 }
 
 impl From<&Entry> for EntryJson {
     fn from(e: &Entry) -> Self {
-        let p = &e.params;
         EntryJson {
             id: e.id,
             created_at: format_timestamp(e.created_at),
-            prompt: p.prompt.clone(),
-            negative_prompt: p.negative_prompt.clone(),
-            seed: p.seed,
-            steps: p.steps,
-            guidance: p.guidance,
-            width: p.width,
-            height: p.height,
-            sampler: p.sampler.cli_name().to_string(),
-            sampler_a1111: a1111_display(p.sampler),
-            model: p.model.clone(),
-            model_hash: p.model_hash.clone(),
-            batch_index: p.batch_index,
-            batch_size: p.batch_size,
+            recipe: e.params.clone(),
+            sampler_a1111: a1111_display(e.params.sampler),
             duration_ms: e.duration_ms,
             path: e.image_path.to_string_lossy().into_owned(),
             favourite: e.favourite,
-            extra: p.extra.clone(),
         }
     }
 }

@@ -116,7 +116,7 @@ fn scan_file(path: &Path) -> Scanned {
         .and_then(|t| Timestamp::try_from(t).ok())
         .unwrap_or_else(Timestamp::now);
     Scanned::Entry(Box::new(NewEntry {
-        params: parsed.to_params(),
+        params: parsed.to_recipe(),
         image_path: path.to_path_buf(),
         created_at,
         duration_ms: None,

@@ -30,25 +30,11 @@ pub use store::History;
 pub use thumbnails::{thumbnail_for, thumbnail_in};
 
 use crate::error::Result;
-use crate::output::GenerationParams;
+use crate::recipe::Recipe;
 
-/// Records one saved image in the default history (what `lantern generate` calls after each
-/// PNG unless `--no-history`, and the GUI after each result).
-///
-/// Opening recovers a damaged history first; the notice is returned so the caller can show
-/// it (the CLI prints it to stderr, the GUI in its status line).
-pub fn record_generation(
-    params: &GenerationParams,
-    image_path: &Path,
-    duration: Duration,
-) -> Result<Option<RecoveryNotice>> {
-    let Opened { history, notice } = History::open_default()?;
-    record_in(&history, params, image_path, duration)?;
-    Ok(notice)
-}
-
-/// [`record_generation`] into a given history; returns the entry's id.
-pub fn record_in(history: &History, params: &GenerationParams, image_path: &Path, duration: Duration) -> Result<i64> {
+/// Records one saved image (what [`crate::save::Saver`] does after each PNG); returns the
+/// entry's id.
+pub fn record_in(history: &History, params: &Recipe, image_path: &Path, duration: Duration) -> Result<i64> {
     let entry = NewEntry {
         duration_ms: Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)),
         file_sha256: import::hash_file(image_path),

@@ -91,7 +91,8 @@ impl History {
     /// [`History::open_or_recover`] at the default places (`LANTERN_DATA_DIR` or the
     /// platform data folder).
     pub fn open_default() -> Result<Opened> {
-        History::open_or_recover(&crate::paths::history_db(), &crate::paths::outputs_dir())
+        let data = crate::paths::DataDir::from_env();
+        History::open_or_recover(&data.history_db(), &data.outputs())
     }
 }
 

@@ -77,8 +77,16 @@ CREATE INDEX generations_by_hash ON generations (file_sha256) WHERE file_sha256 
 CREATE INDEX generations_favourites ON generations (created_at DESC, id DESC) WHERE favourite = 1;
 ";
 
+/// Version 4: the whole recipe as JSON, so a parameter added to the recipe is kept and
+/// restored with no new column. The typed columns stay, written from the same recipe, for
+/// search, filters and ordering; rows from before version 4 have no JSON and are read from
+/// those columns.
+pub const V4: &str = "
+ALTER TABLE generations ADD COLUMN recipe TEXT;
+";
+
 /// Migration `i` takes version `i` to `i + 1`.
-pub const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+pub const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 /// The version this build writes.
 pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -10,13 +10,13 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use super::entry::{Entry, EntryJson, NewEntry, Query};
 use super::schema::{self, MigrateError};
 use crate::error::{Error, Result};
-use crate::output::GenerationParams;
+use crate::recipe::Recipe;
 use crate::schedulers::SamplerKind;
 
 /// The columns [`row_to_entry`] reads, in order.
 const COLUMNS: &str = "g.id, g.created_at, g.prompt, g.negative_prompt, g.model, g.model_hash, g.sampler, \
      g.steps, g.guidance, g.width, g.height, g.seed, g.batch_index, g.batch_size, g.duration_ms, \
-     g.image_path, g.favourite, g.extra";
+     g.image_path, g.favourite, g.extra, g.recipe";
 
 /// How long to wait for another Lantern process (GUI and CLI at once) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -329,11 +329,12 @@ pub fn path_key(path: &Path) -> String {
 fn insert_on(conn: &Connection, e: &NewEntry) -> rusqlite::Result<i64> {
     let p = &e.params;
     let extra = serde_json::to_string(&p.extra).unwrap_or_else(|_| "[]".into());
+    let recipe = serde_json::to_string(p).ok();
     let mut stmt = conn.prepare_cached(
         "INSERT INTO generations (created_at, prompt, negative_prompt, model, model_hash, sampler, steps, \
              guidance, width, height, seed, batch_index, batch_size, duration_ms, image_path, favourite, extra, \
-             file_sha256)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             file_sha256, recipe)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
          ON CONFLICT (image_path) DO UPDATE SET
              created_at = excluded.created_at, prompt = excluded.prompt,
              negative_prompt = excluded.negative_prompt, model = excluded.model,
@@ -341,7 +342,7 @@ fn insert_on(conn: &Connection, e: &NewEntry) -> rusqlite::Result<i64> {
              guidance = excluded.guidance, width = excluded.width, height = excluded.height,
              seed = excluded.seed, batch_index = excluded.batch_index, batch_size = excluded.batch_size,
              duration_ms = excluded.duration_ms, extra = excluded.extra,
-             file_sha256 = excluded.file_sha256
+             file_sha256 = excluded.file_sha256, recipe = excluded.recipe
          RETURNING id",
     )?;
     stmt.query_row(
@@ -364,41 +365,52 @@ fn insert_on(conn: &Connection, e: &NewEntry) -> rusqlite::Result<i64> {
             e.favourite,
             extra,
             e.file_sha256,
+            recipe,
         ],
         |r| r.get(0),
     )
 }
 
 fn row_to_entry(r: &Row<'_>) -> rusqlite::Result<Entry> {
+    let recipe_json: Option<String> = r.get(18)?;
+    let params = match recipe_json.as_deref().map(serde_json::from_str::<Recipe>) {
+        Some(Ok(recipe)) => recipe,
+        _ => recipe_from_columns(r)?,
+    };
+    let created_ms: i64 = r.get(1)?;
+    Ok(Entry {
+        id: r.get(0)?,
+        created_at: Timestamp::from_millisecond(created_ms).unwrap_or(Timestamp::UNIX_EPOCH),
+        params,
+        duration_ms: r.get::<_, Option<i64>>(14)?.map(|d| d.max(0) as u64),
+        image_path: PathBuf::from(r.get::<_, String>(15)?),
+        favourite: r.get(16)?,
+    })
+}
+
+/// The recipe of a row written before the JSON column existed (or whose JSON is unreadable).
+fn recipe_from_columns(r: &Row<'_>) -> rusqlite::Result<Recipe> {
     let sampler_text: String = r.get(6)?;
     let sampler = SamplerKind::from_cli_name(&sampler_text)
         .or_else(|| SamplerKind::from_a1111(&sampler_text, None))
         .unwrap_or(SamplerKind::Default);
     let extra_text: String = r.get(17)?;
     let extra: Vec<(String, String)> = serde_json::from_str(&extra_text).unwrap_or_default();
-    let created_ms: i64 = r.get(1)?;
     let u32_col = |i: usize| -> rusqlite::Result<u32> { Ok(u32::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
-    Ok(Entry {
-        id: r.get(0)?,
-        created_at: Timestamp::from_millisecond(created_ms).unwrap_or(Timestamp::UNIX_EPOCH),
-        params: GenerationParams {
-            prompt: r.get(2)?,
-            negative_prompt: r.get(3)?,
-            model: r.get(4)?,
-            model_hash: r.get(5)?,
-            sampler,
-            steps: u32_col(7)?,
-            guidance: r.get(8)?,
-            width: u32_col(9)?,
-            height: u32_col(10)?,
-            seed: seed_from_sql(r.get(11)?),
-            batch_index: u32_col(12)?,
-            batch_size: u32_col(13)?,
-            extra,
-        },
-        duration_ms: r.get::<_, Option<i64>>(14)?.map(|d| d.max(0) as u64),
-        image_path: PathBuf::from(r.get::<_, String>(15)?),
-        favourite: r.get(16)?,
+    Ok(Recipe {
+        prompt: r.get(2)?,
+        negative_prompt: r.get(3)?,
+        model: r.get(4)?,
+        model_hash: r.get(5)?,
+        sampler,
+        steps: u32_col(7)?,
+        guidance: r.get(8)?,
+        width: u32_col(9)?,
+        height: u32_col(10)?,
+        seed: seed_from_sql(r.get(11)?),
+        batch_index: u32_col(12)?,
+        batch_size: u32_col(13)?,
+        extra,
     })
 }
 

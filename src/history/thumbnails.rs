@@ -1,7 +1,7 @@
 //! Small cached PNGs for the history grid.
 //!
 //! A thumbnail is made once per (image path, modification time, size, max side) and kept
-//! under `paths::thumbnails_dir()`; a changed image gets a new key, so the cache never shows
+//! under `DataDir::thumbnails()`; a changed image gets a new key, so the cache never shows
 //! a stale picture. Everything here is a plain function of its inputs and the file system,
 //! safe to call from any number of background threads (writes are atomic renames).
 
@@ -18,7 +18,7 @@ use crate::output::png::{decode_png_file, encode_png};
 /// The cached thumbnail of `image_path`, at most `max_side` pixels wide and high, made on
 /// first use in the default thumbnails folder.
 pub fn thumbnail_for(image_path: &Path, max_side: u32) -> Result<PathBuf> {
-    thumbnail_in(&crate::paths::thumbnails_dir(), image_path, max_side)
+    thumbnail_in(&crate::paths::DataDir::from_env().thumbnails(), image_path, max_side)
 }
 
 /// [`thumbnail_for`] with an explicit cache folder.

@@ -98,7 +98,7 @@ pub struct DiscoveryRoots {
 
 impl DiscoveryRoots {
     /// `weights/` under the current dir and under the crate root this binary was built from
-    /// (a `cargo run` from elsewhere still finds the project's models), `paths::models_dir()`,
+    /// (a `cargo run` from elsewhere still finds the project's models), the data folder's `models/`,
     /// the given user folders and the Hugging Face cache from the environment.
     pub fn standard(user_folders: Vec<PathBuf>) -> Self {
         let mut project_weights = Vec::new();
@@ -108,7 +108,7 @@ impl DiscoveryRoots {
         project_weights.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"));
         DiscoveryRoots {
             project_weights,
-            data_dir_models: Some(paths::models_dir()),
+            data_dir_models: Some(paths::DataDir::from_env().models()),
             user_folders,
             hf_caches: hf_cache::default_cache_dir().into_iter().collect(),
         }

@@ -2,7 +2,6 @@
 
 pub mod atomic;
 pub mod image;
-pub mod metadata;
 pub mod naming;
 pub mod parameters;
 pub mod png;
@@ -10,11 +9,11 @@ pub mod png;
 use std::path::{Path, PathBuf};
 
 pub use image::RgbImage;
-pub use metadata::GenerationParams;
 pub use parameters::{ParsedParameters, format_parameters, parse_parameters};
 pub use png::{decode_png, decode_png_file, read_parameters, read_parameters_file};
 
 use crate::error::{Error, Result};
+use crate::recipe::Recipe;
 use atomic::Existing;
 
 /// Saves `image` as a PNG carrying `params` as A1111 `parameters` text; returns where.
@@ -27,12 +26,7 @@ use atomic::Existing;
 ///   app's own outputs folder or one the user chose in the settings).
 ///
 /// Either way the file appears whole or not at all.
-pub fn save_png(
-    dir: &Path,
-    image: &RgbImage,
-    params: &GenerationParams,
-    explicit_path: Option<&Path>,
-) -> Result<PathBuf> {
+pub fn save_png(dir: &Path, image: &RgbImage, params: &Recipe, explicit_path: Option<&Path>) -> Result<PathBuf> {
     let bytes = png::encode_png(image, Some(&format_parameters(params)))?;
     if let Some(path) = explicit_path {
         let folder = atomic::parent_dir(path);

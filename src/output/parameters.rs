@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::error::{Error, Result};
-use crate::output::metadata::GenerationParams;
+use crate::recipe::Recipe;
 use crate::schedulers::SamplerKind;
 
 /// What we write in the `Version` field.
@@ -29,23 +29,129 @@ pub fn version_label() -> String {
     format!("Lantern {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Field names with a typed home in [`GenerationParams`]; extras under these names are not
-/// written twice.
-const KNOWN_KEYS: [&str; 11] = [
-    "Steps",
-    "Sampler",
-    "Schedule type",
-    "CFG scale",
-    "Seed",
-    "Size",
-    "Model hash",
-    "Model",
-    "Batch size",
-    "Batch pos",
-    "Version",
+const NEGATIVE_PREFIX: &str = "Negative prompt:";
+
+/// One `key: value` field of the parameter line with a typed home in the [`Recipe`], in the
+/// order A1111 writes them. A new recipe parameter that A1111 (or Lantern) records gets a row
+/// here, and nothing else in this file changes.
+struct Field {
+    key: &'static str,
+    /// The value to write; `None` leaves the field out.
+    write: fn(&Recipe) -> Option<String>,
+    /// Reads the written value into the parsed result.
+    read: fn(&mut ParsedParameters, &str) -> Result<()>,
+}
+
+const FIELDS: &[Field] = &[
+    Field {
+        key: "Steps",
+        write: |r| Some(r.steps.to_string()),
+        read: |p, v| {
+            p.recipe.steps = parse_number("Steps", v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "Sampler",
+        write: |r| Some(sampler_names(r).0),
+        read: |p, v| {
+            p.sampler_name = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Field {
+        key: "Schedule type",
+        write: |r| Some(sampler_names(r).1).filter(|t| !t.is_empty()),
+        read: |p, v| {
+            p.schedule_type = Some(v.to_string());
+            Ok(())
+        },
+    },
+    Field {
+        key: "CFG scale",
+        write: |r| Some(format_guidance(r.guidance)),
+        read: |p, v| {
+            let g: f64 = parse_number("CFG scale", v)?;
+            if !g.is_finite() {
+                return Err(Error::Parameters(format!("`CFG scale: {v}` is not a finite number")));
+            }
+            p.recipe.guidance = g;
+            Ok(())
+        },
+    },
+    Field {
+        key: "Seed",
+        write: |r| Some(r.seed.to_string()),
+        read: |p, v| {
+            p.recipe.seed = parse_number("Seed", v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "Size",
+        write: |r| Some(format!("{}x{}", r.width, r.height)),
+        read: |p, v| {
+            let c = SIZE_RE
+                .captures(v)
+                .ok_or_else(|| Error::Parameters(format!("`Size: {v}` is not WIDTHxHEIGHT")))?;
+            p.recipe.width = parse_number("Size", &c[1])?;
+            p.recipe.height = parse_number("Size", &c[2])?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "Model hash",
+        write: |r| r.model_hash.clone().filter(|h| !h.is_empty()),
+        read: |p, v| {
+            p.recipe.model_hash = Some(v.to_string()).filter(|h| !h.is_empty());
+            Ok(())
+        },
+    },
+    Field {
+        key: "Model",
+        write: |r| Some(r.model.clone()).filter(|m| !m.is_empty()),
+        read: |p, v| {
+            p.recipe.model = v.to_string();
+            Ok(())
+        },
+    },
+    Field {
+        key: "Batch size",
+        write: |r| (r.batch_size > 1).then(|| r.batch_size.to_string()),
+        read: |p, v| {
+            p.recipe.batch_size = parse_number("Batch size", v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "Batch pos",
+        write: |r| (r.batch_size > 1).then(|| r.batch_index.to_string()),
+        read: |p, v| {
+            p.recipe.batch_index = parse_number("Batch pos", v)?;
+            Ok(())
+        },
+    },
 ];
 
-const NEGATIVE_PREFIX: &str = "Negative prompt:";
+/// Written last, after the fields we keep from other tools; not part of the recipe.
+const VERSION_KEY: &str = "Version";
+
+/// (sampler, schedule type) to write. A sampler we could not map when reading another tool's
+/// PNG is kept in `extra`; it is written back in its own place rather than as "Default".
+fn sampler_names(r: &Recipe) -> (String, String) {
+    if r.sampler == SamplerKind::Default
+        && let Some(raw) = r.extra_value("Sampler")
+    {
+        let schedule = r.extra_value("Schedule type").unwrap_or("");
+        return (raw.to_string(), schedule.to_string());
+    }
+    let (s, t) = r.sampler.a1111_names();
+    (s.to_string(), t.to_string())
+}
+
+fn is_typed_key(key: &str) -> bool {
+    key == VERSION_KEY || FIELDS.iter().any(|f| f.key == key)
+}
 
 /// A1111's `quote`: JSON-quote (non-ASCII kept as is) when the value holds `,` `:` or a newline.
 pub fn quote(value: &str) -> Cow<'_, str> {
@@ -77,43 +183,14 @@ pub fn format_guidance(g: f64) -> String {
 }
 
 /// The `parameters` text for one image, in A1111's exact layout.
-pub fn format_parameters(p: &GenerationParams) -> String {
-    let (mut sampler, mut schedule) = {
-        let (s, t) = p.sampler.a1111_names();
-        (s.to_string(), t.to_string())
-    };
-    // A sampler we could not map when reading another tool's PNG is kept in `extra`; write it
-    // back in its own place rather than as "Default".
-    if p.sampler == SamplerKind::Default
-        && let Some(raw) = extra_value(p, "Sampler")
-    {
-        sampler = raw.to_string();
-        schedule = extra_value(p, "Schedule type").unwrap_or("").to_string();
-    }
-
-    let mut fields: Vec<(&str, String)> = vec![("Steps", p.steps.to_string()), ("Sampler", sampler)];
-    if !schedule.is_empty() {
-        fields.push(("Schedule type", schedule));
-    }
-    fields.push(("CFG scale", format_guidance(p.guidance)));
-    fields.push(("Seed", p.seed.to_string()));
-    fields.push(("Size", format!("{}x{}", p.width, p.height)));
-    if let Some(hash) = p.model_hash.as_deref().filter(|h| !h.is_empty()) {
-        fields.push(("Model hash", hash.to_string()));
-    }
-    if !p.model.is_empty() {
-        fields.push(("Model", p.model.clone()));
-    }
-    if p.batch_size > 1 {
-        fields.push(("Batch size", p.batch_size.to_string()));
-        fields.push(("Batch pos", p.batch_index.to_string()));
-    }
-    for (k, v) in &p.extra {
-        if !KNOWN_KEYS.contains(&k.as_str()) && is_valid_key(k) {
+pub fn format_parameters(r: &Recipe) -> String {
+    let mut fields: Vec<(&str, String)> = FIELDS.iter().filter_map(|f| (f.write)(r).map(|v| (f.key, v))).collect();
+    for (k, v) in &r.extra {
+        if !is_typed_key(k) && is_valid_key(k) {
             fields.push((k.as_str(), v.clone()));
         }
     }
-    fields.push(("Version", version_label()));
+    fields.push((VERSION_KEY, version_label()));
 
     let line = fields
         .iter()
@@ -127,24 +204,20 @@ pub fn format_parameters(p: &GenerationParams) -> String {
         .collect::<Vec<_>>()
         .join(", ");
 
-    let mut text = p.prompt.clone();
-    if !p.negative_prompt.is_empty() {
+    let mut text = r.prompt.clone();
+    if !r.negative_prompt.is_empty() {
         text.push('\n');
         text.push_str(NEGATIVE_PREFIX);
         text.push(' ');
-        text.push_str(&p.negative_prompt);
+        text.push_str(&r.negative_prompt);
     }
     text.push('\n');
     text.push_str(&line);
     // A1111 strips the whole text, so an empty prompt leaves no blank first line.
-    if p.prompt.is_empty() {
+    if r.prompt.is_empty() {
         text = text.trim_start_matches('\n').to_string();
     }
     text
-}
-
-fn extra_value<'a>(p: &'a GenerationParams, key: &str) -> Option<&'a str> {
-    p.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// A key A1111's reader can find again: a word character, then word characters, spaces,
@@ -155,69 +228,45 @@ fn is_valid_key(k: &str) -> bool {
     first_ok && k.chars().count() >= 2 && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ' ' | '-' | '/'))
 }
 
-/// Everything a `parameters` text said, field by field; `None` where it said nothing.
+/// Everything a `parameters` text said.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ParsedParameters {
-    pub prompt: String,
-    pub negative_prompt: String,
-    pub steps: Option<u32>,
+    /// What the text said, and the recipe's defaults for what it did not. Its `sampler` is the
+    /// recognised one ([`SamplerKind::Default`] when unknown); its `extra` holds every field
+    /// without a typed home, unquoted, in the order written.
+    pub recipe: Recipe,
     /// The `Sampler` value as written ("DPM++ 2M Karras", "Euler a", …).
     pub sampler_name: Option<String>,
     /// The `Schedule type` value as written ("Karras", "Automatic", …).
     pub schedule_type: Option<String>,
     /// The sampler we recognised from name and schedule type, if any.
     pub sampler: Option<SamplerKind>,
-    pub guidance: Option<f64>,
-    pub seed: Option<u64>,
-    /// `Size: WxH`.
-    pub size: Option<(u32, u32)>,
-    pub model: Option<String>,
-    pub model_hash: Option<String>,
-    pub batch_size: Option<u32>,
-    /// `Batch pos` (0-based position in the batch).
-    pub batch_pos: Option<u32>,
     /// `Version` (A1111's git tag, or "Lantern x.y.z").
     pub version: Option<String>,
-    /// Every other field, unquoted, in the order written.
-    pub extra: Vec<(String, String)>,
+    /// The typed fields the text set, in the order written.
+    pub said: Vec<&'static str>,
 }
 
 impl ParsedParameters {
-    /// Complete parameters: what the text said, and Lantern's defaults for what it did not.
-    ///
-    /// A sampler we cannot map becomes [`SamplerKind::Default`], with the original `Sampler`
-    /// (and `Schedule type`) kept in `extra` so that writing the parameters again keeps them.
-    pub fn to_params(&self) -> GenerationParams {
-        let d = GenerationParams::default();
-        let mut extra = Vec::new();
-        let sampler = match (self.sampler, &self.sampler_name) {
-            (Some(kind), _) => kind,
-            (None, Some(raw)) => {
-                extra.push(("Sampler".to_string(), raw.clone()));
-                if let Some(t) = &self.schedule_type {
-                    extra.push(("Schedule type".to_string(), t.clone()));
-                }
-                SamplerKind::Default
+    /// Whether the text set this field (`"Steps"`, `"CFG scale"`, …).
+    pub fn said(&self, key: &str) -> bool {
+        self.said.contains(&key)
+    }
+
+    /// The complete recipe. A sampler we cannot map becomes [`SamplerKind::Default`], with the
+    /// original `Sampler` (and `Schedule type`) kept first in `extra` so that writing the
+    /// recipe again keeps them.
+    pub fn to_recipe(&self) -> Recipe {
+        let mut recipe = self.recipe.clone();
+        if let (None, Some(raw)) = (self.sampler, &self.sampler_name) {
+            let mut kept = vec![("Sampler".to_string(), raw.clone())];
+            if let Some(t) = &self.schedule_type {
+                kept.push(("Schedule type".to_string(), t.clone()));
             }
-            (None, None) => d.sampler,
-        };
-        extra.extend(self.extra.iter().cloned());
-        let (width, height) = self.size.unwrap_or((d.width, d.height));
-        GenerationParams {
-            prompt: self.prompt.clone(),
-            negative_prompt: self.negative_prompt.clone(),
-            steps: self.steps.unwrap_or(d.steps),
-            sampler,
-            guidance: self.guidance.unwrap_or(d.guidance),
-            seed: self.seed.unwrap_or(d.seed),
-            width,
-            height,
-            model: self.model.clone().unwrap_or_default(),
-            model_hash: self.model_hash.clone().filter(|h| !h.is_empty()),
-            batch_index: self.batch_pos.unwrap_or(d.batch_index),
-            batch_size: self.batch_size.unwrap_or(d.batch_size),
-            extra,
+            kept.append(&mut recipe.extra);
+            recipe.extra = kept;
         }
+        recipe
     }
 }
 
@@ -276,50 +325,35 @@ pub fn parse_parameters(text: &str) -> Result<ParsedParameters> {
             prompt_lines.push(line);
         }
     }
-    out.prompt = prompt_lines.join("\n");
-    out.negative_prompt = negative_lines.join("\n");
+    out.recipe.prompt = prompt_lines.join("\n");
+    out.recipe.negative_prompt = negative_lines.join("\n");
 
     for (key, value) in scan_fields(lines[param_index]) {
         let v = value.trim();
-        match key.as_str() {
-            "Steps" => out.steps = Some(parse_number(&key, v)?),
-            "Sampler" => out.sampler_name = Some(v.to_string()),
-            "Schedule type" => out.schedule_type = Some(v.to_string()),
-            "CFG scale" => {
-                let g: f64 = parse_number(&key, v)?;
-                if !g.is_finite() {
-                    return Err(Error::Parameters(format!("`CFG scale: {v}` is not a finite number")));
-                }
-                out.guidance = Some(g);
-            }
-            "Seed" => out.seed = Some(parse_number(&key, v)?),
-            "Size" => {
-                let c = SIZE_RE
-                    .captures(v)
-                    .ok_or_else(|| Error::Parameters(format!("`Size: {v}` is not WIDTHxHEIGHT")))?;
-                out.size = Some((parse_number(&key, &c[1])?, parse_number(&key, &c[2])?));
-            }
-            "Model hash" => out.model_hash = Some(v.to_string()),
-            "Model" => out.model = Some(v.to_string()),
-            "Batch size" => out.batch_size = Some(parse_number(&key, v)?),
-            "Batch pos" => out.batch_pos = Some(parse_number(&key, v)?),
-            "Version" => out.version = Some(v.to_string()),
-            _ => match out.extra.iter_mut().find(|(k, _)| *k == key) {
+        if key == VERSION_KEY {
+            out.version = Some(v.to_string());
+        } else if let Some(field) = FIELDS.iter().find(|f| f.key == key) {
+            (field.read)(&mut out, v)?;
+            out.said.push(field.key);
+        } else {
+            match out.recipe.extra.iter_mut().find(|(k, _)| *k == key) {
                 // Like A1111's dict: a repeated key keeps its first place and its last value.
                 Some(slot) => slot.1 = value,
-                None => out.extra.push((key, value)),
-            },
+                None => out.recipe.extra.push((key, value)),
+            }
         }
     }
     let trailing = &lines[param_index + 1..];
     if !trailing.is_empty() {
-        out.extra
+        out.recipe
+            .extra
             .push(("Comments".to_string(), trailing.join("\n").trim().to_string()));
     }
 
     if let Some(name) = &out.sampler_name {
         out.sampler = SamplerKind::from_a1111(name, out.schedule_type.as_deref());
     }
+    out.recipe.sampler = out.sampler.unwrap_or(SamplerKind::Default);
     Ok(out)
 }
 
@@ -356,7 +390,7 @@ mod tests {
 
     #[test]
     fn exact_layout() {
-        let p = GenerationParams {
+        let p = Recipe {
             prompt: "a red fox".into(),
             negative_prompt: "blurry".into(),
             steps: 20,
@@ -367,7 +401,7 @@ mod tests {
             height: 768,
             model: "sd15".into(),
             model_hash: Some("abc123".into()),
-            ..GenerationParams::default()
+            ..Recipe::default()
         };
         assert_eq!(
             format_parameters(&p),
@@ -381,7 +415,7 @@ mod tests {
 
     #[test]
     fn batch_fields_only_for_batches() {
-        let mut p = GenerationParams {
+        let mut p = Recipe {
             prompt: "x".into(),
             ..Default::default()
         };
@@ -390,24 +424,24 @@ mod tests {
         p.batch_index = 2;
         let text = format_parameters(&p);
         assert!(text.contains("Batch size: 4, Batch pos: 2"), "{text}");
-        let back = parse_parameters(&text).unwrap().to_params();
+        let back = parse_parameters(&text).unwrap().to_recipe();
         assert_eq!((back.batch_size, back.batch_index), (4, 2));
     }
 
     #[test]
     fn empty_prompts_leave_no_blank_line() {
-        let p = GenerationParams::default();
+        let p = Recipe::default();
         let text = format_parameters(&p);
         assert!(text.starts_with("Steps: 20,"), "{text}");
-        assert_eq!(parse_parameters(&text).unwrap().to_params(), p);
+        assert_eq!(parse_parameters(&text).unwrap().to_recipe(), p);
 
-        let p = GenerationParams {
+        let p = Recipe {
             negative_prompt: "ugly".into(),
             ..Default::default()
         };
         let text = format_parameters(&p);
         assert!(text.starts_with("Negative prompt: ugly\nSteps"), "{text}");
-        assert_eq!(parse_parameters(&text).unwrap().to_params(), p);
+        assert_eq!(parse_parameters(&text).unwrap().to_recipe(), p);
     }
 
     #[test]

@@ -12,98 +12,33 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Tensor};
 
-use self::noise::{SeededNoise, random_seed};
+use self::noise::SeededNoise;
 use self::prompt::{PromptEmbeddings, encode_prompt, encode_prompts};
 use crate::error::{Error, Result};
 use crate::model::unet::TextTimeConditioning;
 use crate::model::{LoadedModel, PipelineKind};
-use crate::output::{GenerationParams, RgbImage};
-use crate::schedulers::{self, SamplerKind};
+use crate::output::RgbImage;
+use crate::recipe::Recipe;
+use crate::schedulers;
 
-/// The largest side we accept; beyond it a CPU run would take hours and memory explodes.
-pub const MAX_SIDE: u32 = 4096;
-pub const MAX_STEPS: u32 = 1000;
-pub const MAX_BATCH: u32 = 100;
-
-/// What to make.
-#[derive(Clone, Debug)]
+/// What to make: a recipe, and how to run it.
+#[derive(Clone, Debug, Default)]
 pub struct Request {
-    pub prompt: String,
-    /// `None` means no negative prompt at all (SDXL then uses zero embeddings when the model
-    /// says `force_zeros_for_empty_prompt`); `Some("")` is an explicit empty one.
-    pub negative_prompt: Option<String>,
-    pub steps: u32,
-    pub guidance: f64,
-    pub width: u32,
-    pub height: u32,
-    /// `None` picks a random seed, reported in the result.
-    pub seed: Option<u64>,
-    pub sampler: SamplerKind,
-    /// Images made one after another with seeds S, S+1, … (AUTOMATIC1111's convention).
-    pub batch: u32,
+    /// The first image's recipe. Its seed is used as given (callers draw a random one);
+    /// its `model` and `model_hash` are filled in from the loaded model.
+    pub recipe: Recipe,
     /// Replaces the seeded noise: [1, C, H/8, W/8] f32, diffusers' `latents=` argument.
     pub init_latents: Option<Tensor>,
     /// Emit a cheap preview image every step.
     pub previews: bool,
 }
 
-impl Default for Request {
-    fn default() -> Self {
-        Request {
-            prompt: String::new(),
-            negative_prompt: None,
-            steps: 20,
-            guidance: 7.5,
-            width: 512,
-            height: 512,
-            seed: None,
-            sampler: SamplerKind::Default,
-            batch: 1,
-            init_latents: None,
-            previews: false,
-        }
-    }
-}
-
 impl Request {
-    /// Checks everything that does not need the model; each problem is one plain sentence.
-    pub fn validate(&self) -> Result<()> {
-        for (name, v) in [("width", self.width), ("height", self.height)] {
-            if v == 0 || v % 8 != 0 {
-                return Err(Error::invalid(format!(
-                    "{name} must be a positive multiple of 8 (got {v})"
-                )));
-            }
-            if v > MAX_SIDE {
-                return Err(Error::invalid(format!(
-                    "{name} {v} is larger than the {MAX_SIDE} pixels Lantern allows"
-                )));
-            }
+    pub fn new(recipe: Recipe) -> Request {
+        Request {
+            recipe,
+            ..Request::default()
         }
-        if self.steps == 0 || self.steps > MAX_STEPS {
-            return Err(Error::invalid(format!(
-                "steps must be between 1 and {MAX_STEPS} (got {})",
-                self.steps
-            )));
-        }
-        if !self.guidance.is_finite() || !(0.0..=100.0).contains(&self.guidance) {
-            return Err(Error::invalid(format!(
-                "guidance must be a number from 0 to 100 (got {})",
-                self.guidance
-            )));
-        }
-        if self.batch == 0 || self.batch > MAX_BATCH {
-            return Err(Error::invalid(format!(
-                "batch must be between 1 and {MAX_BATCH} (got {})",
-                self.batch
-            )));
-        }
-        Ok(())
-    }
-
-    /// Classifier-free guidance runs the UNet twice per step; at guidance ≤ 1 it is skipped.
-    pub fn uses_guidance(&self) -> bool {
-        self.guidance > 1.0
     }
 }
 
@@ -111,7 +46,8 @@ impl Request {
 #[derive(Clone, Debug)]
 pub struct Generated {
     pub image: RgbImage,
-    pub params: GenerationParams,
+    /// This image's own recipe (its seed, its place in the batch, the model's name and hash).
+    pub params: Recipe,
     /// Sampling and decoding time of this image.
     pub duration: Duration,
 }
@@ -153,9 +89,10 @@ pub fn generate(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Vec<u64>> {
-    req.validate()?;
+    let recipe = &req.recipe;
+    recipe.validate()?;
     let scale = model.vae_scale_factor() as u32;
-    if !req.width.is_multiple_of(scale) || !req.height.is_multiple_of(scale) {
+    if !recipe.width.is_multiple_of(scale) || !recipe.height.is_multiple_of(scale) {
         return Err(Error::invalid(format!(
             "width and height must be multiples of {scale} for this model"
         )));
@@ -163,8 +100,8 @@ pub fn generate(
     let latent_shape = [
         1,
         model.latent_channels(),
-        (req.height / scale) as usize,
-        (req.width / scale) as usize,
+        (recipe.height / scale) as usize,
+        (recipe.width / scale) as usize,
     ];
     if let Some(lat) = &req.init_latents
         && lat.dims() != latent_shape
@@ -172,33 +109,32 @@ pub fn generate(
         return Err(Error::invalid(format!(
             "init latents have shape {:?} but a {}x{} image needs {:?}",
             lat.dims(),
-            req.width,
-            req.height,
+            recipe.width,
+            recipe.height,
             latent_shape
         )));
     }
 
     on_event(Event::EncodingPrompt);
-    let conditioning = Conditioning::new(model, req, on_event)?;
-    let first_seed = req.seed.unwrap_or_else(random_seed);
+    let conditioning = Conditioning::new(model, recipe, on_event)?;
     let mut seeds = Vec::new();
-    for i in 0..req.batch {
+    for i in 0..recipe.batch_size {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        let seed = first_seed.wrapping_add(i as u64);
+        let mut image_recipe = recipe.for_batch_image(i);
         let started = Instant::now();
-        let mut noise = SeededNoise::new(seed);
+        let mut noise = SeededNoise::new(image_recipe.seed);
         let device = &model.options.device;
         let init = match &req.init_latents {
             Some(l) => l.to_device(device)?.to_dtype(DType::F32)?,
             None => noise.randn(&latent_shape, device)?,
         };
         let mut scheduler = schedulers::build(
-            req.sampler,
+            recipe.sampler,
             &model.scheduler_config,
             &model.folder.scheduler_config_path(),
-            req.steps as usize,
+            recipe.steps as usize,
         )?;
         let latents = denoise(
             model,
@@ -219,27 +155,18 @@ pub fn generate(
         release_buffers();
         let image = decode(model, &latents)?;
         release_buffers();
-        let params = GenerationParams {
-            prompt: req.prompt.clone(),
-            negative_prompt: req.negative_prompt.clone().unwrap_or_default(),
-            steps: req.steps,
-            sampler: scheduler.kind(),
-            guidance: req.guidance,
-            seed,
-            width: req.width,
-            height: req.height,
-            model: model.name(),
-            model_hash: Some(model.hash.clone()),
-            batch_index: i,
-            batch_size: req.batch,
-            extra: Vec::new(),
-        };
+        // The picture's recipe says what was done: the sampler that ran, the model used, and
+        // none of the uninterpreted fields a restored recipe may still carry.
+        image_recipe.sampler = scheduler.kind();
+        image_recipe.extra.clear();
+        image_recipe.model = model.name();
+        image_recipe.model_hash = Some(model.hash.clone());
+        seeds.push(image_recipe.seed);
         on_event(Event::ImageReady(Box::new(Generated {
             image,
-            params,
+            params: image_recipe,
             duration: started.elapsed(),
         })));
-        seeds.push(seed);
     }
     Ok(seeds)
 }
@@ -254,20 +181,19 @@ struct Conditioning {
 }
 
 impl Conditioning {
-    fn new(model: &LoadedModel, req: &Request, on_event: &mut dyn FnMut(Event)) -> Result<Conditioning> {
+    fn new(model: &LoadedModel, req: &Recipe, on_event: &mut dyn FnMut(Event)) -> Result<Conditioning> {
         if let Some(enc) = model.text_encoders.first() {
             let used = enc.tokenizer.count_tokens(&req.prompt);
             if used > 75 {
                 on_event(Event::PromptTruncated { used: 75, total: used });
             }
         }
-        let zeros_for_negative = req.negative_prompt.is_none()
+        let zeros_for_negative = !req.has_negative_prompt()
             && model.kind() == PipelineKind::StableDiffusionXl
             && model.folder.force_zeros_for_empty_prompt;
         let (positive, pair) = if req.uses_guidance() && !zeros_for_negative {
             // The prompt and the negative prompt in one batch.
-            let negative_text = req.negative_prompt.as_deref().unwrap_or("");
-            let mut both = encode_prompts(model, &[negative_text, &req.prompt])?;
+            let mut both = encode_prompts(model, &[&req.negative_prompt, &req.prompt])?;
             let positive = both.pop().expect("two");
             (positive, Some(both.pop().expect("two")))
         } else {
@@ -326,7 +252,7 @@ fn denoise(
     let timesteps = scheduler.timesteps().to_vec();
     let total = timesteps.len();
     let started = Instant::now();
-    let guided = req.uses_guidance();
+    let guided = req.recipe.uses_guidance();
     for (i, &t) in timesteps.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
@@ -348,7 +274,7 @@ fn denoise(
         let prediction = if guided {
             let uncond = out.get(0)?.unsqueeze(0)?;
             let text = out.get(1)?.unsqueeze(0)?;
-            (&uncond + ((text - &uncond)? * req.guidance)?)?
+            (&uncond + ((text - &uncond)? * req.recipe.guidance)?)?
         } else {
             out
         };
@@ -357,7 +283,7 @@ fn denoise(
         let per_step = elapsed / (i as u32 + 1);
         on_event(Event::Step {
             image,
-            batch: req.batch,
+            batch: req.recipe.batch_size,
             step: i + 1,
             total,
             elapsed,

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use lantern::model::{LoadOptions, LoadedModel};
 use lantern::output::RgbImage;
 use lantern::pipeline::{self, Event, Request};
+use lantern::recipe::Recipe;
 use lantern::schedulers::SamplerKind;
 use serde::Deserialize;
 
@@ -52,17 +53,18 @@ pub fn load_latents(rel: &str) -> Tensor {
 
 pub fn request_for(case: &ReferenceCase) -> Request {
     Request {
-        prompt: case.prompt.clone(),
-        negative_prompt: case.negative_prompt.clone(),
-        steps: case.steps,
-        guidance: case.guidance,
-        width: case.width,
-        height: case.height,
-        seed: Some(0),
-        sampler: SamplerKind::from_cli_name(&case.scheduler).unwrap(),
-        batch: 1,
         init_latents: Some(load_latents(&case.latents)),
-        previews: false,
+        ..Request::new(Recipe {
+            prompt: case.prompt.clone(),
+            negative_prompt: case.negative_prompt.clone().unwrap_or_default(),
+            steps: case.steps,
+            guidance: case.guidance,
+            width: case.width,
+            height: case.height,
+            seed: 0,
+            sampler: SamplerKind::from_cli_name(&case.scheduler).unwrap(),
+            ..Recipe::default()
+        })
     }
 }
 

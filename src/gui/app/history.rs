@@ -4,7 +4,7 @@
 //! decoding, reading a dropped file, scanning for model folders) happens on other threads.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
 
@@ -14,7 +14,8 @@ use crate::gui::history_state::{DeleteConfirm, DetailImage, HistoryAction, SEARC
 use crate::gui::state::Action;
 use crate::gui::thumb_loader::ThumbLoader;
 use crate::history::Query;
-use crate::output::GenerationParams;
+use crate::paths::DataDir;
+use crate::recipe::Recipe;
 
 /// Most thumbnail requests waiting at once (a few screens' worth).
 const THUMB_QUEUE: usize = 256;
@@ -29,7 +30,7 @@ pub(super) enum HistoryMsg {
     /// A PNG dropped on the window, read: its settings, or why there are none.
     Dropped {
         name: String,
-        result: Result<GenerationParams, String>,
+        result: Result<Recipe, String>,
     },
     /// Model folders found on disk.
     Discovered(Vec<PathBuf>),
@@ -51,14 +52,12 @@ pub(super) struct HistoryRuntime {
 }
 
 impl HistoryRuntime {
-    pub(super) fn start(ctx: &egui::Context, data_dir: &Path, db: PathBuf, outputs: PathBuf) -> HistoryRuntime {
+    pub(super) fn start(ctx: &egui::Context, data: &DataDir, outputs: PathBuf) -> HistoryRuntime {
         let wake = ctx.clone();
-        let service = HistoryService::spawn(db, outputs, move || wake.request_repaint());
+        let service = HistoryService::spawn(data.history_db(), outputs, move || wake.request_repaint());
         let wake = ctx.clone();
         let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4));
-        let thumbs = ThumbLoader::spawn(data_dir.join("thumbnails"), threads, THUMB_QUEUE, move || {
-            wake.request_repaint()
-        });
+        let thumbs = ThumbLoader::spawn(data.thumbnails(), threads, THUMB_QUEUE, move || wake.request_repaint());
         let (tx, rx) = channel();
         HistoryRuntime {
             service,
@@ -281,7 +280,7 @@ impl LanternApp {
             return;
         }
         let mut roots = crate::hub::discovery::DiscoveryRoots::standard(self.state.settings.user_models.clone());
-        roots.data_dir_models = Some(self.data_dir.join("models"));
+        roots.data_dir_models = Some(self.data.models());
         let tx = self.history.tx.clone();
         std::thread::spawn(move || {
             let found = crate::hub::discovery::discover(&roots)
@@ -381,9 +380,9 @@ impl LanternApp {
     /// Restores a picture's settings (every parameter, its seed, a batch of one) and its model
     /// when a known folder has that name. Returns whether generating now would use the model
     /// the picture was made with (or one was never recorded).
-    fn restore_params(&mut self, params: &GenerationParams, source: &str) -> bool {
+    fn restore_params(&mut self, params: &Recipe, source: &str) -> bool {
         self.use_settings(params);
-        self.state.settings.params.batch = 1;
+        self.state.settings.params.batch_size = 1;
         let restored = format!("Settings restored from {source} (seed {}).", params.seed);
         let ok = match self.model_match(&params.model) {
             ModelMatch::Current => {
@@ -429,7 +428,7 @@ impl LanternApp {
 
 /// The settings a PNG carries, or a plain reason why there are none (completes
 /// "<file name> …").
-pub fn params_from_png(bytes: &[u8]) -> Result<GenerationParams, String> {
+pub fn params_from_png(bytes: &[u8]) -> Result<Recipe, String> {
     const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
     if !bytes.starts_with(SIGNATURE) {
         return Err("is not a PNG image; drop a PNG made by Lantern or AUTOMATIC1111".into());
@@ -444,7 +443,7 @@ pub fn params_from_png(bytes: &[u8]) -> Result<GenerationParams, String> {
         Err(e) => return Err(format!("could not be read ({e})")),
     };
     crate::output::parse_parameters(&text)
-        .map(|p| p.to_params())
+        .map(|p| p.to_recipe())
         .map_err(|e| format!("carries settings Lantern cannot read ({e})"))
 }
 
@@ -471,7 +470,7 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let outputs = data.path().join("outputs");
         let img = RgbImage::from_raw(8, 8, vec![90; 192]).unwrap();
-        let params = |prompt: &str| GenerationParams {
+        let params = |prompt: &str| Recipe {
             prompt: prompt.into(),
             ..Default::default()
         };
@@ -523,7 +522,7 @@ mod tests {
                 .starts_with("has no generation settings")
         );
         assert!(params_from_png(b"GIF89a....").unwrap_err().starts_with("is not a PNG"));
-        let params = GenerationParams {
+        let params = Recipe {
             prompt: "a fox".into(),
             seed: 42,
             ..Default::default()

@@ -187,21 +187,25 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
 
             let l = ui.label("Seed");
             ui.horizontal(|ui| {
-                if p.seed_locked {
+                if state.settings.seed_locked {
                     ui.add(egui::DragValue::new(&mut p.seed).range(0..=u32::MAX as u64))
                         .labelled_by(l.id);
                 } else {
                     ui.label(RichText::new("random").weak()).labelled_by(l.id);
                 }
-                let lock = if p.seed_locked { "🔒" } else { "🎲" };
-                let tip = if p.seed_locked {
+                let lock = if state.settings.seed_locked { "🔒" } else { "🎲" };
+                let tip = if state.settings.seed_locked {
                     "Seed locked: every image uses it. Click for random seeds."
                 } else {
                     "A new random seed for every image (shown with the result). Click to lock a seed."
                 };
-                if ui.selectable_label(p.seed_locked, lock).on_hover_text(tip).clicked() {
-                    p.seed_locked = !p.seed_locked;
-                    if p.seed_locked
+                if ui
+                    .selectable_label(state.settings.seed_locked, lock)
+                    .on_hover_text(tip)
+                    .clicked()
+                {
+                    state.settings.seed_locked = !state.settings.seed_locked;
+                    if state.settings.seed_locked
                         && let Some(last) = state.last_seed
                     {
                         p.seed = last;
@@ -214,13 +218,13 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
                         .clicked()
                 {
                     p.seed = last;
-                    p.seed_locked = true;
+                    state.settings.seed_locked = true;
                 }
             });
             ui.end_row();
 
             let l = ui.label("Batch count");
-            ui.add(egui::DragValue::new(&mut p.batch).range(1..=16))
+            ui.add(egui::DragValue::new(&mut p.batch_size).range(1..=16))
                 .labelled_by(l.id);
             ui.end_row();
         });

@@ -1,0 +1,177 @@
+//! The recipe: everything that decides a picture, in one type.
+//!
+//! The window edits it, the command line fills it, the pipeline runs it, the PNG's
+//! AUTOMATIC1111 `parameters` text writes and reads it ([`crate::output::parameters`]), and
+//! the history stores it as JSON. Restoring a PNG or a history entry gives it back whole.
+//!
+//! Adding a parameter: a field here (with its default in [`Recipe::default`] and a check in
+//! [`Recipe::validate`] if it can be wrong), its A1111 name in the `FIELDS` table of
+//! `output/parameters.rs`, its widget in `gui/panels/parameters.rs`, its flag in
+//! [`crate::cli::generate`]'s `RecipeArgs`, and its use in the pipeline. Nothing else: the
+//! history, the JSON export and "use these settings" carry every field as it is.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::schedulers::SamplerKind;
+
+/// The largest side we accept; beyond it a CPU run would take hours and memory explodes.
+pub const MAX_SIDE: u32 = 4096;
+pub const MAX_STEPS: u32 = 1000;
+pub const MAX_BATCH: u32 = 100;
+
+/// How one picture is made. For a job of several images this is the first image's recipe;
+/// image `i` of the batch has seed `seed + i` and `batch_index` `i` (AUTOMATIC1111's convention).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Recipe {
+    pub prompt: String,
+    /// Empty when there is none: the `Negative prompt:` line is then omitted, and SDXL models
+    /// that ask for it (`force_zeros_for_empty_prompt`) use zero embeddings as diffusers does
+    /// when no negative prompt is given.
+    pub negative_prompt: String,
+    pub steps: u32,
+    pub sampler: SamplerKind,
+    /// Classifier-free guidance scale ("CFG scale"); 1 or less skips the unconditional pass.
+    pub guidance: f64,
+    pub seed: u64,
+    pub width: u32,
+    pub height: u32,
+    /// The model's display name (folder or repo name); filled in by the pipeline.
+    pub model: String,
+    /// A short hash identifying the model's weights, when known; filled in by the pipeline.
+    pub model_hash: Option<String>,
+    /// Position of this image in its batch (0-based).
+    pub batch_index: u32,
+    /// How many images the job made, one after another.
+    #[serde(alias = "batch")]
+    pub batch_size: u32,
+    /// Fields read from other tools' PNGs that we do not interpret, kept in order so that
+    /// writing the recipe again keeps them.
+    pub extra: Vec<(String, String)>,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Recipe {
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            steps: 20,
+            sampler: SamplerKind::Default,
+            guidance: 7.5,
+            seed: 0,
+            width: 512,
+            height: 512,
+            model: String::new(),
+            model_hash: None,
+            batch_index: 0,
+            batch_size: 1,
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl Recipe {
+    /// Checks everything that does not need the model; each problem is one plain sentence.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("width", self.width), ("height", self.height)] {
+            if v == 0 || v % 8 != 0 {
+                return Err(Error::invalid(format!(
+                    "{name} must be a positive multiple of 8 (got {v})"
+                )));
+            }
+            if v > MAX_SIDE {
+                return Err(Error::invalid(format!(
+                    "{name} {v} is larger than the {MAX_SIDE} pixels Lantern allows"
+                )));
+            }
+        }
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(Error::invalid(format!(
+                "steps must be between 1 and {MAX_STEPS} (got {})",
+                self.steps
+            )));
+        }
+        if !self.guidance.is_finite() || !(0.0..=100.0).contains(&self.guidance) {
+            return Err(Error::invalid(format!(
+                "guidance must be a number from 0 to 100 (got {})",
+                self.guidance
+            )));
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH {
+            return Err(Error::invalid(format!(
+                "batch must be between 1 and {MAX_BATCH} (got {})",
+                self.batch_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Classifier-free guidance runs the UNet twice per step; at guidance ≤ 1 it is skipped.
+    pub fn uses_guidance(&self) -> bool {
+        self.guidance > 1.0
+    }
+
+    /// Whether a negative prompt was given (whitespace alone counts as none).
+    pub fn has_negative_prompt(&self) -> bool {
+        !self.negative_prompt.trim().is_empty()
+    }
+
+    /// The recipe of image `index` of this job: its own seed and place in the batch.
+    pub fn for_batch_image(&self, index: u32) -> Recipe {
+        Recipe {
+            seed: self.seed.wrapping_add(u64::from(index)),
+            batch_index: index,
+            ..self.clone()
+        }
+    }
+
+    /// The first image's recipe of a job that re-makes this picture alone ("use these
+    /// settings"): the same seed, a batch of one.
+    pub fn as_single(&self) -> Recipe {
+        Recipe {
+            batch_index: 0,
+            batch_size: 1,
+            ..self.clone()
+        }
+    }
+
+    /// The value of a field kept from another tool's text, if any.
+    pub fn extra_value(&self, key: &str) -> Option<&str> {
+        self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_images_count_seeds_up() {
+        let r = Recipe {
+            seed: u64::MAX,
+            batch_size: 3,
+            ..Recipe::default()
+        };
+        let second = r.for_batch_image(1);
+        assert_eq!((second.seed, second.batch_index, second.batch_size), (0, 1, 3));
+        assert_eq!(second.as_single().batch_size, 1);
+    }
+
+    #[test]
+    fn reads_the_old_settings_form() {
+        // Settings written before the recipe existed said `batch`.
+        let r: Recipe = serde_json::from_str(r#"{"prompt":"fox","batch":3,"seed_locked":true}"#).unwrap();
+        assert_eq!((r.prompt.as_str(), r.batch_size, r.steps), ("fox", 3, 20));
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let bad = Recipe {
+            width: 100,
+            ..Recipe::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("width"));
+        assert!(Recipe::default().validate().is_ok());
+    }
+}
