@@ -13,7 +13,6 @@ use crate::hub::{
     ModelSource, RecommendedSettings, discover, hf_cache, spawn_download,
 };
 
-use super::panels::parameters::sampler_label;
 use super::settings::Params;
 
 /// Where the window looks for models and where it downloads them. The app builds it from the
@@ -320,7 +319,7 @@ pub fn apply_recommended(params: &mut Params, from: &str, r: &RecommendedSetting
         r.steps,
         if r.steps == 1 { "" } else { "s" },
         r.guidance,
-        sampler_label(params.sampler),
+        params.sampler.label(),
         r.width,
         r.height
     )
