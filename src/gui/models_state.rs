@@ -13,7 +13,6 @@ use crate::hub::{
     ModelSource, RecommendedSettings, discover, hf_cache, spawn_download,
 };
 
-use super::panels::parameters::sampler_label;
 use crate::paths::DataDir;
 use crate::recipe::Recipe;
 
@@ -321,7 +320,7 @@ pub fn apply_recommended(params: &mut Recipe, from: &str, r: &RecommendedSetting
         r.steps,
         if r.steps == 1 { "" } else { "s" },
         r.guidance,
-        sampler_label(params.sampler),
+        params.sampler.label(),
         r.width,
         r.height
     )

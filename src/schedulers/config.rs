@@ -15,13 +15,16 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::SamplerKind;
+use super::table::classes;
+use super::{ClassInfo, SamplerKind};
 use crate::error::{Error, Result};
 
 /// More training timesteps than any real model uses; the tables are allocated up front.
 const MAX_TRAIN_TIMESTEPS: usize = 100_000;
 
-/// The diffusers scheduler classes Lantern implements.
+/// The diffusers scheduler classes Lantern implements. Each sampler file describes its class
+/// as a [`ClassInfo`] (name, `__init__` keys, defaults, constructor) that the sampler table
+/// refers to; the variant is what the class-specific rules below match on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SamplerClass {
     Ddim,
@@ -34,121 +37,45 @@ pub enum SamplerClass {
     HeunDiscrete,
 }
 
+/// The `__init__` parameters every class takes (see [`ClassInfo::init_keys`] for the rest).
+pub const COMMON_INIT_KEYS: [&str; 5] = [
+    "num_train_timesteps",
+    "beta_start",
+    "beta_end",
+    "beta_schedule",
+    "trained_betas",
+];
+
 impl SamplerClass {
-    pub const ALL: [SamplerClass; 8] = [
-        SamplerClass::Ddim,
-        SamplerClass::Pndm,
-        SamplerClass::EulerDiscrete,
-        SamplerClass::EulerAncestralDiscrete,
-        SamplerClass::DpmSolverMultistep,
-        SamplerClass::UniPcMultistep,
-        SamplerClass::LmsDiscrete,
-        SamplerClass::HeunDiscrete,
-    ];
+    /// The class's entry in the sampler table (each sampler file's `CLASS`).
+    pub fn info(self) -> &'static ClassInfo {
+        classes()
+            .find(|c| c.class == self)
+            .expect("every SamplerClass is the class of a row in SAMPLERS")
+    }
+
+    /// Every class, each once, in table order.
+    pub fn all() -> impl Iterator<Item = SamplerClass> {
+        classes().map(|c| c.class)
+    }
 
     /// The `_class_name` diffusers writes for this class.
     pub fn class_name(self) -> &'static str {
-        match self {
-            SamplerClass::Ddim => "DDIMScheduler",
-            SamplerClass::Pndm => "PNDMScheduler",
-            SamplerClass::EulerDiscrete => "EulerDiscreteScheduler",
-            SamplerClass::EulerAncestralDiscrete => "EulerAncestralDiscreteScheduler",
-            SamplerClass::DpmSolverMultistep => "DPMSolverMultistepScheduler",
-            SamplerClass::UniPcMultistep => "UniPCMultistepScheduler",
-            SamplerClass::LmsDiscrete => "LMSDiscreteScheduler",
-            SamplerClass::HeunDiscrete => "HeunDiscreteScheduler",
-        }
+        self.info().name
     }
 
     pub fn from_class_name(name: &str) -> Option<SamplerClass> {
-        SamplerClass::ALL.into_iter().find(|c| c.class_name() == name)
+        classes().find(|c| c.name == name).map(|c| c.class)
     }
 
     /// The class an explicit sampler choice builds; `None` for [`SamplerKind::Default`].
     pub fn for_kind(kind: SamplerKind) -> Option<SamplerClass> {
-        Some(match kind {
-            SamplerKind::Default => return None,
-            SamplerKind::Ddim => SamplerClass::Ddim,
-            SamplerKind::Pndm => SamplerClass::Pndm,
-            SamplerKind::Euler => SamplerClass::EulerDiscrete,
-            SamplerKind::EulerA => SamplerClass::EulerAncestralDiscrete,
-            SamplerKind::DpmPp2m | SamplerKind::DpmPp2mKarras => SamplerClass::DpmSolverMultistep,
-            SamplerKind::Unipc => SamplerClass::UniPcMultistep,
-            SamplerKind::Lms => SamplerClass::LmsDiscrete,
-            SamplerKind::Heun => SamplerClass::HeunDiscrete,
-        })
+        kind.info().class.map(|c| c.class)
     }
 
-    /// The parameters of the class's `__init__` in diffusers 0.42 — the keys `from_config`
-    /// carries over from a file.
-    #[rustfmt::skip]
-    fn init_keys(self) -> &'static [&'static str] {
-        const BASE: [&str; 5] = [
-            "num_train_timesteps",
-            "beta_start",
-            "beta_end",
-            "beta_schedule",
-            "trained_betas",
-        ];
-        match self {
-            SamplerClass::Ddim => &[
-                BASE[0], BASE[1], BASE[2], BASE[3], BASE[4],
-                "clip_sample", "set_alpha_to_one", "steps_offset", "prediction_type",
-                "thresholding", "dynamic_thresholding_ratio", "clip_sample_range",
-                "sample_max_value", "timestep_spacing", "rescale_betas_zero_snr",
-            ],
-            SamplerClass::Pndm => &[
-                BASE[0], BASE[1], BASE[2], BASE[3], BASE[4],
-                "skip_prk_steps", "set_alpha_to_one", "prediction_type", "timestep_spacing",
-                "steps_offset",
-            ],
-            SamplerClass::EulerDiscrete => &[
-                BASE[0], BASE[1], BASE[2], BASE[3], BASE[4],
-                "prediction_type", "interpolation_type", "use_karras_sigmas",
-                "use_exponential_sigmas", "use_beta_sigmas", "sigma_min", "sigma_max",
-                "timestep_spacing", "timestep_type", "steps_offset", "rescale_betas_zero_snr",
-                "final_sigmas_type",
-            ],
-            SamplerClass::EulerAncestralDiscrete => &[
-                BASE[0], BASE[1], BASE[2], BASE[3], BASE[4],
-                "prediction_type", "timestep_spacing", "steps_offset", "rescale_betas_zero_snr",
-            ],
-            SamplerClass::DpmSolverMultistep => &[
-                BASE[0], BASE[1], BASE[2], BASE[3], BASE[4],
-                "solver_order", "prediction_type", "thresholding", "dynamic_thresholding_ratio",
-                "sample_max_value", "algorithm_type", "solver_type", "lower_order_final",
-                "euler_at_final", "use_karras_sigmas", "use_exponential_sigmas",
-                "use_beta_sigmas", "use_lu_lambdas", "use_flow_sigmas", "flow_shift",
-                "final_sigmas_type", "lambda_min_clipped", "variance_type", "timestep_spacing",
-                "steps_offset", "rescale_betas_zero_snr", "use_dynamic_shifting",
-                "time_shift_type",
-            ],
-            SamplerClass::UniPcMultistep => &[
-                BASE[0], BASE[1], BASE[2], BASE[3], BASE[4],
-                "solver_order", "prediction_type", "thresholding", "dynamic_thresholding_ratio",
-                "sample_max_value", "predict_x0", "solver_type", "lower_order_final",
-                "disable_corrector", "solver_p", "use_karras_sigmas", "use_exponential_sigmas",
-                "use_beta_sigmas", "use_flow_sigmas", "flow_shift", "timestep_spacing",
-                "steps_offset", "final_sigmas_type", "rescale_betas_zero_snr",
-                "use_dynamic_shifting", "time_shift_type", "sigma_min", "sigma_max",
-                "shift_terminal",
-            ],
-            SamplerClass::LmsDiscrete => &[
-                BASE[0], BASE[1], BASE[2], BASE[3], BASE[4],
-                "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
-                "prediction_type", "timestep_spacing", "steps_offset",
-            ],
-            SamplerClass::HeunDiscrete => &[
-                BASE[0], BASE[1], BASE[2], BASE[3], BASE[4],
-                "prediction_type", "use_karras_sigmas", "use_exponential_sigmas",
-                "use_beta_sigmas", "clip_sample", "clip_sample_range", "timestep_spacing",
-                "steps_offset",
-            ],
-        }
-    }
-
+    /// Whether `from_config` carries `key` over from a file to this class.
     fn accepts(self, key: &str) -> bool {
-        self.init_keys().contains(&key)
+        COMMON_INIT_KEYS.contains(&key) || self.info().init_keys.contains(&key)
     }
 }
 
@@ -255,27 +182,22 @@ pub struct SchedulerConfig {
 }
 
 impl SchedulerConfig {
-    /// The class's own `__init__` defaults.
+    /// The class's own `__init__` defaults: the ones most classes share, then the class's
+    /// own differences ([`ClassInfo::defaults`]).
     pub fn defaults(class: SamplerClass) -> SchedulerConfig {
-        let heun = class == SamplerClass::HeunDiscrete;
-        let ddim_or_pndm = matches!(class, SamplerClass::Ddim | SamplerClass::Pndm);
-        SchedulerConfig {
+        let mut cfg = SchedulerConfig {
             class,
             num_train_timesteps: 1000,
-            beta_start: if heun { 0.00085 } else { 0.0001 },
-            beta_end: if heun { 0.012 } else { 0.02 },
+            beta_start: 0.0001,
+            beta_end: 0.02,
             beta_schedule: Some(BetaSchedule::Linear),
             beta_schedule_name: "linear".to_string(),
             trained_betas: None,
             prediction_type: PredictionType::Epsilon,
-            timestep_spacing: if ddim_or_pndm {
-                TimestepSpacing::Leading
-            } else {
-                TimestepSpacing::Linspace
-            },
+            timestep_spacing: TimestepSpacing::Linspace,
             steps_offset: 0,
-            set_alpha_to_one: class == SamplerClass::Ddim,
-            clip_sample: class == SamplerClass::Ddim,
+            set_alpha_to_one: false,
+            clip_sample: false,
             clip_sample_range: 1.0,
             skip_prk_steps: false,
             rescale_betas_zero_snr: false,
@@ -294,12 +216,14 @@ impl SchedulerConfig {
             lambda_min_clipped: f64::NEG_INFINITY,
             predict_x0: true,
             disable_corrector: Vec::new(),
-        }
+        };
+        (class.info().defaults)(&mut cfg);
+        cfg
     }
 
     /// The configuration `kind` runs with, given the folder's parsed `scheduler_config.json`
     /// (`path` names it in errors). [`SamplerKind::Default`] builds the file's `_class_name`;
-    /// [`SamplerKind::DpmPp2mKarras`] is DPM-Solver++ with `use_karras_sigmas` forced on.
+    /// a Karras row of the table ([`SamplerKind::DpmPp2mKarras`]) forces `use_karras_sigmas` on.
     pub fn resolve(kind: SamplerKind, json: &Value, path: &Path) -> Result<SchedulerConfig> {
         let obj = json
             .as_object()
@@ -327,7 +251,7 @@ impl SchedulerConfig {
                 }
             }
         }
-        if kind == SamplerKind::DpmPp2mKarras {
+        if kind.info().karras {
             cfg.use_karras_sigmas = true;
         }
         cfg.validate(&fields)?;
@@ -577,8 +501,7 @@ impl SchedulerConfig {
 
 fn class_from_file(obj: &Map<String, Value>, path: &Path) -> Result<SamplerClass> {
     let supported = || {
-        SamplerClass::ALL
-            .iter()
+        SamplerClass::all()
             .map(|c| c.class_name())
             .collect::<Vec<_>>()
             .join(", ")

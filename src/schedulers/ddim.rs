@@ -10,13 +10,30 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::config::{PredictionType, SchedulerConfig, TimestepSpacing};
-use super::schedule::{self, Layout, check_in_order, check_index, div32, mul32};
-use super::{NoiseSource, SamplerKind, Scheduler};
+use super::common::{Parts, Schedule, Solver};
+use super::config::{PredictionType, SamplerClass, SchedulerConfig, TimestepSpacing};
+use super::schedule::{self, Layout, div32, mul32};
+use super::{ClassInfo, NoiseSource};
 use crate::error::{Error, Result};
 
-pub struct Ddim {
-    timesteps: Vec<f64>,
+#[rustfmt::skip]
+pub(super) const CLASS: ClassInfo = ClassInfo {
+    class: SamplerClass::Ddim,
+    name: "DDIMScheduler",
+    init_keys: &[
+        "clip_sample", "set_alpha_to_one", "steps_offset", "prediction_type", "thresholding",
+        "dynamic_thresholding_ratio", "clip_sample_range", "sample_max_value",
+        "timestep_spacing", "rescale_betas_zero_snr",
+    ],
+    defaults: |cfg| {
+        cfg.timestep_spacing = TimestepSpacing::Leading;
+        cfg.set_alpha_to_one = true;
+        cfg.clip_sample = true;
+    },
+    build,
+};
+
+struct Ddim {
     alphas_cumprod: Vec<f32>,
     /// ᾱ used when the previous timestep falls below 0.
     final_alpha_cumprod: f32,
@@ -24,25 +41,23 @@ pub struct Ddim {
     step_ratio: i64,
     prediction: PredictionType,
     clip: Option<f64>,
-    steps_taken: usize,
+}
+
+fn build(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Parts> {
+    let alphas_cumprod = schedule::alphas_cumprod(cfg, false);
+    let final_alpha_cumprod = if cfg.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
+    let timesteps = integer_timesteps(cfg, steps, path)?;
+    let ddim = Ddim {
+        alphas_cumprod,
+        final_alpha_cumprod,
+        step_ratio: (cfg.num_train_timesteps / steps) as i64,
+        prediction: cfg.prediction_type,
+        clip: cfg.clip_sample.then_some(cfg.clip_sample_range),
+    };
+    Ok(Parts::new(Schedule::unscaled(timesteps, Vec::new()), ddim))
 }
 
 impl Ddim {
-    pub fn new(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Ddim> {
-        let alphas_cumprod = schedule::alphas_cumprod(cfg, false);
-        let final_alpha_cumprod = if cfg.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
-        let timesteps = integer_timesteps(cfg, steps, path)?;
-        Ok(Ddim {
-            timesteps,
-            alphas_cumprod,
-            final_alpha_cumprod,
-            step_ratio: (cfg.num_train_timesteps / steps) as i64,
-            prediction: cfg.prediction_type,
-            clip: cfg.clip_sample.then_some(cfg.clip_sample_range),
-            steps_taken: 0,
-        })
-    }
-
     fn alpha_prev(&self, prev: i64) -> f32 {
         if prev >= 0 {
             self.alphas_cumprod[prev as usize]
@@ -76,29 +91,16 @@ pub(crate) fn integer_timesteps(cfg: &SchedulerConfig, steps: usize, path: &Path
     Ok(ts)
 }
 
-impl Scheduler for Ddim {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor> {
-        check_index(index, self.timesteps.len())?;
-        Ok(sample.clone())
-    }
-
+impl Solver for Ddim {
     fn step(
         &mut self,
+        sched: &Schedule,
         model_output: &Tensor,
         index: usize,
         sample: &Tensor,
         _noise: &mut dyn NoiseSource,
     ) -> Result<Tensor> {
-        check_in_order(index, self.steps_taken, self.timesteps.len())?;
-        let t = self.timesteps[index] as i64;
+        let t = sched.timesteps[index] as i64;
         let prev = t - self.step_ratio;
         // float32 scalars and operation order as in diffusers, so the rounding matches.
         let a_t = self.alphas_cumprod[t as usize];
@@ -118,12 +120,6 @@ impl Scheduler for Ddim {
             x0 = x0.clamp(-r, r)?;
         }
         // x_{t-1} = √ᾱ_{t-1} x̂₀ + √(1 − ᾱ_{t-1}) ε̂
-        let prev_sample = (mul32(&x0, a_prev.sqrt())? + mul32(&eps, (1.0 - a_prev).sqrt())?)?;
-        self.steps_taken += 1;
-        Ok(prev_sample)
-    }
-
-    fn kind(&self) -> SamplerKind {
-        SamplerKind::Ddim
+        Ok((mul32(&x0, a_prev.sqrt())? + mul32(&eps, (1.0 - a_prev).sqrt())?)?)
     }
 }

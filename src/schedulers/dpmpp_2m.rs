@@ -15,15 +15,32 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::config::{AlgorithmType, DpmSolverType, FinalSigmas, PredictionType, SchedulerConfig, TimestepSpacing};
+use super::common::{Parts, Schedule, Solver};
+use super::config::{
+    AlgorithmType, DpmSolverType, FinalSigmas, PredictionType, SamplerClass, SchedulerConfig, TimestepSpacing,
+};
 use super::euler::karras_schedule;
-use super::schedule::{self, Layout, check_in_order, check_index, lincomb};
-use super::{NoiseSource, SamplerKind, Scheduler};
+use super::schedule::{self, Layout, lincomb};
+use super::{ClassInfo, NoiseSource};
 use crate::error::{Error, Result};
 
-pub struct DpmSolverMultistep {
-    timesteps: Vec<f64>,
-    sigmas: Vec<f32>,
+#[rustfmt::skip]
+pub(super) const CLASS: ClassInfo = ClassInfo {
+    class: SamplerClass::DpmSolverMultistep,
+    name: "DPMSolverMultistepScheduler",
+    init_keys: &[
+        "solver_order", "prediction_type", "thresholding", "dynamic_thresholding_ratio",
+        "sample_max_value", "algorithm_type", "solver_type", "lower_order_final",
+        "euler_at_final", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
+        "use_lu_lambdas", "use_flow_sigmas", "flow_shift", "final_sigmas_type",
+        "lambda_min_clipped", "variance_type", "timestep_spacing", "steps_offset",
+        "rescale_betas_zero_snr", "use_dynamic_shifting", "time_shift_type",
+    ],
+    defaults: |_| {},
+    build,
+};
+
+struct DpmSolverMultistep {
     order: usize,
     algorithm: AlgorithmType,
     solver_type: DpmSolverType,
@@ -31,11 +48,9 @@ pub struct DpmSolverMultistep {
     lower_order_final: bool,
     euler_at_final: bool,
     final_sigma_zero: bool,
-    karras: bool,
     /// Converted model outputs (x̂₀, or ε̂ for `dpmsolver`), oldest first.
     outputs: Vec<Tensor>,
     lower_order_nums: usize,
-    steps_taken: usize,
 }
 
 /// A point on the noise schedule in the variance-preserving view: x_t = α_t x₀ + σ_t ε,
@@ -59,6 +74,11 @@ impl Point {
             sigma,
             lambda: alpha.ln() - sigma.ln(),
         }
+    }
+
+    /// The point at step `index` of a schedule's σ.
+    pub(crate) fn at(sigmas: &[f32], index: usize) -> Point {
+        Point::from_ve_sigma(sigmas[index])
     }
 }
 
@@ -108,50 +128,43 @@ pub(crate) fn multistep_schedule(
     (timesteps, sigmas, train)
 }
 
+fn build(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Parts> {
+    let ac = schedule::alphas_cumprod(cfg, true);
+    let last_timestep = cfg.num_train_timesteps - clipped_count(&ac, cfg.lambda_min_clipped);
+    if last_timestep == 0 {
+        return Err(Error::config(
+            path,
+            "lambda_min_clipped",
+            "clips away every training timestep",
+        ));
+    }
+    // diffusers rounds Karras timesteps except for the cosine schedule (by name).
+    let round_karras = cfg.beta_schedule_name != "squaredcos_cap_v2";
+    let (timesteps, sigmas, train) = multistep_schedule(cfg, steps, last_timestep, round_karras);
+    let last = match cfg.final_sigmas_type {
+        FinalSigmas::Zero => 0.0,
+        FinalSigmas::SigmaMin => train[0] as f64,
+    };
+    let sigmas = sigmas.iter().chain([&last]).map(|&s| s as f32).collect();
+    let dpm = DpmSolverMultistep {
+        order: cfg.solver_order,
+        algorithm: cfg.algorithm_type,
+        solver_type: cfg.dpm_solver_type,
+        prediction: cfg.prediction_type,
+        lower_order_final: cfg.lower_order_final,
+        euler_at_final: cfg.euler_at_final,
+        final_sigma_zero: cfg.final_sigmas_type == FinalSigmas::Zero,
+        outputs: Vec::new(),
+        lower_order_nums: 0,
+    };
+    Ok(Parts::new(Schedule::unscaled(timesteps, sigmas), dpm))
+}
+
 impl DpmSolverMultistep {
-    pub fn new(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<DpmSolverMultistep> {
-        let ac = schedule::alphas_cumprod(cfg, true);
-        let last_timestep = cfg.num_train_timesteps - clipped_count(&ac, cfg.lambda_min_clipped);
-        if last_timestep == 0 {
-            return Err(Error::config(
-                path,
-                "lambda_min_clipped",
-                "clips away every training timestep",
-            ));
-        }
-        // diffusers rounds Karras timesteps except for the cosine schedule (by name).
-        let round_karras = cfg.beta_schedule_name != "squaredcos_cap_v2";
-        let (timesteps, sigmas, train) = multistep_schedule(cfg, steps, last_timestep, round_karras);
-        let last = match cfg.final_sigmas_type {
-            FinalSigmas::Zero => 0.0,
-            FinalSigmas::SigmaMin => train[0] as f64,
-        };
-        let sigmas = sigmas.iter().chain([&last]).map(|&s| s as f32).collect();
-        Ok(DpmSolverMultistep {
-            timesteps,
-            sigmas,
-            order: cfg.solver_order,
-            algorithm: cfg.algorithm_type,
-            solver_type: cfg.dpm_solver_type,
-            prediction: cfg.prediction_type,
-            lower_order_final: cfg.lower_order_final,
-            euler_at_final: cfg.euler_at_final,
-            final_sigma_zero: cfg.final_sigmas_type == FinalSigmas::Zero,
-            karras: cfg.use_karras_sigmas,
-            outputs: Vec::new(),
-            lower_order_nums: 0,
-            steps_taken: 0,
-        })
-    }
-
-    fn point(&self, index: usize) -> Point {
-        Point::from_ve_sigma(self.sigmas[index])
-    }
-
     /// The model output in the form the solver integrates: x̂₀ for DPM-Solver++, ε̂ for
     /// DPM-Solver.
-    fn convert(&self, model_output: &Tensor, sample: &Tensor, index: usize) -> Result<Tensor> {
-        let p = self.point(index);
+    fn convert(&self, sigmas: &[f32], model_output: &Tensor, sample: &Tensor, index: usize) -> Result<Tensor> {
+        let p = Point::at(sigmas, index);
         let (a, s) = (p.alpha, p.sigma);
         Ok(match (self.algorithm, self.prediction) {
             (AlgorithmType::DpmSolverPlusPlus, PredictionType::Epsilon) => {
@@ -170,8 +183,8 @@ impl DpmSolverMultistep {
     }
 
     /// DPM-Solver-1 (= DDIM) from step `i` to `i + 1`.
-    fn first_order(&self, i: usize, sample: &Tensor) -> Result<Tensor> {
-        let (t, s0) = (self.point(i + 1), self.point(i));
+    fn first_order(&self, sigmas: &[f32], i: usize, sample: &Tensor) -> Result<Tensor> {
+        let (t, s0) = (Point::at(sigmas, i + 1), Point::at(sigmas, i));
         let h = t.lambda - s0.lambda;
         let m0 = &self.outputs[self.outputs.len() - 1];
         match self.algorithm {
@@ -183,8 +196,8 @@ impl DpmSolverMultistep {
     }
 
     /// Multistep second order (Algorithm 2 of DPM-Solver++): D₀ = m₀, D₁ = (m₀ − m₁)/r₀.
-    fn second_order(&self, i: usize, sample: &Tensor) -> Result<Tensor> {
-        let (t, s0, s1) = (self.point(i + 1), self.point(i), self.point(i - 1));
+    fn second_order(&self, sigmas: &[f32], i: usize, sample: &Tensor) -> Result<Tensor> {
+        let (t, s0, s1) = (Point::at(sigmas, i + 1), Point::at(sigmas, i), Point::at(sigmas, i - 1));
         let n = self.outputs.len();
         let (m0, m1) = (&self.outputs[n - 1], &self.outputs[n - 2]);
         let h = t.lambda - s0.lambda;
@@ -213,9 +226,9 @@ impl DpmSolverMultistep {
     }
 
     /// Multistep third order (both papers' order-3 update).
-    fn third_order(&self, i: usize, sample: &Tensor) -> Result<Tensor> {
-        let (t, s0) = (self.point(i + 1), self.point(i));
-        let (s1, s2) = (self.point(i - 1), self.point(i - 2));
+    fn third_order(&self, sigmas: &[f32], i: usize, sample: &Tensor) -> Result<Tensor> {
+        let (t, s0) = (Point::at(sigmas, i + 1), Point::at(sigmas, i));
+        let (s1, s2) = (Point::at(sigmas, i - 1), Point::at(sigmas, i - 2));
         let n = self.outputs.len();
         let (m0, m1, m2) = (&self.outputs[n - 1], &self.outputs[n - 2], &self.outputs[n - 3]);
         let h = t.lambda - s0.lambda;
@@ -253,56 +266,35 @@ impl DpmSolverMultistep {
     }
 }
 
-impl Scheduler for DpmSolverMultistep {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor> {
-        check_index(index, self.timesteps.len())?;
-        Ok(sample.clone())
-    }
-
+impl Solver for DpmSolverMultistep {
     fn step(
         &mut self,
+        sched: &Schedule,
         model_output: &Tensor,
         index: usize,
         sample: &Tensor,
         _noise: &mut dyn NoiseSource,
     ) -> Result<Tensor> {
-        let n = self.timesteps.len();
-        check_in_order(index, self.steps_taken, n)?;
+        let sigmas = &sched.sigmas;
+        let n = sched.timesteps.len();
         let few_steps = self.lower_order_final && n < 15;
         let lower_final = index == n - 1 && (self.euler_at_final || few_steps || self.final_sigma_zero);
         let lower_second = index + 2 == n && few_steps;
 
-        let converted = self.convert(model_output, sample, index)?;
+        let converted = self.convert(sigmas, model_output, sample, index)?;
         if self.outputs.len() == self.order {
             self.outputs.remove(0);
         }
         self.outputs.push(converted);
 
         let prev = if self.order == 1 || self.lower_order_nums < 1 || lower_final {
-            self.first_order(index, sample)?
+            self.first_order(sigmas, index, sample)?
         } else if self.order == 2 || self.lower_order_nums < 2 || lower_second {
-            self.second_order(index, sample)?
+            self.second_order(sigmas, index, sample)?
         } else {
-            self.third_order(index, sample)?
+            self.third_order(sigmas, index, sample)?
         };
         self.lower_order_nums = (self.lower_order_nums + 1).min(self.order);
-        self.steps_taken += 1;
         Ok(prev)
-    }
-
-    fn kind(&self) -> SamplerKind {
-        if self.karras {
-            SamplerKind::DpmPp2mKarras
-        } else {
-            SamplerKind::DpmPp2m
-        }
     }
 }

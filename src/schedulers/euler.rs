@@ -8,20 +8,31 @@
 //! or σ_min, inputs scaled by 1/√(σ²+1), and `timestep_type: continuous` v-prediction
 //! models fed 0.25·ln σ as their timestep.
 
+use std::path::Path;
+
 use candle_core::Tensor;
 
-use super::config::{FinalSigmas, InterpolationType, PredictionType, SchedulerConfig, TimestepType};
-use super::schedule::{self, Layout, check_in_order, check_index, f32_round};
-use super::{NoiseSource, SamplerKind, Scheduler};
+use super::common::{Parts, Schedule, Solver};
+use super::config::{FinalSigmas, InterpolationType, PredictionType, SamplerClass, SchedulerConfig, TimestepType};
+use super::schedule::{self, Layout, f32_round};
+use super::{ClassInfo, NoiseSource};
 use crate::error::Result;
 
-pub struct Euler {
-    timesteps: Vec<f64>,
-    /// σ for each timestep plus the final one, float32 as diffusers keeps them.
-    sigmas: Vec<f32>,
-    init_noise_sigma: f64,
+#[rustfmt::skip]
+pub(super) const CLASS: ClassInfo = ClassInfo {
+    class: SamplerClass::EulerDiscrete,
+    name: "EulerDiscreteScheduler",
+    init_keys: &[
+        "prediction_type", "interpolation_type", "use_karras_sigmas", "use_exponential_sigmas",
+        "use_beta_sigmas", "sigma_min", "sigma_max", "timestep_spacing", "timestep_type",
+        "steps_offset", "rescale_betas_zero_snr", "final_sigmas_type",
+    ],
+    defaults: |_| {},
+    build,
+};
+
+struct Euler {
     prediction: PredictionType,
-    steps_taken: usize,
 }
 
 /// The float32 timesteps the σ-parameterised samplers (Euler, Euler-a, LMS, Heun) start from,
@@ -54,41 +65,45 @@ pub(crate) fn karras_schedule(
     (sigmas, timesteps)
 }
 
-impl Euler {
-    pub fn new(cfg: &SchedulerConfig, steps: usize) -> Euler {
-        let ac = schedule::alphas_cumprod(cfg, true);
-        let train = schedule::train_sigmas(&ac);
-        let log_sigmas = schedule::log_sigmas(&train);
-        let mut timesteps = sigma_sampler_timesteps(cfg, steps);
-        let mut sigmas: Vec<f64> = match cfg.interpolation_type {
-            InterpolationType::Linear => interpolated_sigmas(&timesteps, &train),
-            InterpolationType::LogLinear => log_linear_sigmas(&train, steps),
-        };
-        if cfg.use_karras_sigmas {
-            let (s, t) = karras_schedule(&sigmas, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
-            sigmas = s;
-            timesteps = t.into_iter().map(f32_round).collect();
-        }
-        let last = match cfg.final_sigmas_type {
-            FinalSigmas::Zero => 0.0,
-            FinalSigmas::SigmaMin => train[0] as f64,
-        };
-        let sigmas: Vec<f32> = sigmas.iter().chain([&last]).map(|&s| s as f32).collect();
-        if cfg.timestep_type == TimestepType::Continuous && cfg.prediction_type == PredictionType::VPrediction {
-            // EDM-style conditioning: the UNet takes c_noise = ln(σ)/4 as its timestep.
-            timesteps = sigmas[..sigmas.len() - 1]
-                .iter()
-                .map(|s| (0.25f32 * s.ln()) as f64)
-                .collect();
-        }
-        Euler {
-            init_noise_sigma: schedule::sigma_init_noise(&sigmas, cfg.timestep_spacing),
-            timesteps,
-            sigmas,
-            prediction: cfg.prediction_type,
-            steps_taken: 0,
-        }
+fn build(cfg: &SchedulerConfig, steps: usize, _: &Path) -> Result<Parts> {
+    let (timesteps, sigmas) = euler_schedule(cfg, steps);
+    let euler = Euler {
+        prediction: cfg.prediction_type,
+    };
+    Ok(Parts::new(
+        Schedule::sigma_scaled(timesteps, sigmas, cfg.timestep_spacing),
+        euler,
+    ))
+}
+
+/// The timesteps and σ (with the final one appended) of diffusers' `set_timesteps`.
+fn euler_schedule(cfg: &SchedulerConfig, steps: usize) -> (Vec<f64>, Vec<f32>) {
+    let ac = schedule::alphas_cumprod(cfg, true);
+    let train = schedule::train_sigmas(&ac);
+    let log_sigmas = schedule::log_sigmas(&train);
+    let mut timesteps = sigma_sampler_timesteps(cfg, steps);
+    let mut sigmas: Vec<f64> = match cfg.interpolation_type {
+        InterpolationType::Linear => interpolated_sigmas(&timesteps, &train),
+        InterpolationType::LogLinear => log_linear_sigmas(&train, steps),
+    };
+    if cfg.use_karras_sigmas {
+        let (s, t) = karras_schedule(&sigmas, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
+        sigmas = s;
+        timesteps = t.into_iter().map(f32_round).collect();
     }
+    let last = match cfg.final_sigmas_type {
+        FinalSigmas::Zero => 0.0,
+        FinalSigmas::SigmaMin => train[0] as f64,
+    };
+    let sigmas: Vec<f32> = sigmas.iter().chain([&last]).map(|&s| s as f32).collect();
+    if cfg.timestep_type == TimestepType::Continuous && cfg.prediction_type == PredictionType::VPrediction {
+        // EDM-style conditioning: the UNet takes c_noise = ln(σ)/4 as its timestep.
+        timesteps = sigmas[..sigmas.len() - 1]
+            .iter()
+            .map(|s| (0.25f32 * s.ln()) as f64)
+            .collect();
+    }
+    (timesteps, sigmas)
 }
 
 /// `interpolation_type: log_linear`: steps + 1 sigmas evenly spaced in ln σ from the
@@ -119,43 +134,20 @@ fn torch_linspace_exp(a: f64, b: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-/// x / √(σ² + 1): what the UNet sees at σ (unit variance when x ~ x₀ + σ·ε).
-pub(crate) fn scale_by_sigma(sample: &Tensor, sigma: f32) -> Result<Tensor> {
-    schedule::div32(sample, (sigma * sigma + 1.0).sqrt())
-}
-
-impl Scheduler for Euler {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    fn init_noise_sigma(&self) -> f64 {
-        self.init_noise_sigma
-    }
-
-    fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor> {
-        check_index(index, self.timesteps.len())?;
-        scale_by_sigma(sample, self.sigmas[index])
-    }
-
+impl Solver for Euler {
     fn step(
         &mut self,
+        sched: &Schedule,
         model_output: &Tensor,
         index: usize,
         sample: &Tensor,
         _noise: &mut dyn NoiseSource,
     ) -> Result<Tensor> {
-        check_in_order(index, self.steps_taken, self.timesteps.len())?;
-        let sigma = self.sigmas[index];
+        let sigmas = &sched.sigmas;
+        let sigma = sigmas[index];
         let x0 = schedule::sigma_pred_original(self.prediction, model_output, sample, sigma)?;
         // d = (x − x̂₀)/σ, then x ← x + d·(σ_next − σ).
         let derivative = schedule::sigma_derivative(sample, &x0, sigma)?;
-        let prev = schedule::euler_update(sample, &derivative, self.sigmas[index + 1] - sigma)?;
-        self.steps_taken += 1;
-        Ok(prev)
-    }
-
-    fn kind(&self) -> SamplerKind {
-        SamplerKind::Euler
+        schedule::euler_update(sample, &derivative, sigmas[index + 1] - sigma)
     }
 }

@@ -7,40 +7,46 @@
 //! where σ_up is 0 — so a seeded run consumes its noise exactly as diffusers does with a
 //! `torch.Generator`. Sample-prediction is refused by the config, as diffusers refuses it.
 
+use std::path::Path;
+
 use candle_core::Tensor;
 
-use super::config::{PredictionType, SchedulerConfig};
-use super::euler::{interpolated_sigmas, scale_by_sigma, sigma_sampler_timesteps};
-use super::schedule::{self, check_in_order, check_index};
-use super::{NoiseSource, SamplerKind, Scheduler};
+use super::common::{Parts, Schedule, Solver};
+use super::config::{PredictionType, SamplerClass, SchedulerConfig};
+use super::euler::{interpolated_sigmas, sigma_sampler_timesteps};
+use super::schedule;
+use super::{ClassInfo, NoiseSource};
 use crate::error::Result;
 
-pub struct EulerAncestral {
-    timesteps: Vec<f64>,
-    sigmas: Vec<f32>,
-    init_noise_sigma: f64,
+#[rustfmt::skip]
+pub(super) const CLASS: ClassInfo = ClassInfo {
+    class: SamplerClass::EulerAncestralDiscrete,
+    name: "EulerAncestralDiscreteScheduler",
+    init_keys: &["prediction_type", "timestep_spacing", "steps_offset", "rescale_betas_zero_snr"],
+    defaults: |_| {},
+    build,
+};
+
+struct EulerAncestral {
     prediction: PredictionType,
-    steps_taken: usize,
 }
 
-impl EulerAncestral {
-    pub fn new(cfg: &SchedulerConfig, steps: usize) -> EulerAncestral {
-        let ac = schedule::alphas_cumprod(cfg, true);
-        let train = schedule::train_sigmas(&ac);
-        let timesteps = sigma_sampler_timesteps(cfg, steps);
-        let sigmas: Vec<f32> = interpolated_sigmas(&timesteps, &train)
-            .into_iter()
-            .chain([0.0])
-            .map(|s| s as f32)
-            .collect();
-        EulerAncestral {
-            init_noise_sigma: schedule::sigma_init_noise(&sigmas, cfg.timestep_spacing),
-            timesteps,
-            sigmas,
-            prediction: cfg.prediction_type,
-            steps_taken: 0,
-        }
-    }
+fn build(cfg: &SchedulerConfig, steps: usize, _: &Path) -> Result<Parts> {
+    let ac = schedule::alphas_cumprod(cfg, true);
+    let train = schedule::train_sigmas(&ac);
+    let timesteps = sigma_sampler_timesteps(cfg, steps);
+    let sigmas: Vec<f32> = interpolated_sigmas(&timesteps, &train)
+        .into_iter()
+        .chain([0.0])
+        .map(|s| s as f32)
+        .collect();
+    let solver = EulerAncestral {
+        prediction: cfg.prediction_type,
+    };
+    Ok(Parts::new(
+        Schedule::sigma_scaled(timesteps, sigmas, cfg.timestep_spacing),
+        solver,
+    ))
 }
 
 /// (σ_up, σ_down) for a step from σ_from to σ_to, in float32 as diffusers computes them —
@@ -53,40 +59,21 @@ fn ancestral_split(sigma_from: f32, sigma_to: f32) -> (f32, f32) {
     (up, down)
 }
 
-impl Scheduler for EulerAncestral {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    fn init_noise_sigma(&self) -> f64 {
-        self.init_noise_sigma
-    }
-
-    fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor> {
-        check_index(index, self.timesteps.len())?;
-        scale_by_sigma(sample, self.sigmas[index])
-    }
-
+impl Solver for EulerAncestral {
     fn step(
         &mut self,
+        sched: &Schedule,
         model_output: &Tensor,
         index: usize,
         sample: &Tensor,
         noise: &mut dyn NoiseSource,
     ) -> Result<Tensor> {
-        check_in_order(index, self.steps_taken, self.timesteps.len())?;
-        let sigma = self.sigmas[index];
+        let sigma = sched.sigmas[index];
         let x0 = schedule::sigma_pred_original(self.prediction, model_output, sample, sigma)?;
-        let (up, down) = ancestral_split(sigma, self.sigmas[index + 1]);
+        let (up, down) = ancestral_split(sigma, sched.sigmas[index + 1]);
         let derivative = schedule::sigma_derivative(sample, &x0, sigma)?;
         let deterministic = schedule::euler_update(sample, &derivative, down - sigma)?;
         let fresh = noise.randn_like(model_output)?;
-        let prev = (deterministic + schedule::mul32(&fresh, up)?)?;
-        self.steps_taken += 1;
-        Ok(prev)
-    }
-
-    fn kind(&self) -> SamplerKind {
-        SamplerKind::EulerA
+        Ok((deterministic + schedule::mul32(&fresh, up)?)?)
     }
 }

@@ -8,52 +8,68 @@
 //! interpolated or Karras-spaced (bounds from a `sigma_min`/`sigma_max` in the file, which
 //! diffusers finds on the config object), x̂₀ is clipped when `clip_sample` is on.
 
+use std::path::Path;
+
 use candle_core::Tensor;
 
-use super::config::{PredictionType, SchedulerConfig};
-use super::euler::{interpolated_sigmas, karras_schedule, scale_by_sigma, sigma_sampler_timesteps};
-use super::schedule::{self, check_in_order, check_index, f32_round};
-use super::{NoiseSource, SamplerKind, Scheduler};
+use super::common::{Parts, Schedule, Solver};
+use super::config::{PredictionType, SamplerClass, SchedulerConfig};
+use super::euler::{interpolated_sigmas, karras_schedule, sigma_sampler_timesteps};
+use super::schedule::{self, f32_round};
+use super::{ClassInfo, NoiseSource};
 use crate::error::Result;
 
-pub struct Heun {
-    timesteps: Vec<f64>,
-    /// σ per UNet call (interior values doubled, like the timesteps) plus the final 0.
-    sigmas: Vec<f32>,
-    init_noise_sigma: f64,
+#[rustfmt::skip]
+pub(super) const CLASS: ClassInfo = ClassInfo {
+    class: SamplerClass::HeunDiscrete,
+    name: "HeunDiscreteScheduler",
+    init_keys: &[
+        "prediction_type", "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
+        "clip_sample", "clip_sample_range", "timestep_spacing", "steps_offset",
+    ],
+    // Heun's betas default to Stable Diffusion's range, unlike every other class's.
+    defaults: |cfg| {
+        cfg.beta_start = 0.00085;
+        cfg.beta_end = 0.012;
+    },
+    build,
+};
+
+struct Heun {
     prediction: PredictionType,
     clip: Option<f64>,
     /// Between the two stages of a step: the first stage's slope, step size and start.
     first_stage: Option<(Tensor, f32, Tensor)>,
-    steps_taken: usize,
+}
+
+/// diffusers' `set_timesteps`: every timestep after the first listed twice and σ (with the
+/// final 0) doubled to match, one UNet call per stage.
+fn build(cfg: &SchedulerConfig, steps: usize, _: &Path) -> Result<Parts> {
+    let ac = schedule::alphas_cumprod(cfg, false);
+    let train = schedule::train_sigmas(&ac);
+    let log_sigmas = schedule::log_sigmas(&train);
+    let mut timesteps = sigma_sampler_timesteps(cfg, steps);
+    let mut sigmas = interpolated_sigmas(&timesteps, &train);
+    if cfg.use_karras_sigmas {
+        let (s, t) = karras_schedule(&sigmas, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
+        sigmas = s;
+        timesteps = t.into_iter().map(f32_round).collect();
+    }
+    let sigmas: Vec<f32> = sigmas.into_iter().chain([0.0]).map(|s| s as f32).collect();
+    let sigmas = double_interior(&sigmas);
+    let timesteps = double_after_first(&timesteps);
+    let heun = Heun {
+        prediction: cfg.prediction_type,
+        clip: cfg.clip_sample.then_some(cfg.clip_sample_range),
+        first_stage: None,
+    };
+    Ok(Parts::new(
+        Schedule::sigma_scaled(timesteps, sigmas, cfg.timestep_spacing),
+        heun,
+    ))
 }
 
 impl Heun {
-    pub fn new(cfg: &SchedulerConfig, steps: usize) -> Heun {
-        let ac = schedule::alphas_cumprod(cfg, false);
-        let train = schedule::train_sigmas(&ac);
-        let log_sigmas = schedule::log_sigmas(&train);
-        let mut timesteps = sigma_sampler_timesteps(cfg, steps);
-        let mut sigmas = interpolated_sigmas(&timesteps, &train);
-        if cfg.use_karras_sigmas {
-            let (s, t) = karras_schedule(&sigmas, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
-            sigmas = s;
-            timesteps = t.into_iter().map(f32_round).collect();
-        }
-        let sigmas: Vec<f32> = sigmas.into_iter().chain([0.0]).map(|s| s as f32).collect();
-        let sigmas = double_interior(&sigmas);
-        let timesteps = double_after_first(&timesteps);
-        Heun {
-            init_noise_sigma: schedule::sigma_init_noise(&sigmas, cfg.timestep_spacing),
-            timesteps,
-            sigmas,
-            prediction: cfg.prediction_type,
-            clip: cfg.clip_sample.then_some(cfg.clip_sample_range),
-            first_stage: None,
-            steps_taken: 0,
-        }
-    }
-
     fn pred_original(&self, model_output: &Tensor, sample: &Tensor, sigma: f32) -> Result<Tensor> {
         let x0 = schedule::sigma_pred_original(self.prediction, model_output, sample, sigma)?;
         Ok(match self.clip {
@@ -85,33 +101,20 @@ fn double_after_first(v: &[f64]) -> Vec<f64> {
     out
 }
 
-impl Scheduler for Heun {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    fn init_noise_sigma(&self) -> f64 {
-        self.init_noise_sigma
-    }
-
-    fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor> {
-        check_index(index, self.timesteps.len())?;
-        scale_by_sigma(sample, self.sigmas[index])
-    }
-
+impl Solver for Heun {
     fn step(
         &mut self,
+        sched: &Schedule,
         model_output: &Tensor,
         index: usize,
         sample: &Tensor,
         _noise: &mut dyn NoiseSource,
     ) -> Result<Tensor> {
-        check_in_order(index, self.steps_taken, self.timesteps.len())?;
-        let prev = match self.first_stage.take() {
+        Ok(match self.first_stage.take() {
             None => {
                 // Euler step from σ_i to σ_{i+1}; remember its slope for the correction.
-                let sigma = self.sigmas[index];
-                let next = self.sigmas[index + 1];
+                let sigma = sched.sigmas[index];
+                let next = sched.sigmas[index + 1];
                 let x0 = self.pred_original(model_output, sample, sigma)?;
                 let derivative = schedule::sigma_derivative(sample, &x0, sigma)?;
                 let dt = next - sigma;
@@ -122,19 +125,13 @@ impl Scheduler for Heun {
             Some((first_derivative, dt, start)) => {
                 // Slope at the Euler estimate, averaged with the first one, applied from the
                 // step's start.
-                let next = self.sigmas[index];
+                let next = sched.sigmas[index];
                 let x0 = self.pred_original(model_output, sample, next)?;
                 let derivative = schedule::sigma_derivative(sample, &x0, next)?;
                 let mean = schedule::div32(&(first_derivative + derivative)?, 2.0)?;
                 schedule::euler_update(&start, &mean, dt)?
             }
-        };
-        self.steps_taken += 1;
-        Ok(prev)
-    }
-
-    fn kind(&self) -> SamplerKind {
-        SamplerKind::Heun
+        })
     }
 }
 

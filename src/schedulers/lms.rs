@@ -10,62 +10,70 @@
 //! rounding.
 
 use std::collections::VecDeque;
+use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::config::{PredictionType, SchedulerConfig};
-use super::euler::{interpolated_sigmas, karras_schedule, scale_by_sigma, sigma_sampler_timesteps};
-use super::schedule::{self, check_in_order, check_index, f32_round};
-use super::{NoiseSource, SamplerKind, Scheduler};
+use super::common::{Parts, Schedule, Solver};
+use super::config::{PredictionType, SamplerClass, SchedulerConfig};
+use super::euler::{interpolated_sigmas, karras_schedule, sigma_sampler_timesteps};
+use super::schedule::{self, f32_round};
+use super::{ClassInfo, NoiseSource};
 use crate::error::Result;
+
+#[rustfmt::skip]
+pub(super) const CLASS: ClassInfo = ClassInfo {
+    class: SamplerClass::LmsDiscrete,
+    name: "LMSDiscreteScheduler",
+    init_keys: &[
+        "use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas", "prediction_type",
+        "timestep_spacing", "steps_offset",
+    ],
+    defaults: |_| {},
+    build,
+};
 
 const ORDER: usize = 4;
 
-pub struct Lms {
-    timesteps: Vec<f64>,
-    sigmas: Vec<f32>,
-    init_noise_sigma: f64,
+struct Lms {
     prediction: PredictionType,
     /// The last `ORDER` derivatives, oldest first.
     derivatives: VecDeque<Tensor>,
-    steps_taken: usize,
 }
 
-impl Lms {
-    pub fn new(cfg: &SchedulerConfig, steps: usize) -> Lms {
-        let ac = schedule::alphas_cumprod(cfg, false);
-        let train = schedule::train_sigmas(&ac);
-        let log_sigmas = schedule::log_sigmas(&train);
-        let mut timesteps = sigma_sampler_timesteps(cfg, steps);
-        let mut sigmas = interpolated_sigmas(&timesteps, &train);
-        if cfg.use_karras_sigmas {
-            let (s, t) = karras_schedule(&sigmas, (None, None), steps, &log_sigmas);
-            sigmas = s;
-            timesteps = t.into_iter().map(f32_round).collect();
-        }
-        let sigmas: Vec<f32> = sigmas.into_iter().chain([0.0]).map(|s| s as f32).collect();
-        Lms {
-            init_noise_sigma: schedule::sigma_init_noise(&sigmas, cfg.timestep_spacing),
-            timesteps,
-            sigmas,
-            prediction: cfg.prediction_type,
-            derivatives: VecDeque::with_capacity(ORDER),
-            steps_taken: 0,
-        }
+fn build(cfg: &SchedulerConfig, steps: usize, _: &Path) -> Result<Parts> {
+    let ac = schedule::alphas_cumprod(cfg, false);
+    let train = schedule::train_sigmas(&ac);
+    let log_sigmas = schedule::log_sigmas(&train);
+    let mut timesteps = sigma_sampler_timesteps(cfg, steps);
+    let mut sigmas = interpolated_sigmas(&timesteps, &train);
+    if cfg.use_karras_sigmas {
+        let (s, t) = karras_schedule(&sigmas, (None, None), steps, &log_sigmas);
+        sigmas = s;
+        timesteps = t.into_iter().map(f32_round).collect();
     }
+    let sigmas: Vec<f32> = sigmas.into_iter().chain([0.0]).map(|s| s as f32).collect();
+    let lms = Lms {
+        prediction: cfg.prediction_type,
+        derivatives: VecDeque::with_capacity(ORDER),
+    };
+    Ok(Parts::new(
+        Schedule::sigma_scaled(timesteps, sigmas, cfg.timestep_spacing),
+        lms,
+    ))
+}
 
-    /// ∫ from σ_i to σ_{i+1} of the Lagrange basis polynomial that is 1 at σ_{i−k} and 0 at
-    /// the other `order − 1` nodes σ_{i−j}.
-    fn coefficient(&self, order: usize, i: usize, k: usize) -> f64 {
-        let node = |j: usize| self.sigmas[i - j] as f64;
-        let basis = |tau: f64| -> f64 {
-            (0..order)
-                .filter(|&j| j != k)
-                .map(|j| (tau - node(j)) / (node(k) - node(j)))
-                .product()
-        };
-        gauss_legendre_4(basis, self.sigmas[i] as f64, self.sigmas[i + 1] as f64)
-    }
+/// ∫ from σ_i to σ_{i+1} of the Lagrange basis polynomial that is 1 at σ_{i−k} and 0 at the
+/// other `order − 1` nodes σ_{i−j}.
+fn coefficient(sigmas: &[f32], order: usize, i: usize, k: usize) -> f64 {
+    let node = |j: usize| sigmas[i - j] as f64;
+    let basis = |tau: f64| -> f64 {
+        (0..order)
+            .filter(|&j| j != k)
+            .map(|j| (tau - node(j)) / (node(k) - node(j)))
+            .product()
+    };
+    gauss_legendre_4(basis, sigmas[i] as f64, sigmas[i + 1] as f64)
 }
 
 /// ∫ₐᵇ f by the 4-point Gauss–Legendre rule.
@@ -90,29 +98,16 @@ fn gauss_legendre_4(f: impl Fn(f64) -> f64, a: f64, b: f64) -> f64 {
         .sum::<f64>()
 }
 
-impl Scheduler for Lms {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    fn init_noise_sigma(&self) -> f64 {
-        self.init_noise_sigma
-    }
-
-    fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor> {
-        check_index(index, self.timesteps.len())?;
-        scale_by_sigma(sample, self.sigmas[index])
-    }
-
+impl Solver for Lms {
     fn step(
         &mut self,
+        sched: &Schedule,
         model_output: &Tensor,
         index: usize,
         sample: &Tensor,
         _noise: &mut dyn NoiseSource,
     ) -> Result<Tensor> {
-        check_in_order(index, self.steps_taken, self.timesteps.len())?;
-        let sigma = self.sigmas[index];
+        let sigma = sched.sigmas[index];
         let x0 = schedule::sigma_pred_original(self.prediction, model_output, sample, sigma)?;
         let derivative = schedule::sigma_derivative(sample, &x0, sigma)?;
         if self.derivatives.len() == ORDER {
@@ -123,22 +118,16 @@ impl Scheduler for Lms {
         // Coefficient k goes with the derivative k steps back; summed in diffusers' order.
         let mut sum: Option<Tensor> = None;
         for (k, d) in self.derivatives.iter().rev().take(order).enumerate() {
-            let term = schedule::mul32(d, self.coefficient(order, index, k) as f32)?;
+            let term = schedule::mul32(d, coefficient(&sched.sigmas, order, index, k) as f32)?;
             sum = Some(match sum {
                 Some(s) => (s + term)?,
                 None => term,
             });
         }
-        let prev = match sum {
+        Ok(match sum {
             Some(s) => (sample + s)?,
             None => sample.clone(),
-        };
-        self.steps_taken += 1;
-        Ok(prev)
-    }
-
-    fn kind(&self) -> SamplerKind {
-        SamplerKind::Lms
+        })
     }
 }
 

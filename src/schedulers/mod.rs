@@ -4,6 +4,40 @@
 //! behaves like diffusers' `XScheduler.from_config(folder_scheduler_config)`: fields the
 //! folder's JSON sets carry over, the others take the new sampler's own defaults.
 //!
+//! ## The sampler table
+//!
+//! [`SAMPLERS`] lists every sampler choice once, one [`SamplerInfo`] row per [`SamplerKind`]:
+//! its `--scheduler` name (also its name in settings, history and serde), its AUTOMATIC1111
+//! sampler and schedule type, its GUI label, and the diffusers class it builds — a
+//! [`ClassInfo`] defined in the sampler's own file: `_class_name`, the `__init__` keys
+//! `from_config` carries over, the class's defaults, its constructor. Name parsing and
+//! printing both ways, serde, the GUI's sampler combo and [`build`] all read the table.
+//!
+//! A sampler file holds only what is its own: the constructor, which lays out the timesteps
+//! (and σ) as a `common::Schedule`, and the update rule (`common::Solver`). The
+//! [`Scheduler`] around them — the timestep list, the initial noise scale, the UNet input
+//! scaling, the in-order check — is written once, in `common.rs`.
+//!
+//! ## To add a sampler
+//!
+//! 1. Write `src/schedulers/<name>.rs` with a constructor
+//!    `fn build(&SchedulerConfig, steps, &Path) -> Result<Parts>` returning
+//!    `Parts::new(Schedule::unscaled(..) or Schedule::sigma_scaled(..), solver)`, and
+//!    `impl Solver` for the solver. For a diffusers class not implemented yet, also
+//!    `pub(super) const CLASS: ClassInfo` there (class name, `__init__` keys besides
+//!    `config::COMMON_INIT_KEYS`, defaults that differ from `SchedulerConfig::defaults`,
+//!    `build`) and a [`SamplerClass`] variant in `config.rs`.
+//! 2. Add `mod <name>;` below.
+//! 3. Add a [`SamplerKind`] variant and, at the same position in [`SAMPLERS`], its row
+//!    (names, label, `class: Some(&<name>::CLASS)`, flags); a row out of order fails the
+//!    build. A variant of an existing class (another Karras flavour, say) is only this step.
+//! 4. Only if the class reads a config key no other class reads: a [`SchedulerConfig`] field
+//!    and its arm in `SchedulerConfig::set` (keys without an arm are ignored), and any
+//!    class-specific check in `SchedulerConfig::validate`.
+//! 5. Prove it against diffusers: its cli name in `tools/make_scheduler_refs.py`'s `KINDS`
+//!    (and `CLASS_KIND` for a new class), the refs in `tests/fixtures/schedulers/refs`
+//!    regenerated, which `tests/schedulers.rs` replays.
+//!
 //! [`build`] is the entry point: it resolves the folder's config for the chosen sampler
 //! ([`config`]) and sets the sampler up for a number of steps. The pipeline then evaluates the
 //! UNet at each of [`Scheduler::timesteps`] in order — index `i` is the position in that list,
@@ -16,6 +50,7 @@
 //! whenever the first timestep is unique; when it is not, diffusers' SD pipeline runs off the
 //! end of its sigmas and fails.
 
+mod common;
 pub mod config;
 mod ddim;
 mod dpmpp_2m;
@@ -25,137 +60,17 @@ mod heun;
 mod lms;
 mod pndm;
 mod schedule;
+mod table;
 mod unipc;
 
-use std::fmt;
 use std::path::Path;
 
 use candle_core::Tensor;
 
+use self::common::Sampler;
 pub use self::config::{SamplerClass, SchedulerConfig};
+pub use self::table::{ClassInfo, SAMPLERS, SamplerInfo, SamplerKind};
 use crate::error::{Error, Result};
-
-/// The sampler names `lantern generate --scheduler` accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SamplerKind {
-    /// The model folder's own `scheduler/scheduler_config.json`.
-    Default,
-    Ddim,
-    Pndm,
-    Euler,
-    EulerA,
-    #[serde(rename = "dpmpp-2m")]
-    DpmPp2m,
-    #[serde(rename = "dpmpp-2m-karras")]
-    DpmPp2mKarras,
-    Unipc,
-    Lms,
-    Heun,
-}
-
-impl SamplerKind {
-    pub const ALL: [SamplerKind; 10] = [
-        SamplerKind::Default,
-        SamplerKind::Ddim,
-        SamplerKind::Pndm,
-        SamplerKind::Euler,
-        SamplerKind::EulerA,
-        SamplerKind::DpmPp2m,
-        SamplerKind::DpmPp2mKarras,
-        SamplerKind::Unipc,
-        SamplerKind::Lms,
-        SamplerKind::Heun,
-    ];
-
-    /// The name used on the command line and in settings.
-    pub fn cli_name(self) -> &'static str {
-        match self {
-            SamplerKind::Default => "default",
-            SamplerKind::Ddim => "ddim",
-            SamplerKind::Pndm => "pndm",
-            SamplerKind::Euler => "euler",
-            SamplerKind::EulerA => "euler-a",
-            SamplerKind::DpmPp2m => "dpmpp-2m",
-            SamplerKind::DpmPp2mKarras => "dpmpp-2m-karras",
-            SamplerKind::Unipc => "unipc",
-            SamplerKind::Lms => "lms",
-            SamplerKind::Heun => "heun",
-        }
-    }
-
-    pub fn from_cli_name(name: &str) -> Option<SamplerKind> {
-        let name = name.trim().to_ascii_lowercase().replace('_', "-");
-        SamplerKind::ALL.into_iter().find(|k| k.cli_name() == name)
-    }
-
-    /// Whether the same inputs always give the same image (no fresh noise per step).
-    pub fn is_deterministic(self) -> bool {
-        !matches!(self, SamplerKind::EulerA)
-    }
-
-    /// (sampler, schedule type) as AUTOMATIC1111 writes them in a PNG's `parameters`.
-    pub fn a1111_names(self) -> (&'static str, &'static str) {
-        match self {
-            SamplerKind::Default => ("Default", "Automatic"),
-            SamplerKind::Ddim => ("DDIM", "Automatic"),
-            SamplerKind::Pndm => ("PLMS", "Automatic"),
-            SamplerKind::Euler => ("Euler", "Automatic"),
-            SamplerKind::EulerA => ("Euler a", "Automatic"),
-            SamplerKind::DpmPp2m => ("DPM++ 2M", "Automatic"),
-            SamplerKind::DpmPp2mKarras => ("DPM++ 2M", "Karras"),
-            SamplerKind::Unipc => ("UniPC", "Automatic"),
-            SamplerKind::Lms => ("LMS", "Automatic"),
-            SamplerKind::Heun => ("Heun", "Automatic"),
-        }
-    }
-
-    /// Reads AUTOMATIC1111's sampler names back, including the old combined form
-    /// ("DPM++ 2M Karras") and the newer separate `Schedule type` field.
-    pub fn from_a1111(sampler: &str, schedule_type: Option<&str>) -> Option<SamplerKind> {
-        let s = sampler.trim();
-        let (base, karras_in_name) = match s.strip_suffix(" Karras") {
-            Some(b) => (b.trim(), true),
-            None => (s, false),
-        };
-        let karras = karras_in_name || schedule_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("karras"));
-        let kind = match base.to_ascii_lowercase().as_str() {
-            "ddim" => SamplerKind::Ddim,
-            "plms" | "pndm" => SamplerKind::Pndm,
-            "euler" => SamplerKind::Euler,
-            "euler a" | "euler_a" | "euler ancestral" => SamplerKind::EulerA,
-            "dpm++ 2m" | "dpmpp_2m" | "dpmpp-2m" => {
-                if karras {
-                    SamplerKind::DpmPp2mKarras
-                } else {
-                    SamplerKind::DpmPp2m
-                }
-            }
-            "unipc" => SamplerKind::Unipc,
-            "lms" => SamplerKind::Lms,
-            "heun" => SamplerKind::Heun,
-            "default" => SamplerKind::Default,
-            _ => return SamplerKind::from_cli_name(base),
-        };
-        Some(kind)
-    }
-}
-
-impl fmt::Display for SamplerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.cli_name())
-    }
-}
-
-impl std::str::FromStr for SamplerKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SamplerKind::from_cli_name(s).ok_or_else(|| {
-            let names: Vec<_> = SamplerKind::ALL.iter().map(|k| k.cli_name()).collect();
-            format!("unknown scheduler `{s}`; choose one of: {}", names.join(", "))
-        })
-    }
-}
 
 /// Where ancestral samplers get their fresh noise (seeded by the pipeline).
 pub trait NoiseSource {
@@ -215,16 +130,8 @@ pub fn build(
             cfg.num_train_timesteps
         )));
     }
-    Ok(match cfg.class {
-        SamplerClass::Ddim => Box::new(ddim::Ddim::new(cfg, steps, config_path)?),
-        SamplerClass::Pndm => Box::new(pndm::Pndm::new(cfg, steps, config_path)?),
-        SamplerClass::EulerDiscrete => Box::new(euler::Euler::new(cfg, steps)),
-        SamplerClass::EulerAncestralDiscrete => Box::new(euler_ancestral::EulerAncestral::new(cfg, steps)),
-        SamplerClass::DpmSolverMultistep => Box::new(dpmpp_2m::DpmSolverMultistep::new(cfg, steps, config_path)?),
-        SamplerClass::UniPcMultistep => Box::new(unipc::UniPc::new(cfg, steps)),
-        SamplerClass::LmsDiscrete => Box::new(lms::Lms::new(cfg, steps)),
-        SamplerClass::HeunDiscrete => Box::new(heun::Heun::new(cfg, steps)),
-    })
+    let parts = (cfg.class.info().build)(cfg, steps, config_path)?;
+    Ok(Box::new(Sampler::new(SamplerKind::of_config(cfg), parts)))
 }
 
 /// Reads a `scheduler_config.json`. Python's JSON writer emits bare `Infinity`, `-Infinity`

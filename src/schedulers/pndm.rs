@@ -15,15 +15,27 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::config::{PredictionType, SchedulerConfig};
+use super::common::{Parts, Schedule, Solver};
+use super::config::{PredictionType, SamplerClass, SchedulerConfig, TimestepSpacing};
 use super::ddim::integer_timesteps;
-use super::schedule::{self, check_in_order, check_index, div32, mul32};
-use super::{NoiseSource, SamplerKind, Scheduler};
+use super::schedule::{self, div32, mul32};
+use super::{ClassInfo, NoiseSource};
 use crate::error::{Error, Result};
 
-pub struct Pndm {
-    timesteps: Vec<f64>,
-    /// How many leading entries of `timesteps` are PRK evaluations.
+#[rustfmt::skip]
+pub(super) const CLASS: ClassInfo = ClassInfo {
+    class: SamplerClass::Pndm,
+    name: "PNDMScheduler",
+    init_keys: &[
+        "skip_prk_steps", "set_alpha_to_one", "prediction_type", "timestep_spacing",
+        "steps_offset",
+    ],
+    defaults: |cfg| cfg.timestep_spacing = TimestepSpacing::Leading,
+    build,
+};
+
+struct Pndm {
+    /// How many leading entries of the timesteps are PRK evaluations.
     prk_len: usize,
     alphas_cumprod: Vec<f32>,
     final_alpha_cumprod: f32,
@@ -40,50 +52,53 @@ pub struct Pndm {
     cur_sample: Option<Tensor>,
 }
 
-impl Pndm {
-    pub fn new(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Pndm> {
-        let alphas_cumprod = schedule::alphas_cumprod(cfg, false);
-        let final_alpha_cumprod = if cfg.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
-        let step_ratio = (cfg.num_train_timesteps / steps) as i64;
-        // diffusers' `_timesteps`: the spaced timesteps, ascending.
-        let mut spaced: Vec<i64> = integer_timesteps(cfg, steps, path)?
-            .into_iter()
-            .map(|t| t as i64)
-            .collect();
-        spaced.reverse();
-        let (prk, plms) = if cfg.skip_prk_steps {
-            (Vec::new(), plms_only_timesteps(&spaced))
-        } else {
-            if steps < 4 {
-                return Err(Error::invalid(format!(
-                    "PNDM with skip_prk_steps false needs at least 4 steps (got {steps}); \
-                     its Runge-Kutta warm-up spans the last four timesteps"
-                )));
-            }
-            prk_and_plms_timesteps(&spaced, step_ratio / 2)
-        };
-        let timesteps: Vec<f64> = prk.iter().chain(&plms).map(|&t| t as f64).collect();
-        let sched = Pndm {
-            prk_len: prk.len(),
-            timesteps,
-            alphas_cumprod,
-            final_alpha_cumprod,
-            step_ratio,
-            prediction: cfg.prediction_type,
-            counter: 0,
-            ets: Vec::new(),
-            prk_sum: None,
-            cur_sample: None,
-        };
-        sched.check_reachable(path)?;
-        Ok(sched)
-    }
+fn build(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Parts> {
+    let alphas_cumprod = schedule::alphas_cumprod(cfg, false);
+    let final_alpha_cumprod = if cfg.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
+    let step_ratio = (cfg.num_train_timesteps / steps) as i64;
+    let (prk, plms) = pndm_timesteps(cfg, steps, step_ratio, path)?;
+    let timesteps: Vec<f64> = prk.iter().chain(&plms).map(|&t| t as f64).collect();
+    let pndm = Pndm {
+        prk_len: prk.len(),
+        alphas_cumprod,
+        final_alpha_cumprod,
+        step_ratio,
+        prediction: cfg.prediction_type,
+        counter: 0,
+        ets: Vec::new(),
+        prk_sum: None,
+        cur_sample: None,
+    };
+    pndm.check_reachable(&timesteps, path)?;
+    Ok(Parts::new(Schedule::unscaled(timesteps, Vec::new()), pndm))
+}
 
+/// The PRK timesteps (none with `skip_prk_steps`) and the PLMS ones, in evaluation order.
+fn pndm_timesteps(cfg: &SchedulerConfig, steps: usize, step_ratio: i64, path: &Path) -> Result<(Vec<i64>, Vec<i64>)> {
+    // diffusers' `_timesteps`: the spaced timesteps, ascending.
+    let mut spaced: Vec<i64> = integer_timesteps(cfg, steps, path)?
+        .into_iter()
+        .map(|t| t as i64)
+        .collect();
+    spaced.reverse();
+    if cfg.skip_prk_steps {
+        return Ok((Vec::new(), plms_only_timesteps(&spaced)));
+    }
+    if steps < 4 {
+        return Err(Error::invalid(format!(
+            "PNDM with skip_prk_steps false needs at least 4 steps (got {steps}); \
+             its Runge-Kutta warm-up spans the last four timesteps"
+        )));
+    }
+    Ok(prk_and_plms_timesteps(&spaced, step_ratio / 2))
+}
+
+impl Pndm {
     /// The second PLMS update looks one step *above* its timestep; make sure that is still a
     /// training timestep (with odd spacings it need not be), rather than failing mid-run.
-    fn check_reachable(&self, path: &Path) -> Result<()> {
+    fn check_reachable(&self, timesteps: &[f64], path: &Path) -> Result<()> {
         let last = self.alphas_cumprod.len() as i64 - 1;
-        let looked_at = match (self.prk_len, self.timesteps.get(1)) {
+        let looked_at = match (self.prk_len, timesteps.get(1)) {
             (0, Some(&t)) => t as i64 + self.step_ratio,
             _ => return Ok(()),
         };
@@ -129,10 +144,10 @@ impl Pndm {
 
     /// One pseudo Runge–Kutta stage (eq. 13): four evaluations per update, combined with
     /// weights 1/6, 1/3, 1/3, 1/6; stages 2 and 3 restart from the update's first sample.
-    fn step_prk(&mut self, model_output: &Tensor, t: i64, sample: &Tensor) -> Result<Tensor> {
+    fn step_prk(&mut self, timesteps: &[f64], model_output: &Tensor, t: i64, sample: &Tensor) -> Result<Tensor> {
         let half = self.step_ratio / 2;
         let prev_t = t - if self.counter % 2 == 1 { 0 } else { half };
-        let t = self.timesteps[self.counter / 4 * 4] as i64;
+        let t = timesteps[self.counter / 4 * 4] as i64;
         let add = |acc: &Option<Tensor>, w: f32| -> Result<Tensor> {
             let term = mul32(model_output, w)?;
             Ok(match acc {
@@ -222,40 +237,23 @@ fn prk_and_plms_timesteps(ascending: &[i64], half_ratio: i64) -> (Vec<i64>, Vec<
     (prk, plms)
 }
 
-impl Scheduler for Pndm {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor> {
-        check_index(index, self.timesteps.len())?;
-        Ok(sample.clone())
-    }
-
+impl Solver for Pndm {
     fn step(
         &mut self,
+        sched: &Schedule,
         model_output: &Tensor,
         index: usize,
         sample: &Tensor,
         _noise: &mut dyn NoiseSource,
     ) -> Result<Tensor> {
-        check_in_order(index, self.counter, self.timesteps.len())?;
-        let t = self.timesteps[index] as i64;
+        let t = sched.timesteps[index] as i64;
         let out = if self.counter < self.prk_len {
-            self.step_prk(model_output, t, sample)?
+            self.step_prk(&sched.timesteps, model_output, t, sample)?
         } else {
             self.step_plms(model_output, t, sample)?
         };
         self.counter += 1;
         Ok(out)
-    }
-
-    fn kind(&self) -> SamplerKind {
-        SamplerKind::Pndm
     }
 }
 

@@ -98,27 +98,6 @@ fn cumprod_f32(values: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// The index of the step a scheduler is at, checked against the schedule's length.
-pub(crate) fn check_index(index: usize, len: usize) -> Result<()> {
-    if index >= len {
-        return Err(Error::invalid(format!(
-            "scheduler step {index} is past the end of its {len} timesteps"
-        )));
-    }
-    Ok(())
-}
-
-/// Multistep samplers keep history, so the loop must visit the timesteps in order, once each.
-pub(crate) fn check_in_order(index: usize, expected: usize, len: usize) -> Result<()> {
-    check_index(index, len)?;
-    if index != expected {
-        return Err(Error::invalid(format!(
-            "scheduler steps must be taken in order: expected step {expected}, got {index}"
-        )));
-    }
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------------------
 // The training noise schedule
 

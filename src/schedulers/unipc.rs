@@ -10,17 +10,34 @@
 //! capped by the steps left — so the final update is always first order, whatever the step
 //! count. Combinations where diffusers returns NaN are refused by the config.
 
+use std::path::Path;
+
 use candle_core::Tensor;
 
-use super::config::{FinalSigmas, PredictionType, SchedulerConfig, UniPcSolverType};
+use super::common::{Parts, Schedule, Solver};
+use super::config::{FinalSigmas, PredictionType, SamplerClass, SchedulerConfig, UniPcSolverType};
 use super::dpmpp_2m::{Point, multistep_schedule};
-use super::schedule::{check_in_order, check_index, lincomb};
-use super::{NoiseSource, SamplerKind, Scheduler};
+use super::schedule::lincomb;
+use super::{ClassInfo, NoiseSource};
 use crate::error::{Error, Result};
 
-pub struct UniPc {
-    timesteps: Vec<f64>,
-    sigmas: Vec<f32>,
+#[rustfmt::skip]
+pub(super) const CLASS: ClassInfo = ClassInfo {
+    class: SamplerClass::UniPcMultistep,
+    name: "UniPCMultistepScheduler",
+    init_keys: &[
+        "solver_order", "prediction_type", "thresholding", "dynamic_thresholding_ratio",
+        "sample_max_value", "predict_x0", "solver_type", "lower_order_final",
+        "disable_corrector", "solver_p", "use_karras_sigmas", "use_exponential_sigmas",
+        "use_beta_sigmas", "use_flow_sigmas", "flow_shift", "timestep_spacing", "steps_offset",
+        "final_sigmas_type", "rescale_betas_zero_snr", "use_dynamic_shifting",
+        "time_shift_type", "sigma_min", "sigma_max", "shift_terminal",
+    ],
+    defaults: |_| {},
+    build,
+};
+
+struct UniPc {
     order: usize,
     predict_x0: bool,
     bh: UniPcSolverType,
@@ -32,42 +49,35 @@ pub struct UniPc {
     lower_order_nums: usize,
     /// The sample the previous prediction started from, and that prediction's order.
     last: Option<(Tensor, usize)>,
-    steps_taken: usize,
+}
+
+fn build(cfg: &SchedulerConfig, steps: usize, _: &Path) -> Result<Parts> {
+    let t = cfg.num_train_timesteps;
+    let (timesteps, sigmas, train) = multistep_schedule(cfg, steps, t, true);
+    let last = match (cfg.final_sigmas_type, cfg.use_karras_sigmas) {
+        (FinalSigmas::Zero, _) => 0.0,
+        // diffusers ends Karras at the last Karras σ, otherwise at the training σ_min.
+        (FinalSigmas::SigmaMin, true) => sigmas[sigmas.len() - 1],
+        (FinalSigmas::SigmaMin, false) => train[0] as f64,
+    };
+    let sigmas = sigmas.iter().chain([&last]).map(|&s| s as f32).collect();
+    let unipc = UniPc {
+        order: cfg.solver_order,
+        predict_x0: cfg.predict_x0,
+        bh: cfg.unipc_solver_type,
+        prediction: cfg.prediction_type,
+        lower_order_final: cfg.lower_order_final,
+        disable_corrector: cfg.disable_corrector.clone(),
+        outputs: Vec::new(),
+        lower_order_nums: 0,
+        last: None,
+    };
+    Ok(Parts::new(Schedule::unscaled(timesteps, sigmas), unipc))
 }
 
 impl UniPc {
-    pub fn new(cfg: &SchedulerConfig, steps: usize) -> UniPc {
-        let t = cfg.num_train_timesteps;
-        let (timesteps, sigmas, train) = multistep_schedule(cfg, steps, t, true);
-        let last = match (cfg.final_sigmas_type, cfg.use_karras_sigmas) {
-            (FinalSigmas::Zero, _) => 0.0,
-            // diffusers ends Karras at the last Karras σ, otherwise at the training σ_min.
-            (FinalSigmas::SigmaMin, true) => sigmas[sigmas.len() - 1],
-            (FinalSigmas::SigmaMin, false) => train[0] as f64,
-        };
-        let sigmas = sigmas.iter().chain([&last]).map(|&s| s as f32).collect();
-        UniPc {
-            timesteps,
-            sigmas,
-            order: cfg.solver_order,
-            predict_x0: cfg.predict_x0,
-            bh: cfg.unipc_solver_type,
-            prediction: cfg.prediction_type,
-            lower_order_final: cfg.lower_order_final,
-            disable_corrector: cfg.disable_corrector.clone(),
-            outputs: Vec::new(),
-            lower_order_nums: 0,
-            last: None,
-            steps_taken: 0,
-        }
-    }
-
-    fn point(&self, index: usize) -> Point {
-        Point::from_ve_sigma(self.sigmas[index])
-    }
-
-    fn convert(&self, model_output: &Tensor, sample: &Tensor, index: usize) -> Result<Tensor> {
-        let p = self.point(index);
+    fn convert(&self, sigmas: &[f32], model_output: &Tensor, sample: &Tensor, index: usize) -> Result<Tensor> {
+        let p = Point::at(sigmas, index);
         let (a, s) = (p.alpha, p.sigma);
         Ok(match (self.predict_x0, self.prediction) {
             (true, PredictionType::Epsilon) => lincomb(&[(1.0 / a, sample), (-s / a, model_output)])?,
@@ -81,11 +91,11 @@ impl UniPc {
 
     /// The shared part of UniP and UniC: the first-order base update from point `s0` to `t`,
     /// the ratios r_k of the older points, and the right-hand side b of the order conditions.
-    fn coefficients(&self, t: Point, s0: Point, older: &[usize], order: usize) -> Coeffs {
+    fn coefficients(&self, sigmas: &[f32], t: Point, s0: Point, older: &[usize], order: usize) -> Coeffs {
         let h = t.lambda - s0.lambda;
         let mut rks: Vec<f64> = older
             .iter()
-            .map(|&si| (self.point(si).lambda - s0.lambda) / h)
+            .map(|&si| (Point::at(sigmas, si).lambda - s0.lambda) / h)
             .collect();
         rks.push(1.0);
         let hh = if self.predict_x0 { -h } else { h };
@@ -122,11 +132,11 @@ impl UniPc {
     }
 
     /// UniP (Algorithm 1) from step `i` to `i + 1`.
-    fn predict(&self, i: usize, x: &Tensor, order: usize) -> Result<Tensor> {
+    fn predict(&self, sigmas: &[f32], i: usize, x: &Tensor, order: usize) -> Result<Tensor> {
         let n = self.outputs.len();
         let m0 = &self.outputs[n - 1];
         let older: Vec<usize> = (1..order).map(|k| i - k).collect();
-        let c = self.coefficients(self.point(i + 1), self.point(i), &older, order);
+        let c = self.coefficients(sigmas, Point::at(sigmas, i + 1), Point::at(sigmas, i), &older, order);
         let rhos: Vec<f64> = match order {
             1 => Vec::new(),
             2 => vec![0.5],
@@ -149,11 +159,11 @@ impl UniPc {
 
     /// UniC (Algorithm 2): re-does the update from step `i − 1` to `i` with `model_t`, the
     /// converted output at step `i`, as an extra point.
-    fn correct(&self, i: usize, model_t: &Tensor, last: &Tensor, order: usize) -> Result<Tensor> {
+    fn correct(&self, sigmas: &[f32], i: usize, model_t: &Tensor, last: &Tensor, order: usize) -> Result<Tensor> {
         let n = self.outputs.len();
         let m0 = &self.outputs[n - 1];
         let older: Vec<usize> = (1..order).map(|k| i - (k + 1)).collect();
-        let c = self.coefficients(self.point(i), self.point(i - 1), &older, order);
+        let c = self.coefficients(sigmas, Point::at(sigmas, i), Point::at(sigmas, i - 1), &older, order);
         let rhos = if order == 1 {
             vec![0.5]
         } else {
@@ -217,33 +227,21 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Result<Vec<f64>> {
     Ok(x)
 }
 
-impl Scheduler for UniPc {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    fn init_noise_sigma(&self) -> f64 {
-        1.0
-    }
-
-    fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor> {
-        check_index(index, self.timesteps.len())?;
-        Ok(sample.clone())
-    }
-
+impl Solver for UniPc {
     fn step(
         &mut self,
+        sched: &Schedule,
         model_output: &Tensor,
         index: usize,
         sample: &Tensor,
         _noise: &mut dyn NoiseSource,
     ) -> Result<Tensor> {
-        let n = self.timesteps.len();
-        check_in_order(index, self.steps_taken, n)?;
-        let converted = self.convert(model_output, sample, index)?;
+        let sigmas = &sched.sigmas;
+        let n = sched.timesteps.len();
+        let converted = self.convert(sigmas, model_output, sample, index)?;
         let use_corrector = index > 0 && !self.disable_corrector.contains(&(index - 1));
         let sample = match (&self.last, use_corrector) {
-            (Some((last, order)), true) => self.correct(index, &converted, last, *order)?,
+            (Some((last, order)), true) => self.correct(sigmas, index, &converted, last, *order)?,
             _ => sample.clone(),
         };
         if self.outputs.len() == self.order {
@@ -256,15 +254,10 @@ impl Scheduler for UniPc {
             order = order.min(n - index);
         }
         let order = order.min(self.lower_order_nums + 1);
-        let prev = self.predict(index, &sample, order)?;
+        let prev = self.predict(sigmas, index, &sample, order)?;
         self.last = Some((sample, order));
         self.lower_order_nums = (self.lower_order_nums + 1).min(self.order);
-        self.steps_taken += 1;
         Ok(prev)
-    }
-
-    fn kind(&self) -> SamplerKind {
-        SamplerKind::Unipc
     }
 }
 

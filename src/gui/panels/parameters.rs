@@ -124,10 +124,10 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
         .show(ui, |ui| {
             let l = ui.label("Sampler");
             egui::ComboBox::from_id_salt("sampler")
-                .selected_text(sampler_label(p.sampler))
+                .selected_text(p.sampler.label())
                 .show_ui(ui, |ui| {
                     for kind in SamplerKind::ALL {
-                        ui.selectable_value(&mut p.sampler, kind, sampler_label(kind));
+                        ui.selectable_value(&mut p.sampler, kind, kind.label());
                     }
                 })
                 .response
@@ -237,14 +237,6 @@ fn size_value(ui: &mut Ui, v: &mut u32) -> egui::Response {
         *v = ((*v + 4) / 8 * 8).clamp(64, 2048);
     }
     r
-}
-
-pub fn sampler_label(kind: SamplerKind) -> String {
-    match kind {
-        SamplerKind::Default => "Model default".into(),
-        SamplerKind::DpmPp2mKarras => "DPM++ 2M Karras".into(),
-        k => k.a1111_names().0.into(),
-    }
 }
 
 fn buttons(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
