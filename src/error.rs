@@ -1,6 +1,11 @@
 //! The library's error type: every failure a user can cause or meet has a variant whose
 //! `Display` is one plain line (the CLI prints exactly that; the GUI shows it in the status line).
+//!
+//! Every error also has a [`Kind`] ([`Error::kind`]): what the window decides on (the offline
+//! notice, "Try again"), never the wording. An error that crosses a thread travels as a
+//! [`Failure`]: its kind and its line, cloneable.
 
+use std::fmt;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,15 +46,19 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
 
-    /// The model server could not be reached or answered with an error (refused connection,
-    /// DNS failure, timeout, HTTP 4xx/5xx). One line, says what to do next where we know.
+    /// The model server could not be reached or answered with an error. One line, says what to
+    /// do next where we know. Its kind: [`Kind::Offline`] (refused connection, DNS failure,
+    /// timeout), [`Kind::Unauthorized`] (HTTP 401/403), [`Kind::NotFound`] (HTTP 404) or
+    /// [`Kind::Network`] (HTTP 429/5xx, a dropped connection, an answer we cannot read).
     #[error("{0}")]
-    Network(String),
+    Network(Failure),
 
-    /// A download went wrong after the server answered: wrong size, wrong sha256, a file the
-    /// repository does not have. The partial file is deleted when its content is wrong.
+    /// A download went wrong after the server answered. Its kind: [`Kind::Checksum`] (wrong
+    /// size or sha256; the partial file is deleted), [`Kind::NotFound`] (a file the repository
+    /// does not have), [`Kind::Model`] (a repo that is not a diffusers pipeline we can use),
+    /// [`Kind::Network`] (a listing or answer we cannot use), [`Kind::Internal`].
     #[error("{0}")]
-    Download(String),
+    Download(Failure),
 
     /// Not enough free space for a download; refused before anything is fetched.
     #[error("not enough disk space in {path}: the download needs {needed} more but only {available} is free")]
@@ -105,7 +114,110 @@ fn display_path_prefix(path: Option<&std::path::Path>) -> String {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What kind of failure an error is, for code that reacts to it (the window's offline notice,
+/// which downloads can be retried). Messages may be reworded freely; kinds are the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// The model server could not be reached at all: no network, DNS failure, refused
+    /// connection, no answer in time.
+    Offline,
+    /// The server was reached but the exchange failed: HTTP 429 or 5xx, a connection lost
+    /// mid-file, an answer we cannot use.
+    Network,
+    /// The server refused us (HTTP 401/403): a gated or private repo, a missing or wrong token.
+    Unauthorized,
+    /// The server does not have it: an unknown repo, revision or file.
+    NotFound,
+    /// Downloaded content does not match its size or sha256.
+    Checksum,
+    /// Not enough free disk space.
+    DiskFull,
+    /// The user cancelled.
+    Cancelled,
+    /// A request, setting, name or file given to Lantern that it cannot use.
+    InvalidInput,
+    /// A model (folder, config, weights, tokenizer, repo layout) that Lantern cannot use.
+    Model,
+    /// A file could not be read or written.
+    Io,
+    /// The history database failed or is damaged.
+    History,
+    /// A failure inside Lantern or its compute backend (tensor errors, a panic, a thread that
+    /// stopped, the built-in catalog).
+    Internal,
+}
+
+/// An error as it travels between threads: its [`Kind`], to decide on, and its one-line
+/// message, to show. Made from an [`Error`] with `Failure::from(&error)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: Kind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<&Error> for Failure {
+    fn from(error: &Error) -> Self {
+        Failure::new(error.kind(), error.to_string())
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::from(&error)
+    }
+}
+
 impl Error {
+    /// What kind of failure this is (see [`Kind`]).
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::Config { .. } | Error::Weights { .. } | Error::Model { .. } | Error::Tokenizer { .. } => Kind::Model,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => Kind::DiskFull,
+            Error::Io { .. } => Kind::Io,
+            Error::InvalidRequest(_) | Error::Png { .. } | Error::Parameters(_) | Error::OutputFolderMissing(_) => {
+                Kind::InvalidInput
+            }
+            Error::Cancelled => Kind::Cancelled,
+            Error::Network(failure) | Error::Download(failure) => failure.kind,
+            Error::DiskSpace { .. } => Kind::DiskFull,
+            Error::Catalog(_) | Error::Tensor(_) => Kind::Internal,
+            Error::Database { source, .. } if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                Kind::DiskFull
+            }
+            Error::Database { .. } | Error::HistoryCorrupt { .. } | Error::History(_) => Kind::History,
+        }
+    }
+
+    /// The server could not be reached ([`Kind::Offline`]).
+    pub fn offline(message: impl Into<String>) -> Self {
+        Error::Network(Failure::new(Kind::Offline, message))
+    }
+
+    /// The server was reached but the exchange failed ([`Kind::Network`]).
+    pub fn network(message: impl Into<String>) -> Self {
+        Error::Network(Failure::new(Kind::Network, message))
+    }
+
+    /// A download problem after the server answered, of the given kind.
+    pub fn download(kind: Kind, message: impl Into<String>) -> Self {
+        Error::Download(Failure::new(kind, message))
+    }
+
     pub fn config(file: impl Into<PathBuf>, field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Config {
             file: file.into(),
@@ -158,5 +270,32 @@ impl Error {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::InvalidRequest(message.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_keep_the_kind_and_the_line() {
+        let offline = Error::offline("cannot reach huggingface.co: connection refused");
+        assert_eq!(offline.kind(), Kind::Offline);
+        assert_eq!(
+            Failure::from(&offline),
+            Failure::new(Kind::Offline, "cannot reach huggingface.co: connection refused")
+        );
+        assert_eq!(Failure::from(Error::Cancelled).kind, Kind::Cancelled);
+        assert_eq!(Error::download(Kind::Checksum, "x").kind(), Kind::Checksum);
+        assert_eq!(Error::network("x").kind(), Kind::Network);
+        assert_eq!(Error::weights("unet/x.safetensors", "truncated").kind(), Kind::Model);
+        assert_eq!(Error::invalid("steps must be at least 1").kind(), Kind::InvalidInput);
+
+        let full = Error::io("/out/a.png", std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!(full.kind(), Kind::DiskFull);
+        let failure = Failure::from(&full);
+        assert_eq!((failure.kind, failure.to_string()), (Kind::DiskFull, full.to_string()));
+        let missing = Error::io("/out/a.png", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(missing.kind(), Kind::Io);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{Error, Failure, Kind};
 use crate::model::{LoadOptions, LoadStage, LoadedModel, PipelineKind};
 use crate::output::RgbImage;
 use crate::pipeline::{self, Event, Generated, Request};
@@ -55,7 +55,7 @@ pub enum WorkerEvent {
     Loaded(ModelInfo),
     LoadFailed {
         model: PathBuf,
-        message: String,
+        failure: Failure,
     },
     Started {
         id: u64,
@@ -93,7 +93,7 @@ pub enum WorkerEvent {
     Image {
         id: u64,
         generated: Box<Generated>,
-        saved: Result<PathBuf, String>,
+        saved: Result<PathBuf, Failure>,
     },
     Finished {
         id: u64,
@@ -105,7 +105,8 @@ pub enum WorkerEvent {
 pub enum Outcome {
     Done,
     Cancelled,
-    Failed(String),
+    /// The kind of failure and its one-line message.
+    Failed(Failure),
 }
 
 /// A handle to the worker thread.
@@ -189,7 +190,10 @@ impl WorkerState {
                 (self.emit)(WorkerEvent::Started { id });
                 let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| self.generate(&job))) {
                     Ok(outcome) => outcome,
-                    Err(panic) => Outcome::Failed(format!("internal error: {}", panic_message(&panic))),
+                    Err(panic) => Outcome::Failed(Failure::new(
+                        Kind::Internal,
+                        format!("internal error: {}", panic_message(&panic)),
+                    )),
                 };
                 (self.emit)(WorkerEvent::Finished { id, outcome });
             }
@@ -197,7 +201,7 @@ impl WorkerState {
     }
 
     /// Loads `path` unless it is already the current model. A failed load leaves no model.
-    fn ensure_model(&mut self, path: &PathBuf, options: &LoadOptions) -> Result<(), String> {
+    fn ensure_model(&mut self, path: &PathBuf, options: &LoadOptions) -> Result<(), Failure> {
         if let Some((p, o, _)) = &self.model
             && p == path
             && o.dtype == options.dtype
@@ -229,30 +233,33 @@ impl WorkerState {
                 Ok(())
             }
             Ok(Err(e)) => {
-                let message = e.to_string();
+                let failure = Failure::from(e);
                 (self.emit)(WorkerEvent::LoadFailed {
                     model: path.clone(),
-                    message: message.clone(),
+                    failure: failure.clone(),
                 });
-                Err(message)
+                Err(failure)
             }
             Err(panic) => {
-                let message = format!("internal error while loading: {}", panic_message(&panic));
+                let failure = Failure::new(
+                    Kind::Internal,
+                    format!("internal error while loading: {}", panic_message(&panic)),
+                );
                 (self.emit)(WorkerEvent::LoadFailed {
                     model: path.clone(),
-                    message: message.clone(),
+                    failure: failure.clone(),
                 });
-                Err(message)
+                Err(failure)
             }
         }
     }
 
     fn generate(&mut self, job: &GenerateJob) -> Outcome {
-        if let Err(message) = self.ensure_model(&job.model, &job.options) {
-            return Outcome::Failed(message);
+        if let Err(failure) = self.ensure_model(&job.model, &job.options) {
+            return Outcome::Failed(failure);
         }
         let Some((_, _, model)) = &self.model else {
-            return Outcome::Failed("no model loaded".into());
+            return Outcome::Failed(Failure::new(Kind::Internal, "no model loaded"));
         };
         let id = job.id;
         let emit = &self.emit;
@@ -288,7 +295,7 @@ impl WorkerState {
                         report_recorded(emit, id, &saved);
                         Ok(saved.path)
                     }
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(Failure::from(&e)),
                 };
                 emit(WorkerEvent::Image { id, generated, saved });
             }
@@ -296,7 +303,7 @@ impl WorkerState {
         match result {
             Ok(_) => Outcome::Done,
             Err(Error::Cancelled) => Outcome::Cancelled,
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => Outcome::Failed(Failure::from(e)),
         }
     }
 }

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use common::{Behaviour, COMMIT, FakeHub, REPO_ID, copy_dir, fake_cache_repo, fixture_dir};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use lantern::gui::models_state::{DownloadPhase, ModelsEnv, ScanState};
+use lantern::error::{Failure, Kind};
+use lantern::gui::models_state::{DownloadPhase, DownloadView, ModelsEnv, ScanState};
 use lantern::gui::state::{ModelStatus, StatusKind};
 use lantern::gui::{AppOptions, LanternApp};
 use lantern::hub::{CancelFlag, Catalog, DownloadRequest, Family, HubConfig};
@@ -288,6 +289,11 @@ fn refused_connection_is_reported_as_offline_at_once() {
         )
     });
     assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    let phase = &h.state().state.models.download("stabilityai/sd-turbo").unwrap().phase;
+    assert!(
+        matches!(phase, DownloadPhase::Failed(f) if f.kind == Kind::Offline),
+        "{phase:?}"
+    );
     let shown = labels_containing(&h, "You seem to be offline");
     assert!(!shown.is_empty());
     assert!(shown[0].contains("connection refused"), "{shown:?}");
@@ -301,6 +307,40 @@ fn refused_connection_is_reported_as_offline_at_once() {
     );
     // The window keeps drawing and nothing is stuck "downloading".
     assert!(!h.state().state.models.any_download_active());
+}
+
+/// The offline card comes from the failure's kind: a message worded like none the client
+/// writes today still shows the offline sentence, the line itself below it, and "Try again";
+/// the same words with another kind are shown as they are.
+#[test]
+fn offline_card_is_chosen_by_kind_whatever_the_wording() {
+    let data = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut h = harness(data.path(), ModelsEnv::isolated(cache.path(), &closed_port_url()));
+    scanned(&mut h);
+
+    let reworded = "The Hub at 127.0.0.1:9 stayed silent (reworded for this test)";
+    let mut failed = DownloadView::new("stabilityai/sd-turbo", "sd-turbo", "SD-Turbo");
+    failed.phase = DownloadPhase::Failed(Failure::new(Kind::Offline, reworded));
+    h.state_mut().state.models.downloads.push(failed);
+    h.run_steps(2);
+    let headline = labels_containing(&h, "You seem to be offline");
+    assert_eq!(
+        headline,
+        ["SD-Turbo: You seem to be offline: the model server could not be reached."]
+    );
+    assert_eq!(labels_containing(&h, "stayed silent"), [reworded]);
+    h.get_by_label("Try again");
+
+    // Words that once meant offline, on a failure of another kind: shown as they are.
+    let server = "stabilityai/sd-turbo unet: cannot reach the end: connection refused (HTTP 503)";
+    h.state_mut().state.models.downloads[0].phase = DownloadPhase::Failed(Failure::new(Kind::Network, server));
+    h.run_steps(2);
+    assert!(labels_containing(&h, "You seem to be offline").is_empty());
+    assert_eq!(
+        labels_containing(&h, "cannot reach the end"),
+        [format!("SD-Turbo: {server}")]
+    );
 }
 
 #[test]
@@ -331,10 +371,11 @@ fn broken_model_folder_shows_which_file_is_wrong() {
     });
 
     let app = h.state();
-    let ModelStatus::Failed { message, .. } = &app.state.model else {
+    let ModelStatus::Failed { message, kind, .. } = &app.state.model else {
         panic!("a truncated UNet loaded: {:?}", app.state.model);
     };
     assert!(message.contains("diffusion_pytorch_model.safetensors"), "{message}");
+    assert_eq!(*kind, Kind::Model, "{message}");
     let status = app.state.status.clone().unwrap();
     assert_eq!(status.kind, StatusKind::Error);
     assert!(

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Behaviour, COMMIT, FakeHub, REPO_ID, fixture_dir, fixture_files};
 use lantern::Error;
+use lantern::error::{Failure, Kind};
 use lantern::hub::{
     CancelFlag, DiscoveryRoots, DownloadEvent, DownloadRequest, Family, FileSelection, HubConfig, ModelSource,
     ModelStatus, Precision, discover, download, spawn_download,
@@ -223,6 +224,11 @@ fn dropped_connection_resumes_with_a_range_request() {
     let (first, _) = run(&config, &CancelFlag::new());
     let err = first.expect_err("the connection was cut");
     assert!(matches!(err, Error::Network(_)), "{err:?}");
+    assert_eq!(
+        err.kind(),
+        Kind::Network,
+        "a dropped connection is not offline: {err:?}"
+    );
     let msg = err.to_string();
     assert!(
         msg.contains(UNET) && msg.contains("resume") && !msg.contains('\n'),
@@ -323,6 +329,7 @@ fn file_with_wrong_sha256_is_rejected_and_not_left_in_the_snapshot() {
     let err = result.expect_err("corrupt content must be rejected");
     let msg = err.to_string();
     assert!(matches!(err, Error::Download(_)), "{err:?}");
+    assert_eq!(err.kind(), Kind::Checksum, "{err:?}");
     assert!(
         msg.contains(VAE) && msg.contains("sha256") && msg.contains("deleted"),
         "{msg}"
@@ -359,12 +366,19 @@ fn closed_port_fails_fast_with_one_plain_line() {
     let msg = err.to_string();
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     assert!(matches!(err, Error::Network(_)), "{err:?}");
+    assert_eq!(err.kind(), Kind::Offline, "{err:?}");
     assert!(
         msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("connection refused"),
         "{msg}"
     );
     assert!(msg.contains("HF_ENDPOINT") && !msg.contains('\n'), "{msg}");
     assert!(events.is_empty());
+
+    // On a background thread the failure keeps its kind and its line.
+    let handle = spawn_download(config, DownloadRequest::repo(REPO_ID));
+    let events: Vec<DownloadEvent> = handle.events.iter().collect();
+    assert!(handle.join().is_err());
+    assert_eq!(events, [DownloadEvent::Failed(Failure::new(Kind::Offline, msg))]);
 }
 
 #[test]
@@ -377,7 +391,9 @@ fn token_is_sent_and_its_absence_is_explained() {
     let cache = tempfile::tempdir().unwrap();
 
     let (denied, _) = run(&config(hub.url(), cache.path()), &CancelFlag::new());
-    let msg = denied.expect_err("401 without a token").to_string();
+    let denied = denied.expect_err("401 without a token");
+    assert_eq!(denied.kind(), Kind::Unauthorized, "{denied:?}");
+    let msg = denied.to_string();
     assert!(msg.contains("401") && msg.contains("HF_TOKEN"), "{msg}");
 
     let with_token = HubConfig {
@@ -411,6 +427,7 @@ fn not_enough_disk_space_is_refused_before_fetching() {
     .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::DiskSpace { .. }), "{err:?}");
+    assert_eq!(err.kind(), Kind::DiskFull);
     assert!(
         msg.starts_with("not enough disk space in") && msg.contains("only") && msg.contains("free"),
         "{msg}"
@@ -446,6 +463,7 @@ fn exact_file_lists_are_checked_against_the_repo() {
             .contains("has no file `unet/diffusion_pytorch_model.fp16.safetensors`"),
         "{err}"
     );
+    assert_eq!(err.kind(), Kind::NotFound, "{err:?}");
 
     let missing_repo = DownloadRequest::repo("lantern-test/does-not-exist");
     let err = download(
@@ -456,4 +474,5 @@ fn exact_file_lists_are_checked_against_the_repo() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("not found (HTTP 404)"), "{err}");
+    assert_eq!(err.kind(), Kind::NotFound, "{err:?}");
 }

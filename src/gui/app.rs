@@ -10,7 +10,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use super::models_state::{
-    ModelsController, ModelsEnv, ModelsNotice, apply_recommended, readable_load_error, recommendation,
+    ModelsController, ModelsEnv, ModelsNotice, apply_recommended, plain_download_error, readable_load_error,
+    recommendation,
 };
 use super::panels;
 use super::settings::Settings;
@@ -157,8 +158,8 @@ impl LanternApp {
                     .info(format!("{name} downloaded. Choose it with “Use {name}”."));
                 self.rescan();
             }
-            ModelsNotice::DownloadFailed { name, message } => {
-                self.state.error(format!("{name}: {message}"));
+            ModelsNotice::DownloadFailed { name, failure } => {
+                self.state.error(format!("{name}: {}", plain_download_error(&failure)));
                 self.rescan(); // a partial download is listed, with a way to resume it
             }
             ModelsNotice::DownloadCancelled { name } => {
@@ -429,10 +430,14 @@ impl LanternApp {
                 }
                 state.model = ModelStatus::Ready(info);
             }
-            WorkerEvent::LoadFailed { model, message } => {
+            WorkerEvent::LoadFailed { model, failure } => {
                 state.models.applied_note = None;
-                state.error(readable_load_error(&model, &message));
-                state.model = ModelStatus::Failed { path: model, message };
+                state.error(readable_load_error(&model, &failure.message));
+                state.model = ModelStatus::Failed {
+                    path: model,
+                    kind: failure.kind,
+                    message: failure.message,
+                };
             }
             WorkerEvent::Started { .. } => {}
             WorkerEvent::Progress {
@@ -519,7 +524,7 @@ impl LanternApp {
                             state.info(format!("{saved} ({:.1} s)", took.as_secs_f32()));
                         }
                         Outcome::Cancelled => state.info("Cancelled."),
-                        Outcome::Failed(message) => state.error(message),
+                        Outcome::Failed(failure) => state.error(failure.message),
                     }
                 }
                 self.start_next();

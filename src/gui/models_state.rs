@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
+use crate::error::{Failure, Kind};
 use crate::format::ByteSize;
 use crate::hub::{
     CancelFlag, Catalog, CatalogEntry, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig, LocalModel,
@@ -118,14 +119,14 @@ pub enum DownloadPhase {
     Finished {
         snapshot: PathBuf,
     },
-    Failed {
-        message: String,
-    },
+    /// The failure as the download reported it: its kind decides how it is worded
+    /// ([`download_failure_parts`]), its message is the technical line.
+    Failed(Failure),
     Cancelled,
 }
 
 impl DownloadView {
-    fn new(repo_id: &str, request: &str, name: &str) -> DownloadView {
+    pub fn new(repo_id: &str, request: &str, name: &str) -> DownloadView {
         DownloadView {
             repo_id: repo_id.to_owned(),
             request: request.to_owned(),
@@ -206,11 +207,7 @@ impl DownloadView {
                 self.eta = None;
                 self.phase = DownloadPhase::Finished { snapshot };
             }
-            DownloadEvent::Failed { message } => {
-                self.phase = DownloadPhase::Failed {
-                    message: plain_download_error(&message),
-                }
-            }
+            DownloadEvent::Failed(failure) => self.phase = DownloadPhase::Failed(failure),
             DownloadEvent::Cancelled => self.phase = DownloadPhase::Cancelled,
         }
     }
@@ -228,19 +225,24 @@ impl DownloadView {
     }
 }
 
-/// A download error in plain words: an unreachable server is called what the user will
-/// recognise (offline), with the technical line kept after it for whoever has to fix it.
-pub fn plain_download_error(message: &str) -> String {
-    let offline = [
-        "cannot reach",
-        "could not be resolved",
-        "connection refused",
-        "no answer within",
-    ];
-    if offline.iter().any(|s| message.contains(s)) {
-        format!("You seem to be offline: the model server could not be reached. ({message})")
-    } else {
-        message.to_owned()
+/// What the window says first when the model server could not be reached.
+pub const OFFLINE_HEADLINE: &str = "You seem to be offline: the model server could not be reached.";
+
+/// A download failure in two parts: the sentence to show, and the technical line to keep
+/// beside it for whoever has to fix it. Decided by the failure's kind, never by its wording:
+/// an unreachable server ([`Kind::Offline`]) is called what the user will recognise.
+pub fn download_failure_parts(failure: &Failure) -> (&str, Option<&str>) {
+    match failure.kind {
+        Kind::Offline => (OFFLINE_HEADLINE, Some(failure.message.as_str())),
+        _ => (failure.message.as_str(), None),
+    }
+}
+
+/// A download failure in plain words, on one line (the status line).
+pub fn plain_download_error(failure: &Failure) -> String {
+    match download_failure_parts(failure) {
+        (headline, Some(detail)) => format!("{headline} ({detail})"),
+        (headline, None) => headline.to_owned(),
     }
 }
 
@@ -353,7 +355,7 @@ pub enum ModelsNotice {
     },
     DownloadFailed {
         name: String,
-        message: String,
+        failure: Failure,
     },
     DownloadCancelled {
         name: String,
@@ -504,9 +506,9 @@ impl ModelsController {
                             name: view.name.clone(),
                             snapshot: snapshot.clone(),
                         }),
-                        DownloadPhase::Failed { message } => notices.push(ModelsNotice::DownloadFailed {
+                        DownloadPhase::Failed(failure) => notices.push(ModelsNotice::DownloadFailed {
                             name: view.name.clone(),
-                            message: message.clone(),
+                            failure: failure.clone(),
                         }),
                         DownloadPhase::Cancelled => notices.push(ModelsNotice::DownloadCancelled {
                             name: view.name.clone(),
@@ -563,18 +565,47 @@ mod tests {
         assert_eq!(v.fraction(), 0.6);
         assert_eq!(v.file_fraction(), 0.5);
         assert_eq!(v.summary(), "600 B of 1.0 kB · 2.0 MB/s · 1:30 left");
-        v.apply(DownloadEvent::Failed {
-            message: "cannot reach 127.0.0.1:9: connection refused. Check…".into(),
-        });
+        v.apply(DownloadEvent::Failed(Failure::new(
+            Kind::Offline,
+            "cannot reach 127.0.0.1:9: connection refused. Check…",
+        )));
         assert!(v.can_resume());
         match &v.phase {
-            DownloadPhase::Failed { message } => assert!(message.starts_with("You seem to be offline"), "{message}"),
+            DownloadPhase::Failed(failure) => {
+                let message = plain_download_error(failure);
+                assert!(message.starts_with("You seem to be offline"), "{message}")
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            plain_download_error("a/b unet: sha256 mismatch"),
+            plain_download_error(&Failure::new(Kind::Checksum, "a/b unet: sha256 mismatch")),
             "a/b unet: sha256 mismatch"
         );
+    }
+
+    #[test]
+    fn offline_is_decided_by_the_kind_not_by_the_words() {
+        // Reworded so that none of the old phrases ("cannot reach", "connection refused", …)
+        // appears: still the offline sentence, with the line kept as the detail.
+        let reworded = Failure::new(Kind::Offline, "the Hub at 127.0.0.1:9 is out of reach");
+        assert_eq!(
+            download_failure_parts(&reworded),
+            (OFFLINE_HEADLINE, Some("the Hub at 127.0.0.1:9 is out of reach"))
+        );
+        assert_eq!(
+            plain_download_error(&reworded),
+            format!("{OFFLINE_HEADLINE} (the Hub at 127.0.0.1:9 is out of reach)")
+        );
+        // Words that used to mean offline do not make another kind offline.
+        let server = Failure::new(
+            Kind::Network,
+            "a/b unet: cannot reach the end of the file: connection refused mid-way",
+        );
+        assert_eq!(download_failure_parts(&server), (server.message.as_str(), None));
+        for kind in [Kind::Unauthorized, Kind::NotFound, Kind::Checksum, Kind::DiskFull] {
+            let f = Failure::new(kind, "no answer within 30 s");
+            assert_eq!(plain_download_error(&f), "no answer within 30 s", "{kind:?}");
+        }
     }
 
     #[test]

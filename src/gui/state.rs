@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::Kind;
 use crate::model::LoadStage;
 use crate::recipe::Recipe;
 use crate::text::ClipTokenizer;
@@ -52,6 +53,9 @@ pub enum ModelStatus {
     Ready(ModelInfo),
     Failed {
         path: PathBuf,
+        /// What kind of failure the worker reported (a model it cannot use, a file it cannot
+        /// read, an internal error).
+        kind: Kind,
         message: String,
     },
 }

@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use super::catalog::{Catalog, CatalogEntry, DIFFUSERS_COMPONENTS};
 use super::hf_cache::{self, RepoCache};
 use super::http::{Http, endpoint_url};
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Kind, Result};
 use crate::format::ByteSize;
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -213,10 +213,9 @@ pub enum DownloadEvent {
     Finished {
         snapshot: PathBuf,
     },
-    /// Only from [`spawn_download`], which has no other way to report the end.
-    Failed {
-        message: String,
-    },
+    /// Only from [`spawn_download`], which has no other way to report the end. The kind says
+    /// what went wrong (offline, not found, checksum, …), the message says it in words.
+    Failed(Failure),
     /// Only from [`spawn_download`].
     Cancelled,
 }
@@ -261,9 +260,10 @@ struct Lfs {
 pub fn select_diffusers_files<'a>(listing: impl IntoIterator<Item = &'a str>, repo: &str) -> Result<Vec<String>> {
     let listing: Vec<&str> = listing.into_iter().collect();
     if !listing.contains(&"model_index.json") {
-        return Err(Error::Download(format!(
-            "{repo} is not a diffusers pipeline (it has no model_index.json)"
-        )));
+        return Err(Error::download(
+            Kind::Model,
+            format!("{repo} is not a diffusers pipeline (it has no model_index.json)"),
+        ));
     }
     let mut out = vec!["model_index.json".to_owned()];
     for component in DIFFUSERS_COMPONENTS {
@@ -294,9 +294,10 @@ pub fn select_diffusers_files<'a>(listing: impl IntoIterator<Item = &'a str>, re
             }
         }
         if needs_weights && picked_weights == 0 {
-            return Err(Error::Download(format!(
-                "{repo}: {component}/ has no .safetensors weights (pickle .bin files are not downloaded)"
-            )));
+            return Err(Error::download(
+                Kind::Model,
+                format!("{repo}: {component}/ has no .safetensors weights (pickle .bin files are not downloaded)"),
+            ));
         }
     }
     Ok(out)
@@ -399,10 +400,13 @@ fn plan(config: &HubConfig, http: &Http, request: &DownloadRequest) -> Result<(S
         .sha
         .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()))
         .ok_or_else(|| {
-            Error::Download(format!(
-                "{}: the server did not say which commit `{}` is",
-                request.repo_id, request.revision
-            ))
+            Error::download(
+                Kind::Network,
+                format!(
+                    "{}: the server did not say which commit `{}` is",
+                    request.repo_id, request.revision
+                ),
+            )
         })?;
 
     let wanted = match &request.files {
@@ -415,12 +419,15 @@ fn plan(config: &HubConfig, http: &Http, request: &DownloadRequest) -> Result<(S
     for path in wanted {
         hf_cache::validate_repo_path(&path)?;
         let sibling = info.siblings.iter().find(|s| s.rfilename == path).ok_or_else(|| {
-            Error::Download(format!(
-                "{} has no file `{path}` at revision {} ({})",
-                request.repo_id,
-                request.revision,
-                &commit[..commit.len().min(12)]
-            ))
+            Error::download(
+                Kind::NotFound,
+                format!(
+                    "{} has no file `{path}` at revision {} ({})",
+                    request.repo_id,
+                    request.revision,
+                    &commit[..commit.len().min(12)]
+                ),
+            )
         })?;
         let (size, sha256, blob_id) = match (&sibling.lfs, sibling.size, &sibling.blob_id) {
             (Some(lfs), _, _) => (
@@ -430,17 +437,20 @@ fn plan(config: &HubConfig, http: &Http, request: &DownloadRequest) -> Result<(S
             ),
             (None, Some(size), Some(blob)) => (size, None, blob.clone()),
             _ => {
-                return Err(Error::Download(format!(
-                    "{}: the server gave no size or blob id for `{path}` (a mirror without ?blobs=true support?)",
-                    request.repo_id
-                )));
+                return Err(Error::download(
+                    Kind::Network,
+                    format!(
+                        "{}: the server gave no size or blob id for `{path}` (a mirror without ?blobs=true support?)",
+                        request.repo_id
+                    ),
+                ));
             }
         };
         if !blob_id.chars().all(|c| c.is_ascii_alphanumeric()) || blob_id.is_empty() {
-            return Err(Error::Download(format!(
-                "{}: odd blob id for `{path}`",
-                request.repo_id
-            )));
+            return Err(Error::download(
+                Kind::Network,
+                format!("{}: odd blob id for `{path}`", request.repo_id),
+            ));
         }
         files.push(PlannedFile {
             path,
@@ -584,10 +594,13 @@ impl Run<'_> {
             206 if offset > 0 => {
                 let expected = format!("bytes {offset}-");
                 if !response.content_range.as_deref().unwrap_or("").starts_with(&expected) {
-                    return Err(Error::Download(format!(
-                        "{what}: the server resumed at the wrong place ({:?})",
-                        response.content_range
-                    )));
+                    return Err(Error::download(
+                        Kind::Network,
+                        format!(
+                            "{what}: the server resumed at the wrong place ({:?})",
+                            response.content_range
+                        ),
+                    ));
                 }
             }
             200 | 206 => {
@@ -645,7 +658,7 @@ impl Run<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let _ = out.flush();
-                    return Err(Error::Network(format!(
+                    return Err(Error::network(format!(
                         "{what}: connection lost after {} of {} ({}); run the download again to resume",
                         ByteSize(file_done),
                         ByteSize(file.size),
@@ -656,10 +669,13 @@ impl Run<'_> {
             if file_done + n as u64 > file.size {
                 drop(out);
                 let _ = fs::remove_file(partial);
-                return Err(Error::Download(format!(
-                    "{what}: the server sent more than the expected {} bytes; the partial file was deleted",
-                    file.size
-                )));
+                return Err(Error::download(
+                    Kind::Checksum,
+                    format!(
+                        "{what}: the server sent more than the expected {} bytes; the partial file was deleted",
+                        file.size
+                    ),
+                ));
             }
             out.write_all(&buf[..n]).map_err(|e| Error::io(partial, e))?;
             if file.sha256.is_some() {
@@ -672,7 +688,7 @@ impl Run<'_> {
         }
         out.sync_all().map_err(|e| Error::io(partial, e))?;
         if file_done < file.size {
-            return Err(Error::Network(format!(
+            return Err(Error::network(format!(
                 "{what}: the connection closed after {} of {}; run the download again to resume",
                 ByteSize(file_done),
                 ByteSize(file.size)
@@ -694,18 +710,21 @@ impl Run<'_> {
         let what = format!("{} {}", self.repo.repo_id, file.path);
         if len != file.size {
             let _ = fs::remove_file(partial);
-            return Err(Error::Download(format!(
-                "{what}: got {len} bytes, expected {}; the file was deleted",
-                file.size
-            )));
+            return Err(Error::download(
+                Kind::Checksum,
+                format!("{what}: got {len} bytes, expected {}; the file was deleted", file.size),
+            ));
         }
         if let Some(expected) = &file.sha256 {
             let actual = hex(&hasher.finalize());
             if &actual != expected {
                 let _ = fs::remove_file(partial);
-                return Err(Error::Download(format!(
-                    "{what}: content does not match its sha256 (expected {expected}, got {actual}); the corrupt file was deleted, run the download again"
-                )));
+                return Err(Error::download(
+                    Kind::Checksum,
+                    format!(
+                        "{what}: content does not match its sha256 (expected {expected}, got {actual}); the corrupt file was deleted, run the download again"
+                    ),
+                ));
             }
         }
         fs::rename(partial, blob).map_err(|e| Error::io(blob, e))?;
@@ -786,7 +805,10 @@ impl DownloadHandle {
     pub fn join(mut self) -> Result<PathBuf> {
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
-            _ => Err(Error::Download("the download thread stopped unexpectedly".into())),
+            _ => Err(Error::download(
+                Kind::Internal,
+                "the download thread stopped unexpectedly",
+            )),
         }
     }
 }
@@ -807,7 +829,7 @@ pub fn spawn_download(config: HubConfig, request: DownloadRequest) -> DownloadHa
             match &result {
                 Ok(_) => {}
                 Err(Error::Cancelled) => send(DownloadEvent::Cancelled),
-                Err(e) => send(DownloadEvent::Failed { message: e.to_string() }),
+                Err(e) => send(DownloadEvent::Failed(Failure::from(e))),
             }
             result
         });

@@ -12,7 +12,7 @@
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 /// Where the Hub cache lives, following huggingface_hub's precedence: `HF_HUB_CACHE`, else
 /// `HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
@@ -88,9 +88,10 @@ pub fn validate_repo_path(path: &str) -> Result<()> {
     if fine {
         Ok(())
     } else {
-        Err(Error::Download(format!(
-            "refusing unsafe file path `{path}` from the server"
-        )))
+        Err(Error::download(
+            Kind::Network,
+            format!("refusing unsafe file path `{path}` from the server"),
+        ))
     }
 }
 

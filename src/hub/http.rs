@@ -1,14 +1,15 @@
 //! The blocking HTTP client behind downloads: one `ureq` agent with connect and read timeouts
 //! (so an unreachable or stalled server gives an error in seconds, never a hang), redirects
 //! followed by hand so the Hub's own headers on the first response (`X-Repo-Commit`,
-//! `X-Linked-Etag`) are kept, and every failure turned into one plain line.
+//! `X-Linked-Etag`) are kept, and every failure turned into one plain line with its kind
+//! (offline, unauthorized, not found, other network trouble).
 
 use std::io::Read;
 use std::time::Duration;
 
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Kind, Result};
 
 const MAX_REDIRECTS: usize = 10;
 
@@ -39,13 +40,18 @@ impl HubResponse {
         let url = self.url.clone();
         self.response
             .into_json()
-            .map_err(|e| Error::Network(format!("{url}: unreadable answer from the server: {e}")))
+            .map_err(|e| Error::network(format!("{url}: unreadable answer from the server: {e}")))
     }
 
-    /// The error for a non-success status, worded for people.
+    /// The error for a non-success status, worded for people, of the kind the status says.
     pub fn status_error(&self, what: &str) -> Error {
         let status = self.status;
-        Error::Network(match status {
+        let kind = match status {
+            401 | 403 => Kind::Unauthorized,
+            404 => Kind::NotFound,
+            _ => Kind::Network,
+        };
+        let message = match status {
             401 | 403 => format!(
                 "{what}: access denied (HTTP {status}). The repo may be gated or private: accept its license on the Hub and set HF_TOKEN"
             ),
@@ -53,7 +59,8 @@ impl HubResponse {
             429 => format!("{what}: the server is rate-limiting us (HTTP 429); try again in a few minutes"),
             500..=599 => format!("{what}: the server failed (HTTP {status}); try again later"),
             _ => format!("{what}: unexpected answer HTTP {status} from {}", self.url),
-        })
+        };
+        Error::Network(Failure::new(kind, message))
     }
 }
 
@@ -74,9 +81,10 @@ impl Http {
     }
 
     /// GET `url`, optionally from byte `range_from`, following redirects. Returns any status;
-    /// the caller decides which ones it accepts. Transport failures become [`Error::Network`].
+    /// the caller decides which ones it accepts. Transport failures become [`Error::Network`]
+    /// of kind [`Kind::Offline`].
     pub fn get(&self, url: &str, range_from: Option<u64>) -> Result<HubResponse> {
-        let first = Url::parse(url).map_err(|e| Error::Network(format!("bad URL {url}: {e}")))?;
+        let first = Url::parse(url).map_err(|e| Error::network(format!("bad URL {url}: {e}")))?;
         let mut current = first.clone();
         let mut repo_commit = None;
         let mut etag = None;
@@ -114,7 +122,7 @@ impl Http {
             {
                 current = current
                     .join(location)
-                    .map_err(|e| Error::Network(format!("{url}: bad redirect to `{location}`: {e}")))?;
+                    .map_err(|e| Error::network(format!("{url}: bad redirect to `{location}`: {e}")))?;
                 continue;
             }
             let content_range = response.header("Content-Range").map(str::to_owned);
@@ -127,9 +135,11 @@ impl Http {
                 response,
             });
         }
-        Err(Error::Network(format!("{url}: too many redirects")))
+        Err(Error::network(format!("{url}: too many redirects")))
     }
 
+    /// The server was not reached (no answer, refused, unresolvable, TLS or proxy failure):
+    /// always [`Kind::Offline`], whatever the reason says.
     fn transport_error(&self, url: &Url, t: &ureq::Transport) -> Error {
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -150,7 +160,7 @@ impl Http {
             (kind, _) if detail.is_empty() => kind.to_string(),
             (kind, _) => format!("{kind}: {detail}"),
         };
-        Error::Network(format!(
+        Error::offline(format!(
             "cannot reach {host}: {reason}. Check the network connection, or set HF_ENDPOINT to a reachable mirror"
         ))
     }

@@ -4,7 +4,10 @@
 
 use egui::{RichText, Ui};
 
-use crate::gui::models_state::{DownloadPhase, DownloadView, ModelsState, ScanState, model_details, source_label};
+use crate::error::Failure;
+use crate::gui::models_state::{
+    DownloadPhase, DownloadView, ModelsState, ScanState, download_failure_parts, model_details, source_label,
+};
 use crate::gui::state::{Action, AppState};
 use crate::hub::{CatalogEntry, LocalModel, ModelStatus};
 
@@ -251,8 +254,8 @@ pub fn download_card(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
                 }
             });
         }
-        DownloadPhase::Failed { message } => {
-            failure(ui, &d.name, message);
+        DownloadPhase::Failed(f) => {
+            failure(ui, &d.name, f);
             stopped_buttons(ui, d, actions);
         }
         DownloadPhase::Cancelled => {
@@ -267,11 +270,8 @@ pub fn download_card(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
 }
 
 /// The plain sentence in red, the technical detail (host, HTTP status, file) smaller below it.
-fn failure(ui: &mut Ui, name: &str, message: &str) {
-    let (headline, detail) = match message.split_once(" (") {
-        Some((head, rest)) if message.starts_with("You seem to be offline") => (head, rest.strip_suffix(')')),
-        _ => (message, None),
-    };
+fn failure(ui: &mut Ui, name: &str, failure: &Failure) {
+    let (headline, detail) = download_failure_parts(failure);
     ui.label(RichText::new(format!("{name}: {headline}")).color(ui.visuals().error_fg_color));
     if let Some(detail) = detail {
         ui.label(RichText::new(detail).small().weak());

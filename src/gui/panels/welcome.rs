@@ -31,7 +31,7 @@ fn intro(ui: &mut Ui, state: &AppState) {
     ui.add_space(24.0);
     ui.heading(RichText::new("Welcome to Lantern").size(28.0));
     ui.add_space(6.0);
-    if let ModelStatus::Failed { path, message } = &state.model {
+    if let ModelStatus::Failed { path, message, .. } = &state.model {
         load_error(ui, path, message);
     } else {
         ui.label(
