@@ -692,24 +692,11 @@ fn to_color_image(img: &RgbImage) -> egui::ColorImage {
     egui::ColorImage::from_rgb([img.width as usize, img.height as usize], &img.data)
 }
 
-/// Opens the file manager at a file (selected where the platform allows).
+/// Opens the file manager at a file (selected where the platform allows: the freedesktop
+/// file-manager D-Bus interface, `open -R`, `explorer /select`; else its folder is opened).
 pub fn reveal_in_folder(path: &Path) -> std::io::Result<()> {
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let mut cmd = if cfg!(target_os = "macos") {
-        let mut c = std::process::Command::new("open");
-        c.arg("-R").arg(path);
-        c
-    } else if cfg!(target_os = "windows") {
-        let mut c = std::process::Command::new("explorer");
-        c.arg(format!("/select,{}", path.display()));
-        c
-    } else {
-        let mut c = std::process::Command::new("xdg-open");
-        c.arg(folder);
-        c
-    };
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(|_| ())
+    opener::reveal(path).map_err(|e| match e {
+        opener::OpenError::Io(e) => e,
+        other => std::io::Error::other(other),
+    })
 }

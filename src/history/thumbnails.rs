@@ -47,7 +47,7 @@ pub fn thumbnail_in(cache_dir: &Path, image_path: &Path, max_side: u32) -> Resul
     }
 
     let image = decode_png_file(image_path)?;
-    let small = downscale(&image, max_side);
+    let small = downscale(&image, max_side)?;
     let bytes = encode_png(&small, None)?;
     std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
     write_atomic(&thumb_path, &bytes, Existing::Replace)?;
@@ -67,72 +67,21 @@ pub fn fit_within(width: u32, height: u32, max_side: u32) -> (u32, u32) {
     (w, h)
 }
 
-/// Shrinks by area averaging: each output pixel is the mean of the source area it covers,
-/// partial pixels weighted by coverage. No ringing, no aliasing, good enough for a grid.
-pub fn downscale(image: &RgbImage, max_side: u32) -> RgbImage {
+/// Shrinks by area averaging (`image`'s box-filter thumbnail sampler): each output pixel is
+/// the mean of the source pixels it covers. No ringing, no aliasing, good enough for a grid.
+pub fn downscale(image: &RgbImage, max_side: u32) -> Result<RgbImage> {
     let (ow, oh) = fit_within(image.width, image.height, max_side);
     if (ow, oh) == (image.width, image.height) {
-        return image.clone();
+        return Ok(image.clone());
     }
-    let (w, h) = (image.width as usize, image.height as usize);
-    let (ow, oh) = (ow as usize, oh as usize);
-    let xw = area_weights(w, ow);
-    let yw = area_weights(h, oh);
-
-    // Horizontal pass: h rows of ow pixels.
-    let mut rows = vec![0f32; h * ow * 3];
-    for y in 0..h {
-        let src = &image.data[y * w * 3..(y + 1) * w * 3];
-        let dst = &mut rows[y * ow * 3..(y + 1) * ow * 3];
-        for (ox, taps) in xw.iter().enumerate() {
-            let mut acc = [0f32; 3];
-            for &(sx, wgt) in taps {
-                for c in 0..3 {
-                    acc[c] += src[sx * 3 + c] as f32 * wgt;
-                }
-            }
-            dst[ox * 3..ox * 3 + 3].copy_from_slice(&acc);
-        }
-    }
-    // Vertical pass.
-    let mut data = vec![0u8; ow * oh * 3];
-    for (oy, taps) in yw.iter().enumerate() {
-        let dst = &mut data[oy * ow * 3..(oy + 1) * ow * 3];
-        for (i, d) in dst.iter_mut().enumerate() {
-            let v: f32 = taps.iter().map(|&(sy, wgt)| rows[sy * ow * 3 + i] * wgt).sum();
-            *d = (v + 0.5).clamp(0.0, 255.0) as u8;
-        }
-    }
-    RgbImage {
-        width: ow as u32,
-        height: oh as u32,
-        data,
-    }
-}
-
-/// For each of `dst` output pixels: the source pixels it covers and their weights (sum 1).
-fn area_weights(src: usize, dst: usize) -> Vec<Vec<(usize, f32)>> {
-    let scale = src as f64 / dst as f64;
-    (0..dst)
-        .map(|o| {
-            let start = o as f64 * scale;
-            let end = ((o + 1) as f64 * scale).min(src as f64);
-            let first = start.floor() as usize;
-            let last = (end.ceil() as usize).min(src);
-            let mut taps: Vec<(usize, f32)> = (first..last)
-                .map(|i| {
-                    let lo = (i as f64).max(start);
-                    let hi = ((i + 1) as f64).min(end);
-                    (i, ((hi - lo) / scale) as f32)
-                })
-                .filter(|&(_, wgt)| wgt > 0.0)
-                .collect();
-            if taps.is_empty() {
-                taps.push((first.min(src - 1), 1.0));
-            }
-            taps
-        })
-        .collect()
+    let source = image::ImageBuffer::<image::Rgb<u8>, &[u8]>::from_raw(image.width, image.height, &image.data)
+        .ok_or_else(|| Error::invalid(format!("image data does not fill {}x{} RGB", image.width, image.height)))?;
+    let small = image::imageops::thumbnail(&source, ow, oh);
+    Ok(RgbImage {
+        width: ow,
+        height: oh,
+        data: small.into_raw(),
+    })
 }
 
 #[cfg(test)]
@@ -159,7 +108,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let small = downscale(&img, 2);
+        let small = downscale(&img, 2).unwrap();
         assert_eq!((small.width, small.height), (2, 1));
         assert_eq!(small.data, vec![100, 100, 100, 20, 30, 40]);
     }
@@ -167,7 +116,7 @@ mod tests {
     #[test]
     fn flat_colour_stays_flat_on_odd_factors() {
         let img = RgbImage::from_raw(7, 5, [9u8, 128, 250].repeat(35)).unwrap();
-        let small = downscale(&img, 3);
+        let small = downscale(&img, 3).unwrap();
         assert_eq!((small.width, small.height), (3, 2));
         assert!(small.data.chunks(3).all(|p| p == [9, 128, 250]), "{:?}", small.data);
     }

@@ -489,24 +489,15 @@ fn check_disk_space(dir: &Path, needed: u64, keep_free: u64) -> Result<()> {
     Ok(())
 }
 
-/// Free bytes for an unprivileged user on the file system holding `dir`.
-#[cfg(unix)]
+/// Free bytes for an unprivileged user on the file system holding `dir` (or its nearest
+/// existing ancestor, since the download folder may not exist yet); `None` when unknown.
+#[cfg(any(unix, windows))]
 pub fn free_space(dir: &Path) -> Option<u64> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
     let existing = dir.ancestors().find(|p| p.exists())?;
-    let c_path = CString::new(existing.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c_path` is a valid NUL-terminated string and `stat` a writable statvfs.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
-    if rc != 0 {
-        return None;
-    }
-    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+    fs4::available_space(existing).ok()
 }
 
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 pub fn free_space(_dir: &Path) -> Option<u64> {
     None
 }

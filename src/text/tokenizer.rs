@@ -1,57 +1,66 @@
 //! CLIP's byte-level BPE tokenizer, matching Hugging Face's `CLIPTokenizer` id for id.
 //!
 //! The reference is transformers 5 (the `tokenizers`-backed CLIPTokenizer), which is what
-//! diffusers calls. Its pipeline, reproduced step by step because every step shows in the ids:
+//! diffusers calls. Its pipeline, step by step because every step shows in the ids:
 //!
 //! 1. added tokens are cut out of the prompt as typed (`<|endoftext|>`, and `!` where it is
 //!    the pad token) — see [`added`];
 //! 2. each remaining piece is normalised: NFC, every whitespace run to one space, then
 //!    lower-casing one character at a time (so no final-sigma rule, and `İ` becomes `i̇`);
 //! 3. added tokens flagged `normalized` are cut out of the normalised text;
-//! 4. CLIP's regex splits words (whitespace is dropped), then the byte-level pre-tokenizer
-//!    splits each piece again with GPT-2's regex — which only matters for a normalised
-//!    `<|endoftext|>` that was not an added token: it becomes `<|`, `endoftext`, `|>`;
-//! 5. each word's UTF-8 bytes go through BPE with `</w>` on the last symbol — see [`bpe`].
+//! 4. CLIP's regex splits words (whitespace is dropped), then the `tokenizers` crate's
+//!    `ByteLevel` pre-tokenizer splits each piece again with GPT-2's regex — which only matters
+//!    for a normalised `<|endoftext|>` that was not an added token: it becomes `<|`,
+//!    `endoftext`, `|>` — and spells each word's UTF-8 bytes in GPT-2's byte alphabet;
+//! 5. each word goes through the `tokenizers` crate's own BPE model with CLIP's settings
+//!    (`</w>` end-of-word suffix, no dropout, no unk fusing), the very code transformers runs.
+//!
+//! Steps 4–5 and decoding's byte mapping are the `tokenizers` crate (which candle already
+//! builds); the added-token rules of transformers (which tokens exist, in which order they are
+//! registered, which are matched before normalisation — [`files`], [`added`]) and the
+//! normaliser stay here: they come from transformers' Python side, not from a `tokenizer.json`
+//! that the `tokenizers` crate could load (SD repositories ship `vocab.json` + `merges.txt`).
+//! The library BPE gives ids identical to the hand-written BPE it replaced on every committed
+//! case (`tests/tokenizer.rs`, `tests/fixtures/tokenizer_cases.json`,
+//! `tests/fixtures/tokenizer_variant_cases.json`).
 //!
 //! The model input is `bos + content[..max_length - 2] + eos`, padded with the pad id.
 
 mod added;
-mod bpe;
 mod files;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
 
 use regex::Regex;
+use tokenizers::models::bpe::{BPE, Vocab};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{Decoder, Model, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
 use unicode_normalization::UnicodeNormalization;
 
 use self::added::{AddedVocab, Piece};
-use self::bpe::{Bpe, WordCache, byte_to_char_table};
+use self::files::Loaded;
 use crate::error::{Error, Result};
 
 /// CLIP's word pattern, as transformers' CLIPTokenizer gives it to its `Split` pre-tokenizer.
 const CLIP_PATTERN: &str =
     r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
-/// GPT-2's pattern, applied by the `ByteLevel` pre-tokenizer to each CLIP piece. Its
-/// whitespace alternatives are left out: CLIP pieces never contain whitespace.
-const BYTE_LEVEL_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}+|[^\s\p{L}\p{N}]+";
+/// CLIP's end-of-word suffix, carried by each word's last symbol.
+const END_OF_WORD: &str = "</w>";
 
 /// A CLIP tokenizer loaded from a model's `tokenizer/` (or `tokenizer_2/`) folder.
 pub struct ClipTokenizer {
-    bpe: Bpe,
+    /// `tokenizers`' BPE model (it caches words itself).
+    bpe: BPE,
+    /// GPT-2's split and byte alphabet (pre-tokenizer), and back (decoder).
+    byte_level: ByteLevel,
     added: AddedVocab,
     text: TextRules,
-    /// Vocabulary id → token, for [`ClipTokenizer::decode`].
-    tokens: HashMap<u32, String>,
-    char_to_byte: HashMap<char, u8>,
     bos_id: u32,
     eos_id: u32,
     pad_id: u32,
     max_length: usize,
     vocab_size: usize,
-    cache: Mutex<WordCache>,
 }
 
 impl ClipTokenizer {
@@ -61,7 +70,7 @@ impl ClipTokenizer {
     pub fn from_folder(dir: &Path) -> Result<ClipTokenizer> {
         let loaded = files::load(dir)?;
         let text = TextRules::new().map_err(|e| Error::tokenizer(dir, e.to_string()))?;
-        let bpe = Bpe::new(&loaded.vocab, &loaded.merges, loaded.unk.as_deref(), &loaded.model_file)?;
+        let bpe = build_bpe(&loaded)?;
         let added = AddedVocab::new(&loaded.added, &loaded.vocab, |s| text.normalize(s));
         let id_of = |content: &str| {
             added
@@ -74,20 +83,15 @@ impl ClipTokenizer {
         let max_id = added.max_id().map_or(max_vocab_id, |m| m.max(max_vocab_id));
         Ok(ClipTokenizer {
             bpe,
+            // No prefix space, GPT-2's regex on: what CLIP's `tokenizer.json` declares.
+            byte_level: ByteLevel::new(false, false, true),
             added,
             text,
-            tokens: loaded.vocab.into_iter().map(|(token, id)| (id, token)).collect(),
-            char_to_byte: byte_to_char_table()
-                .iter()
-                .zip(0..=255u8)
-                .map(|(&c, b)| (c, b))
-                .collect(),
             bos_id,
             eos_id,
             pad_id,
             max_length: loaded.max_length,
             vocab_size: usize::try_from(max_id).map_or(usize::MAX, |m| m.saturating_add(1)),
-            cache: Mutex::new(WordCache::new()),
         })
     }
 
@@ -154,28 +158,20 @@ impl ClipTokenizer {
     /// Text for ids, as Hugging Face's `decode` renders it (special tokens included, `</w>` as
     /// a space, trimmed). Unknown ids are skipped.
     pub fn decode(&self, ids: &[u32]) -> String {
-        let mut bytes = Vec::new();
-        for &id in ids {
-            let token = self
-                .added
-                .content(id)
-                .or_else(|| self.tokens.get(&id).map(String::as_str));
-            if let Some(token) = token {
-                self.token_bytes(token, &mut bytes);
-            }
-        }
-        let text = String::from_utf8_lossy(&bytes).replace("</w>", " ");
-        text.trim_matches(is_python_space).to_owned()
-    }
-
-    /// The byte-level decoder: a token whose every character is a byte symbol becomes those
-    /// bytes; any other token (an added token with other characters) is kept as written.
-    fn token_bytes(&self, token: &str, out: &mut Vec<u8>) {
-        let mapped: Option<Vec<u8>> = token.chars().map(|c| self.char_to_byte.get(&c).copied()).collect();
-        match mapped {
-            Some(bytes) => out.extend(bytes),
-            None => out.extend_from_slice(token.as_bytes()),
-        }
+        let tokens: Vec<String> = ids
+            .iter()
+            .filter_map(|&id| {
+                self.added
+                    .content(id)
+                    .map(str::to_owned)
+                    .or_else(|| self.bpe.id_to_token(id))
+            })
+            .collect();
+        // The byte-level decoder: a token whose every character is a byte symbol becomes
+        // those bytes; any other token (an added token with other characters) is kept as
+        // written. It cannot fail.
+        let text = self.byte_level.decode(tokens).unwrap_or_default();
+        text.replace(END_OF_WORD, " ").trim_matches(is_python_space).to_owned()
     }
 
     /// A piece of the prompt with no raw-matched added token in it.
@@ -191,22 +187,71 @@ impl ClipTokenizer {
 
     fn encode_words(&self, normalized: &str, ids: &mut Vec<u32>) {
         for clip_piece in self.text.clip.find_iter(normalized) {
-            for word in self.text.byte_level.find_iter(clip_piece.as_str()) {
-                self.encode_word(word.as_str(), ids);
+            if let Err(e) = self.encode_clip_piece(clip_piece.as_str(), ids) {
+                // Not reachable with the settings above (an unk token is only set when the
+                // vocabulary has it); a prompt must never take the app down, so skip the piece.
+                tracing::warn!(piece = clip_piece.as_str(), "tokenizer skipped a piece: {e}");
             }
         }
     }
 
-    fn encode_word(&self, word: &str, ids: &mut Vec<u32>) {
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(hit) = cache.get(word) {
-            ids.extend_from_slice(hit);
-            return;
+    /// One CLIP piece: GPT-2's split and byte alphabet, then BPE on each word.
+    fn encode_clip_piece(&self, piece: &str, ids: &mut Vec<u32>) -> tokenizers::Result<()> {
+        let mut piece_ids = Vec::new();
+        for word in byte_level_words(&self.byte_level, piece)? {
+            piece_ids.extend(self.bpe.tokenize(&word)?.iter().map(|token| token.id));
         }
-        let fresh = self.bpe.encode_word(word.as_bytes());
-        cache.insert(word, &fresh);
-        ids.extend(fresh);
+        ids.extend(piece_ids);
+        Ok(())
     }
+}
+
+/// The byte-level pre-tokenizer's words of one CLIP piece, spelled in GPT-2's alphabet.
+fn byte_level_words(byte_level: &ByteLevel, piece: &str) -> tokenizers::Result<Vec<String>> {
+    let mut words = PreTokenizedString::from(piece);
+    byte_level.pre_tokenize(&mut words)?;
+    Ok(words
+        .get_splits(OffsetReferential::Normalized, OffsetType::None)
+        .into_iter()
+        .map(|(word, _, _)| word.to_owned())
+        .collect())
+}
+
+/// `tokenizers`' BPE model with CLIP's settings. Like transformers, a merge whose parts or
+/// result are not in the vocabulary is an error, and a repeated pair keeps its last rank. The
+/// unknown token is only set when the vocabulary has it (a byte the vocabulary lacks is then
+/// dropped, as no real CLIP vocabulary lacks one).
+fn build_bpe(loaded: &Loaded) -> Result<BPE> {
+    check_merges(loaded)?;
+    let vocab: Vocab = loaded.vocab.iter().map(|(token, &id)| (token.clone(), id)).collect();
+    let mut builder = BPE::builder()
+        .vocab_and_merges(vocab, loaded.merges.clone())
+        .end_of_word_suffix(END_OF_WORD.to_owned());
+    if let Some(unk) = loaded.unk.as_ref().filter(|unk| loaded.vocab.contains_key(*unk)) {
+        builder = builder.unk_token(unk.clone());
+    }
+    builder
+        .build()
+        .map_err(|e| Error::tokenizer(&loaded.model_file, format!("cannot build the BPE model: {e}")))
+}
+
+/// The builder's own check, done first: `tokenizers` 0.23 panics (a slice index out of range)
+/// instead of erroring when a merge's result is longer than every vocabulary token, and its
+/// error would not say which merge is at fault.
+fn check_merges(loaded: &Loaded) -> Result<()> {
+    for (index, (left, right)) in loaded.merges.iter().enumerate() {
+        let merged = format!("{left}{right}");
+        if let Some(missing) = [left, right, &merged]
+            .into_iter()
+            .find(|t| !loaded.vocab.contains_key(*t))
+        {
+            return Err(Error::tokenizer(
+                &loaded.model_file,
+                format!("merge {}: `{missing}` is not in the vocabulary", index + 1),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Debug for ClipTokenizer {
@@ -227,11 +272,10 @@ fn is_python_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
-/// The normaliser and the two pre-tokenizer patterns.
+/// The normaliser and CLIP's pre-tokenizer pattern.
 struct TextRules {
     whitespace: Regex,
     clip: Regex,
-    byte_level: Regex,
 }
 
 impl TextRules {
@@ -239,7 +283,6 @@ impl TextRules {
         Ok(TextRules {
             whitespace: Regex::new(r"\s+")?,
             clip: Regex::new(CLIP_PATTERN)?,
-            byte_level: Regex::new(BYTE_LEVEL_PATTERN)?,
         })
     }
 
@@ -270,8 +313,58 @@ mod tests {
         let rules = TextRules::new().unwrap();
         let words: Vec<&str> = rules.clip.find_iter("a <|endoftext|>'s").map(|m| m.as_str()).collect();
         assert_eq!(words, ["a", "<|endoftext|>", "'s"]);
-        let parts: Vec<&str> = rules.byte_level.find_iter(words[1]).map(|m| m.as_str()).collect();
+        let parts = byte_level_words(&ByteLevel::new(false, false, true), words[1]).unwrap();
         assert_eq!(parts, ["<|", "endoftext", "|>"]);
+    }
+
+    #[test]
+    fn byte_level_words_use_gpt2_byte_alphabet() {
+        let byte_level = ByteLevel::new(false, false, true);
+        // Printable Latin-1 bytes stand for themselves; the rest shift to U+0100 and up.
+        assert_eq!(byte_level_words(&byte_level, "a").unwrap(), ["a"]);
+        assert_eq!(byte_level_words(&byte_level, "\u{0}").unwrap(), ["Ā"]);
+        assert_eq!(byte_level_words(&byte_level, "\u{ad}").unwrap(), ["ÂŃ"]);
+        assert_eq!(byte_level_words(&byte_level, "é").unwrap(), ["Ã©"]);
+    }
+
+    fn loaded(tokens: &[&str], merges: &[(&str, &str)]) -> Loaded {
+        Loaded {
+            model_file: "merges.txt".into(),
+            vocab: tokens.iter().zip(0..).map(|(t, i)| (t.to_string(), i)).collect(),
+            merges: merges.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            unk: None,
+            added: Vec::new(),
+            bos: String::new(),
+            eos: String::new(),
+            pad: String::new(),
+            max_length: 77,
+        }
+    }
+
+    fn word_ids(bpe: &BPE, word: &str) -> Vec<u32> {
+        bpe.tokenize(word).unwrap().iter().map(|t| t.id).collect()
+    }
+
+    #[test]
+    fn merges_by_rank_then_leftmost() {
+        let tokens = ["a", "b", "a</w>", "b</w>", "ab", "ab</w>", "aa", "aa</w>"];
+        let merges = [("a", "b"), ("a", "b</w>"), ("a", "a"), ("a", "a</w>")];
+        let bpe = build_bpe(&loaded(&tokens, &merges)).unwrap();
+        assert_eq!(word_ids(&bpe, "ab"), vec![5]);
+        assert_eq!(word_ids(&bpe, "abab"), vec![4, 5]);
+        // "aaa": (a a) at 0 and 1 share a rank; the leftmost wins, leaving a</w>.
+        assert_eq!(word_ids(&bpe, "aaa"), vec![6, 2]);
+        assert_eq!(word_ids(&bpe, ""), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn merge_with_unknown_part_is_an_error_naming_the_merge() {
+        let err = build_bpe(&loaded(&["a", "b", "ab"], &[("a", "b"), ("a", "z")]))
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "merges.txt: merge 2: `z` is not in the vocabulary");
+        let err = build_bpe(&loaded(&["a", "b"], &[("a", "b")])).err().unwrap();
+        assert_eq!(err.to_string(), "merges.txt: merge 1: `ab` is not in the vocabulary");
     }
 
     #[test]
