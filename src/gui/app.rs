@@ -6,7 +6,6 @@ mod history;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use super::models_state::{
@@ -15,6 +14,7 @@ use super::models_state::{
 use super::panels;
 use super::settings::Settings;
 use super::state::{Action, AppState, ModelStatus, QueuedJob, RunningJob, ShownImage};
+use super::tasks::Tasks;
 use crate::model::LoadOptions;
 use crate::output::RgbImage;
 use crate::pipeline::Request;
@@ -32,6 +32,8 @@ enum Background {
         model: PathBuf,
         tokenizer: Option<Arc<ClipTokenizer>>,
     },
+    /// One of them panicked (the text says which and why).
+    Failed(String),
 }
 
 pub struct AppOptions {
@@ -53,8 +55,7 @@ pub struct LanternApp {
     next_id: u64,
     settings_path: PathBuf,
     pub data_dir: PathBuf,
-    background_tx: Sender<Background>,
-    background_rx: Receiver<Background>,
+    background: Tasks<Background>,
     ctx: egui::Context,
     /// Show the "type a path" window (no native file dialog available).
     ask_model_path: bool,
@@ -76,7 +77,6 @@ impl LanternApp {
         let settings = Settings::load(&options.settings_path());
         let wake_ctx = ctx.clone();
         let worker = Worker::spawn(move || wake_ctx.request_repaint());
-        let (background_tx, background_rx) = channel();
         let db = options.data_dir.join("history.sqlite3");
         let history =
             history::HistoryRuntime::start(ctx, &options.data_dir, db, settings.output_dir(&options.data_dir));
@@ -88,8 +88,7 @@ impl LanternApp {
             next_id: 1,
             settings_path: options.settings_path(),
             data_dir: options.data_dir.clone(),
-            background_tx,
-            background_rx,
+            background: Tasks::new(ctx),
             ctx: ctx.clone(),
             ask_model_path: false,
             models,
@@ -165,6 +164,7 @@ impl LanternApp {
                 self.rescan();
             }
             ModelsNotice::Described(model) => self.apply_recommendation(&model),
+            ModelsNotice::ScanFailed(why) => self.state.error(format!("Looking for models failed: {why}")),
         }
     }
 
@@ -183,16 +183,14 @@ impl LanternApp {
             model: path.clone(),
             options: self.load_options(),
         });
-        let tx = self.background_tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
+        let load = move || {
             let tokenizer = crate::model::ModelFolder::open(&path)
                 .and_then(|f| f.prompt_tokenizer())
                 .ok()
                 .map(Arc::new);
-            let _ = tx.send(Background::Tokenizer { model: path, tokenizer });
-            ctx.request_repaint();
-        });
+            Background::Tokenizer { model: path, tokenizer }
+        };
+        self.background.spawn("tokenizer", load, Background::Failed);
         self.save_settings();
     }
 
@@ -296,17 +294,15 @@ impl LanternApp {
             Action::RemoveQueued(id) => self.state.queue.retain(|j| j.id != id),
             Action::ChooseModel(path) => self.pick_model(path),
             Action::OpenModelDialog => {
-                let tx = self.background_tx.clone();
-                let ctx = self.ctx.clone();
-                std::thread::spawn(move || {
+                let pick = || {
                     let started = Instant::now();
                     let path = rfd::FileDialog::new().set_title("Open a model folder").pick_folder();
-                    let _ = tx.send(Background::ModelFolderPicked {
+                    Background::ModelFolderPicked {
                         path,
                         took: started.elapsed(),
-                    });
-                    ctx.request_repaint();
-                });
+                    }
+                };
+                self.background.spawn("folder-dialog", pick, Background::Failed);
             }
             Action::SaveAs => self.save_as(),
             Action::CopyImage => {
@@ -366,9 +362,7 @@ impl LanternApp {
         let Some(source) = self.state.selected_image().and_then(|i| i.path.clone()) else {
             return;
         };
-        let tx = self.background_tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
+        let save = move || {
             let name = source
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -381,9 +375,10 @@ impl LanternApp {
                 None => Err("no file was chosen (or no file dialog is available on this system)".to_string()),
                 Some(dest) => copy_atomically(&source, &dest).map(|_| dest).map_err(|e| e.to_string()),
             };
-            let _ = tx.send(Background::SavedAs(result));
-            ctx.request_repaint();
-        });
+            Background::SavedAs(result)
+        };
+        self.background
+            .spawn("save-as", save, |why| Background::SavedAs(Err(why)));
     }
 
     fn handle_background(&mut self, msg: Background) {
@@ -402,6 +397,7 @@ impl LanternApp {
                     self.state.tokenizer = tokenizer;
                 }
             }
+            Background::Failed(why) => self.state.error(why),
         }
     }
 
@@ -565,7 +561,7 @@ impl LanternApp {
     }
 
     fn build_frame(&mut self, ui: &mut egui::Ui) {
-        while let Ok(msg) = self.background_rx.try_recv() {
+        while let Some(msg) = self.background.try_recv() {
             self.handle_background(msg);
         }
         while let Some(event) = self.worker.try_recv() {

@@ -5,13 +5,13 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
 
 use super::{LanternApp, panels, reveal_in_folder};
 use crate::gui::history_service::{HistoryReply, HistoryRequest, HistoryService};
 use crate::gui::history_state::{DeleteConfirm, DetailImage, HistoryAction, SEARCH_DEBOUNCE};
 use crate::gui::state::Action;
+use crate::gui::tasks::Tasks;
 use crate::gui::thumb_loader::ThumbLoader;
 use crate::history::Query;
 use crate::output::GenerationParams;
@@ -31,16 +31,15 @@ pub(super) enum HistoryMsg {
         name: String,
         result: Result<GenerationParams, String>,
     },
-    /// Model folders found on disk.
-    Discovered(Vec<PathBuf>),
+    /// Model folders found on disk, or why they could not be looked for.
+    Discovered(Result<Vec<PathBuf>, String>),
 }
 
 /// The threads and bookkeeping behind the history view.
 pub(super) struct HistoryRuntime {
     service: HistoryService,
     thumbs: ThumbLoader,
-    tx: Sender<HistoryMsg>,
-    rx: Receiver<HistoryMsg>,
+    tasks: Tasks<HistoryMsg>,
     /// The query of the newest `Reset`; pages are fetched with it.
     query: Query,
     /// Pages already asked for, by (generation, page), so each is fetched once.
@@ -59,12 +58,10 @@ impl HistoryRuntime {
         let thumbs = ThumbLoader::spawn(data_dir.join("thumbnails"), threads, THUMB_QUEUE, move || {
             wake.request_repaint()
         });
-        let (tx, rx) = channel();
         HistoryRuntime {
             service,
             thumbs,
-            tx,
-            rx,
+            tasks: Tasks::new(ctx),
             query: Query::all(),
             requested_pages: HashSet::new(),
             stale: false,
@@ -125,7 +122,7 @@ impl LanternApp {
                 Err(reason) => thumbs.set_failed(done.id, reason),
             }
         }
-        while let Ok(msg) = self.history.rx.try_recv() {
+        while let Some(msg) = self.history.tasks.try_recv() {
             self.on_history_msg(msg);
         }
     }
@@ -190,17 +187,21 @@ impl LanternApp {
         if dropped.len() > 1 {
             tracing::info!("{} files dropped; reading the first", dropped.len());
         }
-        let tx = self.history.tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
-            let path = file.path().to_path_buf();
-            let name = path
-                .file_name()
-                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let path = file.path().to_path_buf();
+        let name = path
+            .file_name()
+            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let failed = name.clone();
+        let read = move || {
             let result = file.bytes().and_then(|bytes| params_from_png(&bytes));
-            let _ = tx.send(HistoryMsg::Dropped { name, result });
-            ctx.request_repaint();
-        });
+            HistoryMsg::Dropped { name, result }
+        };
+        self.history
+            .tasks
+            .spawn("dropped-file", read, move |why| HistoryMsg::Dropped {
+                name: failed,
+                result: Err(format!("could not be read ({why})")),
+            });
     }
 
     pub(super) fn handle_history_action(&mut self, action: HistoryAction) {
@@ -260,9 +261,7 @@ impl LanternApp {
         let (id, path) = (entry.id, entry.image_path.clone());
         self.state.history.selected = Some(entry);
         self.state.history.detail = DetailImage::Loading;
-        let tx = self.history.tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
+        let decode = move || {
             let image = if path.is_file() {
                 crate::output::decode_png_file(&path)
                     .map(|img| egui::ColorImage::from_rgb([img.width as usize, img.height as usize], &img.data))
@@ -270,9 +269,14 @@ impl LanternApp {
             } else {
                 Err("The file was moved or deleted.".to_string())
             };
-            let _ = tx.send(HistoryMsg::Detail { id, image });
-            ctx.request_repaint();
-        });
+            HistoryMsg::Detail { id, image }
+        };
+        self.history
+            .tasks
+            .spawn("history-image", decode, move |why| HistoryMsg::Detail {
+                id,
+                image: Err(why),
+            });
     }
 
     /// Looks for model folders on disk once, so an entry's model name can be matched to one.
@@ -282,14 +286,16 @@ impl LanternApp {
         }
         let mut roots = crate::hub::discovery::DiscoveryRoots::standard(self.state.settings.user_models.clone());
         roots.data_dir_models = Some(self.data_dir.join("models"));
-        let tx = self.history.tx.clone();
-        std::thread::spawn(move || {
+        let discover = move || {
             let found = crate::hub::discovery::discover(&roots)
                 .into_iter()
                 .map(|m| m.path)
                 .collect();
-            let _ = tx.send(HistoryMsg::Discovered(found));
-        });
+            HistoryMsg::Discovered(Ok(found))
+        };
+        self.history
+            .tasks
+            .spawn("model-discovery", discover, |why| HistoryMsg::Discovered(Err(why)));
     }
 
     fn on_history_msg(&mut self, msg: HistoryMsg) {
@@ -316,7 +322,8 @@ impl LanternApp {
                 }
                 Err(why) => self.state.warn(format!("{name} {why}.")),
             },
-            HistoryMsg::Discovered(paths) => self.state.history.discovered_models = paths,
+            HistoryMsg::Discovered(Ok(paths)) => self.state.history.discovered_models = paths,
+            HistoryMsg::Discovered(Err(why)) => self.state.warn(format!("Model folders could not be listed: {why}")),
         }
     }
 
