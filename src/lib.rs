@@ -4,6 +4,13 @@
 //! (tokenizer → text encoder → scheduler loop over the UNet → VAE decode) → image and
 //! metadata → [`output`] (PNG) → history store.
 
+// Unit tests share the GUI tests' harness, which names this crate `lantern` as they do.
+#[cfg(test)]
+extern crate self as lantern;
+#[cfg(test)]
+#[path = "../tests/common/gui.rs"]
+mod gui_test_harness;
+
 pub mod alloc;
 pub mod cli;
 pub mod device;

@@ -458,18 +458,13 @@ pub fn params_from_png(bytes: &[u8]) -> Result<GenerationParams, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gui::AppOptions;
+    use crate::gui_test_harness as harness;
     use crate::history::{History, NewEntry};
     use crate::output::{RgbImage, save_png};
     use crate::worker::WorkerEvent;
 
     fn wait(h: &mut egui_kittest::Harness<'_, LanternApp>, what: &str, cond: impl Fn(&LanternApp) -> bool) {
-        let start = Instant::now();
-        while !cond(h.state()) {
-            assert!(start.elapsed().as_secs() < 60, "timed out waiting for {what}");
-            h.step();
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        harness::step_until(h, std::time::Duration::from_secs(60), what, cond);
     }
 
     /// The worker records each saved picture, then sends `Recorded`: the grid shows it on top.
@@ -489,9 +484,7 @@ mod tests {
         // Opened on History. No missing glyph is allowed: the view must not rely on emoji that
         // egui's default fonts lack (its own accessibility check runs at build too).
         std::fs::write(data.path().join("settings.json"), r#"{"show_history": true}"#).unwrap();
-        let data_dir = data.path().to_path_buf();
-        let mut h = egui_kittest::Harness::builder()
-            .build_eframe(move |cc| LanternApp::new(&cc.egui_ctx, AppOptions { model: None, data_dir }));
+        let mut h = harness::window(data.path()).build();
         wait(&mut h, "the first entry", |a| a.state.history.entry_at(0).is_some());
         assert_eq!(a_total(&h), Some(1));
         // Open it too, so the detail panel is laid out (and checked) as well.
