@@ -5,6 +5,13 @@
 //! image and its recipe → [`save::Saver`] (PNG via [`output`], then the [`history`] row).
 //! `ARCHITECTURE.md` is the map.
 
+// Unit tests share the GUI tests' harness, which names this crate `lantern` as they do.
+#[cfg(test)]
+extern crate self as lantern;
+#[cfg(test)]
+#[path = "../tests/common/gui.rs"]
+mod gui_test_harness;
+
 pub mod alloc;
 pub mod cli;
 pub mod device;

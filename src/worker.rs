@@ -326,7 +326,7 @@ fn report_recorded(emit: &dyn Fn(WorkerEvent), id: u64, saved: &crate::save::Sav
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

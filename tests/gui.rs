@@ -1,41 +1,24 @@
 //! The window's behaviour with a real fixture model, driven like a user would (kittest):
 //! type a prompt, Ctrl+Enter, wait, see the picture and find the PNG; cancel; queue; errors.
 
+mod common;
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
+use common::gui::{wait_for, window};
 use egui::{Key, Modifiers};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use lantern::gui::LanternApp;
 use lantern::gui::state::ModelStatus;
-use lantern::gui::{AppOptions, LanternApp};
 use support::fixtures;
 
 fn harness(data_dir: &Path, model: Option<&Path>) -> Harness<'static, LanternApp> {
-    let options = AppOptions {
-        model: model.map(Path::to_path_buf),
-        data_dir: data_dir.to_path_buf(),
-    };
-    Harness::builder()
-        .with_size(egui::vec2(1200.0, 800.0))
-        .with_max_steps(100_000)
-        .build_eframe(move |cc| LanternApp::new(&cc.egui_ctx, options))
-}
-
-/// Steps frames until `done` holds (the worker runs on its own thread meanwhile).
-fn step_until(h: &mut Harness<'_, LanternApp>, what: &str, mut done: impl FnMut(&LanternApp) -> bool) {
-    let started = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}"
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.step();
+    window(data_dir)
+        .model(model.map(Path::to_path_buf))
+        .size(1200.0, 800.0)
+        .build()
 }
 
 fn small_settings(h: &mut Harness<'_, LanternApp>) {
@@ -60,7 +43,7 @@ fn outputs(data_dir: &Path) -> Vec<std::path::PathBuf> {
 fn type_prompt_ctrl_enter_shows_image_and_saves_png() {
     let tmp = tempfile::tempdir().unwrap();
     let mut h = harness(tmp.path(), Some(&fixtures().join("sd1-tiny")));
-    step_until(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
+    wait_for(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
     small_settings(&mut h);
     h.run_steps(2);
     // The prompt box has keyboard focus at start: typing goes there.
@@ -75,7 +58,7 @@ fn type_prompt_ctrl_enter_shows_image_and_saves_png() {
         "a red fox in the snow",
         "no newline inserted"
     );
-    step_until(&mut h, "the image", |a| a.is_idle());
+    wait_for(&mut h, "the image", |a| a.is_idle());
 
     let app = h.state();
     assert_eq!(app.state.images.len(), 1, "status: {:?}", app.state.status);
@@ -95,7 +78,7 @@ fn type_prompt_ctrl_enter_shows_image_and_saves_png() {
 fn cancel_mid_run_and_queue_two_jobs() {
     let tmp = tempfile::tempdir().unwrap();
     let mut h = harness(tmp.path(), Some(&fixtures().join("sd1-tiny")));
-    step_until(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
+    wait_for(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
     {
         let p = &mut h.state_mut().state.settings.params;
         p.prompt = "a slow one".into();
@@ -104,11 +87,11 @@ fn cancel_mid_run_and_queue_two_jobs() {
         p.steps = 400;
     }
     h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
-    step_until(&mut h, "a few steps", |a| {
+    wait_for(&mut h, "a few steps", |a| {
         a.state.running.as_ref().is_some_and(|r| r.step >= 2)
     });
     h.key_press(Key::Escape);
-    step_until(&mut h, "the cancel", |a| a.is_idle());
+    wait_for(&mut h, "the cancel", |a| a.is_idle());
     assert!(outputs(tmp.path()).is_empty(), "a cancelled job writes nothing");
     assert!(
         h.state()
@@ -127,7 +110,7 @@ fn cancel_mid_run_and_queue_two_jobs() {
     h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
     h.step();
     assert!(h.state().state.running.is_some());
-    step_until(&mut h, "both jobs", |a| a.is_idle());
+    wait_for(&mut h, "both jobs", |a| a.is_idle());
     let mut prompts: Vec<String> = outputs(tmp.path())
         .iter()
         .map(|p| {
@@ -155,7 +138,7 @@ fn a_broken_model_shows_its_error_and_the_window_keeps_working() {
     )
     .unwrap();
     let mut h = harness(tmp.path(), Some(&broken));
-    step_until(&mut h, "the load to fail", |a| {
+    wait_for(&mut h, "the load to fail", |a| {
         matches!(a.state.model, ModelStatus::Failed { .. })
     });
     let message = match &h.state().state.model {
@@ -169,7 +152,7 @@ fn a_broken_model_shows_its_error_and_the_window_keeps_working() {
     // Generating with it fails readably, and choosing a good model afterwards works.
     h.state_mut().state.settings.params.prompt = "x".into();
     h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
-    step_until(&mut h, "the failed job", |a| a.is_idle());
+    wait_for(&mut h, "the failed job", |a| a.is_idle());
     assert!(
         h.state()
             .state
@@ -179,12 +162,12 @@ fn a_broken_model_shows_its_error_and_the_window_keeps_working() {
     );
     h.state_mut()
         .handle_action(lantern::gui::state::Action::ChooseModel(fixtures().join("sd1-tiny")));
-    step_until(&mut h, "the good model", |a| {
+    wait_for(&mut h, "the good model", |a| {
         matches!(a.state.model, ModelStatus::Ready(_))
     });
     small_settings(&mut h);
     h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
-    step_until(&mut h, "an image", |a| a.is_idle() && !a.state.images.is_empty());
+    wait_for(&mut h, "an image", |a| a.is_idle() && !a.state.images.is_empty());
     assert_eq!(outputs(tmp.path()).len(), 1);
 }
 
@@ -192,7 +175,7 @@ fn a_broken_model_shows_its_error_and_the_window_keeps_working() {
 fn bad_size_is_refused_with_a_message_not_queued() {
     let tmp = tempfile::tempdir().unwrap();
     let mut h = harness(tmp.path(), Some(&fixtures().join("sd1-tiny")));
-    step_until(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
+    wait_for(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
     // A width that is not a multiple of 8 (e.g. from settings edited by hand).
     h.state_mut().state.settings.params.width = 500;
     h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);

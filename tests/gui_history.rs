@@ -2,16 +2,18 @@
 //! folder with real PNGs and a real SQLite history, clicks and typing through AccessKit, and
 //! frames stepped while the background threads (queries, thumbnails, decoding) finish.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use common::gui::{wait_for, window};
 use egui::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{By, NodeT, Queryable};
 use jiff::{SignedDuration, Timestamp};
+use lantern::gui::LanternApp;
 use lantern::gui::history_state::DetailImage;
-use lantern::gui::{AppOptions, LanternApp};
 use lantern::history::{History, NewEntry, Query};
 use lantern::output::{RgbImage, save_png};
 use lantern::recipe::Recipe;
@@ -105,34 +107,14 @@ fn data_folder() -> (tempfile::TempDir, Vec<(&'static str, PathBuf)>) {
 }
 
 fn app(data: &Path, model: Option<PathBuf>) -> Harness<'static, LanternApp> {
-    let data_dir = data.to_path_buf();
-    Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
+    window(data)
+        .model(model)
+        .size(1280.0, 800.0)
         .allow_missing_glyphs()
         // The Create view's parameters panel (not part of this view) has unnamed combo boxes;
         // the history view is checked explicitly by `check_accessibility` below.
-        .with_accessibility_check(false)
-        .build_eframe(move |cc| LanternApp::new(&cc.egui_ctx, AppOptions { model, data_dir }))
-}
-
-/// Steps frames until `cond` holds (background threads finish in their own time).
-fn wait_for(h: &mut Harness<'_, LanternApp>, what: &str, cond: impl Fn(&LanternApp) -> bool) {
-    let start = Instant::now();
-    while !cond(h.state()) {
-        if start.elapsed() > Duration::from_secs(120) {
-            let a = h.state();
-            panic!(
-                "timed out waiting for {what}; status {:?}, busy {}, total {:?}",
-                a.state.status.as_ref().map(|s| &s.text),
-                a.state.is_busy(),
-                a.state.history.total
-            );
-        }
-        h.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h.step();
-    h.step();
+        .without_accessibility_check()
+        .build()
 }
 
 /// Steps frames until a widget with this label is on screen (a new window takes a frame to

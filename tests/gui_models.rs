@@ -12,38 +12,25 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::gui::{step_until, window};
 use common::{Behaviour, COMMIT, FakeHub, REPO_ID, copy_dir, fake_cache_repo, fixture_dir};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use lantern::error::{Failure, Kind};
+use lantern::gui::LanternApp;
 use lantern::gui::models_state::{DownloadPhase, DownloadView, ModelsEnv, ScanState};
 use lantern::gui::state::{ModelStatus, StatusKind};
-use lantern::gui::{AppOptions, LanternApp};
 use lantern::hub::{CancelFlag, Catalog, DownloadRequest, Family, HubConfig};
 
 const UNET: &str = "unet/diffusion_pytorch_model.safetensors";
 
 fn harness(data_dir: &Path, env: ModelsEnv) -> Harness<'static, LanternApp> {
-    let data_dir = data_dir.to_path_buf();
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 1000.0))
+    window(data_dir)
+        .models_env(env)
+        .size(1400.0, 1000.0)
         // The shared panels use emoji that egui 0.37's default fonts lack (tofu in the app too).
         .allow_missing_glyphs()
-        .build_eframe(move |cc| LanternApp::with_models_env(&cc.egui_ctx, AppOptions { model: None, data_dir }, env))
-}
-
-/// Steps frames (with short sleeps so background threads progress) until `done` holds.
-fn step_until(h: &mut Harness<'_, LanternApp>, limit: Duration, what: &str, done: impl Fn(&LanternApp) -> bool) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if done(h.state()) {
-            h.step(); // draw once more with the new state
-            return;
-        }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .build()
 }
 
 fn scanned(h: &mut Harness<'_, LanternApp>) {

@@ -6,7 +6,6 @@ mod history;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use super::models_state::{
@@ -16,6 +15,7 @@ use super::models_state::{
 use super::panels;
 use super::settings::Settings;
 use super::state::{Action, AppState, ModelStatus, QueuedJob, RunningJob, ShownImage};
+use super::tasks::Tasks;
 use crate::model::LoadOptions;
 use crate::output::RgbImage;
 use crate::output::atomic::{Existing, write_atomic};
@@ -38,6 +38,8 @@ enum Background {
         model: PathBuf,
         tokenizer: Option<Arc<ClipTokenizer>>,
     },
+    /// One of them panicked (the text says which and why).
+    Failed(String),
 }
 
 pub struct AppOptions {
@@ -59,8 +61,7 @@ pub struct LanternApp {
     next_id: u64,
     /// Where settings, outputs, the history and thumbnails live.
     pub data: DataDir,
-    background_tx: Sender<Background>,
-    background_rx: Receiver<Background>,
+    background: Tasks<Background>,
     ctx: egui::Context,
     /// Show the "type a path" window (no native file dialog available).
     ask_model_path: bool,
@@ -83,7 +84,6 @@ impl LanternApp {
         let settings = Settings::load(&data.settings_file());
         let wake_ctx = ctx.clone();
         let worker = Worker::spawn(move || wake_ctx.request_repaint());
-        let (background_tx, background_rx) = channel();
         let history = history::HistoryRuntime::start(ctx, &data, settings.output_dir(&data));
         let mut state = AppState::new(settings);
         let models = ModelsController::new(ctx, env, &mut state.models);
@@ -92,8 +92,7 @@ impl LanternApp {
             worker,
             next_id: 1,
             data,
-            background_tx,
-            background_rx,
+            background: Tasks::new(ctx),
             ctx: ctx.clone(),
             ask_model_path: false,
             models,
@@ -169,6 +168,7 @@ impl LanternApp {
                 self.rescan();
             }
             ModelsNotice::Described(model) => self.apply_recommendation(&model),
+            ModelsNotice::ScanFailed(why) => self.state.error(format!("Looking for models failed: {why}")),
         }
     }
 
@@ -187,16 +187,14 @@ impl LanternApp {
             model: path.clone(),
             options: self.load_options(),
         });
-        let tx = self.background_tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
+        let load = move || {
             let tokenizer = crate::model::ModelFolder::open(&path)
                 .and_then(|f| f.prompt_tokenizer())
                 .ok()
                 .map(Arc::new);
-            let _ = tx.send(Background::Tokenizer { model: path, tokenizer });
-            ctx.request_repaint();
-        });
+            Background::Tokenizer { model: path, tokenizer }
+        };
+        self.background.spawn("tokenizer", load, Background::Failed);
         self.save_settings();
     }
 
@@ -294,17 +292,15 @@ impl LanternApp {
             Action::RemoveQueued(id) => self.state.queue.retain(|j| j.id != id),
             Action::ChooseModel(path) => self.pick_model(path),
             Action::OpenModelDialog => {
-                let tx = self.background_tx.clone();
-                let ctx = self.ctx.clone();
-                std::thread::spawn(move || {
+                let pick = || {
                     let started = Instant::now();
                     let path = rfd::FileDialog::new().set_title("Open a model folder").pick_folder();
-                    let _ = tx.send(Background::ModelFolderPicked {
+                    Background::ModelFolderPicked {
                         path,
                         took: started.elapsed(),
-                    });
-                    ctx.request_repaint();
-                });
+                    }
+                };
+                self.background.spawn("folder-dialog", pick, Background::Failed);
             }
             Action::SaveAs => self.save_as(),
             Action::CopyImage => {
@@ -370,9 +366,7 @@ impl LanternApp {
         let Some(source) = self.state.selected_image().and_then(|i| i.path.clone()) else {
             return;
         };
-        let tx = self.background_tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
+        let save = move || {
             let name = source
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -389,9 +383,10 @@ impl LanternApp {
                     .map(|_| dest)
                     .map_err(|e| e.to_string()),
             };
-            let _ = tx.send(Background::SavedAs(result));
-            ctx.request_repaint();
-        });
+            Background::SavedAs(result)
+        };
+        self.background
+            .spawn("save-as", save, |why| Background::SavedAs(Err(why)));
     }
 
     fn handle_background(&mut self, msg: Background) {
@@ -410,6 +405,7 @@ impl LanternApp {
                     self.state.tokenizer = tokenizer;
                 }
             }
+            Background::Failed(why) => self.state.error(why),
         }
     }
 
@@ -577,7 +573,7 @@ impl LanternApp {
     }
 
     fn build_frame(&mut self, ui: &mut egui::Ui) {
-        while let Ok(msg) = self.background_rx.try_recv() {
+        while let Some(msg) = self.background.try_recv() {
             self.handle_background(msg);
         }
         while let Some(event) = self.worker.try_recv() {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::history::{Entry, History, Query};
 
 use super::history_state::PAGE_SIZE;
+use super::tasks::catch;
 
 /// What the window asks of the history thread.
 #[derive(Clone, Debug)]
@@ -107,16 +108,19 @@ impl HistoryService {
     }
 }
 
+/// Panics are caught per request (answered with an error) so the thread keeps serving and the
+/// window never waits on a dead one.
 fn serve(db: &std::path::Path, outputs: &std::path::Path, rx: &Receiver<HistoryRequest>, send: &dyn Fn(HistoryReply)) {
-    let mut history = match History::open_or_recover(db, outputs) {
+    let opened = catch("the history", || History::open_or_recover(db, outputs));
+    let mut history = match opened.and_then(|o| o.map_err(|e| e.to_string())) {
         Ok(opened) => {
             send(HistoryReply::Opened {
                 notice: opened.notice.map(|n| n.to_string()),
             });
             opened.history
         }
-        Err(e) => {
-            send(HistoryReply::OpenFailed(e.to_string()));
+        Err(why) => {
+            send(HistoryReply::OpenFailed(why));
             return;
         }
     };
@@ -124,7 +128,7 @@ fn serve(db: &std::path::Path, outputs: &std::path::Path, rx: &Receiver<HistoryR
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
         for request in skip_obsolete(batch) {
-            send(answer(&mut history, request));
+            send(catch("a history query", || answer(&mut history, request)).unwrap_or_else(HistoryReply::Error));
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod models_state;
 pub mod panels;
 pub mod settings;
 pub mod state;
+pub mod tasks;
 pub mod thumb_loader;
 
 use std::path::PathBuf;

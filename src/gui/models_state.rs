@@ -4,7 +4,6 @@
 //! ([`ModelsController`]). Nothing here touches the disk or the network on the UI thread.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use crate::error::{Failure, Kind};
@@ -14,6 +13,7 @@ use crate::hub::{
     ModelSource, RecommendedSettings, discover, hf_cache, spawn_download,
 };
 
+use super::tasks::Tasks;
 use crate::paths::DataDir;
 use crate::recipe::Recipe;
 
@@ -342,6 +342,7 @@ pub fn readable_load_error(model: &Path, message: &str) -> String {
 /// Results from the background threads.
 enum Msg {
     Scanned { generation: u64, models: Vec<LocalModel> },
+    ScanFailed { generation: u64, why: String },
     Download { repo_id: String, event: DownloadEvent },
     Described { path: PathBuf, model: Option<LocalModel> },
 }
@@ -362,15 +363,15 @@ pub enum ModelsNotice {
     },
     /// The description of a model chosen by hand (for its recommended settings).
     Described(LocalModel),
+    /// A scan stopped with an internal error (the text says why).
+    ScanFailed(String),
 }
 
 /// Runs scans, downloads and descriptions on background threads; owns the cancel switches.
 pub struct ModelsController {
     env: ModelsEnv,
     catalog: Option<Catalog>,
-    tx: Sender<Msg>,
-    rx: Receiver<Msg>,
-    ctx: egui::Context,
+    tasks: Tasks<Msg>,
     /// Only the latest scan's result is kept (a rescan may overtake an earlier one).
     scan_generation: u64,
     cancels: Vec<(String, CancelFlag)>,
@@ -386,13 +387,10 @@ impl ModelsController {
             state.catalog = entries;
         }
         state.hub_problem = env.hub.as_ref().err().cloned();
-        let (tx, rx) = channel();
         ModelsController {
             env,
             catalog,
-            tx,
-            rx,
-            ctx: ctx.clone(),
+            tasks: Tasks::new(ctx),
             scan_generation: 0,
             cancels: Vec::new(),
         }
@@ -410,9 +408,7 @@ impl ModelsController {
         roots.user_folders = user_folders.to_vec();
         state.looked_in = self.env.looked_in(user_folders);
         state.scan = ScanState::Running;
-        let tx = self.tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
+        let scan = move || {
             let mut models = discover(&roots);
             for m in &mut models {
                 // Canonical paths, so a model chosen through another spelling is recognised.
@@ -421,9 +417,10 @@ impl ModelsController {
                 }
             }
             models.sort_by_key(|m| !m.is_complete());
-            let _ = tx.send(Msg::Scanned { generation, models });
-            ctx.request_repaint();
-        });
+            Msg::Scanned { generation, models }
+        };
+        self.tasks
+            .spawn("model-scan", scan, move |why| Msg::ScanFailed { generation, why });
     }
 
     /// Starts (or resumes) downloading a catalog id or repo id.
@@ -447,18 +444,36 @@ impl ModelsController {
         let handle = spawn_download(hub, request);
         self.cancels.retain(|(r, _)| *r != repo_id);
         self.cancels.push((repo_id.clone(), handle.cancel_flag()));
-        // Forward the events so each one wakes the window (the handle's channel cannot).
-        let tx = self.tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
+        // Forward the events so each one wakes the window (the handle's channel cannot). The
+        // last one (finished, failed or cancelled) is the task's result; a download thread that
+        // died before saying it ends in a failure instead of "downloading" forever.
+        let events = self.tasks.sender();
+        let failed = repo_id.clone();
+        let forward = move || {
+            let mut end = None;
             for event in handle.events.iter() {
-                let _ = tx.send(Msg::Download {
-                    repo_id: repo_id.clone(),
-                    event,
-                });
-                ctx.request_repaint();
+                match event {
+                    DownloadEvent::Finished { .. } | DownloadEvent::Failed { .. } | DownloadEvent::Cancelled => {
+                        end = Some(event)
+                    }
+                    event => events.send(Msg::Download {
+                        repo_id: repo_id.clone(),
+                        event,
+                    }),
+                }
             }
-            let _ = handle.join();
+            let joined = handle.join();
+            let event = end.unwrap_or_else(|| {
+                let message = joined
+                    .err()
+                    .map_or_else(|| "the download stopped unexpectedly".into(), |e| e.to_string());
+                DownloadEvent::Failed(Failure::new(Kind::Internal, message))
+            });
+            Msg::Download { repo_id, event }
+        };
+        self.tasks.spawn("download-events", forward, move |why| Msg::Download {
+            repo_id: failed,
+            event: DownloadEvent::Failed(Failure::new(Kind::Internal, why)),
         });
         Ok(())
     }
@@ -474,26 +489,35 @@ impl ModelsController {
     pub fn describe(&self, path: &Path) {
         let path = path.to_path_buf();
         let catalog = self.catalog.clone();
-        let tx = self.tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
+        let failed = path.clone();
+        let describe = move || {
             let name = crate::model::display_name(&path);
             let source = hf_cache_source(&path).unwrap_or(ModelSource::UserFolder);
             let model = crate::hub::discovery::describe(&path, name, source, catalog.as_ref());
-            let _ = tx.send(Msg::Described { path, model });
-            ctx.request_repaint();
+            Msg::Described { path, model }
+        };
+        // A panic leaves the model undescribed (logged): no recommended settings, nothing waits.
+        self.tasks.spawn("describe-model", describe, move |_| Msg::Described {
+            path: failed,
+            model: None,
         });
     }
 
     /// Folds in whatever the threads reported.
     pub fn poll(&mut self, state: &mut ModelsState) -> Vec<ModelsNotice> {
         let mut notices = Vec::new();
-        while let Ok(msg) = self.rx.try_recv() {
+        while let Some(msg) = self.tasks.try_recv() {
             match msg {
                 Msg::Scanned { generation, models } => {
                     if generation == self.scan_generation {
                         state.local = models;
                         state.scan = ScanState::Done;
+                    }
+                }
+                Msg::ScanFailed { generation, why } => {
+                    if generation == self.scan_generation {
+                        state.scan = ScanState::Done;
+                        notices.push(ModelsNotice::ScanFailed(why));
                     }
                 }
                 Msg::Download { repo_id, event } => {

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 
+use super::tasks::catch;
+
 /// Longest side of a cached thumbnail in pixels (sharp at 1.5× on a 160-point cell).
 pub const THUMB_SIDE: u32 = 256;
 
@@ -63,7 +65,8 @@ impl ThumbLoader {
                 .name(format!("lantern-thumbs-{n}"))
                 .spawn(move || {
                     while let Some((id, path)) = next_job(&shared) {
-                        let image = load_thumbnail(&cache_dir, &path);
+                        // A panic (a PNG that trips the decoder) fails this thumbnail only.
+                        let image = catch("a thumbnail", || load_thumbnail(&cache_dir, &path)).and_then(|r| r);
                         shared.queue.lock().expect("thumbnail queue").in_flight.remove(&id);
                         if tx.send(ThumbResult { id, image }).is_err() {
                             return;

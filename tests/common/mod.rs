@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod gui;
+
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};

@@ -5,13 +5,13 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Instant;
 
 use super::{LanternApp, panels, reveal_in_folder};
 use crate::gui::history_service::{HistoryReply, HistoryRequest, HistoryService};
 use crate::gui::history_state::{DeleteConfirm, DetailImage, HistoryAction, SEARCH_DEBOUNCE};
 use crate::gui::state::Action;
+use crate::gui::tasks::Tasks;
 use crate::gui::thumb_loader::ThumbLoader;
 use crate::history::Query;
 use crate::paths::DataDir;
@@ -32,16 +32,15 @@ pub(super) enum HistoryMsg {
         name: String,
         result: Result<Recipe, String>,
     },
-    /// Model folders found on disk.
-    Discovered(Vec<PathBuf>),
+    /// Model folders found on disk, or why they could not be looked for.
+    Discovered(Result<Vec<PathBuf>, String>),
 }
 
 /// The threads and bookkeeping behind the history view.
 pub(super) struct HistoryRuntime {
     service: HistoryService,
     thumbs: ThumbLoader,
-    tx: Sender<HistoryMsg>,
-    rx: Receiver<HistoryMsg>,
+    tasks: Tasks<HistoryMsg>,
     /// The query of the newest `Reset`; pages are fetched with it.
     query: Query,
     /// Pages already asked for, by (generation, page), so each is fetched once.
@@ -58,12 +57,10 @@ impl HistoryRuntime {
         let wake = ctx.clone();
         let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4));
         let thumbs = ThumbLoader::spawn(data.thumbnails(), threads, THUMB_QUEUE, move || wake.request_repaint());
-        let (tx, rx) = channel();
         HistoryRuntime {
             service,
             thumbs,
-            tx,
-            rx,
+            tasks: Tasks::new(ctx),
             query: Query::all(),
             requested_pages: HashSet::new(),
             stale: false,
@@ -124,7 +121,7 @@ impl LanternApp {
                 Err(reason) => thumbs.set_failed(done.id, reason),
             }
         }
-        while let Ok(msg) = self.history.rx.try_recv() {
+        while let Some(msg) = self.history.tasks.try_recv() {
             self.on_history_msg(msg);
         }
     }
@@ -189,17 +186,21 @@ impl LanternApp {
         if dropped.len() > 1 {
             tracing::info!("{} files dropped; reading the first", dropped.len());
         }
-        let tx = self.history.tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
-            let path = file.path().to_path_buf();
-            let name = path
-                .file_name()
-                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let path = file.path().to_path_buf();
+        let name = path
+            .file_name()
+            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let failed = name.clone();
+        let read = move || {
             let result = file.bytes().and_then(|bytes| params_from_png(&bytes));
-            let _ = tx.send(HistoryMsg::Dropped { name, result });
-            ctx.request_repaint();
-        });
+            HistoryMsg::Dropped { name, result }
+        };
+        self.history
+            .tasks
+            .spawn("dropped-file", read, move |why| HistoryMsg::Dropped {
+                name: failed,
+                result: Err(format!("could not be read ({why})")),
+            });
     }
 
     pub(super) fn handle_history_action(&mut self, action: HistoryAction) {
@@ -259,9 +260,7 @@ impl LanternApp {
         let (id, path) = (entry.id, entry.image_path.clone());
         self.state.history.selected = Some(entry);
         self.state.history.detail = DetailImage::Loading;
-        let tx = self.history.tx.clone();
-        let ctx = self.ctx.clone();
-        std::thread::spawn(move || {
+        let decode = move || {
             let image = if path.is_file() {
                 crate::output::decode_png_file(&path)
                     .map(|img| egui::ColorImage::from_rgb([img.width as usize, img.height as usize], &img.data))
@@ -269,9 +268,14 @@ impl LanternApp {
             } else {
                 Err("The file was moved or deleted.".to_string())
             };
-            let _ = tx.send(HistoryMsg::Detail { id, image });
-            ctx.request_repaint();
-        });
+            HistoryMsg::Detail { id, image }
+        };
+        self.history
+            .tasks
+            .spawn("history-image", decode, move |why| HistoryMsg::Detail {
+                id,
+                image: Err(why),
+            });
     }
 
     /// Looks for model folders on disk once, so an entry's model name can be matched to one.
@@ -281,14 +285,16 @@ impl LanternApp {
         }
         let mut roots = crate::hub::discovery::DiscoveryRoots::standard(self.state.settings.user_models.clone());
         roots.data_dir_models = Some(self.data.models());
-        let tx = self.history.tx.clone();
-        std::thread::spawn(move || {
+        let discover = move || {
             let found = crate::hub::discovery::discover(&roots)
                 .into_iter()
                 .map(|m| m.path)
                 .collect();
-            let _ = tx.send(HistoryMsg::Discovered(found));
-        });
+            HistoryMsg::Discovered(Ok(found))
+        };
+        self.history
+            .tasks
+            .spawn("model-discovery", discover, |why| HistoryMsg::Discovered(Err(why)));
     }
 
     fn on_history_msg(&mut self, msg: HistoryMsg) {
@@ -315,7 +321,8 @@ impl LanternApp {
                 }
                 Err(why) => self.state.warn(format!("{name} {why}.")),
             },
-            HistoryMsg::Discovered(paths) => self.state.history.discovered_models = paths,
+            HistoryMsg::Discovered(Ok(paths)) => self.state.history.discovered_models = paths,
+            HistoryMsg::Discovered(Err(why)) => self.state.warn(format!("Model folders could not be listed: {why}")),
         }
     }
 
@@ -450,18 +457,13 @@ pub fn params_from_png(bytes: &[u8]) -> Result<Recipe, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gui::AppOptions;
+    use crate::gui_test_harness as harness;
     use crate::history::{History, NewEntry};
     use crate::output::{RgbImage, save_png};
     use crate::worker::WorkerEvent;
 
     fn wait(h: &mut egui_kittest::Harness<'_, LanternApp>, what: &str, cond: impl Fn(&LanternApp) -> bool) {
-        let start = Instant::now();
-        while !cond(h.state()) {
-            assert!(start.elapsed().as_secs() < 60, "timed out waiting for {what}");
-            h.step();
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        harness::step_until(h, std::time::Duration::from_secs(60), what, cond);
     }
 
     /// The worker records each saved picture, then sends `Recorded`: the grid shows it on top.
@@ -481,9 +483,7 @@ mod tests {
         // Opened on History. No missing glyph is allowed: the view must not rely on emoji that
         // egui's default fonts lack (its own accessibility check runs at build too).
         std::fs::write(data.path().join("settings.json"), r#"{"show_history": true}"#).unwrap();
-        let data_dir = data.path().to_path_buf();
-        let mut h = egui_kittest::Harness::builder()
-            .build_eframe(move |cc| LanternApp::new(&cc.egui_ctx, AppOptions { model: None, data_dir }));
+        let mut h = harness::window(data.path()).build();
         wait(&mut h, "the first entry", |a| a.state.history.entry_at(0).is_some());
         assert_eq!(a_total(&h), Some(1));
         // Open it too, so the detail panel is laid out (and checked) as well.
