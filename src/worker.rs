@@ -20,7 +20,7 @@ pub enum Job {
     /// Load (or switch to) a model ahead of the first generation.
     Load { model: PathBuf, options: LoadOptions },
     /// Generate with `model` (loaded first if it is not the current one).
-    Generate(GenerateJob),
+    Generate(Box<GenerateJob>),
 }
 
 #[derive(Clone)]

@@ -267,7 +267,7 @@ impl LanternApp {
             preview: None,
             started: Instant::now(),
         });
-        self.worker.submit(Job::Generate(GenerateJob {
+        self.worker.submit(Job::Generate(Box::new(GenerateJob {
             id: job.id,
             model: job.model,
             options: self.load_options(),
@@ -277,7 +277,7 @@ impl LanternApp {
                 db: self.data.history_db(),
                 outputs: self.state.settings.output_dir(&self.data),
             }),
-        }));
+        })));
     }
 
     pub fn handle_action(&mut self, action: Action) {
