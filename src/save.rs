@@ -95,3 +95,93 @@ impl Saver {
         Ok(store)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::output::RgbImage;
+    use crate::recipe::Recipe;
+
+    fn generated(seed: u64) -> Generated {
+        Generated {
+            image: RgbImage {
+                width: 8,
+                height: 8,
+                data: vec![seed as u8; 8 * 8 * 3],
+            },
+            params: Recipe {
+                prompt: format!("fox {seed}"),
+                seed,
+                ..Recipe::default()
+            },
+            duration: Duration::from_millis(5),
+        }
+    }
+
+    fn location(dir: &Path) -> HistoryLocation {
+        HistoryLocation {
+            db: dir.join("history.sqlite3"),
+            outputs: dir.join("outputs"),
+        }
+    }
+
+    #[test]
+    fn saves_the_png_then_records_its_recipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut saver = Saver::new(dir.path().join("outputs"), Some(location(dir.path())));
+        let first = saver.save(&generated(1), None).unwrap();
+        let second = saver.save(&generated(2), None).unwrap();
+        assert!(first.path.is_file() && second.path.is_file());
+        assert_ne!(first.path, second.path);
+        let (Some(Ok(a)), Some(Ok(b))) = (first.recorded, second.recorded) else {
+            panic!("both recorded");
+        };
+        assert_ne!(a, b);
+        assert!(first.notice.is_none());
+        let history = History::open(&location(dir.path()).db).unwrap();
+        let entry = history.get(b).unwrap().unwrap();
+        assert_eq!(entry.params, generated(2).params);
+        assert_eq!(entry.duration_ms, Some(5));
+    }
+
+    #[test]
+    fn without_a_history_only_the_file_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut saver = Saver::new(dir.path().to_path_buf(), None);
+        let saved = saver.save(&generated(3), None).unwrap();
+        assert!(saved.path.is_file());
+        assert!(saved.recorded.is_none());
+        assert!(!location(dir.path()).db.exists());
+    }
+
+    #[test]
+    fn a_history_that_cannot_open_keeps_the_picture() {
+        let dir = tempfile::tempdir().unwrap();
+        // The database's folder is a file: opening fails, the PNG must still be kept.
+        std::fs::write(dir.path().join("blocked"), b"not a folder").unwrap();
+        let broken = HistoryLocation {
+            db: dir.path().join("blocked").join("history.sqlite3"),
+            outputs: dir.path().join("outputs"),
+        };
+        let mut saver = Saver::new(dir.path().join("outputs"), Some(broken));
+        let saved = saver.save(&generated(4), None).unwrap();
+        assert!(saved.path.is_file());
+        assert!(matches!(saved.recorded, Some(Err(_))));
+        // Pointed at a working history, the next picture is recorded.
+        saver.retarget(dir.path().join("outputs"), Some(location(dir.path())));
+        assert!(matches!(saver.save(&generated(5), None).unwrap().recorded, Some(Ok(_))));
+    }
+
+    #[test]
+    fn an_explicit_path_is_written_exactly_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut saver = Saver::new(dir.path().join("unused"), None);
+        let dest = dir.path().join("mine.png");
+        let saved = saver.save(&generated(6), Some(&dest)).unwrap();
+        assert_eq!(saved.path, dest);
+        let text = crate::output::read_parameters_file(&dest).unwrap().unwrap();
+        assert!(text.starts_with("fox 6\n"), "{text}");
+    }
+}
