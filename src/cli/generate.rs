@@ -68,13 +68,17 @@ pub struct RecipeArgs {
     /// Seed for the noise; random (and printed) when absent.
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
-    /// Sampler: default (the model's own), ddim, pndm, euler, euler-a, dpmpp-2m,
-    /// dpmpp-2m-karras, unipc, lms, heun.
-    #[arg(long, default_value = "default", value_name = "NAME")]
+    #[arg(long, default_value = "default", value_name = "NAME", help = scheduler_help())]
     pub scheduler: SamplerKind,
     /// How many images, with seeds S, S+1, …
     #[arg(long, default_value_t = Recipe::default().batch_size, value_name = "N")]
     pub batch: u32,
+}
+
+/// The `--scheduler` help, listed from the sampler table so it never misses one.
+fn scheduler_help() -> String {
+    let names: Vec<&str> = SamplerKind::ALL.iter().map(|k| k.cli_name()).collect();
+    format!("Sampler: {} (`default` is the model's own scheduler)", names.join(", "))
 }
 
 impl RecipeArgs {
