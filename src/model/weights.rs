@@ -104,13 +104,50 @@ fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
         let name = file
             .as_str()
             .ok_or_else(|| Error::weights(index, "`weight_map` values must be file names"))?;
-        let path = dir.join(name);
+        let path = shard_path(index, dir, name)?;
         if !files.contains(&path) {
             files.push(path);
         }
     }
     files.sort();
     Ok(files)
+}
+
+/// Resolves one `weight_map` entry to a plain file inside the component folder.
+///
+/// The index comes from a downloaded model, so it is untrusted: an absolute path or `..` would
+/// read any file the user can (`/etc/passwd`), a symlink could do the same, and a FIFO or a
+/// device would hang or never end when mapped. Only a relative name whose resolved target is
+/// a regular file under the folder is accepted.
+fn shard_path(index: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
+    use std::path::Component;
+    let refuse = |why: &str| {
+        Error::weights(
+            index,
+            format!("shard `{name}` {why}; shards must be files inside the component folder"),
+        )
+    };
+    let relative = Path::new(name);
+    if name.is_empty()
+        || !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(refuse("is not a plain relative file name"));
+    }
+    let path = dir.join(relative);
+    // Canonicalising resolves every symlink, so the prefix check sees where the file really is.
+    let real_dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    let real = path.canonicalize().map_err(|e| Error::io(&path, e))?;
+    if !real.starts_with(&real_dir) {
+        return Err(refuse("resolves outside the component folder"));
+    }
+    // Checked before anything opens it: opening a FIFO blocks until a writer appears.
+    let meta = std::fs::metadata(&real).map_err(|e| Error::io(&path, e))?;
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file"));
+    }
+    Ok(path)
 }
 
 fn map_file(path: &Path) -> Result<MappedFile> {
@@ -122,15 +159,30 @@ fn map_file(path: &Path) -> Result<MappedFile> {
     if mmap.len() < 8 {
         return Err(corrupt(format!("only {} bytes", mmap.len())));
     }
-    let header_len = u64::from_le_bytes(mmap[..8].try_into().expect("8 bytes")) as usize;
-    let data_start = 8usize
-        .checked_add(header_len)
-        .filter(|&end| end <= mmap.len())
-        .ok_or_else(|| Error::weights(path, "truncated: the header runs past the end of the file"))?;
+    // Compare what the header promises with the file's size before anything else, so an
+    // interrupted download is called that instead of a parser's complaint about the JSON.
+    let shorter = |missing: u64| {
+        Error::weights(
+            path,
+            format!("truncated: the file is {missing} bytes shorter than its header says (interrupted download?)"),
+        )
+    };
+    let file_len = mmap.len() as u64;
+    let header_len = u64::from_le_bytes(mmap[..8].try_into().expect("8 bytes"));
+    let header_end = header_len.saturating_add(8);
+    if header_end > file_len {
+        return Err(shorter(header_end - file_len));
+    }
+    // Fits in usize: it is at most the mapped length.
+    let data_start = header_end as usize;
     let (_, metadata) = safetensors::SafeTensors::read_metadata(&mmap[..]).or_else(|e| match e {
-        // read_metadata also checks the data length; we report truncation ourselves below.
+        // read_metadata also insists the data fills the file exactly; a short file is
+        // reported below with how much is missing. Parse the header alone (the same
+        // validation of offsets and shapes runs in `Metadata`'s deserialiser).
         safetensors::SafeTensorError::MetadataIncompleteBuffer => {
-            serde_json::from_slice(&mmap[8..data_start]).map_err(|e| corrupt(e.to_string()))
+            serde_json::from_slice::<safetensors::tensor::Metadata>(&mmap[8..data_start])
+                .map(|m| (data_start - 8, m))
+                .map_err(|e| corrupt(e.to_string()))
         }
         other => Err(corrupt(other.to_string())),
     })?;
@@ -142,12 +194,7 @@ fn map_file(path: &Path) -> Result<MappedFile> {
     }
     let available = mmap.len() - data_start;
     if data_len > available {
-        return Err(Error::weights(
-            path,
-            format!(
-                "truncated: the header promises {data_len} bytes of tensor data but the file holds {available} (an interrupted download?)"
-            ),
-        ));
+        return Err(shorter((data_len - available) as u64));
     }
     Ok(MappedFile {
         path: path.to_path_buf(),
@@ -341,4 +388,113 @@ fn release_pages(mmap: &Mmap, offset: usize, len: usize) {
     }
     #[cfg(not(unix))]
     let _ = (mmap, offset, len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sd1-tiny/vae/diffusion_pytorch_model.safetensors"
+    );
+
+    fn one_line(e: &Error) -> String {
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "not one line: {text}");
+        text
+    }
+
+    #[test]
+    fn a_cut_weight_file_says_how_much_is_missing() {
+        let bytes = std::fs::read(FIXTURE).unwrap();
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        // The folder name must not contain the word the assertions look for.
+        let tmp = tempfile::Builder::new().prefix("cut-").tempdir().unwrap();
+        let path = tmp.path().join("model.safetensors");
+        // Inside the 8-byte length, inside the JSON header, inside the tensor data.
+        for (cut, expect) in [
+            (4, "only 4 bytes".to_string()),
+            (
+                8 + header_len / 2,
+                format!(
+                    "{} bytes shorter",
+                    // What the header promises (8 + its length) less what is left.
+                    header_len - header_len / 2
+                ),
+            ),
+            (bytes.len() - 1000, "1000 bytes shorter".to_string()),
+        ] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let Err(e) = map_file(&path) else {
+                panic!("cut at {cut} was accepted")
+            };
+            let text = one_line(&e);
+            assert!(text.contains(&path.display().to_string()), "cut at {cut}: {text}");
+            assert!(text.contains(&expect), "cut at {cut}: {text}");
+        }
+        // The whole file still maps.
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(map_file(&path).is_ok());
+    }
+
+    /// A component folder with one real shard and an index naming `entry` beside it.
+    fn folder_with_index(entry: &str) -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("unet");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(FIXTURE, dir.join("a.safetensors")).unwrap();
+        let index = dir.join("diffusion_pytorch_model.safetensors.index.json");
+        let json = serde_json::json!({"weight_map": {"x": "a.safetensors", "y": entry}});
+        std::fs::write(&index, json.to_string()).unwrap();
+        (tmp, index)
+    }
+
+    fn refused(entry: &str, why: &str) {
+        let (_tmp, index) = folder_with_index(entry);
+        let Err(e) = shards_from_index(&index) else {
+            panic!("{entry} was accepted")
+        };
+        let text = one_line(&e);
+        assert!(text.contains(why), "{entry}: {text}");
+        assert!(text.contains("index.json"), "{entry}: {text}");
+    }
+
+    #[test]
+    fn a_shard_index_may_name_only_files_in_its_folder() {
+        refused("/etc/passwd", "not a plain relative file name");
+        refused("../x.safetensors", "not a plain relative file name");
+        refused("sub/../../x.safetensors", "not a plain relative file name");
+        // A plain shard beside the index is fine.
+        let (_tmp, index) = folder_with_index("a.safetensors");
+        assert_eq!(shards_from_index(&index).unwrap().len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_shard_symlink_out_of_the_folder_is_refused() {
+        let (tmp, index) = folder_with_index("b.safetensors");
+        let outside = tmp.path().join("b.safetensors");
+        std::fs::copy(FIXTURE, &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, index.parent().unwrap().join("b.safetensors")).unwrap();
+        let Err(e) = shards_from_index(&index) else {
+            panic!("symlink out was accepted")
+        };
+        assert!(one_line(&e).contains("outside the component folder"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_shard_fifo_is_refused_without_blocking() {
+        let (_tmp, index) = folder_with_index("fifo.safetensors");
+        let fifo = index.parent().unwrap().join("fifo.safetensors");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a file system entry.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Opening the FIFO would block this test forever; the metadata check must come first.
+        let Err(e) = shards_from_index(&index) else {
+            panic!("FIFO was accepted")
+        };
+        assert!(one_line(&e).contains("not a regular file"), "{e}");
+    }
 }

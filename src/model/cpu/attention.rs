@@ -28,7 +28,7 @@ pub fn attention_masked(
     causal: bool,
 ) -> candle_core::Result<Tensor> {
     #[cfg(target_arch = "x86_64")]
-    if super::attention_avx512::available() {
+    if super::simd::cpu_level() >= super::simd::Level::Avx512 {
         return attention_avx512(q, k, v, heads, scale, causal);
     }
     attention_gemm(q, k, v, heads, scale, causal)
@@ -209,72 +209,77 @@ mod tests {
 
     #[test]
     fn both_kernels_match_plain_attention() {
-        let dev = Device::Cpu;
-        for &(b, nq, nk, heads, d) in &[
-            (2, 37, 77, 2, 40),
-            (1, 20, 20, 1, 64),
-            (2, 9, 33, 3, 8),
-            (1, 64, 130, 2, 160),
-            // Several row blocks per task and a causal mask over them.
-            (1, 150, 150, 2, 40),
-            (2, 300, 333, 2, 48),
-        ] {
-            let q = Tensor::randn(0f32, 1.0, (b, nq, heads * d), &dev).unwrap();
-            let k = Tensor::randn(0f32, 1.0, (b, nk, heads * d), &dev).unwrap();
-            let v = Tensor::randn(0f32, 1.0, (b, nk, heads * d), &dev).unwrap();
-            let scale = (d as f32).powf(-0.5);
-            let split = |t: &Tensor, n| {
-                t.reshape((b, n, heads, d))
-                    .unwrap()
-                    .transpose(1, 2)
-                    .unwrap()
-                    .contiguous()
-                    .unwrap()
-            };
-            let (qs, ks, vs) = (split(&q, nq), split(&k, nk), split(&v, nk));
-            let p = candle_nn::ops::softmax_last_dim(&(qs.matmul(&ks.t().unwrap()).unwrap() * scale as f64).unwrap())
-                .unwrap();
-            let want = p
-                .matmul(&vs)
-                .unwrap()
-                .transpose(1, 2)
-                .unwrap()
-                .reshape((b, nq, heads * d))
-                .unwrap();
-            let check = |got: Tensor, what: &str| {
-                let diff = max_abs_diff(&got, &want);
-                assert!(diff < 1e-4, "{what} {b}x{nq}x{nk}x{heads}x{d}: {diff}");
-            };
-            check(attention_gemm(&q, &k, &v, heads, scale, false).unwrap(), "gemm");
-            check(attention(&q, &k, &v, heads, scale).unwrap(), "dispatched");
-            if nq == nk {
-                let mask: Vec<f32> = (0..nq)
-                    .flat_map(|i| (0..nk).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-                    .collect();
-                let mask = Tensor::from_vec(mask, (nq, nk), &dev).unwrap();
-                let scores = (qs.matmul(&ks.t().unwrap()).unwrap() * scale as f64)
-                    .unwrap()
-                    .broadcast_add(&mask)
-                    .unwrap();
-                let p = candle_nn::ops::softmax_last_dim(&scores).unwrap();
-                let want_causal = p
+        // At every level this CPU can run, so the generic path and each vectorised one are
+        // checked against the same reference.
+        crate::model::cpu::simd::for_each_level(|_| {
+            let dev = Device::Cpu;
+            for &(b, nq, nk, heads, d) in &[
+                (2, 37, 77, 2, 40),
+                (1, 20, 20, 1, 64),
+                (2, 9, 33, 3, 8),
+                (1, 64, 130, 2, 160),
+                // Several row blocks per task and a causal mask over them.
+                (1, 150, 150, 2, 40),
+                (2, 300, 333, 2, 48),
+            ] {
+                let q = Tensor::randn(0f32, 1.0, (b, nq, heads * d), &dev).unwrap();
+                let k = Tensor::randn(0f32, 1.0, (b, nk, heads * d), &dev).unwrap();
+                let v = Tensor::randn(0f32, 1.0, (b, nk, heads * d), &dev).unwrap();
+                let scale = (d as f32).powf(-0.5);
+                let split = |t: &Tensor, n| {
+                    t.reshape((b, n, heads, d))
+                        .unwrap()
+                        .transpose(1, 2)
+                        .unwrap()
+                        .contiguous()
+                        .unwrap()
+                };
+                let (qs, ks, vs) = (split(&q, nq), split(&k, nk), split(&v, nk));
+                let p =
+                    candle_nn::ops::softmax_last_dim(&(qs.matmul(&ks.t().unwrap()).unwrap() * scale as f64).unwrap())
+                        .unwrap();
+                let want = p
                     .matmul(&vs)
                     .unwrap()
                     .transpose(1, 2)
                     .unwrap()
                     .reshape((b, nq, heads * d))
                     .unwrap();
-                for (got, what) in [
-                    (attention_gemm(&q, &k, &v, heads, scale, true).unwrap(), "gemm causal"),
-                    (
-                        attention_masked(&q, &k, &v, heads, scale, true).unwrap(),
-                        "dispatched causal",
-                    ),
-                ] {
-                    let diff = max_abs_diff(&got, &want_causal);
-                    assert!(diff < 1e-4, "{what}: {diff}");
+                let check = |got: Tensor, what: &str| {
+                    let diff = max_abs_diff(&got, &want);
+                    assert!(diff < 1e-4, "{what} {b}x{nq}x{nk}x{heads}x{d}: {diff}");
+                };
+                check(attention_gemm(&q, &k, &v, heads, scale, false).unwrap(), "gemm");
+                check(attention(&q, &k, &v, heads, scale).unwrap(), "dispatched");
+                if nq == nk {
+                    let mask: Vec<f32> = (0..nq)
+                        .flat_map(|i| (0..nk).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+                        .collect();
+                    let mask = Tensor::from_vec(mask, (nq, nk), &dev).unwrap();
+                    let scores = (qs.matmul(&ks.t().unwrap()).unwrap() * scale as f64)
+                        .unwrap()
+                        .broadcast_add(&mask)
+                        .unwrap();
+                    let p = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+                    let want_causal = p
+                        .matmul(&vs)
+                        .unwrap()
+                        .transpose(1, 2)
+                        .unwrap()
+                        .reshape((b, nq, heads * d))
+                        .unwrap();
+                    for (got, what) in [
+                        (attention_gemm(&q, &k, &v, heads, scale, true).unwrap(), "gemm causal"),
+                        (
+                            attention_masked(&q, &k, &v, heads, scale, true).unwrap(),
+                            "dispatched causal",
+                        ),
+                    ] {
+                        let diff = max_abs_diff(&got, &want_causal);
+                        assert!(diff < 1e-4, "{what}: {diff}");
+                    }
                 }
             }
-        }
+        });
     }
 }

@@ -11,12 +11,6 @@
 
 use std::arch::x86_64::*;
 
-/// Whether this CPU can run the kernel (checked once).
-pub fn available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| is_x86_feature_detected!("avx512f"))
-}
-
 /// Query rows handled together: 8 rows × 3 vectors of V = 24 accumulators of 32 registers.
 pub const ROWS: usize = 8;
 /// Keys per panel of Kᵀ (two vectors).
@@ -51,7 +45,7 @@ pub fn put_key(kt: &mut [f32], d: usize, j: usize, key: &[f32]) {
 /// * `out`: the first output row; rows are `o_rs` floats apart.
 ///
 /// # Safety
-/// The CPU must support AVX-512F ([`available`]); every pointer must be valid for the rows
+/// The CPU must support AVX-512F (`simd::cpu_level()` at `Avx512`); every pointer must be valid for the rows
 /// and lengths described.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]

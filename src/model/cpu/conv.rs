@@ -183,39 +183,43 @@ mod tests {
 
     #[test]
     fn matches_candle_convolution() {
-        let dev = Device::Cpu;
-        for &(b, ci, co, h, w, stride) in &[
-            (2, 3, 5, 7, 9, 1),
-            (3, 3, 5, 7, 9, 1),
-            (1, 4, 6, 8, 8, 2),
-            (2, 8, 4, 5, 3, 2),
-            (1, 2, 3, 1, 1, 1),
-        ] {
-            let x = Tensor::randn(0f32, 1.0, (b, ci, h, w), &dev).unwrap();
-            let wt = Tensor::randn(0f32, 0.3, (co, ci, 3, 3), &dev).unwrap();
-            let bias = Tensor::randn(0f32, 0.1, co, &dev).unwrap();
-            let ib = Tensor::randn(0f32, 0.1, (b, co), &dev).unwrap();
-            let plain = x.conv2d(&wt, 1, stride, 1, 1).unwrap();
-            let res = Tensor::randn(0f32, 1.0, plain.dims(), &dev).unwrap();
-            let want = plain
-                .broadcast_add(&bias.reshape((1, co, 1, 1)).unwrap())
-                .unwrap()
-                .broadcast_add(&ib.reshape((b, co, 1, 1)).unwrap())
-                .unwrap()
-                .add(&res)
-                .unwrap();
-            let ours = conv3x3(&x, &wt, &bias, stride, 1, Some(&ib), Some(&res)).unwrap();
-            let d = max_abs_diff(&ours, &want);
-            assert!(d < 1e-4, "{b}x{ci}x{h}x{w} s{stride}: {d}");
-            // One image per product (the path large inputs take), and no extra terms.
-            let ours = convolve(&x, &wt, &bias, stride, 1, Some(&ib), Some(&res), 1).unwrap();
-            let d = max_abs_diff(&ours, &want);
-            assert!(d < 1e-4, "one image per product, {b}x{ci}x{h}x{w} s{stride}: {d}");
-            let want_plain = plain.broadcast_add(&bias.reshape((1, co, 1, 1)).unwrap()).unwrap();
-            let ours = conv3x3(&x, &wt, &bias, stride, 1, None, None).unwrap();
-            let d = max_abs_diff(&ours, &want_plain);
-            assert!(d < 1e-4, "bias only, {b}x{ci}x{h}x{w} s{stride}: {d}");
-        }
+        // At every level this CPU can run, so the generic path and each vectorised one are
+        // checked against the same reference.
+        crate::model::cpu::simd::for_each_level(|_| {
+            let dev = Device::Cpu;
+            for &(b, ci, co, h, w, stride) in &[
+                (2, 3, 5, 7, 9, 1),
+                (3, 3, 5, 7, 9, 1),
+                (1, 4, 6, 8, 8, 2),
+                (2, 8, 4, 5, 3, 2),
+                (1, 2, 3, 1, 1, 1),
+            ] {
+                let x = Tensor::randn(0f32, 1.0, (b, ci, h, w), &dev).unwrap();
+                let wt = Tensor::randn(0f32, 0.3, (co, ci, 3, 3), &dev).unwrap();
+                let bias = Tensor::randn(0f32, 0.1, co, &dev).unwrap();
+                let ib = Tensor::randn(0f32, 0.1, (b, co), &dev).unwrap();
+                let plain = x.conv2d(&wt, 1, stride, 1, 1).unwrap();
+                let res = Tensor::randn(0f32, 1.0, plain.dims(), &dev).unwrap();
+                let want = plain
+                    .broadcast_add(&bias.reshape((1, co, 1, 1)).unwrap())
+                    .unwrap()
+                    .broadcast_add(&ib.reshape((b, co, 1, 1)).unwrap())
+                    .unwrap()
+                    .add(&res)
+                    .unwrap();
+                let ours = conv3x3(&x, &wt, &bias, stride, 1, Some(&ib), Some(&res)).unwrap();
+                let d = max_abs_diff(&ours, &want);
+                assert!(d < 1e-4, "{b}x{ci}x{h}x{w} s{stride}: {d}");
+                // One image per product (the path large inputs take), and no extra terms.
+                let ours = convolve(&x, &wt, &bias, stride, 1, Some(&ib), Some(&res), 1).unwrap();
+                let d = max_abs_diff(&ours, &want);
+                assert!(d < 1e-4, "one image per product, {b}x{ci}x{h}x{w} s{stride}: {d}");
+                let want_plain = plain.broadcast_add(&bias.reshape((1, co, 1, 1)).unwrap()).unwrap();
+                let ours = conv3x3(&x, &wt, &bias, stride, 1, None, None).unwrap();
+                let d = max_abs_diff(&ours, &want_plain);
+                assert!(d < 1e-4, "bias only, {b}x{ci}x{h}x{w} s{stride}: {d}");
+            }
+        });
     }
     use std::ops::Add;
 }

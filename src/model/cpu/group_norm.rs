@@ -24,10 +24,23 @@ pub fn group_norm(
     let mut out = super::uninit_vec(b * c * spatial);
     let weight: Vec<f32> = weight.to_vec1()?;
     let bias: Vec<f32> = bias.to_vec1()?;
+    // Read on this thread and handed to the workers, so a scoped level covers them too.
+    let level = simd::cpu_level();
     with_f32(x, |data| {
         out.par_chunks_mut(group_len).enumerate().for_each(|(bg, dst)| {
             let src = &data[bg * group_len..(bg + 1) * group_len];
-            normalize_group(src, dst, bg % groups, per_group, spatial, &weight, &bias, eps, silu);
+            normalize_group(
+                level,
+                src,
+                dst,
+                bg % groups,
+                per_group,
+                spatial,
+                &weight,
+                &bias,
+                eps,
+                silu,
+            );
         });
     })?;
     Tensor::from_vec(out, dims, &Device::Cpu)
@@ -36,6 +49,7 @@ pub fn group_norm(
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn normalize_group(
+    level: simd::Level,
     src: &[f32],
     dst: &mut [f32],
     g: usize,
@@ -48,8 +62,8 @@ fn normalize_group(
 ) {
     let group_len = src.len() as f64;
     // Accumulate in f64: groups hold up to ~10⁶ values at high resolution.
-    let mean = simd::vectorized(|| sum_f64(src, |v| v)) / group_len;
-    let var = simd::vectorized(|| sum_f64(src, |v| (v - mean) * (v - mean))) / group_len;
+    let mean = simd::vectorized(level, || sum_f64(src, |v| v)) / group_len;
+    let var = simd::vectorized(level, || sum_f64(src, |v| (v - mean) * (v - mean))) / group_len;
     let rstd = (1.0 / (var + eps).sqrt()) as f32;
     let mean = mean as f32;
     for k in 0..per_group {
@@ -58,7 +72,7 @@ fn normalize_group(
         let shift = bias[ch] - mean * scale;
         let s = &src[k * spatial..(k + 1) * spatial];
         let d = &mut dst[k * spatial..(k + 1) * spatial];
-        simd::vectorized(|| {
+        simd::vectorized(level, || {
             if silu {
                 for (o, &v) in d.iter_mut().zip(s) {
                     *o = exp::silu(v * scale + shift);
@@ -86,4 +100,35 @@ fn sum_f64(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
         }
     }
     acc.iter().sum::<f64>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cpu::max_abs_diff;
+
+    #[test]
+    fn every_level_matches_the_generic_path() {
+        let dev = Device::Cpu;
+        let (b, c, h, w, groups) = (2, 8, 9, 7, 4);
+        let n = b * c * h * w;
+        let x = Tensor::from_vec(
+            (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 13.0).collect(),
+            (b, c, h, w),
+            &dev,
+        )
+        .unwrap();
+        let weight = Tensor::from_vec((0..c).map(|i| 0.5 + i as f32 / 8.0).collect(), c, &dev).unwrap();
+        let bias = Tensor::from_vec((0..c).map(|i| i as f32 / 4.0 - 1.0).collect(), c, &dev).unwrap();
+        for silu in [false, true] {
+            let plain = simd::with_level(simd::Level::Baseline, || {
+                group_norm(&x, groups, &weight, &bias, 1e-5, silu).unwrap()
+            });
+            simd::for_each_level(|level| {
+                let got = group_norm(&x, groups, &weight, &bias, 1e-5, silu).unwrap();
+                let diff = max_abs_diff(&got, &plain);
+                assert!(diff < 1e-5, "{level:?} silu={silu}: {diff}");
+            });
+        }
+    }
 }

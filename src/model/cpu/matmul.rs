@@ -178,9 +178,11 @@ pub fn tokens_to_image(
 pub fn activation(h: &Tensor, quick: bool) -> candle_core::Result<Tensor> {
     let dims = h.dims().to_vec();
     let mut out = uninit_vec(h.elem_count());
+    // Read on this thread and handed to the workers, so a scoped level covers them too.
+    let level = simd::cpu_level();
     with_f32(h, |h| {
         out.par_chunks_mut(4096).zip(h.par_chunks(4096)).for_each(|(o, x)| {
-            simd::vectorized(|| {
+            simd::vectorized(level, || {
                 if quick {
                     o.iter_mut()
                         .zip(x)
@@ -208,10 +210,11 @@ pub fn geglu(h: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
     };
     let (value_bias, gate_bias) = bias.split_at(n);
     let mut out = uninit_vec(rows * n);
+    let level = simd::cpu_level();
     with_f32(h, |h| {
         out.par_chunks_mut(n).zip(h.par_chunks(two_n)).for_each(|(o, row)| {
             let (value, gate) = row.split_at(n);
-            simd::vectorized(|| {
+            simd::vectorized(level, || {
                 let biased = value.iter().zip(value_bias).zip(gate.iter().zip(gate_bias));
                 for (o, ((&v, &bv), (&g, &bg))) in o.iter_mut().zip(biased) {
                     *o = (v + bv) * exp::gelu(g + bg);
@@ -231,50 +234,54 @@ mod tests {
 
     #[test]
     fn fused_products_match_plain_ops() {
-        let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1.0, (2, 5, 7), &dev).unwrap();
-        let w = Tensor::randn(0f32, 1.0, (3, 7), &dev).unwrap();
-        let b = Tensor::randn(0f32, 1.0, 3, &dev).unwrap();
-        let r = Tensor::randn(0f32, 1.0, (2, 5, 3), &dev).unwrap();
-        let want = x.broadcast_matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
-        assert!(max_abs_diff(&linear(&x, &w, Some(&b), None).unwrap(), &want) < 1e-5);
-        assert!(max_abs_diff(&linear(&x, &w, Some(&b), Some(&r)).unwrap(), &(&want + &r).unwrap()) < 1e-5);
-        let want_nb = x.broadcast_matmul(&w.t().unwrap()).unwrap();
-        assert!(max_abs_diff(&linear(&x, &w, None, None).unwrap(), &want_nb) < 1e-5);
+        // At every level this CPU can run, so the generic path and each vectorised one are
+        // checked against the same reference.
+        crate::model::cpu::simd::for_each_level(|_| {
+            let dev = Device::Cpu;
+            let x = Tensor::randn(0f32, 1.0, (2, 5, 7), &dev).unwrap();
+            let w = Tensor::randn(0f32, 1.0, (3, 7), &dev).unwrap();
+            let b = Tensor::randn(0f32, 1.0, 3, &dev).unwrap();
+            let r = Tensor::randn(0f32, 1.0, (2, 5, 3), &dev).unwrap();
+            let want = x.broadcast_matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+            assert!(max_abs_diff(&linear(&x, &w, Some(&b), None).unwrap(), &want) < 1e-5);
+            assert!(max_abs_diff(&linear(&x, &w, Some(&b), Some(&r)).unwrap(), &(&want + &r).unwrap()) < 1e-5);
+            let want_nb = x.broadcast_matmul(&w.t().unwrap()).unwrap();
+            assert!(max_abs_diff(&linear(&x, &w, None, None).unwrap(), &want_nb) < 1e-5);
 
-        let img = Tensor::randn(0f32, 1.0, (2, 7, 3, 4), &dev).unwrap();
-        let tokens = image_to_tokens(&img, &w, &b).unwrap();
-        let want = img
-            .reshape((2, 7, 12))
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .broadcast_matmul(&w.t().unwrap())
-            .unwrap()
-            .broadcast_add(&b)
-            .unwrap();
-        assert!(max_abs_diff(&tokens, &want) < 1e-5);
+            let img = Tensor::randn(0f32, 1.0, (2, 7, 3, 4), &dev).unwrap();
+            let tokens = image_to_tokens(&img, &w, &b).unwrap();
+            let want = img
+                .reshape((2, 7, 12))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .broadcast_matmul(&w.t().unwrap())
+                .unwrap()
+                .broadcast_add(&b)
+                .unwrap();
+            assert!(max_abs_diff(&tokens, &want) < 1e-5);
 
-        let w2 = Tensor::randn(0f32, 1.0, (7, 3), &dev).unwrap();
-        let b2 = Tensor::randn(0f32, 1.0, 7, &dev).unwrap();
-        let back = tokens_to_image(&tokens, &w2, &b2, &img).unwrap();
-        let want = tokens
-            .broadcast_matmul(&w2.t().unwrap())
-            .unwrap()
-            .broadcast_add(&b2)
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .reshape((2, 7, 3, 4))
-            .unwrap();
-        assert!(max_abs_diff(&back, &(&want + &img).unwrap()) < 1e-5);
+            let w2 = Tensor::randn(0f32, 1.0, (7, 3), &dev).unwrap();
+            let b2 = Tensor::randn(0f32, 1.0, 7, &dev).unwrap();
+            let back = tokens_to_image(&tokens, &w2, &b2, &img).unwrap();
+            let want = tokens
+                .broadcast_matmul(&w2.t().unwrap())
+                .unwrap()
+                .broadcast_add(&b2)
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .reshape((2, 7, 3, 4))
+                .unwrap();
+            assert!(max_abs_diff(&back, &(&want + &img).unwrap()) < 1e-5);
 
-        let h = Tensor::randn(0f32, 2.0, (2, 3, 8), &dev).unwrap();
-        let want = (h.narrow(2, 0, 4).unwrap() * h.narrow(2, 4, 4).unwrap().gelu_erf().unwrap()).unwrap();
-        assert!(max_abs_diff(&geglu(&h, None).unwrap(), &want) < 1e-5);
-        let hb = Tensor::randn(0f32, 1.0, 8, &dev).unwrap();
-        let biased = h.broadcast_add(&hb).unwrap();
-        let want = (biased.narrow(2, 0, 4).unwrap() * biased.narrow(2, 4, 4).unwrap().gelu_erf().unwrap()).unwrap();
-        assert!(max_abs_diff(&geglu(&h, Some(&hb)).unwrap(), &want) < 1e-5);
+            let h = Tensor::randn(0f32, 2.0, (2, 3, 8), &dev).unwrap();
+            let want = (h.narrow(2, 0, 4).unwrap() * h.narrow(2, 4, 4).unwrap().gelu_erf().unwrap()).unwrap();
+            assert!(max_abs_diff(&geglu(&h, None).unwrap(), &want) < 1e-5);
+            let hb = Tensor::randn(0f32, 1.0, 8, &dev).unwrap();
+            let biased = h.broadcast_add(&hb).unwrap();
+            let want = (biased.narrow(2, 0, 4).unwrap() * biased.narrow(2, 4, 4).unwrap().gelu_erf().unwrap()).unwrap();
+            assert!(max_abs_diff(&geglu(&h, Some(&hb)).unwrap(), &want) < 1e-5);
+        });
     }
 }

@@ -110,12 +110,14 @@ fn transform_weights(wt: &[f32], co: usize, ci: usize, u: &mut [f32]) {
     // Blocks of 16 output channels, one per SIMD lane: kernels are read in storage order
     // (co-major, ci inner) and each U row segment written is 16 contiguous values.
     let u_ptr = SendPtr(u.as_mut_ptr());
+    // Read on this thread and handed to the workers, so a scoped level covers them too.
+    let avx512 = simd::cpu_level() >= simd::Level::Avx512;
     (0..co.div_ceil(LANES)).into_par_iter().for_each(|blk| {
         let o0 = blk * LANES;
         let n = LANES.min(co - o0);
         #[cfg(target_arch = "x86_64")]
-        if super::attention_avx512::available() {
-            // SAFETY: AVX-512F is present; this block writes only its own U columns.
+        if avx512 {
+            // SAFETY: AVX-512F is present (`cpu_level` never exceeds the detected level); this block writes only its own U columns.
             unsafe { transform_block_avx512(wt, ci, co, o0, n, u_ptr) };
             return;
         }
@@ -251,9 +253,10 @@ fn at6(m: [f32; 6]) -> [f32; 4] {
 fn input_transform(input: &[f32], ci: usize, g: &Geometry, v: &mut [f32]) {
     // Parallel over channels: channel c owns V[·][c][·].
     let v_ptr = SendPtr(v.as_mut_ptr());
+    let level = simd::cpu_level();
     (0..ci)
         .into_par_iter()
-        .for_each(|c| simd::vectorized(|| input_channel(input, ci, c, g, v_ptr)));
+        .for_each(|c| simd::vectorized(level, || input_channel(input, ci, c, g, v_ptr)));
 }
 
 /// Values of one position for [`LANES`] consecutive tiles, lane l holding tile t0 + l: the
@@ -342,9 +345,10 @@ fn multiply(v: &[f32], u: &[f32], m: &mut [f32], ci: usize, co: usize, tc: usize
 /// image border.
 fn output_transform(m: &[f32], bias: &[f32], residual: Option<&[f32]>, co: usize, g: &Geometry, out: &mut [f32]) {
     let out_ptr = SendPtr(out.as_mut_ptr());
+    let level = simd::cpu_level();
     (0..co)
         .into_par_iter()
-        .for_each(|o| simd::vectorized(|| output_channel(m, bias, residual, co, o, g, out_ptr)));
+        .for_each(|o| simd::vectorized(level, || output_channel(m, bias, residual, co, o, g, out_ptr)));
 }
 
 #[inline(always)]
@@ -437,38 +441,42 @@ mod tests {
 
     #[test]
     fn matches_direct_convolution() {
-        let dev = Device::Cpu;
-        // Output channels in whole blocks of 16 (streamed weight transform), partial blocks, both.
-        for &(b, ci, co, h, w) in &[
-            (1, 3, 5, 7, 9),
-            (2, 16, 8, 16, 16),
-            (1, 4, 4, 1, 1),
-            (1, 8, 12, 13, 4),
-            (1, 8, 32, 12, 12),
-            (2, 5, 48, 9, 10),
-            (1, 6, 40, 8, 8),
-        ] {
-            let x = Tensor::randn(0f32, 1.0, (b, ci, h, w), &dev).unwrap();
-            let wt = Tensor::randn(0f32, 0.3, (co, ci, 3, 3), &dev).unwrap();
-            let bias = Tensor::randn(0f32, 0.1, co, &dev).unwrap();
-            let image_bias = Tensor::randn(0f32, 0.1, (b, co), &dev).unwrap();
-            let residual = Tensor::randn(0f32, 1.0, (b, co, h, w), &dev).unwrap();
-            let ours = conv3x3(&x, &wt, &bias, Some(&image_bias), Some(&residual)).unwrap();
-            let want = x
-                .conv2d(&wt, 1, 1, 1, 1)
-                .unwrap()
-                .broadcast_add(&bias.reshape((1, co, 1, 1)).unwrap())
-                .unwrap()
-                .broadcast_add(&image_bias.reshape((b, co, 1, 1)).unwrap())
-                .unwrap()
-                .add(&residual)
-                .unwrap();
-            let diff = max_abs_diff(&ours, &want);
-            let scale = max_abs(&want);
-            assert!(
-                diff <= 1e-5 * scale.max(1.0),
-                "{b}x{ci}x{h}x{w}→{co}: diff {diff} scale {scale}"
-            );
-        }
+        // At every level this CPU can run, so the generic path and each vectorised one are
+        // checked against the same reference.
+        crate::model::cpu::simd::for_each_level(|_| {
+            let dev = Device::Cpu;
+            // Output channels in whole blocks of 16 (streamed weight transform), partial blocks, both.
+            for &(b, ci, co, h, w) in &[
+                (1, 3, 5, 7, 9),
+                (2, 16, 8, 16, 16),
+                (1, 4, 4, 1, 1),
+                (1, 8, 12, 13, 4),
+                (1, 8, 32, 12, 12),
+                (2, 5, 48, 9, 10),
+                (1, 6, 40, 8, 8),
+            ] {
+                let x = Tensor::randn(0f32, 1.0, (b, ci, h, w), &dev).unwrap();
+                let wt = Tensor::randn(0f32, 0.3, (co, ci, 3, 3), &dev).unwrap();
+                let bias = Tensor::randn(0f32, 0.1, co, &dev).unwrap();
+                let image_bias = Tensor::randn(0f32, 0.1, (b, co), &dev).unwrap();
+                let residual = Tensor::randn(0f32, 1.0, (b, co, h, w), &dev).unwrap();
+                let ours = conv3x3(&x, &wt, &bias, Some(&image_bias), Some(&residual)).unwrap();
+                let want = x
+                    .conv2d(&wt, 1, 1, 1, 1)
+                    .unwrap()
+                    .broadcast_add(&bias.reshape((1, co, 1, 1)).unwrap())
+                    .unwrap()
+                    .broadcast_add(&image_bias.reshape((b, co, 1, 1)).unwrap())
+                    .unwrap()
+                    .add(&residual)
+                    .unwrap();
+                let diff = max_abs_diff(&ours, &want);
+                let scale = max_abs(&want);
+                assert!(
+                    diff <= 1e-5 * scale.max(1.0),
+                    "{b}x{ci}x{h}x{w}→{co}: diff {diff} scale {scale}"
+                );
+            }
+        });
     }
 }
