@@ -16,6 +16,9 @@ use lantern::output::{RgbImage, save_png};
 use lantern::recipe::Recipe;
 use lantern::schedulers::SamplerKind;
 
+#[path = "support/zlib_bomb.rs"]
+mod zlib_bomb;
+
 fn image(salt: u8) -> RgbImage {
     let data = (0..16 * 16 * 3).map(|i| (i as u8).wrapping_mul(31) ^ salt).collect();
     RgbImage::from_raw(16, 16, data).unwrap()
@@ -671,6 +674,102 @@ fn import_adds_new_pngs_skips_known_ones_and_finds_moved_files() {
     assert_eq!(relinked.image_path, std::fs::canonicalize(&moved_to).unwrap());
     assert!(relinked.favourite);
     assert_eq!(h.count(&Query::all()).unwrap(), 3);
+}
+
+/// `lantern import` on a folder with a FIFO and a link to `/dev/zero` named `.png` (which once
+/// blocked forever and filled the memory), a link out of the folder, a link inside it, and a
+/// PNG whose compressed `parameters` inflates to 64 MiB: it finishes, skips or refuses each
+/// of those, and imports the real PNGs.
+#[cfg(unix)]
+#[test]
+fn import_skips_fifos_devices_and_links_out_of_the_folder() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::symlink;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("pictures");
+    let outside = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let real = save_png(&folder, &image(1), &params("a red fox", "", "sd15", 1), None).unwrap();
+    let a1111 = |prompt: &str, salt: u8| {
+        let text = format!("{prompt}\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 16x16, Model: m");
+        lantern::output::png::encode_png(&image(salt), Some(&text)).unwrap()
+    };
+    // A plain file without the extension, reached through a link inside the folder.
+    std::fs::write(folder.join("keep.dat"), a1111("through a link", 2)).unwrap();
+    symlink(folder.join("keep.dat"), folder.join("linked.png")).unwrap();
+    // A PNG outside, reached through a link: not imported.
+    std::fs::write(outside.join("secret.png"), a1111("outside", 3)).unwrap();
+    symlink(outside.join("secret.png"), folder.join("out.png")).unwrap();
+    // A link to a device, and a FIFO.
+    symlink("/dev/zero", folder.join("z.png")).unwrap();
+    let fifo = folder.join("a.png");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    // A decompression bomb: read, refused, reported.
+    let bytes = zlib_bomb::png_with_compressed_parameters(&zlib_bomb::zlib_run(b'a', 64 << 20), false);
+    std::fs::write(folder.join("bomb.png"), bytes).unwrap();
+    // A (sparse) file far over the per-file cap: refused without reading it.
+    let big = std::fs::File::create(folder.join("big.png")).unwrap();
+    big.set_len(300 << 20).unwrap();
+    drop(big);
+
+    // Should the import open the FIFO, a writer unblocks it after a while so the test fails
+    // instead of hanging.
+    let done = Arc::new(AtomicBool::new(false));
+    {
+        let (done, fifo) = (done.clone(), fifo.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(60));
+            if !done.load(Ordering::SeqCst) {
+                let _ = std::fs::OpenOptions::new().write(true).open(fifo);
+            }
+        });
+    }
+    let mut h = History::open(&tmp.path().join("history.sqlite3")).unwrap();
+    let mut out = Vec::new();
+    lantern::cli::history::import_with(&mut h, &ImportArgs { dir: folder.clone() }, &mut out).unwrap();
+    done.store(true, Ordering::SeqCst);
+    let msg = String::from_utf8(out).unwrap();
+
+    assert!(msg.contains("added 2"), "{msg}");
+    assert!(msg.contains("unreadable 2"), "{msg}");
+    assert!(msg.contains("not plain files 3"), "{msg}");
+    for name in ["a.png", "z.png", "out.png"] {
+        assert!(
+            msg.lines()
+                .any(|l| l.contains("skipped") && l.contains(&*folder.join(name).to_string_lossy())),
+            "{name}: {msg}"
+        );
+    }
+    assert!(msg.contains("larger than 1 MiB once decompressed"), "{msg}");
+    assert!(msg.contains("larger than 256 MiB"), "{msg}");
+    assert!(h.find_by_path(&real).unwrap().is_some());
+    let linked = h.find_by_path(&folder.join("linked.png")).unwrap().unwrap();
+    assert_eq!(linked.params.prompt, "through a link");
+    assert!(h.find_by_path(&folder.join("out.png")).unwrap().is_none());
+    assert_eq!(h.count(&Query::all()).unwrap(), 2);
+
+    // The report itself, with the reasons.
+    let report = h.import_dir(&folder).unwrap();
+    assert_eq!((report.added, report.already_known), (0, 2), "{report:?}");
+    let why = |name: &str| {
+        report
+            .skipped
+            .iter()
+            .find(|(p, _)| p.ends_with(name))
+            .map(|(_, w)| w.clone())
+            .unwrap_or_default()
+    };
+    assert!(why("a.png").contains("not a plain file"), "{report:?}");
+    assert!(why("z.png").contains("outside the folder"), "{report:?}");
+    assert!(why("out.png").contains("outside the folder"), "{report:?}");
+    assert_eq!(report.failed.len(), 2, "{report:?}");
+    assert!(report.failed[0].0.ends_with("big.png"), "{report:?}");
+    assert!(report.failed[1].0.ends_with("bomb.png"), "{report:?}");
 }
 
 #[test]

@@ -13,6 +13,9 @@ use lantern::output::{RgbImage, save_png};
 use lantern::recipe::Recipe;
 use lantern::schedulers::SamplerKind;
 
+#[path = "support/zlib_bomb.rs"]
+mod zlib_bomb;
+
 fn test_image(w: u32, h: u32, salt: u8) -> RgbImage {
     let mut data = Vec::with_capacity((w * h * 3) as usize);
     for y in 0..h {
@@ -401,6 +404,47 @@ fn reads_text_ztxt_compressed_itxt_and_chunks_after_the_image() {
 }
 
 // ---- where files go ----
+
+#[test]
+fn compressed_text_inflating_past_the_cap_is_refused_not_allocated() {
+    use lantern::output::png::MAX_TEXT_BYTES;
+    use zlib_bomb::{png_with_compressed_parameters, zlib_run};
+    let tmp = tempfile::tempdir().unwrap();
+    for itxt in [false, true] {
+        let kind = if itxt { "iTXt" } else { "zTXt" };
+        // 64 MiB of one letter from ~400 KB: a decompression bomb in miniature.
+        let bomb = png_with_compressed_parameters(&zlib_run(b'a', 64 << 20), itxt);
+        assert!(bomb.len() < 1 << 20, "{kind}: the bomb is small: {} bytes", bomb.len());
+        assert!(chunk_types(&bomb).contains(&kind.to_string()));
+        let started = std::time::Instant::now();
+        let err = read_parameters(&bomb).unwrap_err().to_string();
+        assert!(err.contains("larger than 1 MiB once decompressed"), "{kind}: {err}");
+        // Stops at the cap instead of inflating 64 MiB (generous bound for a loaded machine).
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{kind}");
+
+        // From a file too, with the path in the message.
+        let path = tmp.path().join(format!("bomb-{kind}.png"));
+        std::fs::write(&path, &bomb).unwrap();
+        let err = read_parameters_file(&path).unwrap_err().to_string();
+        assert!(err.contains("larger than 1 MiB"), "{kind}: {err}");
+        assert!(err.contains(&format!("bomb-{kind}.png")), "{kind}: {err}");
+
+        // Exactly at the cap still reads (the same kind of stream, so the bomb above is a
+        // valid one); one byte over does not.
+        let at_cap = png_with_compressed_parameters(&zlib_run(b'a', MAX_TEXT_BYTES), itxt);
+        let text = read_parameters(&at_cap).unwrap().unwrap();
+        assert!(
+            text.len() == MAX_TEXT_BYTES && text.bytes().all(|b| b == b'a'),
+            "{kind}"
+        );
+        let over = png_with_compressed_parameters(&zlib_run(b'a', MAX_TEXT_BYTES + 1), itxt);
+        let err = read_parameters(&over).unwrap_err().to_string();
+        assert!(err.contains("larger than 1 MiB"), "{kind}: {err}");
+    }
+    // A short A1111 text through the same stream builder reads as usual.
+    let small = png_with_compressed_parameters(&zlib_run(b'x', 300), false);
+    assert_eq!(read_parameters(&small).unwrap(), Some("x".repeat(300)));
+}
 
 #[test]
 fn default_names_never_overwrite() {

@@ -128,7 +128,7 @@ pub fn import_with(history: &mut History, args: &ImportArgs, out: &mut dyn Write
     }
     let report = history.import_dir(&args.dir)?;
     writeln!(out, "{}: {report}", args.dir.display())?;
-    for (path, why) in &report.failed {
+    for (path, why) in report.failed.iter().chain(&report.skipped) {
         writeln!(out, "  skipped {}: {why}", path.display())?;
     }
     Ok(())

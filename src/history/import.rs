@@ -19,6 +19,10 @@ const MAX_DEPTH: usize = 8;
 /// interrupted import keeps most of its work.
 const BATCH: usize = 256;
 
+/// Most bytes read from one file (our PNGs are a few MB; a file named `.png` that is a link to
+/// `/dev/zero` or a huge file must not be read into memory whole).
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// What an import did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ImportReport {
@@ -33,6 +37,9 @@ pub struct ImportReport {
     pub without_parameters: usize,
     /// Files that could not be read or whose parameters did not parse, with the reason.
     pub failed: Vec<(PathBuf, String)>,
+    /// `.png` names that are not plain files (FIFOs, devices, links out of the folder or to
+    /// something other than a file), with the reason; never opened.
+    pub skipped: Vec<(PathBuf, String)>,
 }
 
 impl fmt::Display for ImportReport {
@@ -47,6 +54,9 @@ impl fmt::Display for ImportReport {
         if !self.failed.is_empty() {
             write!(f, ", unreadable {}", self.failed.len())?;
         }
+        if !self.skipped.is_empty() {
+            write!(f, ", not plain files {}", self.skipped.len())?;
+        }
         Ok(())
     }
 }
@@ -60,13 +70,58 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Every `*.png` under `dir` (sub-folders too, hidden ones skipped, symlinked folders not
 /// followed so a link loop cannot trap us), sorted by path.
 pub fn find_pngs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    walk(dir, 0, &mut out).map_err(|e| Error::io(dir, e))?;
-    out.sort();
-    Ok(out)
+    Ok(find_pngs_and_skips(dir)?.0)
 }
 
-fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Files left out, each with the reason.
+pub type Skipped = Vec<(PathBuf, String)>;
+
+/// [`find_pngs`], plus the `*.png` names that are not plain files, with the reason: FIFOs,
+/// devices, sockets, and symbolic links except those to a plain file inside `dir`.
+pub fn find_pngs_and_skips(dir: &Path) -> Result<(Vec<PathBuf>, Skipped)> {
+    let root = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    let mut found = Found {
+        root,
+        pngs: Vec::new(),
+        skipped: Vec::new(),
+    };
+    walk(dir, 0, &mut found).map_err(|e| Error::io(dir, e))?;
+    found.pngs.sort();
+    found.skipped.sort();
+    Ok((found.pngs, found.skipped))
+}
+
+struct Found {
+    /// The imported folder, canonical: links may point only inside it.
+    root: PathBuf,
+    pngs: Vec<PathBuf>,
+    skipped: Skipped,
+}
+
+/// Why a `*.png` entry of type `kind` is not imported, or `None` for a plain file (or a link to
+/// a plain file inside `root`).
+fn not_plain(path: &Path, kind: std::fs::FileType, root: &Path) -> Option<String> {
+    if kind.is_file() {
+        return None;
+    }
+    if !kind.is_symlink() {
+        return Some("not a plain file (a FIFO, device or socket)".into());
+    }
+    let target = match std::fs::canonicalize(path) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("a link that cannot be followed ({e})")),
+    };
+    if !target.starts_with(root) {
+        return Some(format!("a link to {}, outside the folder", target.display()));
+    }
+    match std::fs::metadata(&target) {
+        Ok(m) if m.is_file() => None,
+        Ok(_) => Some(format!("a link to {}, which is not a plain file", target.display())),
+        Err(e) => Some(format!("a link that cannot be followed ({e})")),
+    }
+}
+
+fn walk(dir: &Path, depth: usize, out: &mut Found) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let Ok(entry) = entry else { continue };
         let path = entry.path();
@@ -83,7 +138,10 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()>
                 }
             }
         } else if !hidden && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
-            out.push(path);
+            match not_plain(&path, kind, &out.root) {
+                None => out.pngs.push(path),
+                Some(why) => out.skipped.push((path, why)),
+            }
         }
     }
     Ok(())
@@ -96,10 +154,37 @@ enum Scanned {
     Failed(String),
 }
 
+/// The bytes of a plain file of at most [`MAX_FILE_BYTES`]; anything else (a FIFO would block
+/// the open, a device or a huge file would fill the memory) is refused before it is read.
+fn read_plain_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let too_big = || format!("larger than {} MiB; not a picture Lantern reads", MAX_FILE_BYTES >> 20);
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a plain file (a FIFO, device or socket)".into());
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    // Swapped for something else since the check? Then do not read it.
+    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err("not a plain file (a FIFO, device or socket)".into());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 fn scan_file(path: &Path) -> Scanned {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_plain_file(path) {
         Ok(b) => b,
-        Err(e) => return Scanned::Failed(e.to_string()),
+        Err(why) => return Scanned::Failed(why),
     };
     let text = match read_parameters(&bytes) {
         Ok(Some(t)) => t,
@@ -133,8 +218,14 @@ impl History {
     /// exists, the file was moved: the entry is pointed at the new path, keeping its
     /// favourite flag and creation time.
     pub fn import_dir(&mut self, dir: &Path) -> Result<ImportReport> {
-        let files = find_pngs(dir)?;
-        let mut report = ImportReport::default();
+        let (files, skipped) = find_pngs_and_skips(dir)?;
+        for (path, why) in &skipped {
+            tracing::warn!(path = %path.display(), %why, "not importing");
+        }
+        let mut report = ImportReport {
+            skipped,
+            ..ImportReport::default()
+        };
         let mut pending: Vec<NewEntry> = Vec::new();
         let mut pending_hashes = std::collections::HashSet::new();
         for path in files {
@@ -208,7 +299,7 @@ impl History {
 
 /// The file's SHA-256, or `None` when it cannot be read (recording still goes ahead).
 pub fn hash_file(path: &Path) -> Option<String> {
-    std::fs::read(path).ok().map(|b| sha256_hex(&b))
+    read_plain_file(path).ok().map(|b| sha256_hex(&b))
 }
 
 /// For `path_key` users outside this module.

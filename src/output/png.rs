@@ -2,7 +2,8 @@
 //!
 //! Writing: tEXt when the text is Latin-1 (what A1111/PIL write, and what the oldest readers
 //! understand), iTXt (UTF-8, uncompressed, so naive readers still find it) otherwise.
-//! Reading: tEXt, zTXt or iTXt, compressed or not, before or after the image data.
+//! Reading: tEXt, zTXt or iTXt, compressed or not, before or after the image data; compressed
+//! text is inflated up to [`MAX_TEXT_BYTES`] only.
 
 use std::io::{BufRead, BufReader, Cursor, Seek};
 use std::path::Path;
@@ -18,6 +19,11 @@ pub const PARAMETERS_KEYWORD: &str = "parameters";
 /// Largest decoded image we accept (RGBA8 of 16384×16384 is 1 GiB; a hostile header must not
 /// make us allocate more than this).
 const MAX_DECODED_BYTES: usize = 512 * 1024 * 1024;
+
+/// Largest `parameters` text we inflate from a zTXt/iTXt chunk. A1111 texts are a few KB; a
+/// hostile PNG can inflate a few KB to gigabytes, so decompression stops at this size and the
+/// file is reported as unreadable instead.
+pub const MAX_TEXT_BYTES: usize = 1024 * 1024;
 
 /// Whether `text` can go in a tEXt chunk (Latin-1, no NUL).
 pub fn is_latin1(text: &str) -> bool {
@@ -96,18 +102,38 @@ fn find_parameters(info: &png::Info<'_>, path: Option<&Path>) -> Result<Option<S
         .iter()
         .find(|c| c.keyword == PARAMETERS_KEYWORD)
     {
-        let text = c
-            .get_text()
-            .map_err(|e| Error::png(path, format!("unreadable zTXt parameters: {e}")))?;
-        return Ok(Some(text));
+        let mut c = c.clone();
+        return c
+            .decompress_text_with_limit(MAX_TEXT_BYTES)
+            .and_then(|()| c.get_text())
+            .map_err(|e| text_error(path, "zTXt", &e))
+            .map(Some);
     }
     if let Some(c) = info.utf8_text.iter().find(|c| c.keyword == PARAMETERS_KEYWORD) {
-        let text = c
-            .get_text()
-            .map_err(|e| Error::png(path, format!("unreadable iTXt parameters: {e}")))?;
-        return Ok(Some(text));
+        let mut c = c.clone();
+        return c
+            .decompress_text_with_limit(MAX_TEXT_BYTES)
+            .and_then(|()| c.get_text())
+            .map_err(|e| text_error(path, "iTXt", &e))
+            .map(Some);
     }
     Ok(None)
+}
+
+/// The error for a compressed `parameters` chunk that does not inflate (within the cap).
+fn text_error(path: Option<&Path>, kind: &str, e: &png::DecodingError) -> Error {
+    // The png crate has no public kind for "over the limit"; its message names it.
+    if e.to_string().contains("decompression space") {
+        Error::png(
+            path,
+            format!(
+                "the {kind} parameters text is larger than {} MiB once decompressed; ignored",
+                MAX_TEXT_BYTES / (1024 * 1024)
+            ),
+        )
+    } else {
+        Error::png(path, format!("unreadable {kind} parameters: {e}"))
+    }
 }
 
 /// Decodes any PNG (grey, grey+alpha, palette, RGB, RGBA; 1–16 bits) to 8-bit RGB.
