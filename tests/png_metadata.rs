@@ -403,8 +403,6 @@ fn reads_text_ztxt_compressed_itxt_and_chunks_after_the_image() {
     assert_eq!(parsed.recipe.seed, 3141592653);
 }
 
-// ---- where files go ----
-
 #[test]
 fn compressed_text_inflating_past_the_cap_is_refused_not_allocated() {
     use lantern::output::png::MAX_TEXT_BYTES;
@@ -416,11 +414,9 @@ fn compressed_text_inflating_past_the_cap_is_refused_not_allocated() {
         let bomb = png_with_compressed_parameters(&zlib_run(b'a', 64 << 20), itxt);
         assert!(bomb.len() < 1 << 20, "{kind}: the bomb is small: {} bytes", bomb.len());
         assert!(chunk_types(&bomb).contains(&kind.to_string()));
-        let started = std::time::Instant::now();
+        // Refused at the cap: the old reader returned the whole 64 MiB text.
         let err = read_parameters(&bomb).unwrap_err().to_string();
         assert!(err.contains("larger than 1 MiB once decompressed"), "{kind}: {err}");
-        // Stops at the cap instead of inflating 64 MiB (generous bound for a loaded machine).
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{kind}");
 
         // From a file too, with the path in the message.
         let path = tmp.path().join(format!("bomb-{kind}.png"));
