@@ -20,6 +20,7 @@ pub const MAX_SLUG_LEN: usize = 40;
 /// The longest name [`file_name`] gives, in bytes; [`candidates`] adds at most 5 (`-9999`).
 /// Far under the 255-byte limit of a path component.
 pub const MAX_FILE_NAME_LEN: usize = 15 + 1 + 20 + 1 + MAX_SLUG_LEN + 4;
+const _: () = assert!(MAX_FILE_NAME_LEN + 5 <= crate::output::atomic::MAX_FILE_NAME_BYTES);
 
 /// Used when a prompt gives no ASCII letters at all (Chinese, emoji, empty).
 pub const FALLBACK_SLUG: &str = "image";
@@ -168,7 +169,7 @@ mod tests {
             let dir = Path::new("d");
             let last = candidates(dir, &name).last().unwrap();
             let last = last.file_name().unwrap().len();
-            assert!(last <= MAX_FILE_NAME_LEN + 5 && last <= 255, "{last}");
+            assert!(last <= MAX_FILE_NAME_LEN + 5, "{last}");
         }
         assert_eq!(file_name(&t, 1, &chinese), "20261128-142501-1-image.png");
     }
