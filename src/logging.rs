@@ -8,7 +8,10 @@ pub fn init() {
         .unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Log fields quote paths and file text: escaped like all human-readable output,
+        // so no colours either (they would be escaped too).
+        .with_writer(|| PrintableWriter(std::io::stderr()))
+        .with_ansi(false)
         .with_target(false)
         .try_init();
     std::panic::set_hook(Box::new(|info| {
@@ -24,9 +27,50 @@ pub fn init() {
             .unwrap_or_default();
         eprintln!(
             "internal error: {}{at} (please report this)",
-            msg.lines().next().unwrap_or("")
+            crate::format::printable(msg.lines().next().unwrap_or(""))
         );
     }));
+}
+
+/// A writer that shows control characters visibly, as [`crate::format::printable`] does
+/// (newlines kept: they end log lines). Works on bytes: C0 and DEL are single bytes, and a C1
+/// character is `0xC2 0x80..=0x9F` in UTF-8.
+struct PrintableWriter<W>(W);
+
+impl<W: std::io::Write> std::io::Write for PrintableWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(&printable_bytes(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// `bytes` with every control character except `\n` written as `\xHH` (its code point).
+fn printable_bytes(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let is_c1 = |i: usize| bytes[i] == 0xc2 && bytes.get(i + 1).is_some_and(|b| (0x80..=0x9f).contains(b));
+    let needs = |i: usize| (bytes[i] < 0x20 && bytes[i] != b'\n') || bytes[i] == 0x7f || is_c1(i);
+    if !(0..bytes.len()).any(needs) {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let mut i = 0;
+    while i < bytes.len() {
+        if is_c1(i) {
+            out.extend_from_slice(format!("\\x{:02x}", bytes[i + 1]).as_bytes());
+            i += 2;
+        } else {
+            if needs(i) {
+                out.extend_from_slice(format!("\\x{:02x}", bytes[i]).as_bytes());
+            } else {
+                out.push(bytes[i]);
+            }
+            i += 1;
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// An error and its causes on one line.
@@ -37,4 +81,22 @@ pub fn one_line(e: &anyhow::Error) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_show_control_characters_visibly() {
+        let text = "path=a\x1b]0;t\x07 \u{9b}2J 狐 \\ ok\n";
+        assert_eq!(
+            &*printable_bytes(text.as_bytes()),
+            "path=a\\x1b]0;t\\x07 \\x9b2J 狐 \\ ok\n".as_bytes()
+        );
+        assert!(matches!(printable_bytes(b"plain\n"), std::borrow::Cow::Borrowed(_)));
+        let mut w = PrintableWriter(Vec::new());
+        std::io::Write::write_all(&mut w, b"\x1b[2J\n").unwrap();
+        assert_eq!(w.0, b"\\x1b[2J\n");
+    }
 }

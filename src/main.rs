@@ -31,7 +31,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", lantern::logging::one_line(&e));
+            // The message may quote a file's text or name: no control sequence gets through.
+            eprintln!("error: {}", lantern::format::printable(&lantern::logging::one_line(&e)));
             ExitCode::FAILURE
         }
     }

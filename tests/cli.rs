@@ -369,3 +369,190 @@ fn ctrl_c_stops_cleanly_without_half_files() {
         "nothing may be left in the output folder"
     );
 }
+
+/// Output that a terminal shows as text: no ESC, BEL or other C0/C1 control character (other
+/// than the newlines that end lines).
+#[track_caller]
+fn assert_no_control_codes(what: &str, bytes: &[u8]) {
+    assert!(
+        !bytes.contains(&0x1b) && !bytes.contains(&0x07),
+        "{what}: raw ESC/BEL in {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+    let text = String::from_utf8_lossy(bytes);
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{what}: control character in {text:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile_text_never_reaches_the_terminal() {
+    // An imported PNG whose prompt sets the window title, writes the clipboard (OSC 52) and
+    // clears the screen with a C1 CSI; its model name and its file name carry more.
+    const PROMPT: &str = "a fox \x1b]0;pwned\x07 in the snow \x1b]52;c;cHduZWQ=\x07 \u{9b}2J end";
+    const MODEL: &str = "model\x1b]0;pwned\x07";
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pngs = tmp.path().join("pngs");
+    std::fs::create_dir_all(&pngs).unwrap();
+    let text = format!(
+        "{PROMPT}\nNegative prompt: blurry\nSteps: 2, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x64, Model: {MODEL}"
+    );
+    let png = lantern::output::png::encode_png(&lantern::output::RgbImage::new(64, 64), Some(&text)).unwrap();
+    std::fs::write(pngs.join("evil\x1b]0;file\x07.png"), &png).unwrap();
+    // A file that cannot be read as a PNG, so `import` reports its (hostile) name.
+    std::fs::write(pngs.join("broken\x1b]0;x\x07.png"), b"not a png").unwrap();
+
+    let o = lantern(&data).arg("import").arg(&pngs).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_no_control_codes("import stdout", &o.stdout);
+    assert_no_control_codes("import stderr", &o.stderr);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("added 1"), "{o:?}");
+
+    let o = lantern(&data).arg("history").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_no_control_codes("history stdout", &o.stdout);
+    assert_no_control_codes("history stderr", &o.stderr);
+    let table = String::from_utf8_lossy(&o.stdout);
+    // Shown, visibly escaped, not dropped.
+    assert!(table.contains("a fox \\x1b]0;pwned\\x07 in"), "{table}");
+    assert!(table.contains("model\\x1b]0;"), "{table}");
+
+    // JSON stays exact.
+    let o = lantern(&data).args(["history", "--json"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let entries: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let entry = &entries.as_array().unwrap()[0];
+    let json_text = serde_json::to_string(entry).unwrap();
+    assert!(
+        json_text.contains(&serde_json::to_string(PROMPT).unwrap()),
+        "{json_text}"
+    );
+    assert!(
+        json_text.contains(&serde_json::to_string(MODEL).unwrap()),
+        "{json_text}"
+    );
+    let export = tmp.path().join("export.json");
+    let o = lantern(&data)
+        .args(["history", "export"])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let exported = std::fs::read_to_string(&export).unwrap();
+    assert!(exported.contains(&serde_json::to_string(PROMPT).unwrap()), "{exported}");
+
+    // An error line quoting a hostile path.
+    let o = lantern(&data)
+        .arg("import")
+        .arg(tmp.path().join("no\x1b]0;such\x07dir"))
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "not a folder");
+    assert_no_control_codes("error line", &o.stderr);
+
+    // A model folder with a hostile name.
+    let models = tmp.path().join("models");
+    let odd = models.join("sd\x1b]0;pwned\x07");
+    std::fs::create_dir_all(&odd).unwrap();
+    copy_model(&sd1(), &odd);
+    let o = lantern(&data)
+        .args(["models", "list", "--folder"])
+        .arg(&models)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_no_control_codes("models list", &o.stdout);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("sd\\x1b]0;pwned\\x07"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn output_names_past_the_limit_are_refused_before_loading() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |model: &Path, output: &Path, extra: &[&str]| -> Output {
+        lantern(tmp.path())
+            .args(["generate", "--model"])
+            .arg(model)
+            .args([
+                "--prompt",
+                "a fox",
+                "--steps",
+                "2",
+                "--width",
+                "64",
+                "--height",
+                "64",
+                "--no-history",
+            ])
+            .args(extra)
+            .arg("--output")
+            .arg(output)
+            .output()
+            .unwrap()
+    };
+    let too_long = tmp.path().join(format!("{}.png", "a".repeat(296)));
+    // Refused before the model is even looked at: a missing model is not what is reported.
+    let o = run(&tmp.path().join("no-such-model"), &too_long, &[]);
+    assert_one_line_error(&o, "300 bytes long");
+    let o = run(&sd1(), &too_long, &[]);
+    assert_one_line_error(&o, "at most 255");
+    // The last image of a batch gets `-1`: 254 + 2 bytes is too long too.
+    let o = run(
+        &sd1(),
+        &tmp.path().join(format!("{}.png", "b".repeat(250))),
+        &["--batch", "2"],
+    );
+    assert_one_line_error(&o, "256 bytes long");
+    let written: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".png") || n.to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
+
+    // A legal 250-byte name is written (its temp file no longer pushes it over the limit).
+    let long = tmp.path().join(format!("{}.png", "c".repeat(246)));
+    let o = run(&sd1(), &long, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(long.is_file());
+}
+
+#[test]
+fn a_long_chinese_prompt_gives_a_legal_generated_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prompt: String = "一只红色的狐狸在雪地里🦊".chars().cycle().take(2000).collect();
+    let o = lantern(tmp.path())
+        .current_dir(tmp.path())
+        .args(["generate", "--model"])
+        .arg(sd1())
+        .args([
+            "--prompt",
+            &prompt,
+            "--steps",
+            "2",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--no-history",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pngs: Vec<PathBuf> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    assert_eq!(pngs.len(), 1, "{pngs:?}");
+    let name = pngs[0].file_name().unwrap().to_str().unwrap();
+    assert!(name.is_ascii() && name.len() <= 255, "{name}");
+    assert!(name.ends_with("-image.png"), "{name}");
+    let text = lantern::output::read_parameters_file(&pngs[0]).unwrap().unwrap();
+    assert!(text.starts_with(&prompt), "prompt not kept");
+}

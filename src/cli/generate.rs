@@ -11,7 +11,9 @@ use clap::Args;
 use super::progress::ProgressBar;
 use crate::device::{self, DeviceChoice, Precision};
 use crate::error::Error;
+use crate::format::printable;
 use crate::model::{LoadOptions, LoadStage, LoadedModel};
+use crate::output::atomic::MAX_FILE_NAME_BYTES;
 use crate::pipeline::noise::random_seed;
 use crate::pipeline::{self, Event, Request};
 use crate::recipe::Recipe;
@@ -109,7 +111,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         .validate()?;
     let init_latents = args.init_latents.as_deref().map(read_init_latents).transpose()?;
     if let Some(out) = &args.output {
-        check_output_path(out)?;
+        check_output_path(out, args.recipe.batch)?;
     }
     let device = device::open(args.device)?;
     let cancel = Arc::new(AtomicBool::new(false));
@@ -184,12 +186,19 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             match saver.save(&generated, path.as_deref()) {
                 Ok(kept) => {
                     bar.clear();
-                    println!("{}  (seed {})", kept.path.display(), generated.params.seed);
+                    println!(
+                        "{}  (seed {})",
+                        printable(&kept.path.display().to_string()),
+                        generated.params.seed
+                    );
                     if let Some(notice) = kept.notice {
-                        eprintln!("warning: {notice}");
+                        eprintln!("warning: {}", printable(&notice));
                     }
                     if let Some(Err(e)) = kept.recorded {
-                        eprintln!("warning: could not record in the history: {e}");
+                        eprintln!(
+                            "warning: could not record in the history: {}",
+                            printable(&e.to_string())
+                        );
                     }
                     saved.push(kept.path);
                 }
@@ -237,8 +246,20 @@ fn read_init_latents(path: &Path) -> Result<Tensor> {
     Ok(latents.to_dtype(DType::F32)?)
 }
 
-/// An explicit output path must be in an existing folder and end in .png.
-fn check_output_path(path: &Path) -> Result<()> {
+/// An explicit output path must be in an existing folder, not be a folder, and have a file
+/// name the file system accepts (checked for the last image of a batch too, whose name gets
+/// `-N`), all before the model loads rather than after the whole generation.
+fn check_output_path(path: &Path, batch: u32) -> Result<()> {
+    for index in [0, batch.saturating_sub(1)] {
+        let numbered = numbered(path, index);
+        let len = numbered.file_name().map_or(0, |n| n.as_encoded_bytes().len());
+        if len > MAX_FILE_NAME_BYTES {
+            bail!(
+                "{}: the file name is {len} bytes long; file systems accept at most {MAX_FILE_NAME_BYTES}",
+                numbered.display()
+            );
+        }
+    }
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use crate::format::printable;
 use crate::history::{Entry, EntryJson, History, Opened, Query};
 
 /// `lantern history`: list recent generations, or export them.
@@ -88,7 +89,7 @@ pub struct ImportArgs {
 fn open_default() -> anyhow::Result<History> {
     let Opened { history, notice } = History::open_default()?;
     if let Some(notice) = notice {
-        eprintln!("warning: {notice}");
+        eprintln!("warning: {}", printable(&notice.to_string()));
     }
     Ok(history)
 }
@@ -114,7 +115,11 @@ pub fn run_with(history: &History, args: &HistoryArgs, out: &mut dyn Write) -> a
             let n = history
                 .export_json(&export.file)
                 .with_context(|| format!("cannot export the history to {}", export.file.display()))?;
-            writeln!(out, "exported {n} entries to {}", export.file.display())?;
+            writeln!(
+                out,
+                "exported {n} entries to {}",
+                printable(&export.file.display().to_string())
+            )?;
         }
         None => list(history, &args.list, out)?,
     }
@@ -127,9 +132,14 @@ pub fn import_with(history: &mut History, args: &ImportArgs, out: &mut dyn Write
         anyhow::bail!("{} is not a folder", args.dir.display());
     }
     let report = history.import_dir(&args.dir)?;
-    writeln!(out, "{}: {report}", args.dir.display())?;
+    writeln!(out, "{}: {report}", printable(&args.dir.display().to_string()))?;
     for (path, why) in report.failed.iter().chain(&report.skipped) {
-        writeln!(out, "  skipped {}: {why}", path.display())?;
+        writeln!(
+            out,
+            "  skipped {}: {}",
+            printable(&path.display().to_string()),
+            printable(why)
+        )?;
     }
     Ok(())
 }
@@ -156,7 +166,9 @@ fn list(history: &History, args: &ListArgs, out: &mut dyn Write) -> anyhow::Resu
     Ok(())
 }
 
-/// A fixed-width table, one line per entry (prompt shortened to one line).
+/// A fixed-width table, one line per entry (prompt shortened to one line). Text from the
+/// history (prompts, model names: an imported PNG's text is anyone's) goes through
+/// [`printable`], so no control sequence reaches the terminal.
 fn write_table(entries: &[Entry], out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
@@ -181,9 +193,9 @@ fn write_table(entries: &[Entry], out: &mut dyn Write) -> std::io::Result<()> {
             crate::output::parameters::format_guidance(p.guidance),
             p.seed,
             shorten(&crate::history::entry::a1111_display(p.sampler), 16),
-            shorten(&p.model, 16),
+            shorten(&printable(&p.model), 16),
             if e.favourite { "★ " } else { "" },
-            shorten(&p.prompt.replace(['\n', '\r'], " "), 60),
+            shorten(&printable(&p.prompt.replace(['\n', '\r'], " ")), 60),
         )?;
     }
     Ok(())

@@ -60,7 +60,7 @@ pub fn parse() -> Result<Cli, i32> {
                         .lines()
                         .find(|l| !l.trim().is_empty())
                         .unwrap_or("invalid arguments");
-                    eprintln!("{} (see --help)", first.trim_end());
+                    eprintln!("{} (see --help)", crate::format::printable(first.trim_end()));
                     Err(2)
                 }
             }

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::error::Error;
-use crate::format::ByteSize;
+use crate::format::{ByteSize, printable};
 use crate::hub::{
     CancelFlag, Catalog, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig, LocalModel, ModelStatus, Progress,
     discover, download,
@@ -93,8 +93,15 @@ pub fn run_list(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Names, paths and problems come from folders and files on disk: shown through
+/// [`printable`], so no control sequence reaches the terminal.
 fn print_table(models: &[LocalModel], out: &mut dyn Write) -> std::io::Result<()> {
-    let width = models.iter().map(|m| m.name.len()).max().unwrap_or(4).max(4);
+    let width = models
+        .iter()
+        .map(|m| printable(&m.name).chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     writeln!(
         out,
         "{:width$}  {:10}  {:9}  {:>8}  {:24}  STATUS",
@@ -103,18 +110,18 @@ fn print_table(models: &[LocalModel], out: &mut dyn Write) -> std::io::Result<()
     for m in models {
         let status = match &m.status {
             ModelStatus::Complete => "ok".to_owned(),
-            ModelStatus::Incomplete(problems) => format!("incomplete: {}", problems.join("; ")),
+            ModelStatus::Incomplete(problems) => format!("incomplete: {}", printable(&problems.join("; "))),
         };
         writeln!(
             out,
             "{:width$}  {:10}  {:9}  {:>8}  {:24}  {status}",
-            m.name,
+            printable(&m.name),
             m.family_label,
             m.precision.to_string(),
             m.size.to_string(),
             m.source.label()
         )?;
-        writeln!(out, "{:width$}  {}", "", m.path.display())?;
+        writeln!(out, "{:width$}  {}", "", printable(&m.path.display().to_string()))?;
     }
     Ok(())
 }
@@ -136,8 +143,8 @@ pub fn run_download(args: &DownloadArgs) -> anyhow::Result<PathBuf> {
     bar.clear();
     match result {
         Ok(snapshot) => {
-            eprintln!("Downloaded {} to the Hugging Face cache.", request.repo_id);
-            println!("{}", snapshot.display());
+            eprintln!("Downloaded {} to the Hugging Face cache.", printable(&request.repo_id));
+            println!("{}", printable(&snapshot.display().to_string()));
             Ok(snapshot)
         }
         Err(Error::Cancelled) => anyhow::bail!(
@@ -241,7 +248,7 @@ impl TerminalProgress {
 
     fn line(&mut self, text: &str) {
         self.clear();
-        eprintln!("{text}");
+        eprintln!("{}", printable(text));
     }
 
     fn clear(&mut self) {
@@ -267,7 +274,7 @@ pub fn progress_line(p: &Progress) -> String {
         ByteSize(p.done),
         ByteSize(p.total),
         ByteSize(p.bytes_per_sec as u64),
-        p.file
+        printable(&p.file)
     )
 }
 

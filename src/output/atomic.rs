@@ -1,6 +1,11 @@
 //! Writing a file so that readers see either nothing or the whole file: a temp file in the
 //! same folder, fsync, then rename (and fsync the folder, so the rename itself survives a
 //! power cut on Unix). A crash or Ctrl+C mid-write leaves at most a hidden `.tmp` file.
+//!
+//! The temp name is `.lantern-<pid>-<counter>.tmp`, short and independent of the
+//! destination's name, so any destination whose name the file system accepts can be written
+//! (a name derived from the destination's would push a legal 250-byte name over the 255-byte
+//! limit of a path component only after the whole generation).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -34,17 +39,22 @@ impl Drop for TempFile {
     }
 }
 
-fn write_temp(dest: &Path, bytes: &[u8]) -> Result<TempFile> {
-    let dir = parent_dir(dest);
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let path = dir.join(format!(
-        ".{name}.tmp-{}-{}",
+/// The longest file name (one path component, in bytes) that Linux, macOS and Windows file
+/// systems all accept: 255 (bytes on Linux and macOS, UTF-16 units on Windows, where a UTF-8
+/// byte count is never smaller).
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+
+/// `.lantern-<pid>-<counter>.tmp`: at most 45 bytes whatever the destination.
+fn temp_name() -> String {
+    format!(
+        ".lantern-{}-{}.tmp",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    )
+}
+
+fn write_temp(dest: &Path, bytes: &[u8]) -> Result<TempFile> {
+    let path = parent_dir(dest).join(temp_name());
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -113,7 +123,7 @@ mod tests {
         std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains(".tmp-"))
+            .filter(|n| n.contains(".tmp"))
             .collect()
     }
 
@@ -128,6 +138,31 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
         write_atomic(&p, b"three", Existing::Replace).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"three");
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn temp_names_are_short_whatever_the_destination() {
+        let a = temp_name();
+        assert!(a.starts_with(".lantern-") && a.ends_with(".tmp"), "{a}");
+        assert!(a.len() <= 45, "{a}");
+        assert_ne!(a, temp_name());
+    }
+
+    #[test]
+    fn a_250_byte_name_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        // 246 + ".png" = 250 bytes: legal, and formerly pushed over 255 by the temp name.
+        let name = format!("{}.png", "a".repeat(246));
+        assert_eq!(name.len(), 250);
+        let p = dir.path().join(&name);
+        write_atomic(&p, b"one", Existing::Keep).unwrap();
+        write_atomic(&p, b"two", Existing::Replace).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        // The longest legal name, multi-byte: 85 × 3 bytes = 255.
+        let p = dir.path().join("狐".repeat(85));
+        write_atomic(&p, b"fox", Existing::Keep).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"fox");
         assert!(leftovers(dir.path()).is_empty());
     }
 

@@ -17,6 +17,11 @@ use unicode_normalization::UnicodeNormalization;
 /// Longest slug, in characters (the whole name stays well under every OS's limit).
 pub const MAX_SLUG_LEN: usize = 40;
 
+/// The longest name [`file_name`] gives, in bytes; [`candidates`] adds at most 5 (`-9999`).
+/// Far under the 255-byte limit of a path component.
+pub const MAX_FILE_NAME_LEN: usize = 15 + 1 + 20 + 1 + MAX_SLUG_LEN + 4;
+const _: () = assert!(MAX_FILE_NAME_LEN + 5 <= crate::output::atomic::MAX_FILE_NAME_BYTES);
+
 /// Used when a prompt gives no ASCII letters at all (Chinese, emoji, empty).
 pub const FALLBACK_SLUG: &str = "image";
 
@@ -81,6 +86,9 @@ fn is_combining_mark(c: char) -> bool {
 }
 
 /// The file name (without folder) for an image made at `local_time` with `seed` and `prompt`.
+///
+/// Plain ASCII and at most [`MAX_FILE_NAME_LEN`] bytes whatever the prompt (any length, any
+/// script): 15 for the time, up to 20 for the seed, up to [`MAX_SLUG_LEN`] for the slug.
 pub fn file_name(local_time: &jiff::civil::DateTime, seed: u64, prompt: &str) -> String {
     format!("{}-{}-{}.png", local_time.strftime("%Y%m%d-%H%M%S"), seed, slug(prompt))
 }
@@ -140,6 +148,30 @@ mod tests {
         for s in [long.as_str(), "a-red-fox"] {
             assert!(!s.ends_with('.') && !s.ends_with('-') && s.is_ascii());
         }
+    }
+
+    #[test]
+    fn names_stay_short_with_any_prompt() {
+        let t = jiff::civil::date(2026, 11, 28).at(14, 25, 1, 0);
+        let chinese: String = "一只红色的狐狸在雪地里".chars().cycle().take(2000).collect();
+        let prompts = [
+            chinese.clone(),
+            "🦊✨".repeat(1000),
+            format!("{chinese} fox"),
+            "x".repeat(5000),
+            "é".repeat(3000),
+            "con ".repeat(500),
+            "a ".repeat(3000),
+        ];
+        for prompt in &prompts {
+            let name = file_name(&t, u64::MAX, prompt);
+            assert!(name.is_ascii() && name.len() <= MAX_FILE_NAME_LEN, "{name}");
+            let dir = Path::new("d");
+            let last = candidates(dir, &name).last().unwrap();
+            let last = last.file_name().unwrap().len();
+            assert!(last <= MAX_FILE_NAME_LEN + 5, "{last}");
+        }
+        assert_eq!(file_name(&t, 1, &chinese), "20261128-142501-1-image.png");
     }
 
     #[test]
