@@ -312,6 +312,25 @@ fn bad_input_gives_one_clear_line() {
     );
     assert_one_line_error(&o, "shape");
 
+    // Init latents holding NaN: refused before any step, not a garbage picture.
+    let nan_file = tmp.path().join("nan-latents.safetensors");
+    let mut values = vec![0.5f32; 4 * 8 * 8];
+    values[17] = f32::NAN;
+    let nan = candle_core::Tensor::from_vec(values, (1, 4, 8, 8), &candle_core::Device::Cpu).unwrap();
+    candle_core::safetensors::save(&std::collections::HashMap::from([("latents", nan)]), &nan_file).unwrap();
+    let o = gen_with(
+        &m,
+        &[
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--init-latents",
+            nan_file.to_str().unwrap(),
+        ],
+    );
+    assert_one_line_error(&o, "NaN");
+
     // An output path in a folder that does not exist, and nothing written.
     let o = gen_with(
         &m,

@@ -243,7 +243,13 @@ fn read_init_latents(path: &Path) -> Result<Tensor> {
             latents.dims()
         );
     }
-    Ok(latents.to_dtype(DType::F32)?)
+    let latents = latents.to_dtype(DType::F32)?;
+    // NaN or infinite noise runs to the end and gives a black or garbage picture: say so now.
+    let finite = latents.flatten_all()?.to_vec1::<f32>()?.iter().all(|v| v.is_finite());
+    if !finite {
+        bail!("{}: `latents` holds NaN or infinite values", path.display());
+    }
+    Ok(latents)
 }
 
 /// An explicit output path must be in an existing folder, not be a folder, and have a file

@@ -37,8 +37,9 @@ pub enum HistoryCommand {
 /// Options of the listing (`lantern history` without a subcommand).
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
-    /// Only entries whose prompt or negative prompt contains every word of TEXT.
-    #[arg(long, value_name = "TEXT")]
+    /// Only entries whose prompt or negative prompt contains every word of TEXT (it may
+    /// start with `-`: `--search -neg`).
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub search: Option<String>,
     /// Most entries to show (0 for all).
     #[arg(long, value_name = "N", default_value_t = 20)]
@@ -232,6 +233,13 @@ mod tests {
     #[test]
     fn parses_like_the_contract() {
         let cli = TestCli::try_parse_from(["lantern", "history", "--search", "fox", "--limit", "5", "--json"]).unwrap();
+        let hyphen = TestCli::try_parse_from(["lantern", "history", "--search", "-neg"]).unwrap();
+        let TestCmd::History(h) = hyphen.cmd else { panic!() };
+        assert_eq!(
+            h.list.search.as_deref(),
+            Some("-neg"),
+            "a search may start with a hyphen"
+        );
         let TestCmd::History(h) = cli.cmd else { panic!() };
         assert!(h.command.is_none());
         assert_eq!(
