@@ -93,10 +93,10 @@ impl Http {
             if let Some(from) = range_from {
                 request = request.set("Range", &format!("bytes={from}-"));
             }
-            // The token goes to the endpoint's host only, never to a CDN we are sent on to.
+            // The token goes to the endpoint's origin only, never to a CDN we are sent on to,
+            // nor over plain HTTP after a redirect from HTTPS on the same host and port.
             if let Some(token) = &self.token
-                && current.host_str() == first.host_str()
-                && current.port_or_known_default() == first.port_or_known_default()
+                && same_origin(&current, &first)
             {
                 request = request.set("Authorization", &format!("Bearer {token}"));
             }
@@ -188,9 +188,28 @@ pub(crate) fn endpoint_url(endpoint: &str, segments: &[&str], query: Option<&str
     Ok(url.to_string())
 }
 
+/// Scheme, host and port all equal (the web's notion of one origin).
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn the_token_origin_includes_the_scheme() {
+        let url = |s: &str| url::Url::parse(s).unwrap();
+        let hub = url("https://huggingface.co/api/models/x");
+        assert!(same_origin(&hub, &url("https://huggingface.co/x/resolve/main/a")));
+        assert!(same_origin(&hub, &url("https://huggingface.co:443/b")));
+        // A downgrade to plain HTTP on the same host and port would send the token in clear.
+        assert!(!same_origin(
+            &url("https://hub.local:8080/a"),
+            &url("http://hub.local:8080/a")
+        ));
+        assert!(!same_origin(&hub, &url("https://cdn-lfs.huggingface.co/a")));
+        assert!(!same_origin(&hub, &url("https://huggingface.co:8443/a")));
+    }
 
     #[test]
     fn urls_keep_mirror_prefixes_and_encode_segments() {
