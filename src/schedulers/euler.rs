@@ -45,6 +45,27 @@ pub(crate) fn sigma_sampler_timesteps(cfg: &SchedulerConfig, steps: usize) -> Ve
         .collect()
 }
 
+/// The timesteps and σs (without the final 0) of the sigma samplers that take no zero-SNR
+/// rescale or log-linear interpolation (Heun, LMS): spaced timesteps, σ interpolated from the
+/// training schedule, Karras σs within `karras_bounds` when the config asks for them.
+pub(crate) fn plain_sigma_schedule(
+    cfg: &SchedulerConfig,
+    steps: usize,
+    karras_bounds: (Option<f64>, Option<f64>),
+) -> (Vec<f64>, Vec<f64>) {
+    let ac = schedule::alphas_cumprod(cfg, false);
+    let train = schedule::train_sigmas(&ac);
+    let mut timesteps = sigma_sampler_timesteps(cfg, steps);
+    let mut sigmas = interpolated_sigmas(&timesteps, &train);
+    if cfg.use_karras_sigmas {
+        let log_sigmas = schedule::log_sigmas(&train);
+        let (s, t) = karras_schedule(&sigmas, karras_bounds, steps, &log_sigmas);
+        sigmas = s;
+        timesteps = t.into_iter().map(schedule::f32_round).collect();
+    }
+    (timesteps, sigmas)
+}
+
 /// σ at each timestep, by `numpy.interp` over the training table.
 pub(crate) fn interpolated_sigmas(timesteps: &[f64], train_sigmas: &[f32]) -> Vec<f64> {
     timesteps.iter().map(|&t| schedule::interp(t, train_sigmas)).collect()

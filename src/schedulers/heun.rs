@@ -14,8 +14,8 @@ use candle_core::Tensor;
 
 use super::common::{Parts, Schedule, Solver};
 use super::config::{PredictionType, SamplerClass, SchedulerConfig};
-use super::euler::{interpolated_sigmas, karras_schedule, sigma_sampler_timesteps};
-use super::schedule::{self, f32_round};
+use super::euler::plain_sigma_schedule;
+use super::schedule;
 use super::{ClassInfo, NoiseSource};
 use crate::error::Result;
 
@@ -45,16 +45,7 @@ struct Heun {
 /// diffusers' `set_timesteps`: every timestep after the first listed twice and σ (with the
 /// final 0) doubled to match, one UNet call per stage.
 fn build(cfg: &SchedulerConfig, steps: usize, _: &Path) -> Result<Parts> {
-    let ac = schedule::alphas_cumprod(cfg, false);
-    let train = schedule::train_sigmas(&ac);
-    let log_sigmas = schedule::log_sigmas(&train);
-    let mut timesteps = sigma_sampler_timesteps(cfg, steps);
-    let mut sigmas = interpolated_sigmas(&timesteps, &train);
-    if cfg.use_karras_sigmas {
-        let (s, t) = karras_schedule(&sigmas, (cfg.sigma_min, cfg.sigma_max), steps, &log_sigmas);
-        sigmas = s;
-        timesteps = t.into_iter().map(f32_round).collect();
-    }
+    let (timesteps, sigmas) = plain_sigma_schedule(cfg, steps, (cfg.sigma_min, cfg.sigma_max));
     let sigmas: Vec<f32> = sigmas.into_iter().chain([0.0]).map(|s| s as f32).collect();
     let sigmas = double_interior(&sigmas);
     let timesteps = double_after_first(&timesteps);
