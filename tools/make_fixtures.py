@@ -157,6 +157,14 @@ def text_encoder(seed, *, hidden_act, projection=False, layers=3):
         pad_token_id=1,
     )
     model = (CLIPTextModelWithProjection if projection else CLIPTextModel)(config).eval()
+    # A fresh final LayerNorm is the identity (weight 1, bias 0), which leaves every token's
+    # mean near 0; trained encoders' is far from it. A1111's emphasis divides by that mean, so
+    # give it the spread a trained one has (from its own generator: the rest stays as it was).
+    g = torch.Generator().manual_seed(seed + 500)
+    ln = getattr(model, "text_model", model).final_layer_norm
+    with torch.no_grad():
+        ln.weight.copy_(0.5 + torch.rand(ln.weight.shape, generator=g))
+        ln.bias.copy_(0.3 * torch.randn(ln.bias.shape, generator=g))
     return model
 
 
