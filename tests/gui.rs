@@ -184,3 +184,28 @@ fn bad_size_is_refused_with_a_message_not_queued() {
     let status = h.state().state.status.clone().map(|s| s.text).unwrap_or_default();
     assert!(status.contains("multiple of 8"), "{status}");
 }
+
+/// Ctrl+Up / Ctrl+Down in the prompt box weigh the word at the cursor, as in A1111.
+#[test]
+fn ctrl_up_and_down_change_the_emphasis_of_the_word_at_the_cursor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(tmp.path(), None);
+    h.run_steps(2);
+    h.get_by_label("Prompt").type_text("a red fox");
+    h.step();
+    let prompt = |h: &Harness<'_, LanternApp>| h.state().state.settings.params.prompt.clone();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::ArrowUp);
+    h.step();
+    assert_eq!(prompt(&h), "a red (fox:1.1)");
+    h.key_press_modifiers(Modifiers::COMMAND, Key::ArrowUp);
+    h.step();
+    assert_eq!(prompt(&h), "a red (fox:1.2)", "the selection stays on the word");
+    for _ in 0..2 {
+        h.key_press_modifiers(Modifiers::COMMAND, Key::ArrowDown);
+        h.step();
+    }
+    assert_eq!(prompt(&h), "a red fox", "back at 1.0 the brackets go");
+    h.key_press_modifiers(Modifiers::COMMAND, Key::ArrowDown);
+    h.step();
+    assert_eq!(prompt(&h), "a red (fox:0.9)");
+}

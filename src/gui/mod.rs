@@ -7,6 +7,7 @@ pub mod history_service;
 pub mod history_state;
 pub mod models_state;
 pub mod panels;
+pub mod prompt_weight;
 pub mod settings;
 pub mod state;
 pub mod tasks;

@@ -71,8 +71,44 @@ fn token_count(state: &AppState, text: &str) -> Option<(usize, bool)> {
     Some((n, n > 75))
 }
 
+/// The id `TextEdit::id_salt(salt)` gives its box in this `ui`.
+fn text_edit_id(ui: &Ui, salt: &'static str) -> egui::Id {
+    ui.make_persistent_id(egui::IdSalt::new(salt))
+}
+
+/// Ctrl+Up / Ctrl+Down on the focused prompt box: emphasis up or down by 0.1, as in A1111.
+/// Runs before the box is drawn, so the box never sees the keys (it would move the cursor).
+fn emphasis_keys(ui: &mut Ui, id: egui::Id, text: &mut String) {
+    use egui::text::{CCursor, CCursorRange};
+    use egui::text_edit::TextEditState;
+    if !ui.memory(|m| m.has_focus(id)) {
+        return;
+    }
+    let up = ui.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::ArrowUp));
+    let down = ui.input_mut(|i| i.consume_key(Modifiers::COMMAND, Key::ArrowDown));
+    if up == down {
+        return;
+    }
+    let Some(mut edit_state) = TextEditState::load(ui.ctx(), id) else {
+        return;
+    };
+    let Some(range) = edit_state.cursor.char_range() else {
+        return;
+    };
+    let (a, b) = (range.primary.index.0, range.secondary.index.0);
+    if let Some(edit) = crate::gui::prompt_weight::adjust(text, a.min(b)..a.max(b), up) {
+        *text = edit.text;
+        edit_state.cursor.set_char_range(Some(CCursorRange::two(
+            CCursor::new(edit.selection.start),
+            CCursor::new(edit.selection.end),
+        )));
+        edit_state.store(ui.ctx(), id);
+    }
+}
+
 fn prompts(ui: &mut Ui, state: &mut AppState) {
     let label = ui.label(RichText::new("Prompt").strong());
+    emphasis_keys(ui, text_edit_id(ui, "prompt"), &mut state.settings.params.prompt);
     let prompt = egui::TextEdit::multiline(&mut state.settings.params.prompt)
         .hint_text("a lighthouse on a cliff at dusk, oil painting")
         .desired_rows(4)
@@ -92,6 +128,11 @@ fn prompts(ui: &mut Ui, state: &mut AppState) {
     counter(ui, token_count(state, &state.settings.params.prompt));
 
     let label = ui.label(RichText::new("Negative prompt").strong());
+    emphasis_keys(
+        ui,
+        text_edit_id(ui, "negative_prompt"),
+        &mut state.settings.params.negative_prompt,
+    );
     let negative = egui::TextEdit::multiline(&mut state.settings.params.negative_prompt)
         .hint_text("blurry, low quality")
         .desired_rows(2)
