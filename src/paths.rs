@@ -58,6 +58,11 @@ impl DataDir {
         self.root.join("window.ron")
     }
 
+    /// Extra window languages: `<code>.ftl` Fluent catalogs dropped in by the user.
+    pub fn locales(&self) -> PathBuf {
+        self.root.join("locales")
+    }
+
     /// Models downloaded or placed in Lantern's own folder.
     pub fn models(&self) -> PathBuf {
         self.root.join("models")

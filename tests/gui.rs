@@ -209,3 +209,36 @@ fn ctrl_up_and_down_change_the_emphasis_of_the_word_at_the_cursor() {
     h.step();
     assert_eq!(prompt(&h), "a red (fox:0.9)");
 }
+
+/// The language picker switches the whole window at once (no restart), and the choice is
+/// remembered for the next start.
+#[test]
+fn switching_to_chinese_relabels_the_window_and_is_remembered() {
+    let tmp = tempfile::tempdir().unwrap();
+    // CI machines have no CJK font: the labels are checked through accessibility, and the
+    // glyphs may be boxes here (screenshots with a real font are in docs/).
+    let chinese_window = || window(tmp.path()).size(1200.0, 800.0).allow_missing_glyphs().build();
+    let mut h = chinese_window();
+    h.run_steps(2);
+    h.get_by_label("Prompt");
+    h.get_by_label("🌐").click();
+    h.run_steps(2);
+    h.get_by_label("简体中文").click();
+    h.run_steps(3);
+    assert_eq!(h.state().state.catalog.code(), "zh-CN");
+    // The parameters panel, the tabs and the first screen speak Chinese now.
+    h.get_by_label("提示词");
+    h.get_by_label("反向提示词");
+    h.get_by_label("采样器");
+    h.get_by_label("历史记录");
+    h.get_by_label_contains("欢迎使用 Lantern");
+    assert!(h.query_by_label("Prompt").is_none(), "no English label left behind");
+    let settings = lantern::gui::settings::Settings::load(&tmp.path().join("settings.json"));
+    assert_eq!(settings.language.as_deref(), Some("zh-CN"));
+    drop(h);
+
+    // The next start opens in Chinese whatever the system's language.
+    let mut h = chinese_window();
+    h.run_steps(2);
+    h.get_by_label("提示词");
+}

@@ -24,6 +24,7 @@ use crate::pipeline::Request;
 use crate::pipeline::noise::random_seed;
 use crate::recipe::Recipe;
 use crate::save::HistoryLocation;
+use crate::t;
 use crate::text::ClipTokenizer;
 use crate::worker::{GenerateJob, Job, Outcome, Worker, WorkerEvent};
 
@@ -86,6 +87,12 @@ impl LanternApp {
         let worker = Worker::spawn(move || wake_ctx.request_repaint());
         let history = history::HistoryRuntime::start(ctx, &data, settings.output_dir(&data));
         let mut state = AppState::new(settings);
+        state.languages = super::i18n::available_languages(Some(&data.locales()));
+        let language = match &state.settings.language {
+            Some(code) if state.languages.iter().any(|l| &l.code == code) => code.clone(),
+            _ => super::i18n::language_for_locale(super::i18n::system_locale().as_deref(), &state.languages),
+        };
+        set_language(&mut state, &language);
         let models = ModelsController::new(ctx, env, &mut state.models);
         let mut app = LanternApp {
             state,
@@ -143,7 +150,7 @@ impl LanternApp {
         let said = apply_recommended(&mut self.state.settings.params, from, settings);
         match &self.state.model {
             ModelStatus::Ready(info) => {
-                let text = format!("Model ready: {}; {said}.", info.name);
+                let text = t!("model-ready-applied", name = info.name.as_str(), applied = said);
                 self.state.info(text);
             }
             _ => self.state.models.applied_note = Some((model.path.clone(), said)),
@@ -153,22 +160,23 @@ impl LanternApp {
     fn handle_models_notice(&mut self, notice: ModelsNotice) {
         match notice {
             ModelsNotice::DownloadFinished { name, .. } => {
-                self.state
-                    .info(format!("{name} downloaded. Choose it with “Use {name}”."));
+                self.state.info(t!("notice-downloaded", name = name.as_str()));
                 self.rescan();
             }
             ModelsNotice::DownloadFailed { name, failure } => {
-                self.state.error(format!("{name}: {}", plain_download_error(&failure)));
+                self.state.error(t!(
+                    "notice-download-failed",
+                    name = name.as_str(),
+                    reason = plain_download_error(&failure)
+                ));
                 self.rescan(); // a partial download is listed, with a way to resume it
             }
             ModelsNotice::DownloadCancelled { name } => {
-                self.state.info(format!(
-                    "{name}: download cancelled; what was fetched is kept for resuming."
-                ));
+                self.state.info(t!("notice-download-cancelled", name = name.as_str()));
                 self.rescan();
             }
             ModelsNotice::Described(model) => self.apply_recommendation(&model),
-            ModelsNotice::ScanFailed(why) => self.state.error(format!("Looking for models failed: {why}")),
+            ModelsNotice::ScanFailed(why) => self.state.error(t!("notice-scan-failed", reason = why.to_string())),
         }
     }
 
@@ -226,7 +234,7 @@ impl LanternApp {
 
     fn enqueue(&mut self) {
         let Some(model) = self.state.model_path() else {
-            self.state.error("Choose a model first.");
+            self.state.error(t!("choose-model-first"));
             return;
         };
         let request = self.request();
@@ -286,7 +294,7 @@ impl LanternApp {
             Action::Cancel => {
                 if self.state.running.is_some() {
                     self.worker.cancel();
-                    self.state.info("Cancelling…");
+                    self.state.info(t!("cancelling"));
                 }
             }
             Action::RemoveQueued(id) => self.state.queue.retain(|j| j.id != id),
@@ -294,7 +302,9 @@ impl LanternApp {
             Action::OpenModelDialog => {
                 let pick = || {
                     let started = Instant::now();
-                    let path = rfd::FileDialog::new().set_title("Open a model folder").pick_folder();
+                    let path = rfd::FileDialog::new()
+                        .set_title(t!("open-model-folder-title"))
+                        .pick_folder();
                     Background::ModelFolderPicked {
                         path,
                         took: started.elapsed(),
@@ -310,24 +320,27 @@ impl LanternApp {
                         &img.pixels.data,
                     );
                     self.ctx.copy_image(color);
-                    self.state.info("Image copied to the clipboard.");
+                    self.state.info(t!("image-copied"));
                 }
             }
             Action::ShowInFolder => {
                 if let Some(path) = self.state.selected_image().and_then(|i| i.path.clone())
                     && let Err(e) = reveal_in_folder(&path)
                 {
-                    self.state.warn(format!(
-                        "Could not open the file manager ({e}); the file is {}",
-                        path.display()
+                    self.state.warn(t!(
+                        "file-manager-failed",
+                        reason = e.to_string(),
+                        path = path.display().to_string()
                     ));
                 }
             }
             Action::UseSettings(params) => self.use_settings(&params),
             Action::Rescan => self.rescan(),
             Action::Download(name) => match self.models.download(&mut self.state.models, &name) {
-                Ok(()) => self.state.info(format!("Downloading {name}…")),
-                Err(e) => self.state.error(format!("Cannot download {name}: {e}")),
+                Ok(()) => self.state.info(t!("download-started", name = name.as_str())),
+                Err(e) => self
+                    .state
+                    .error(t!("download-refused", name = name.as_str(), reason = e.to_string())),
             },
             Action::CancelDownload(repo_id) => self.models.cancel(&repo_id),
             Action::DismissDownload(repo_id) => {
@@ -337,6 +350,11 @@ impl LanternApp {
                     .retain(|d| d.repo_id != repo_id || d.is_active());
             }
             Action::OpenModelManager => self.state.models.manager_open = true,
+            Action::SetLanguage(code) => {
+                set_language(&mut self.state, &code);
+                self.state.settings.language = Some(code);
+                self.save_settings();
+            }
             Action::History(action) => self.handle_history_action(action),
         }
     }
@@ -344,7 +362,7 @@ impl LanternApp {
     /// Restores every parameter of a picture, including its seed (locked).
     pub fn use_settings(&mut self, params: &Recipe) {
         self.restore_recipe(params);
-        self.state.info(format!("Settings restored (seed {}).", params.seed));
+        self.state.info(t!("settings-restored", seed = params.seed.to_string()));
     }
 
     /// Puts a picture's whole recipe into the editor, seed locked, batch size kept (the user's
@@ -373,10 +391,10 @@ impl LanternApp {
                 .unwrap_or_else(|| "image.png".into());
             let result = match rfd::FileDialog::new()
                 .set_file_name(&name)
-                .add_filter("PNG image", &["png"])
+                .add_filter(t!("png-image"), &["png"])
                 .save_file()
             {
-                None => Err("no file was chosen (or no file dialog is available on this system)".to_string()),
+                None => Err(t!("save-as-no-file")),
                 Some(dest) => std::fs::read(&source)
                     .map_err(|e| crate::Error::io(&source, e))
                     .and_then(|bytes| write_atomic(&dest, &bytes, Existing::Replace))
@@ -398,8 +416,8 @@ impl LanternApp {
                     self.ask_model_path = true;
                 }
             }
-            Background::SavedAs(Ok(path)) => self.state.info(format!("Saved a copy to {}", path.display())),
-            Background::SavedAs(Err(e)) => self.state.warn(format!("Not saved: {e}")),
+            Background::SavedAs(Ok(path)) => self.state.info(t!("saved-copy", path = path.display().to_string())),
+            Background::SavedAs(Err(e)) => self.state.warn(t!("not-saved", reason = e)),
             Background::Tokenizer { model, tokenizer } => {
                 if self.state.settings.model.as_ref() == Some(&model) {
                     self.state.tokenizer = tokenizer;
@@ -421,8 +439,8 @@ impl LanternApp {
             WorkerEvent::Loaded(info) => {
                 let note = state.models.applied_note.take();
                 match note.filter(|(path, _)| state.settings.model.as_ref() == Some(path)) {
-                    Some((_, said)) => state.info(format!("Model ready: {}; {said}.", info.name)),
-                    None => state.info(format!("Model ready: {}", info.name)),
+                    Some((_, said)) => state.info(t!("model-ready-applied", name = info.name.as_str(), applied = said)),
+                    None => state.info(t!("model-ready", name = info.name.as_str())),
                 }
                 state.model = ModelStatus::Ready(info);
             }
@@ -492,11 +510,11 @@ impl LanternApp {
                 state.last_seed = Some(generated.params.seed);
                 let path = match saved {
                     Ok(path) => {
-                        state.info(format!("Saved {}", path.display()));
+                        state.info(t!("saved", path = path.display().to_string()));
                         Some(path)
                     }
                     Err(e) => {
-                        state.error(format!("The image could not be saved: {e}"));
+                        state.error(t!("image-not-saved", reason = e.to_string()));
                         None
                     }
                 };
@@ -519,7 +537,7 @@ impl LanternApp {
                             let saved = state.status.as_ref().map(|s| s.text.clone()).unwrap_or_default();
                             state.info(format!("{saved} ({:.1} s)", took.as_secs_f32()));
                         }
-                        Outcome::Cancelled => state.info("Cancelled."),
+                        Outcome::Cancelled => state.info(t!("cancelled")),
                         Outcome::Failed(failure) => state.error(failure.message),
                     }
                 }
@@ -545,14 +563,14 @@ impl LanternApp {
             return;
         }
         let mut open = true;
-        egui::Window::new("Open a model folder")
+        egui::Window::new(t!("open-model-folder-title"))
             .open(&mut open)
             .collapsible(false)
             .show(ctx, |ui| {
-                ui.label("No file dialog is available on this system. Type or paste the model folder's path:");
+                ui.label(t!("no-file-dialog"));
                 let r = ui.add(egui::TextEdit::singleline(&mut self.state.model_path_input).desired_width(380.0));
                 let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                if (ui.button("Open").clicked() || enter) && !self.state.model_path_input.trim().is_empty() {
+                if (ui.button(t!("open")).clicked() || enter) && !self.state.model_path_input.trim().is_empty() {
                     actions.push(Action::ChooseModel(self.state.model_path_input.trim().into()));
                     self.ask_model_path = false;
                 }
@@ -573,6 +591,8 @@ impl LanternApp {
     }
 
     fn build_frame(&mut self, ui: &mut egui::Ui) {
+        // Everything drawn or said from here on is in the chosen language.
+        super::i18n::set_current(self.state.catalog.clone());
         while let Some(msg) = self.background.try_recv() {
             self.handle_background(msg);
         }
@@ -674,14 +694,29 @@ fn job_label(request: &Request) -> String {
         prompt.push('…');
     }
     if prompt.trim().is_empty() {
-        prompt = "(empty prompt)".into();
+        prompt = t!("empty-prompt");
     }
     let batch = if r.batch_size > 1 {
         format!(" ×{}", r.batch_size)
     } else {
         String::new()
     };
-    format!("{prompt}{batch} · {}×{} · {} steps", r.width, r.height, r.steps)
+    t!(
+        "job-label",
+        prompt = format!("{prompt}{batch}"),
+        width = r.width,
+        height = r.height,
+        steps = r.steps
+    )
+}
+
+/// Makes `code` the window's language (English when it is not among the known ones).
+fn set_language(state: &mut AppState, code: &str) {
+    state.catalog = match state.languages.iter().find(|l| l.code == code) {
+        Some(language) => super::i18n::Catalog::for_language(language),
+        None => super::i18n::Catalog::english(),
+    };
+    super::i18n::set_current(state.catalog.clone());
 }
 
 fn to_color_image(img: &RgbImage) -> egui::ColorImage {

@@ -70,12 +70,12 @@ impl DateRange {
         DateRange::Last30Days,
     ];
 
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            DateRange::All => "Any date",
-            DateRange::Today => "Today",
-            DateRange::Last7Days => "Last 7 days",
-            DateRange::Last30Days => "Last 30 days",
+            DateRange::All => crate::t!("date-any"),
+            DateRange::Today => crate::t!("date-today"),
+            DateRange::Last7Days => crate::t!("date-last-7-days"),
+            DateRange::Last30Days => crate::t!("date-last-30-days"),
         }
     }
 
@@ -336,7 +336,8 @@ pub fn matches_label(n: u64) -> String {
         }
         grouped.push(c);
     }
-    format!("{grouped} {}", if n == 1 { "match" } else { "matches" })
+    // Fluent's number formatting has no grouping: group here, pick the plural form there.
+    crate::t!("history-matches", count = n, shown = grouped)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod app;
 pub mod fonts;
 pub mod history_service;
 pub mod history_state;
+pub mod i18n;
 pub mod models_state;
 pub mod panels;
 pub mod prompt_weight;
@@ -37,8 +38,10 @@ pub fn run(model: Option<PathBuf>) -> anyhow::Result<()> {
         "Lantern",
         options,
         Box::new(move |cc| {
-            fonts::install_fallbacks(&cc.egui_ctx);
-            Ok(Box::new(LanternApp::new(&cc.egui_ctx, AppOptions { model, data_dir })))
+            let fonts = fonts::install_fallbacks(&cc.egui_ctx);
+            let mut app = LanternApp::new(&cc.egui_ctx, AppOptions { model, data_dir });
+            app.state.cjk_font = Some(fonts.cjk.is_some());
+            Ok(Box::new(app))
         }),
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))

@@ -16,6 +16,7 @@ use crate::hub::{
 use super::tasks::Tasks;
 use crate::paths::DataDir;
 use crate::recipe::Recipe;
+use crate::t;
 
 /// Where the window looks for models and where it downloads them. The app builds it from the
 /// process environment ([`ModelsEnv::standard`]); tests pass their own so no test has to touch
@@ -214,27 +215,34 @@ impl DownloadView {
 
     /// "12.5 MB of 2.6 GB · 8.1 MB/s · 5 min left".
     pub fn summary(&self) -> String {
-        let mut text = format!("{} of {}", ByteSize(self.done), ByteSize(self.total));
+        let mut text = t!(
+            "download-amount",
+            done = ByteSize(self.done).to_string(),
+            total = ByteSize(self.total).to_string()
+        );
         if self.bytes_per_sec > 0.0 {
             text.push_str(&format!(" · {}/s", ByteSize(self.bytes_per_sec as u64)));
         }
         if let Some(eta) = self.eta {
-            text.push_str(&format!(" · {} left", crate::format::format_duration(eta)));
+            text.push_str(" · ");
+            text.push_str(&t!("time-left", time = crate::format::format_duration(eta)));
         }
         text
     }
 }
 
 /// What the window says first when the model server could not be reached.
-pub const OFFLINE_HEADLINE: &str = "You seem to be offline: the model server could not be reached.";
+pub fn offline_headline() -> String {
+    t!("offline-headline")
+}
 
 /// A download failure in two parts: the sentence to show, and the technical line to keep
 /// beside it for whoever has to fix it. Decided by the failure's kind, never by its wording:
 /// an unreachable server ([`Kind::Offline`]) is called what the user will recognise.
-pub fn download_failure_parts(failure: &Failure) -> (&str, Option<&str>) {
+pub fn download_failure_parts(failure: &Failure) -> (String, Option<&str>) {
     match failure.kind {
-        Kind::Offline => (OFFLINE_HEADLINE, Some(failure.message.as_str())),
-        _ => (failure.message.as_str(), None),
+        Kind::Offline => (offline_headline(), Some(failure.message.as_str())),
+        _ => (failure.message.clone(), None),
     }
 }
 
@@ -242,7 +250,7 @@ pub fn download_failure_parts(failure: &Failure) -> (&str, Option<&str>) {
 pub fn plain_download_error(failure: &Failure) -> String {
     match download_failure_parts(failure) {
         (headline, Some(detail)) => format!("{headline} ({detail})"),
-        (headline, None) => headline.to_owned(),
+        (headline, None) => headline,
     }
 }
 
@@ -289,10 +297,10 @@ impl ModelsState {
 /// "Hugging Face cache: stabilityai/sd-turbo", "weights/ folder", …
 pub fn source_label(source: &ModelSource) -> String {
     match source {
-        ModelSource::ProjectWeights => "project weights/ folder".into(),
-        ModelSource::DataDir => "Lantern's models folder".into(),
-        ModelSource::UserFolder => "your folder".into(),
-        ModelSource::HfCache { repo_id, .. } => format!("Hugging Face cache: {repo_id}"),
+        ModelSource::ProjectWeights => t!("source-project-weights"),
+        ModelSource::DataDir => t!("source-data-dir"),
+        ModelSource::UserFolder => t!("source-user-folder"),
+        ModelSource::HfCache { repo_id, .. } => t!("source-hf-cache", repo = repo_id.as_str()),
     }
 }
 
@@ -317,14 +325,13 @@ pub fn apply_recommended(params: &mut Recipe, from: &str, r: &RecommendedSetting
     }
     params.width = r.width;
     params.height = r.height;
-    format!(
-        "applied {from}'s recommended settings: {} step{}, guidance {}, {}, {}×{}",
-        r.steps,
-        if r.steps == 1 { "" } else { "s" },
-        r.guidance,
-        params.sampler.label(),
-        r.width,
-        r.height
+    t!(
+        "recommended-applied",
+        from = from,
+        steps = r.steps,
+        guidance = f64::from(r.guidance),
+        sampler = params.sampler.label(),
+        size = format!("{}×{}", r.width, r.height)
     )
 }
 
@@ -336,7 +343,7 @@ pub fn readable_load_error(model: &Path, message: &str) -> String {
     // Paths inside the model folder read better relative to it.
     let prefix = format!("{}/", model.display());
     let message = message.replace(&prefix, "");
-    format!("Could not load {name}: {message}")
+    t!("load-failed", name = name, message = message)
 }
 
 /// Results from the background threads.
@@ -614,18 +621,18 @@ mod tests {
         let reworded = Failure::new(Kind::Offline, "the Hub at 127.0.0.1:9 is out of reach");
         assert_eq!(
             download_failure_parts(&reworded),
-            (OFFLINE_HEADLINE, Some("the Hub at 127.0.0.1:9 is out of reach"))
+            (offline_headline(), Some("the Hub at 127.0.0.1:9 is out of reach"))
         );
         assert_eq!(
             plain_download_error(&reworded),
-            format!("{OFFLINE_HEADLINE} (the Hub at 127.0.0.1:9 is out of reach)")
+            format!("{} (the Hub at 127.0.0.1:9 is out of reach)", offline_headline())
         );
         // Words that used to mean offline do not make another kind offline.
         let server = Failure::new(
             Kind::Network,
             "a/b unet: cannot reach the end of the file: connection refused mid-way",
         );
-        assert_eq!(download_failure_parts(&server), (server.message.as_str(), None));
+        assert_eq!(download_failure_parts(&server), (server.message.clone(), None));
         for kind in [Kind::Unauthorized, Kind::NotFound, Kind::Checksum, Kind::DiskFull] {
             let f = Failure::new(kind, "no answer within 30 s");
             assert_eq!(plain_download_error(&f), "no answer within 30 s", "{kind:?}");

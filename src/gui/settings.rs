@@ -23,6 +23,9 @@ pub struct Settings {
     pub output_dir: Option<PathBuf>,
     pub precision: Precision,
     pub show_history: bool,
+    /// The window's language (`en`, `zh-CN`, a dropped-in catalog's code); `None` follows
+    /// the operating system's.
+    pub language: Option<String>,
 }
 
 impl Default for Settings {
@@ -35,6 +38,7 @@ impl Default for Settings {
             output_dir: None,
             precision: Precision::F32,
             show_history: false,
+            language: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::text::ClipTokenizer;
 use crate::worker::ModelInfo;
 
 use super::history_state::{HistoryAction, HistoryView};
+use super::i18n::{Catalog, Language};
 use super::models_state::ModelsState;
 use super::settings::Settings;
 
@@ -31,6 +32,8 @@ pub enum Action {
     UseSettings(Box<Recipe>),
     /// Look for models on disk again (the user's folders included).
     Rescan,
+    /// Switch the window's language (a code from `AppState::languages`).
+    SetLanguage(String),
     /// Start, or resume, downloading a catalog id or Hub repo id.
     Download(String),
     /// Stop the download of this repo id (its partial files stay for resuming).
@@ -141,6 +144,12 @@ pub struct AppState {
     pub models: ModelsState,
     /// The history view: filters, results, thumbnails, the opened entry.
     pub history: HistoryView,
+    /// The languages the window can speak, and the one it speaks.
+    pub languages: Vec<Language>,
+    pub catalog: Arc<Catalog>,
+    /// Whether a font with Chinese characters was found (`None`: fonts not installed by us,
+    /// as in tests).
+    pub cjk_font: Option<bool>,
 }
 
 impl AppState {
@@ -161,6 +170,9 @@ impl AppState {
             frame_stats: FrameStats::default(),
             models: ModelsState::default(),
             history: HistoryView::default(),
+            languages: super::i18n::available_languages(None),
+            catalog: Catalog::english(),
+            cjk_font: None,
         }
     }
 

@@ -16,6 +16,7 @@ use crate::gui::thumb_loader::ThumbLoader;
 use crate::history::Query;
 use crate::paths::DataDir;
 use crate::recipe::Recipe;
+use crate::t;
 
 /// Most thumbnail requests waiting at once (a few screens' worth).
 const THUMB_QUEUE: usize = 256;
@@ -25,12 +26,13 @@ pub(super) enum HistoryMsg {
     /// The opened entry's full image, decoded.
     Detail {
         id: i64,
-        image: Result<egui::ColorImage, String>,
+        /// `Err(None)`: the file is gone; `Err(Some(why))`: it could not be decoded.
+        image: Result<egui::ColorImage, Option<String>>,
     },
     /// A PNG dropped on the window, read: its settings, or why there are none.
     Dropped {
         name: String,
-        result: Result<Recipe, String>,
+        result: Result<Recipe, DropProblem>,
     },
     /// Model folders found on disk, or why they could not be looked for.
     Discovered(Result<Vec<PathBuf>, String>),
@@ -192,14 +194,17 @@ impl LanternApp {
             .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let failed = name.clone();
         let read = move || {
-            let result = file.bytes().and_then(|bytes| params_from_png(&bytes));
+            let result = file
+                .bytes()
+                .map_err(DropProblem::Unreadable)
+                .and_then(|bytes| params_from_png(&bytes));
             HistoryMsg::Dropped { name, result }
         };
         self.history
             .tasks
             .spawn("dropped-file", read, move |why| HistoryMsg::Dropped {
                 name: failed,
-                result: Err(format!("could not be read ({why})")),
+                result: Err(DropProblem::Unreadable(why)),
             });
     }
 
@@ -218,12 +223,12 @@ impl LanternApp {
                 self.state.history.detail = DetailImage::None;
             }
             HistoryAction::UseSettings(entry) => {
-                self.restore_params(&entry.params, "the history");
+                self.restore_params(&entry.params, &t!("restore-source-history"));
                 self.state.settings.show_history = false;
                 self.save_settings();
             }
             HistoryAction::Rerun(entry) => {
-                if self.restore_params(&entry.params, "the history") {
+                if self.restore_params(&entry.params, &t!("restore-source-history")) {
                     self.enqueue();
                 }
             }
@@ -234,13 +239,14 @@ impl LanternApp {
             }
             HistoryAction::CopyPrompt(prompt) => {
                 self.ctx.copy_text(prompt);
-                self.state.info("Prompt copied to the clipboard.");
+                self.state.info(t!("prompt-copied"));
             }
             HistoryAction::ShowInFolder(path) => {
                 if let Err(e) = reveal_in_folder(&path) {
-                    self.state.warn(format!(
-                        "Could not open the file manager ({e}); the file is {}",
-                        path.display()
+                    self.state.warn(t!(
+                        "file-manager-failed",
+                        reason = e.to_string(),
+                        path = path.display().to_string()
                     ));
                 }
             }
@@ -264,9 +270,9 @@ impl LanternApp {
             let image = if path.is_file() {
                 crate::output::decode_png_file(&path)
                     .map(|img| egui::ColorImage::from_rgb([img.width as usize, img.height as usize], &img.data))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| Some(e.to_string()))
             } else {
-                Err("The file was moved or deleted.".to_string())
+                Err(None)
             };
             HistoryMsg::Detail { id, image }
         };
@@ -274,7 +280,7 @@ impl LanternApp {
             .tasks
             .spawn("history-image", decode, move |why| HistoryMsg::Detail {
                 id,
-                image: Err(why),
+                image: Err(Some(why)),
             });
     }
 
@@ -310,7 +316,7 @@ impl LanternApp {
                         image,
                         egui::TextureOptions::LINEAR,
                     )),
-                    Err(why) => DetailImage::Unavailable(why),
+                    Err(why) => DetailImage::Unavailable(why.unwrap_or_else(|| t!("file-moved-or-deleted"))),
                 };
             }
             HistoryMsg::Dropped { name, result } => match result {
@@ -319,10 +325,10 @@ impl LanternApp {
                     self.state.settings.show_history = false;
                     self.save_settings();
                 }
-                Err(why) => self.state.warn(format!("{name} {why}.")),
+                Err(why) => self.state.warn(why.message(&name)),
             },
             HistoryMsg::Discovered(Ok(paths)) => self.state.history.discovered_models = paths,
-            HistoryMsg::Discovered(Err(why)) => self.state.warn(format!("Model folders could not be listed: {why}")),
+            HistoryMsg::Discovered(Err(why)) => self.state.warn(t!("model-folders-unlisted", reason = why)),
         }
     }
 
@@ -331,12 +337,12 @@ impl LanternApp {
         match reply {
             HistoryReply::Opened { notice } => {
                 if let Some(notice) = notice {
-                    self.state.warn(format!("The {notice}."));
+                    self.state.warn(t!("history-notice", notice = notice));
                 }
             }
             HistoryReply::OpenFailed(why) => {
                 h.error = Some(why.clone());
-                self.state.error(format!("The history could not be opened: {why}"));
+                self.state.error(t!("history-open-failed", reason = why));
             }
             HistoryReply::Reset {
                 generation,
@@ -360,7 +366,7 @@ impl LanternApp {
                     h.patch_favourite(id, favourite);
                     self.history.stale |= h.filters.favourites_only;
                 }
-                Err(e) => self.state.error(format!("Could not change the favourite: {e}")),
+                Err(e) => self.state.error(t!("favourite-failed", reason = e.to_string())),
             },
             HistoryReply::Deleted {
                 id,
@@ -374,13 +380,13 @@ impl LanternApp {
                     h.detail = DetailImage::None;
                 }
                 match result {
-                    Ok(Some(_)) if delete_file => self.state.info("Deleted the entry and its file."),
-                    Ok(Some(_)) => self.state.info("Deleted the entry (the file is kept)."),
-                    Ok(None) => self.state.info("That entry was already gone."),
-                    Err(e) => self.state.error(format!("Not deleted: {e}")),
+                    Ok(Some(_)) if delete_file => self.state.info(t!("deleted-entry-and-file")),
+                    Ok(Some(_)) => self.state.info(t!("deleted-entry")),
+                    Ok(None) => self.state.info(t!("entry-already-gone")),
+                    Err(e) => self.state.error(t!("not-deleted", reason = e.to_string())),
                 }
             }
-            HistoryReply::Error(e) => self.state.error(format!("History: {e}")),
+            HistoryReply::Error(e) => self.state.error(t!("history-error", reason = e.to_string())),
         }
     }
 
@@ -390,7 +396,11 @@ impl LanternApp {
     fn restore_params(&mut self, params: &Recipe, source: &str) -> bool {
         self.use_settings(params);
         self.state.settings.params.batch_size = 1;
-        let restored = format!("Settings restored from {source} (seed {}).", params.seed);
+        let restored = t!(
+            "settings-restored-from",
+            source = source,
+            seed = params.seed.to_string()
+        );
         let ok = match self.model_match(&params.model) {
             ModelMatch::Current => {
                 self.state.info(restored);
@@ -399,14 +409,13 @@ impl LanternApp {
             ModelMatch::Other(path) => {
                 let name = crate::model::display_name(&path);
                 self.choose_model(path);
-                self.state.info(format!("{restored} Switched to the model {name}."));
+                self.state
+                    .info(t!("restored-switched-model", restored = restored, name = name));
                 true
             }
             ModelMatch::Unknown(name) => {
-                self.state.warn(format!(
-                    "{restored} It was made with the model “{name}”, which is not among your model \
-                     folders; open that model to make the same picture."
-                ));
+                self.state
+                    .warn(t!("restored-unknown-model", restored = restored, name = name));
                 false
             }
         };
@@ -433,25 +442,41 @@ impl LanternApp {
     }
 }
 
-/// The settings a PNG carries, or a plain reason why there are none (completes
-/// "<file name> …").
-pub fn params_from_png(bytes: &[u8]) -> Result<Recipe, String> {
+/// Why a dropped file gave no settings (worded on the UI thread, in the window's language).
+#[derive(Clone, Debug, PartialEq)]
+pub enum DropProblem {
+    NotPng,
+    NoSettings,
+    Unreadable(String),
+    Unparseable(String),
+}
+
+impl DropProblem {
+    /// "<file name> is not a PNG image; …" and the like.
+    pub fn message(&self, name: &str) -> String {
+        match self {
+            DropProblem::NotPng => t!("drop-not-png", name = name),
+            DropProblem::NoSettings => t!("drop-no-settings", name = name),
+            DropProblem::Unreadable(why) => t!("drop-unreadable", name = name, reason = why.as_str()),
+            DropProblem::Unparseable(why) => t!("drop-unparseable", name = name, reason = why.as_str()),
+        }
+    }
+}
+
+/// The settings a PNG carries, or why there are none.
+pub fn params_from_png(bytes: &[u8]) -> Result<Recipe, DropProblem> {
     const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
     if !bytes.starts_with(SIGNATURE) {
-        return Err("is not a PNG image; drop a PNG made by Lantern or AUTOMATIC1111".into());
+        return Err(DropProblem::NotPng);
     }
     let text = match crate::output::read_parameters(bytes) {
         Ok(Some(text)) => text,
-        Ok(None) => {
-            return Err(
-                "has no generation settings in it (only PNGs made by Lantern or AUTOMATIC1111 carry them)".into(),
-            );
-        }
-        Err(e) => return Err(format!("could not be read ({e})")),
+        Ok(None) => return Err(DropProblem::NoSettings),
+        Err(e) => return Err(DropProblem::Unreadable(e.to_string())),
     };
     crate::output::parse_parameters(&text)
         .map(|p| p.to_recipe())
-        .map_err(|e| format!("carries settings Lantern cannot read ({e})"))
+        .map_err(|e| DropProblem::Unparseable(e.to_string()))
 }
 
 #[cfg(test)]
@@ -516,12 +541,15 @@ mod tests {
     fn png_without_settings_and_non_png_get_plain_reasons() {
         let img = crate::output::RgbImage::from_raw(2, 2, vec![0; 12]).unwrap();
         let bare = crate::output::png::encode_png(&img, None).unwrap();
+        let no_settings = params_from_png(&bare).unwrap_err();
+        assert_eq!(no_settings, DropProblem::NoSettings);
         assert!(
-            params_from_png(&bare)
-                .unwrap_err()
-                .starts_with("has no generation settings")
+            no_settings
+                .message("a.png")
+                .starts_with("a.png has no generation settings")
         );
-        assert!(params_from_png(b"GIF89a....").unwrap_err().starts_with("is not a PNG"));
+        let not_png = params_from_png(b"GIF89a....").unwrap_err();
+        assert!(not_png.message("a.gif").starts_with("a.gif is not a PNG"));
         let params = Recipe {
             prompt: "a fox".into(),
             seed: 42,

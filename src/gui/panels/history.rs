@@ -17,6 +17,7 @@ use crate::gui::history_state::{
 use crate::gui::state::{Action, AppState};
 use crate::history::Entry;
 use crate::history::entry::a1111_display;
+use crate::t;
 
 /// Smallest side of a thumbnail cell, in points (cells widen to fill a row).
 pub const CELL: f32 = 150.0;
@@ -29,30 +30,58 @@ fn act(actions: &mut Vec<Action>, a: HistoryAction) {
     actions.push(Action::History(a));
 }
 
+/// The window's language, switched at once (no restart).
+fn language_picker(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
+    let current = state.catalog.code();
+    let shown = state
+        .languages
+        .iter()
+        .find(|l| l.code == current)
+        .map_or(current, |l| l.name.as_str());
+    let combo = egui::ComboBox::from_id_salt("language")
+        .selected_text(shown)
+        .show_ui(ui, |ui| {
+            for language in &state.languages {
+                if ui.selectable_label(language.code == current, &language.name).clicked() && language.code != current {
+                    actions.push(Action::SetLanguage(language.code.clone()));
+                }
+            }
+        })
+        .response
+        .on_hover_text(t!("language-tip"));
+    let globe = ui.label("🌐");
+    combo.labelled_by(globe.id);
+    if current.starts_with("zh") && state.cjk_font == Some(false) {
+        // Said in English as well: without the font, the Chinese sentence is boxes.
+        ui.label(
+            RichText::new(t!("no-cjk-font"))
+                .color(ui.visuals().warn_fg_color)
+                .small(),
+        );
+    }
+}
+
 /// The switch between making pictures and browsing them (remembered between runs).
 pub fn tabs(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         let history = state.settings.show_history;
         if ui
-            .selectable_label(!history, RichText::new("Create").strong())
+            .selectable_label(!history, RichText::new(t!("create")).strong())
             .clicked()
             && history
         {
             act(actions, HistoryAction::ShowHistory(false));
         }
         if ui
-            .selectable_label(history, RichText::new("History").strong())
+            .selectable_label(history, RichText::new(t!("history")).strong())
             .clicked()
             && !history
         {
             act(actions, HistoryAction::ShowHistory(true));
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            ui.label(
-                RichText::new("Drop a PNG on the window to reuse its settings")
-                    .weak()
-                    .small(),
-            );
+            language_picker(ui, state, actions);
+            ui.label(RichText::new(t!("drop-a-png-on-the-window")).weak().small());
         });
     });
 }
@@ -61,32 +90,36 @@ pub fn tabs(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
 pub fn toolbar(ui: &mut Ui, state: &mut AppState) {
     let h = &mut state.history;
     ui.horizontal_wrapped(|ui| {
-        let label = ui.label("Search");
+        let label = ui.label(t!("search"));
         let search = egui::TextEdit::singleline(&mut h.filters.search)
-            .hint_text("words from the prompt, any language")
+            .hint_text(t!("words-from-the-prompt-any-language"))
             .desired_width(240.0)
             .id_salt("history_search");
         if ui.add(search).labelled_by(label.id).changed() {
             h.search_edited = Some(Instant::now());
         }
-        if !h.filters.search.is_empty() && ui.small_button("Clear").clicked() {
+        if !h.filters.search.is_empty() && ui.small_button(t!("clear")).clicked() {
             h.filters.search.clear();
             h.search_edited = None;
         }
-        let label = ui.label("Model");
-        let model_text = h.filters.model.clone().unwrap_or_else(|| "All models".into());
+        let label = ui.label(t!("model"));
+        let model_text = h.filters.model.clone().unwrap_or_else(|| t!("all-models"));
         egui::ComboBox::from_id_salt("history_model")
             .selected_text(model_text)
             .show_ui(ui, |ui| {
-                ui.selectable_value(&mut h.filters.model, None, "All models");
+                ui.selectable_value(&mut h.filters.model, None, t!("all-models"));
                 for (name, n) in &h.models {
-                    let shown = if name.is_empty() { "(unknown model)" } else { name };
+                    let shown = if name.is_empty() {
+                        t!("unknown-model")
+                    } else {
+                        name.clone()
+                    };
                     ui.selectable_value(&mut h.filters.model, Some(name.clone()), format!("{shown} ({n})"));
                 }
             })
             .response
             .labelled_by(label.id);
-        let label = ui.label("Date");
+        let label = ui.label(t!("date"));
         egui::ComboBox::from_id_salt("history_date")
             .selected_text(h.filters.date.label())
             .show_ui(ui, |ui| {
@@ -96,13 +129,13 @@ pub fn toolbar(ui: &mut Ui, state: &mut AppState) {
             })
             .response
             .labelled_by(label.id);
-        ui.checkbox(&mut h.filters.favourites_only, "Favourites only");
+        ui.checkbox(&mut h.filters.favourites_only, t!("favourites-only"));
         ui.separator();
         match h.total {
             Some(n) => {
                 let r = ui.label(RichText::new(matches_label(n)).strong());
                 if let Some(t) = h.last_query_time {
-                    r.on_hover_text(format!("query took {:.1} ms", t.as_secs_f64() * 1e3));
+                    r.on_hover_text(t!("history-query-time", ms = format!("{:.1}", t.as_secs_f64() * 1e3)));
                 }
             }
             None if h.error.is_none() => {
@@ -122,7 +155,9 @@ pub fn grid(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     h.visible_pages.clear();
     if let Some(error) = &h.error {
         ui.centered_and_justified(|ui| {
-            ui.label(RichText::new(format!("The history cannot be shown: {error}")).color(ui.visuals().error_fg_color));
+            ui.label(
+                RichText::new(t!("history-unavailable", error = error.as_str())).color(ui.visuals().error_fg_color),
+            );
         });
         return;
     }
@@ -132,9 +167,9 @@ pub fn grid(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     };
     if total == 0 {
         let text = if h.filters == Default::default() {
-            "No pictures yet. Everything you generate appears here."
+            t!("history-empty")
         } else {
-            "Nothing matches these filters."
+            t!("history-no-matches")
         };
         ui.centered_and_justified(|ui| ui.label(RichText::new(text).weak().size(16.0)));
         return;
@@ -170,8 +205,12 @@ pub fn grid(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
 /// What a screen reader (and a test) calls a cell: its prompt and seed.
 pub fn cell_label(entry: &Entry) -> String {
     let prompt = entry.params.prompt.trim();
-    let prompt = if prompt.is_empty() { "(empty prompt)" } else { prompt };
-    format!("{prompt} · seed {}", entry.params.seed)
+    let prompt = if prompt.is_empty() {
+        t!("empty-prompt")
+    } else {
+        prompt.to_owned()
+    };
+    t!("history-cell", prompt = prompt, seed = entry.params.seed.to_string())
 }
 
 fn cell(
@@ -203,9 +242,9 @@ fn cell(
                 image_rect.center(),
                 Align2::CENTER_CENTER,
                 if reason == "file missing" {
-                    "File missing"
+                    t!("thumb-file-missing")
                 } else {
-                    "Unreadable"
+                    t!("thumb-unreadable")
                 },
                 FontId::proportional(13.0),
                 ui.visuals().weak_text_color(),
@@ -245,9 +284,9 @@ pub fn details(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     };
     egui::ScrollArea::vertical().id_salt("history_detail").show(ui, |ui| {
         ui.horizontal(|ui| {
-            ui.heading("Picture");
+            ui.heading(t!("picture"));
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if ui.button("Close").clicked() {
+                if ui.button(t!("close")).clicked() {
                     act(actions, HistoryAction::CloseDetail);
                 }
             });
@@ -277,10 +316,10 @@ fn full_image(ui: &mut Ui, detail: &DetailImage, entry: &Entry) {
                 ui.set_min_size(vec2(width - 16.0, 120.0));
                 ui.vertical_centered(|ui| {
                     ui.add_space(30.0);
-                    ui.label(RichText::new("The image file is not available").strong());
+                    ui.label(RichText::new(t!("the-image-file-is-not-available")).strong());
                     ui.label(RichText::new(why).weak());
                     ui.label(RichText::new(entry.image_path.display().to_string()).weak().small());
-                    ui.label("Its settings can still be used.");
+                    ui.label(t!("its-settings-can-still-be-used"));
                 });
             });
         }
@@ -291,21 +330,21 @@ fn detail_actions(ui: &mut Ui, entry: &Entry, file_ok: bool, actions: &mut Vec<A
     ui.horizontal_wrapped(|ui| {
         let boxed = || Box::new(entry.clone());
         if ui
-            .button("Use these settings")
-            .on_hover_text("Restore every parameter, the seed and the model")
+            .button(t!("use-these-settings"))
+            .on_hover_text(t!("restore-every-parameter-the-seed-and"))
             .clicked()
         {
             act(actions, HistoryAction::UseSettings(boxed()));
         }
         if ui
-            .button("Re-run")
-            .on_hover_text("Restore the settings and generate")
+            .button(t!("re-run"))
+            .on_hover_text(t!("restore-the-settings-and-generate"))
             .clicked()
         {
             act(actions, HistoryAction::Rerun(boxed()));
         }
         let mut favourite = entry.favourite;
-        if ui.checkbox(&mut favourite, "Favourite").changed() {
+        if ui.checkbox(&mut favourite, t!("favourite")).changed() {
             act(
                 actions,
                 HistoryAction::SetFavourite {
@@ -314,13 +353,16 @@ fn detail_actions(ui: &mut Ui, entry: &Entry, file_ok: bool, actions: &mut Vec<A
                 },
             );
         }
-        if ui.button("Copy prompt").clicked() {
+        if ui.button(t!("copy-prompt")).clicked() {
             act(actions, HistoryAction::CopyPrompt(entry.params.prompt.clone()));
         }
-        if ui.add_enabled(file_ok, egui::Button::new("Show in folder")).clicked() {
+        if ui
+            .add_enabled(file_ok, egui::Button::new(t!("show-in-folder")))
+            .clicked()
+        {
             act(actions, HistoryAction::ShowInFolder(entry.image_path.clone()));
         }
-        if ui.button("Delete…").clicked() {
+        if ui.button(t!("delete")).clicked() {
             act(actions, HistoryAction::AskDelete(boxed()));
         }
     });
@@ -328,7 +370,7 @@ fn detail_actions(ui: &mut Ui, entry: &Entry, file_ok: bool, actions: &mut Vec<A
 
 fn parameters_grid(ui: &mut Ui, entry: &Entry) {
     let p = &entry.params;
-    let row = |ui: &mut Ui, key: &str, value: String| {
+    let row = |ui: &mut Ui, key: String, value: String| {
         ui.label(RichText::new(key).weak());
         ui.add(egui::Label::new(value).wrap().selectable(true));
         ui.end_row();
@@ -338,36 +380,48 @@ fn parameters_grid(ui: &mut Ui, entry: &Entry) {
         .spacing([10.0, 4.0])
         .striped(true)
         .show(ui, |ui| {
-            row(ui, "Prompt", p.prompt.clone());
+            row(ui, t!("prompt"), p.prompt.clone());
             if !p.negative_prompt.is_empty() {
-                row(ui, "Negative prompt", p.negative_prompt.clone());
+                row(ui, t!("negative-prompt"), p.negative_prompt.clone());
             }
-            row(ui, "Seed", p.seed.to_string());
-            row(ui, "Steps", p.steps.to_string());
-            row(ui, "Sampler", a1111_display(p.sampler));
-            row(ui, "CFG scale", crate::output::parameters::format_guidance(p.guidance));
-            row(ui, "Size", format!("{}×{}", p.width, p.height));
+            row(ui, t!("seed"), p.seed.to_string());
+            row(ui, t!("steps"), p.steps.to_string());
+            row(ui, t!("sampler"), a1111_display(p.sampler));
+            row(
+                ui,
+                t!("cfg-scale"),
+                crate::output::parameters::format_guidance(p.guidance),
+            );
+            row(ui, t!("size"), format!("{}×{}", p.width, p.height));
             let model = match (&p.model, &p.model_hash) {
-                (m, _) if m.is_empty() => "(not recorded)".to_string(),
+                (m, _) if m.is_empty() => t!("not-recorded"),
                 (m, Some(hash)) => format!("{m} ({hash})"),
                 (m, None) => m.clone(),
             };
-            row(ui, "Model", model);
+            row(ui, t!("model"), model);
             if p.batch_size > 1 {
-                row(ui, "Batch", format!("image {} of {}", p.batch_index + 1, p.batch_size));
+                row(
+                    ui,
+                    t!("batch"),
+                    t!("batch-position", index = p.batch_index + 1, count = p.batch_size),
+                );
             }
             let created = entry
                 .created_at
                 .to_zoned_datetime(jiff::tz::TimeZone::system())
                 .strftime("%Y-%m-%d %H:%M:%S")
                 .to_string();
-            row(ui, "Made", created);
+            row(ui, t!("made"), created);
             if let Some(ms) = entry.duration_ms {
-                row(ui, "Took", format!("{:.1} s", ms as f64 / 1000.0));
+                row(
+                    ui,
+                    t!("took"),
+                    t!("seconds", value = format!("{:.1}", ms as f64 / 1000.0)),
+                );
             }
-            row(ui, "File", entry.image_path.display().to_string());
+            row(ui, t!("file"), entry.image_path.display().to_string());
             for (k, v) in &p.extra {
-                row(ui, k, v.clone());
+                row(ui, k.clone(), v.clone());
             }
         });
 }
@@ -400,14 +454,14 @@ pub fn delete_dialog(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action
     let mut close = false;
     let modal = egui::Modal::new(egui::Id::unique("history_delete")).show(ui.ctx(), |ui| {
         ui.set_max_width(420.0);
-        ui.heading("Delete this picture from the history?");
+        ui.heading(t!("delete-this-picture-from-the-history"));
         let mut prompt: String = confirm.entry.params.prompt.chars().take(120).collect();
         if confirm.entry.params.prompt.chars().count() > 120 {
             prompt.push('…');
         }
         ui.label(RichText::new(prompt).italics());
         ui.add_space(6.0);
-        ui.checkbox(&mut confirm.also_file, "Also delete the file");
+        ui.checkbox(&mut confirm.also_file, t!("also-delete-the-file"));
         ui.label(
             RichText::new(confirm.entry.image_path.display().to_string())
                 .weak()
@@ -416,9 +470,9 @@ pub fn delete_dialog(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action
         ui.add_space(6.0);
         ui.horizontal(|ui| {
             let text = if confirm.also_file {
-                "Delete entry and file"
+                t!("delete-entry-and-file")
             } else {
-                "Delete entry"
+                t!("delete-entry")
             };
             if ui
                 .button(RichText::new(text).color(ui.visuals().error_fg_color))
@@ -433,7 +487,7 @@ pub fn delete_dialog(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action
                 );
                 close = true;
             }
-            if ui.button("Cancel").clicked() {
+            if ui.button(t!("cancel")).clicked() {
                 close = true;
             }
         });
@@ -455,7 +509,7 @@ pub fn drop_hint(ctx: &egui::Context) {
     painter.text(
         rect.center(),
         Align2::CENTER_CENTER,
-        "Drop a PNG to reuse its settings",
+        t!("drop-hint"),
         FontId::proportional(24.0),
         Color32::WHITE,
     );

@@ -4,6 +4,7 @@
 use egui::{Rect, RichText, Sense, Ui, Vec2};
 
 use crate::gui::state::{Action, AppState, Zoom};
+use crate::t;
 
 pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     toolbar(ui, state, actions);
@@ -19,7 +20,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     };
     let Some(texture) = texture else {
         ui.centered_and_justified(|ui| {
-            ui.label(RichText::new("Type a prompt and press Ctrl+Enter").weak().size(18.0));
+            ui.label(RichText::new(t!("image-empty-hint")).weak().size(18.0));
         });
         return;
     };
@@ -28,7 +29,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
 
 fn toolbar(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        if ui.selectable_label(state.zoom == Zoom::Fit, "Fit").clicked() {
+        if ui.selectable_label(state.zoom == Zoom::Fit, t!("zoom-fit")).clicked() {
             state.zoom = Zoom::Fit;
             state.pan = Vec2::ZERO;
         }
@@ -42,14 +43,20 @@ fn toolbar(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         ui.separator();
         let has_image = state.selected_image().is_some();
         let has_file = state.selected_image().is_some_and(|i| i.path.is_some());
-        if ui.add_enabled(has_file, egui::Button::new("💾 Save as…")).clicked() {
+        if ui
+            .add_enabled(has_file, egui::Button::new(format!("💾 {}", t!("save-as"))))
+            .clicked()
+        {
             actions.push(Action::SaveAs);
         }
-        if ui.add_enabled(has_image, egui::Button::new("📋 Copy")).clicked() {
+        if ui
+            .add_enabled(has_image, egui::Button::new(format!("📋 {}", t!("copy-image"))))
+            .clicked()
+        {
             actions.push(Action::CopyImage);
         }
         if ui
-            .add_enabled(has_file, egui::Button::new("📁 Show in folder"))
+            .add_enabled(has_file, egui::Button::new(format!("📁 {}", t!("show-in-folder"))))
             .clicked()
         {
             actions.push(Action::ShowInFolder);
@@ -58,9 +65,13 @@ fn toolbar(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
             ui.separator();
             let p = &img.params;
             ui.label(
-                RichText::new(format!(
-                    "{}×{} · seed {} · {} steps · CFG {}",
-                    p.width, p.height, p.seed, p.steps, p.guidance
+                RichText::new(t!(
+                    "image-summary",
+                    width = p.width,
+                    height = p.height,
+                    seed = p.seed.to_string(),
+                    steps = p.steps,
+                    cfg = p.guidance
                 ))
                 .weak(),
             )
@@ -79,7 +90,7 @@ fn thumbnails(ui: &mut Ui, state: &mut AppState) {
                     .selected(i == state.selected);
                 if ui
                     .add(button)
-                    .on_hover_text(format!("seed {}", img.params.seed))
+                    .on_hover_text(t!("image-seed", seed = img.params.seed.to_string()))
                     .clicked()
                 {
                     state.selected = i;

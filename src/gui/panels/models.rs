@@ -10,6 +10,7 @@ use crate::gui::models_state::{
 };
 use crate::gui::state::{Action, AppState};
 use crate::hub::{CatalogEntry, LocalModel, ModelStatus};
+use crate::t;
 
 /// The entries of the model picker's drop-down: every model found on disk (incomplete ones
 /// greyed, with what is missing on hover), folders the user opened that discovery did not
@@ -35,10 +36,7 @@ pub fn picker_items(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
         let name = crate::model::display_name(path);
         if ui
             .selectable_label(chosen == Some(path), name)
-            .on_hover_text(format!(
-                "{} (not recognised as a model folder by the last scan)",
-                path.display()
-            ))
+            .on_hover_text(t!("model-not-recognised", path = path.display().to_string()))
             .clicked()
         {
             actions.push(Action::ChooseModel(path.clone()));
@@ -48,13 +46,13 @@ pub fn picker_items(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
         ui.label(RichText::new(scan_summary(models)).weak());
     }
     ui.separator();
-    if ui.button("Open a model folder…").clicked() {
+    if ui.button(t!("open-a-model-folder")).clicked() {
         actions.push(Action::OpenModelDialog);
     }
-    if ui.button("Rescan").clicked() {
+    if ui.button(t!("rescan")).clicked() {
         actions.push(Action::Rescan);
     }
-    if ui.button("Manage and download models…").clicked() {
+    if ui.button(t!("manage-and-download-models")).clicked() {
         actions.push(Action::OpenModelManager);
     }
 }
@@ -63,22 +61,22 @@ pub fn picker_items(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
 pub fn incomplete_reason(m: &LocalModel) -> String {
     match &m.status {
         ModelStatus::Complete => String::new(),
-        ModelStatus::Incomplete(problems) => format!("Incomplete: {}", problems.join("; ")),
+        ModelStatus::Incomplete(problems) => t!("model-incomplete", problems = problems.join("; ")),
     }
 }
 
 fn scan_summary(models: &ModelsState) -> String {
     match models.scan {
-        ScanState::NotYet | ScanState::Running => "Looking for models…".into(),
-        ScanState::Done if models.local.is_empty() => "No models found on this computer.".into(),
-        ScanState::Done => format!("{} models found.", models.local.len()),
+        ScanState::NotYet | ScanState::Running => t!("scan-running"),
+        ScanState::Done if models.local.is_empty() => t!("scan-none"),
+        ScanState::Done => t!("scan-found", count = models.local.len()),
     }
 }
 
 /// The model manager: local models, downloads, the catalog and any Hub repo.
 pub fn manager_window(ctx: &egui::Context, state: &mut AppState, actions: &mut Vec<Action>) {
     let mut open = state.models.manager_open;
-    egui::Window::new("Models")
+    egui::Window::new(t!("models"))
         .open(&mut open)
         .default_width(620.0)
         .default_height(560.0)
@@ -98,7 +96,7 @@ fn downloads_section(ui: &mut Ui, models: &ModelsState, actions: &mut Vec<Action
     if models.downloads.is_empty() {
         return;
     }
-    ui.heading("Downloads");
+    ui.heading(t!("downloads"));
     for d in &models.downloads {
         download_card(ui, d, actions);
     }
@@ -107,14 +105,14 @@ fn downloads_section(ui: &mut Ui, models: &ModelsState, actions: &mut Vec<Action
 
 fn local_section(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        ui.heading("On this computer");
+        ui.heading(t!("on-this-computer"));
         if state.models.scan == ScanState::Running {
             ui.spinner();
         }
-        if ui.button("Rescan").clicked() {
+        if ui.button(t!("rescan")).clicked() {
             actions.push(Action::Rescan);
         }
-        if ui.button("Open a model folder…").clicked() {
+        if ui.button(t!("open-a-model-folder")).clicked() {
             actions.push(Action::OpenModelDialog);
         }
     });
@@ -133,7 +131,7 @@ pub fn looked_in(ui: &mut Ui, models: &ModelsState) {
     if models.scan != ScanState::Done || models.looked_in.is_empty() {
         return;
     }
-    ui.collapsing("Where Lantern looked", |ui| {
+    ui.collapsing(t!("where-lantern-looked"), |ui| {
         for p in &models.looked_in {
             ui.label(RichText::new(p.display().to_string()).monospace().small());
         }
@@ -146,9 +144,9 @@ pub fn local_model_row(ui: &mut Ui, m: &LocalModel, chosen: bool, models: &Model
     ui.horizontal(|ui| {
         if m.is_complete() {
             let label = if chosen {
-                "In use".to_string()
+                t!("model-in-use")
             } else {
-                format!("Use {}", m.name)
+                t!("use-model", name = m.name.as_str())
             };
             if ui.add_enabled(!chosen, egui::Button::new(label)).clicked() {
                 actions.push(Action::ChooseModel(m.path.clone()));
@@ -156,11 +154,11 @@ pub fn local_model_row(ui: &mut Ui, m: &LocalModel, chosen: bool, models: &Model
             ui.label(RichText::new(&m.name).strong());
             ui.label(model_details(m));
         } else {
-            ui.add_enabled(false, egui::Button::new(format!("Use {}", m.name)))
+            ui.add_enabled(false, egui::Button::new(t!("use-model", name = m.name.as_str())))
                 .on_disabled_hover_text(incomplete_reason(m));
             ui.label(RichText::new(&m.name).weak())
                 .on_hover_text(incomplete_reason(m));
-            ui.label(RichText::new(format!("{} · incomplete", model_details(m))).weak())
+            ui.label(RichText::new(t!("model-details-incomplete", details = model_details(m))).weak())
                 .on_hover_text(incomplete_reason(m));
             resume_button(ui, m, models, actions);
         }
@@ -178,8 +176,8 @@ fn resume_button(ui: &mut Ui, m: &LocalModel, models: &ModelsState, actions: &mu
         return;
     }
     if ui
-        .button("Resume download")
-        .on_hover_text("Fetches only what is missing; partial files are continued")
+        .button(t!("resume-download"))
+        .on_hover_text(t!("fetches-only-what-is-missing-partial"))
         .clicked()
     {
         actions.push(Action::Download(repo_id.clone()));
@@ -187,7 +185,7 @@ fn resume_button(ui: &mut Ui, m: &LocalModel, models: &ModelsState, actions: &mu
 }
 
 fn catalog_section(ui: &mut Ui, models: &ModelsState, actions: &mut Vec<Action>) {
-    ui.heading("Download a known model");
+    ui.heading(t!("download-a-known-model"));
     if let Some(problem) = &models.hub_problem {
         ui.label(RichText::new(format!("Downloads are unavailable: {problem}")).color(ui.visuals().warn_fg_color));
     }
@@ -212,12 +210,17 @@ pub fn catalog_card(
             Some(d) if !d.can_resume() => download_card(ui, d, actions),
             _ => {
                 ui.horizontal(|ui| {
-                    let button = egui::Button::new(RichText::new(entry.download_label()).strong());
+                    let label = t!(
+                        "catalog-download",
+                        name = entry.name.as_str(),
+                        size = entry.size().to_string()
+                    );
+                    let button = egui::Button::new(RichText::new(label).strong());
                     if ui.add_enabled(models.hub_problem.is_none(), button).clicked() {
                         actions.push(Action::Download(entry.id.clone()));
                     }
                     if suggested {
-                        ui.label(RichText::new("Suggested for this computer").color(ui.visuals().hyperlink_color));
+                        ui.label(RichText::new(t!("suggested-for-this-computer")).color(ui.visuals().hyperlink_color));
                     }
                 });
                 if let Some(d) = download {
@@ -225,8 +228,15 @@ pub fn catalog_card(
                 }
             }
         }
-        ui.label(&entry.description);
-        ui.label(RichText::new(format!("License: {} · {}", entry.license, entry.repo)).weak());
+        ui.label(catalog_description(entry));
+        ui.label(
+            RichText::new(t!(
+                "catalog-license",
+                license = entry.license.as_str(),
+                repo = entry.repo.as_str()
+            ))
+            .weak(),
+        );
     });
 }
 
@@ -237,19 +247,19 @@ pub fn download_card(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
         DownloadPhase::Connecting => {
             ui.horizontal(|ui| {
                 ui.spinner();
-                ui.label(format!("{}: connecting to the model server…", d.name));
+                ui.label(t!("download-connecting", name = d.name.as_str()));
                 cancel_button(ui, d, actions);
             });
         }
         DownloadPhase::Running => running(ui, d, actions),
         DownloadPhase::Finished { snapshot } => {
             ui.horizontal(|ui| {
-                ui.label(RichText::new(format!(
-                    "{} downloaded ({}).",
-                    d.name,
-                    crate::format::ByteSize(d.total)
+                ui.label(RichText::new(t!(
+                    "download-finished",
+                    name = d.name.as_str(),
+                    size = crate::format::ByteSize(d.total).to_string()
                 )));
-                if ui.button(format!("Use {}", d.name)).clicked() {
+                if ui.button(t!("use-model", name = d.name.as_str())).clicked() {
                     actions.push(Action::ChooseModel(snapshot.clone()));
                 }
             });
@@ -259,10 +269,10 @@ pub fn download_card(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
             stopped_buttons(ui, d, actions);
         }
         DownloadPhase::Cancelled => {
-            ui.label(format!(
-                "{}: cancelled at {}. What was fetched is kept.",
-                d.name,
-                crate::format::ByteSize(d.done)
+            ui.label(t!(
+                "download-cancelled-at",
+                name = d.name.as_str(),
+                size = crate::format::ByteSize(d.done).to_string()
             ));
             stopped_buttons(ui, d, actions);
         }
@@ -280,12 +290,12 @@ fn failure(ui: &mut Ui, name: &str, failure: &Failure) {
 
 fn running(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        ui.label(RichText::new(format!("Downloading {}", d.name)).strong());
+        ui.label(RichText::new(t!("downloading", name = d.name.as_str())).strong());
         if d.already > 0 {
             ui.label(
-                RichText::new(format!(
-                    "(resumed, {} were already here)",
-                    crate::format::ByteSize(d.already)
+                RichText::new(t!(
+                    "download-resumed",
+                    size = crate::format::ByteSize(d.already).to_string()
                 ))
                 .weak(),
             );
@@ -295,12 +305,13 @@ fn running(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
     let total = format!("{:.0}% · {}", d.fraction() * 100.0, d.summary());
     ui.add(egui::ProgressBar::new(d.fraction()).text(total));
     if let Some(file) = &d.current_file {
-        let text = format!(
-            "file {}/{}: {file} · {} of {}",
-            (d.files_done + 1).min(d.files),
-            d.files,
-            crate::format::ByteSize(d.file_done),
-            crate::format::ByteSize(d.file_size)
+        let text = t!(
+            "download-file-progress",
+            index = (d.files_done + 1).min(d.files),
+            count = d.files,
+            file = file.as_str(),
+            done = crate::format::ByteSize(d.file_done).to_string(),
+            size = crate::format::ByteSize(d.file_size).to_string()
         );
         ui.add(egui::ProgressBar::new(d.file_fraction()).desired_height(8.0))
             .on_hover_text(&text);
@@ -310,8 +321,8 @@ fn running(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
 
 fn cancel_button(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
     if ui
-        .button("Cancel")
-        .on_hover_text("Stops now; a later download continues where this one stopped")
+        .button(t!("cancel"))
+        .on_hover_text(t!("stops-now-a-later-download-continues"))
         .clicked()
     {
         actions.push(Action::CancelDownload(d.repo_id.clone()));
@@ -322,45 +333,51 @@ fn stopped_buttons(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         // Nothing fetched yet (e.g. offline): there is nothing to resume, only to retry.
         let label = if d.done > 0 {
-            format!("Resume {}", d.name)
+            t!("download-resume", name = d.name.as_str())
         } else {
-            "Try again".to_string()
+            t!("download-try-again")
         };
         if ui
             .button(label)
-            .on_hover_text("Continues from the partial files, if any")
+            .on_hover_text(t!("continues-from-the-partial-files-if"))
             .clicked()
         {
             actions.push(Action::Download(d.request.clone()));
         }
-        if ui.button("Dismiss").clicked() {
+        if ui.button(t!("dismiss")).clicked() {
             actions.push(Action::DismissDownload(d.repo_id.clone()));
         }
     });
 }
 
 fn repo_field(ui: &mut Ui, models: &mut ModelsState, actions: &mut Vec<Action>) {
-    ui.label(RichText::new("Any diffusers model on the Hugging Face Hub").strong());
+    ui.label(RichText::new(t!("any-diffusers-model-on-the-hugging")).strong());
     ui.horizontal(|ui| {
-        let label = ui.label("Repo id");
+        let label = ui.label(t!("repo-id"));
         let response = ui
             .add(
                 egui::TextEdit::singleline(&mut models.repo_input)
-                    .hint_text("org/name")
+                    .hint_text(t!("org-name"))
                     .desired_width(280.0),
             )
             .labelled_by(label.id);
         let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        let go = ui.add_enabled(models.hub_problem.is_none(), egui::Button::new("Download repo"));
+        let go = ui.add_enabled(models.hub_problem.is_none(), egui::Button::new(t!("download-repo")));
         if (go.clicked() || enter) && !models.repo_input.trim().is_empty() {
             actions.push(Action::Download(models.repo_input.trim().to_owned()));
         }
     });
-    ui.label(
-        RichText::new(
-            "Only the diffusers components in safetensors form are fetched, into the shared Hugging Face cache.",
-        )
-        .small()
-        .weak(),
-    );
+    ui.label(RichText::new(t!("download-repo-note")).small().weak());
+}
+
+/// A catalog model's description in the window's language (`catalog-<id>-description`), or
+/// the catalog's own English one when the language has none.
+fn catalog_description(entry: &CatalogEntry) -> String {
+    let id = format!("catalog-{}-description", entry.id);
+    let catalog = crate::gui::i18n::current();
+    if catalog.has(&id) {
+        catalog.format(&id, None)
+    } else {
+        entry.description.clone()
+    }
 }

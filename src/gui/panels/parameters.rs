@@ -5,17 +5,28 @@ use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 
 use crate::gui::state::{Action, AppState, ModelStatus};
 use crate::schedulers::SamplerKind;
+use crate::t;
 
 /// Size presets (all multiples of 8).
-pub const SIZE_PRESETS: &[(&str, u32, u32)] = &[
-    ("Square 512", 512, 512),
-    ("Portrait 512×768", 512, 768),
-    ("Landscape 768×512", 768, 512),
-    ("Square 768", 768, 768),
-    ("Square 1024", 1024, 1024),
-    ("Portrait 832×1216", 832, 1216),
-    ("Landscape 1216×832", 1216, 832),
+pub const SIZE_PRESETS: &[(u32, u32)] = &[
+    (512, 512),
+    (512, 768),
+    (768, 512),
+    (768, 768),
+    (1024, 1024),
+    (832, 1216),
+    (1216, 832),
 ];
+
+/// "Square 512", "Portrait 512×768", … in the window's language.
+fn preset_name(w: u32, h: u32) -> String {
+    let size = format!("{w}×{h}");
+    match w.cmp(&h) {
+        std::cmp::Ordering::Equal => t!("size-square", side = w),
+        std::cmp::Ordering::Less => t!("size-portrait", size = size),
+        std::cmp::Ordering::Greater => t!("size-landscape", size = size),
+    }
+}
 
 pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     // Ctrl+Enter must be consumed before the text boxes see it, or they insert a newline.
@@ -41,16 +52,16 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
 
 fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        let label = ui.label(RichText::new("Model").strong());
+        let label = ui.label(RichText::new(t!("model-label")).strong());
         let current = match &state.model {
             ModelStatus::Ready(info) => info.name.clone(),
             ModelStatus::Loading { path, .. } => {
-                format!("{} (loading…)", crate::model::display_name(path))
+                t!("model-loading", name = crate::model::display_name(path))
             }
             ModelStatus::Failed { path, .. } => {
-                format!("{} (failed)", crate::model::display_name(path))
+                t!("model-failed", name = crate::model::display_name(path))
             }
-            ModelStatus::None => "none".into(),
+            ModelStatus::None => t!("model-none"),
         };
         egui::ComboBox::from_id_salt("model_picker")
             .selected_text(current)
@@ -58,7 +69,7 @@ fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
             .show_ui(ui, |ui| super::models::picker_items(ui, state, actions))
             .response
             .labelled_by(label.id);
-        if ui.button("📂").on_hover_text("Open a model folder…").clicked() {
+        if ui.button("📂").on_hover_text(t!("open-model-folder")).clicked() {
             actions.push(Action::OpenModelDialog);
         }
     });
@@ -107,10 +118,10 @@ fn emphasis_keys(ui: &mut Ui, id: egui::Id, text: &mut String) {
 }
 
 fn prompts(ui: &mut Ui, state: &mut AppState) {
-    let label = ui.label(RichText::new("Prompt").strong());
+    let label = ui.label(RichText::new(t!("prompt-label")).strong());
     emphasis_keys(ui, text_edit_id(ui, "prompt"), &mut state.settings.params.prompt);
     let prompt = egui::TextEdit::multiline(&mut state.settings.params.prompt)
-        .hint_text("a lighthouse on a cliff at dusk, oil painting")
+        .hint_text(t!("prompt-hint"))
         .desired_rows(4)
         .desired_width(f32::INFINITY)
         .id_salt("prompt");
@@ -127,14 +138,14 @@ fn prompts(ui: &mut Ui, state: &mut AppState) {
     }
     counter(ui, token_count(state, &state.settings.params.prompt));
 
-    let label = ui.label(RichText::new("Negative prompt").strong());
+    let label = ui.label(RichText::new(t!("negative-prompt-label")).strong());
     emphasis_keys(
         ui,
         text_edit_id(ui, "negative_prompt"),
         &mut state.settings.params.negative_prompt,
     );
     let negative = egui::TextEdit::multiline(&mut state.settings.params.negative_prompt)
-        .hint_text("blurry, low quality")
+        .hint_text(t!("negative-prompt-hint"))
         .desired_rows(2)
         .desired_width(f32::INFINITY)
         .id_salt("negative_prompt");
@@ -144,10 +155,10 @@ fn prompts(ui: &mut Ui, state: &mut AppState) {
 
 fn counter(ui: &mut Ui, count: Option<(usize, bool)>) {
     if let Some((n, over)) = count {
-        let text = format!("{n} / 75 tokens");
+        let text = t!("token-count", used = n, limit = 75);
         if over {
             ui.label(
-                RichText::new(format!("{text} — the rest is ignored"))
+                RichText::new(t!("token-count-over", used = n, limit = 75))
                     .color(ui.visuals().warn_fg_color)
                     .small(),
             );
@@ -163,7 +174,7 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
         .num_columns(2)
         .spacing([8.0, 6.0])
         .show(ui, |ui| {
-            let l = ui.label("Sampler");
+            let l = ui.label(t!("sampler-label"));
             egui::ComboBox::from_id_salt("sampler")
                 .selected_text(p.sampler.label())
                 .show_ui(ui, |ui| {
@@ -175,12 +186,12 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
                 .labelled_by(l.id);
             ui.end_row();
 
-            let l = ui.label("Steps");
+            let l = ui.label(t!("steps-label"));
             ui.add(egui::DragValue::new(&mut p.steps).range(1..=150))
                 .labelled_by(l.id);
             ui.end_row();
 
-            let l = ui.label("Guidance (CFG)");
+            let l = ui.label(t!("guidance-label"));
             ui.add(
                 egui::DragValue::new(&mut p.guidance)
                     .range(0.0..=30.0)
@@ -188,35 +199,36 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
                     .max_decimals(2),
             )
             .labelled_by(l.id)
-            .on_hover_text(
-                "How strictly to follow the prompt. 1 or less skips the negative prompt (Turbo models use 0).",
-            );
+            .on_hover_text(t!("guidance-tip"));
             ui.end_row();
 
-            ui.label("Size");
+            ui.label(t!("size-label"));
             ui.horizontal(|ui| {
-                let lw = ui.label("W");
+                let lw = ui.label(t!("width-short"));
                 size_value(ui, &mut p.width).labelled_by(lw.id);
-                let lh = ui.label("H");
+                let lh = ui.label(t!("height-short"));
                 size_value(ui, &mut p.height).labelled_by(lh.id);
-                if ui.button("Swap").on_hover_text("Swap width and height").clicked() {
+                if ui.button(t!("swap")).on_hover_text(t!("swap-tip")).clicked() {
                     std::mem::swap(&mut p.width, &mut p.height);
                 }
             });
             ui.end_row();
 
-            let preset_label = ui.label("Preset");
+            let preset_label = ui.label(t!("preset-label"));
             egui::ComboBox::from_id_salt("size_presets")
                 .selected_text(
                     SIZE_PRESETS
                         .iter()
-                        .find(|(_, w, h)| *w == p.width && *h == p.height)
-                        .map(|(n, _, _)| *n)
-                        .unwrap_or("Custom"),
+                        .find(|(w, h)| *w == p.width && *h == p.height)
+                        .map(|(w, h)| preset_name(*w, *h))
+                        .unwrap_or_else(|| t!("size-custom")),
                 )
                 .show_ui(ui, |ui| {
-                    for (name, w, h) in SIZE_PRESETS {
-                        if ui.selectable_label(p.width == *w && p.height == *h, *name).clicked() {
+                    for (w, h) in SIZE_PRESETS {
+                        if ui
+                            .selectable_label(p.width == *w && p.height == *h, preset_name(*w, *h))
+                            .clicked()
+                        {
                             p.width = *w;
                             p.height = *h;
                         }
@@ -226,19 +238,19 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
                 .labelled_by(preset_label.id);
             ui.end_row();
 
-            let l = ui.label("Seed");
+            let l = ui.label(t!("seed-label"));
             ui.horizontal(|ui| {
                 if state.settings.seed_locked {
                     ui.add(egui::DragValue::new(&mut p.seed).range(0..=u32::MAX as u64))
                         .labelled_by(l.id);
                 } else {
-                    ui.label(RichText::new("random").weak()).labelled_by(l.id);
+                    ui.label(RichText::new(t!("seed-random")).weak()).labelled_by(l.id);
                 }
                 let lock = if state.settings.seed_locked { "🔒" } else { "🎲" };
                 let tip = if state.settings.seed_locked {
-                    "Seed locked: every image uses it. Click for random seeds."
+                    t!("seed-locked-tip")
                 } else {
-                    "A new random seed for every image (shown with the result). Click to lock a seed."
+                    t!("seed-random-tip")
                 };
                 if ui
                     .selectable_label(state.settings.seed_locked, lock)
@@ -255,7 +267,7 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
                 if let Some(last) = state.last_seed
                     && ui
                         .button("♻")
-                        .on_hover_text(format!("Reuse the last seed ({last})"))
+                        .on_hover_text(t!("seed-reuse-tip", seed = last.to_string()))
                         .clicked()
                 {
                     p.seed = last;
@@ -264,7 +276,7 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
             });
             ui.end_row();
 
-            let l = ui.label("Batch count");
+            let l = ui.label(t!("batch-label"));
             ui.add(egui::DragValue::new(&mut p.batch_size).range(1..=16))
                 .labelled_by(l.id);
             ui.end_row();
@@ -282,14 +294,21 @@ fn size_value(ui: &mut Ui, v: &mut u32) -> egui::Response {
 
 fn buttons(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        let label = if state.is_busy() { "Queue" } else { "Generate" };
+        let label = if state.is_busy() {
+            t!("queue-button")
+        } else {
+            t!("generate-button")
+        };
         let generate =
             egui::Button::new(RichText::new(format!("✨ {label}")).size(16.0)).min_size(egui::vec2(140.0, 32.0));
         if ui.add(generate).on_hover_text("Ctrl+Enter").clicked() {
             actions.push(Action::Generate);
         }
         if ui
-            .add_enabled(state.running.is_some(), egui::Button::new("⏹ Cancel"))
+            .add_enabled(
+                state.running.is_some(),
+                egui::Button::new(format!("⏹ {}", t!("cancel-button"))),
+            )
             .on_hover_text("Esc")
             .clicked()
         {
@@ -303,13 +322,13 @@ fn queue(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         return;
     }
     ui.separator();
-    ui.label(RichText::new("Queue").strong());
+    ui.label(RichText::new(t!("queue-heading")).strong());
     if let Some(run) = &state.running {
         ui.label(format!("▶ {}", run.label));
     }
     for job in &state.queue {
         ui.horizontal(|ui| {
-            if ui.small_button("✖").on_hover_text("Remove from the queue").clicked() {
+            if ui.small_button("✖").on_hover_text(t!("queue-remove-tip")).clicked() {
                 actions.push(Action::RemoveQueued(job.id));
             }
             ui.label(&job.label);

@@ -7,18 +7,23 @@ use crate::format::format_duration;
 use crate::gui::state::ModelStatus;
 use crate::gui::state::{AppState, StatusKind};
 use crate::model::LoadStage;
+use crate::t;
 
 pub fn show(ui: &mut Ui, state: &AppState) {
     ui.horizontal(|ui| {
         if let ModelStatus::Loading { path, stage } = &state.model {
             ui.spinner();
             let what = match stage {
-                Some(LoadStage::TextEncoder(_)) => "text encoder",
-                Some(LoadStage::Unet) => "UNet",
-                Some(LoadStage::Vae) => "VAE",
-                None => "files",
+                Some(LoadStage::TextEncoder(_)) => t!("stage-text-encoder"),
+                Some(LoadStage::Unet) => t!("stage-unet"),
+                Some(LoadStage::Vae) => t!("stage-vae"),
+                None => t!("stage-files"),
             };
-            ui.label(format!("Loading {} — {what}…", crate::model::display_name(path)));
+            ui.label(t!(
+                "status-loading",
+                name = crate::model::display_name(path),
+                stage = what
+            ));
             return;
         }
         if let Some(run) = &state.running {
@@ -29,31 +34,37 @@ pub fn show(ui: &mut Ui, state: &AppState) {
             };
             let per_step = run.elapsed.as_secs_f32() / run.step.max(1) as f32;
             let speed = if per_step >= 1.0 || per_step == 0.0 {
-                format!("{per_step:.1} s/it")
+                t!("speed-seconds-per-step", value = format!("{per_step:.1}"))
             } else {
-                format!("{:.1} it/s", 1.0 / per_step)
+                t!("speed-steps-per-second", value = format!("{:.1}", 1.0 / per_step))
             };
             let text = if run.decoding {
-                "Decoding…".to_string()
+                t!("status-decoding")
             } else if run.step == 0 {
-                "Starting…".to_string()
+                t!("status-starting")
             } else {
-                format!(
-                    "Step {}/{} · {speed} · ETA {}",
-                    run.step,
-                    run.total,
-                    format_duration(run.eta)
+                t!(
+                    "status-step",
+                    step = run.step,
+                    total = run.total,
+                    speed = speed,
+                    eta = format_duration(run.eta)
                 )
             };
             let text = if run.batch > 1 {
-                format!("Image {}/{} · {text}", run.image + 1, run.batch)
+                t!(
+                    "status-image",
+                    image = run.image + 1,
+                    batch = run.batch,
+                    progress = text
+                )
             } else {
                 text
             };
             ui.add(egui::ProgressBar::new(fraction).desired_width(260.0).show_percentage());
             ui.label(text);
             if !state.queue.is_empty() {
-                ui.label(RichText::new(format!("· {} queued", state.queue.len())).weak());
+                ui.label(RichText::new(t!("status-queued", count = state.queue.len())).weak());
             }
             return;
         }
@@ -65,7 +76,7 @@ pub fn show(ui: &mut Ui, state: &AppState) {
             };
             ui.label(RichText::new(&status.text).color(color));
         } else {
-            ui.label(RichText::new("Ready").weak());
+            ui.label(RichText::new(t!("status-ready")).weak());
         }
     });
 }

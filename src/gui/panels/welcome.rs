@@ -7,6 +7,7 @@ use egui::{RichText, Ui};
 use super::models::{catalog_card, local_model_row, looked_in};
 use crate::gui::models_state::{ModelsState, ScanState, readable_load_error};
 use crate::gui::state::{Action, AppState, ModelStatus};
+use crate::t;
 
 /// Widest the text column gets, so lines stay readable on a wide window.
 const COLUMN: f32 = 760.0;
@@ -29,18 +30,12 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
 
 fn intro(ui: &mut Ui, state: &AppState) {
     ui.add_space(24.0);
-    ui.heading(RichText::new("Welcome to Lantern").size(28.0));
+    ui.heading(RichText::new(t!("welcome-title")).size(28.0));
     ui.add_space(6.0);
     if let ModelStatus::Failed { path, message, .. } = &state.model {
         load_error(ui, path, message);
     } else {
-        ui.label(
-            RichText::new(
-                "Lantern draws pictures with a Stable Diffusion model, and there is no model to use yet. \
-                 Pick one of the ways below to get one; it is a one-time step.",
-            )
-            .size(15.0),
-        );
+        ui.label(RichText::new(t!("welcome-intro")).size(15.0));
     }
     ui.add_space(12.0);
 }
@@ -54,34 +49,27 @@ fn load_error(ui: &mut Ui, path: &std::path::Path, message: &str) {
             ui.set_width(ui.available_width());
             ui.label(RichText::new(readable_load_error(path, message)).color(color).strong());
             ui.label(RichText::new(path.display().to_string()).monospace().small());
-            ui.label(
-                "Choose another model below, or repair that folder (e.g. download it again) and open it once more.",
-            );
+            ui.label(t!("welcome-load-failed-hint"));
         });
 }
 
 fn found_on_disk(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
     let models = &state.models;
-    ui.label(RichText::new("Models on this computer").strong().size(16.0));
+    ui.label(RichText::new(t!("welcome-on-disk")).strong().size(16.0));
     match models.scan {
         ScanState::NotYet | ScanState::Running => {
             ui.horizontal(|ui| {
                 ui.spinner();
-                ui.label("Looking in the weights/ folder, Lantern's models folder and the Hugging Face cache…");
+                ui.label(t!("welcome-scanning"));
             });
         }
         ScanState::Done if models.local.is_empty() => {
-            ui.label("None found: nothing in the weights/ folder, Lantern's models folder or the Hugging Face cache.");
+            ui.label(t!("welcome-none-found"));
             looked_in(ui, models);
         }
         ScanState::Done => {
             let usable = models.complete().count();
-            ui.label(format!(
-                "Found {} model{} ({} ready to use). Choose one:",
-                models.local.len(),
-                if models.local.len() == 1 { "" } else { "s" },
-                usable
-            ));
+            ui.label(t!("welcome-found", count = models.local.len(), usable = usable));
             for m in &models.local {
                 let chosen = state.settings.model.as_ref() == Some(&m.path);
                 local_model_row(ui, m, chosen, models, actions);
@@ -92,20 +80,19 @@ fn found_on_disk(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
 }
 
 fn catalog(ui: &mut Ui, models: &ModelsState, actions: &mut Vec<Action>) {
-    ui.label(RichText::new("Download a model").strong().size(16.0));
-    ui.label(
-        "Files go to the shared Hugging Face cache, so Python tools can use them too. \
-         A download that stops can be resumed.",
-    );
+    ui.label(RichText::new(t!("welcome-download")).strong().size(16.0));
+    ui.label(t!("welcome-download-note"));
     if let Some(problem) = &models.hub_problem {
-        ui.label(RichText::new(format!("Downloads are unavailable: {problem}")).color(ui.visuals().warn_fg_color));
+        ui.label(
+            RichText::new(t!("downloads-unavailable", problem = problem.as_str())).color(ui.visuals().warn_fg_color),
+        );
     }
     for (i, entry) in models.catalog.iter().enumerate() {
         catalog_card(ui, entry, i == 0, models, actions);
     }
     if ui
-        .button("Another Hugging Face repo, or manage models…")
-        .on_hover_text("Opens the model manager: any diffusers repo by its id, downloads, models on disk")
+        .button(t!("welcome-manage"))
+        .on_hover_text(t!("welcome-manage-tip"))
         .clicked()
     {
         actions.push(Action::OpenModelManager);
@@ -114,22 +101,22 @@ fn catalog(ui: &mut Ui, models: &ModelsState, actions: &mut Vec<Action>) {
 }
 
 fn own_folder(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
-    ui.label(RichText::new("Use a model folder you already have").strong().size(16.0));
-    ui.label("A folder in the diffusers layout: it holds model_index.json, unet/, vae/, text_encoder/, tokenizer/ and scheduler/.");
+    ui.label(RichText::new(t!("welcome-own-folder")).strong().size(16.0));
+    ui.label(t!("welcome-own-folder-note"));
     ui.horizontal(|ui| {
-        if ui.button("Open a model folder…").clicked() {
+        if ui.button(t!("open-model-folder")).clicked() {
             actions.push(Action::OpenModelDialog);
         }
-        let label = ui.label("or paste its path:");
+        let label = ui.label(t!("welcome-paste-path"));
         let response = ui
             .add(
                 egui::TextEdit::singleline(&mut state.model_path_input)
-                    .hint_text("/path/to/model")
+                    .hint_text(t!("welcome-path-hint"))
                     .desired_width(300.0),
             )
             .labelled_by(label.id);
         let enter = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        if (ui.button("Use this folder").clicked() || enter) && !state.model_path_input.trim().is_empty() {
+        if (ui.button(t!("welcome-use-folder")).clicked() || enter) && !state.model_path_input.trim().is_empty() {
             actions.push(Action::ChooseModel(state.model_path_input.trim().into()));
         }
     });

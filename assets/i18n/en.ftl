@@ -1,0 +1,266 @@
+# Lantern's window, in English. Message ids are what the code asks for (`t!("id")`).
+# A translation is a copy of this file with the right-hand sides translated.
+
+language-name = English
+
+## Parameters panel
+model-label = Model
+model-loading = { $name } (loading…)
+model-failed = { $name } (failed)
+model-none = none
+open-model-folder = Open a model folder…
+prompt-label = Prompt
+prompt-hint = a lighthouse on a cliff at dusk, oil painting
+negative-prompt-label = Negative prompt
+negative-prompt-hint = blurry, low quality
+token-count = { $used } / { $limit } tokens
+token-count-over = { $used } / { $limit } tokens — the rest is ignored
+sampler-label = Sampler
+steps-label = Steps
+guidance-label = Guidance (CFG)
+guidance-tip = How strictly to follow the prompt. 1 or less skips the negative prompt (Turbo models use 0).
+size-label = Size
+width-short = W
+height-short = H
+swap = Swap
+swap-tip = Swap width and height
+preset-label = Preset
+size-square = Square { $side }
+size-portrait = Portrait { $size }
+size-landscape = Landscape { $size }
+size-custom = Custom
+seed-label = Seed
+seed-random = random
+seed-locked-tip = Seed locked: every image uses it. Click for random seeds.
+seed-random-tip = A new random seed for every image (shown with the result). Click to lock a seed.
+seed-reuse-tip = Reuse the last seed ({ $seed })
+batch-label = Batch count
+generate-button = Generate
+queue-button = Queue
+cancel-button = Cancel
+queue-heading = Queue
+queue-remove-tip = Remove from the queue
+job-label = { $prompt } · { $width }×{ $height } · { $steps ->
+    [one] { $steps } step
+   *[other] { $steps } steps
+}
+empty-prompt = (empty prompt)
+
+## Status line
+stage-text-encoder = text encoder
+stage-unet = UNet
+stage-vae = VAE
+stage-files = files
+status-loading = Loading { $name } — { $stage }…
+speed-seconds-per-step = { $value } s/it
+speed-steps-per-second = { $value } it/s
+status-decoding = Decoding…
+status-starting = Starting…
+status-step = Step { $step }/{ $total } · { $speed } · ETA { $eta }
+status-image = Image { $image }/{ $batch } · { $progress }
+status-queued = { $count ->
+    [one] · { $count } job queued
+   *[other] · { $count } jobs queued
+}
+status-ready = Ready
+
+## Messages
+model-ready = Model ready: { $name }
+model-ready-applied = Model ready: { $name }; { $applied }.
+recommended-applied = applied { $from }'s recommended settings: { $steps ->
+    [one] { $steps } step
+   *[other] { $steps } steps
+}, guidance { $guidance }, { $sampler }, { $size }
+load-failed = Could not load { $name }: { $message }
+choose-model-first = Choose a model first.
+cancelling = Cancelling…
+cancelled = Cancelled.
+image-copied = Image copied to the clipboard.
+prompt-copied = Prompt copied to the clipboard.
+file-manager-failed = Could not open the file manager ({ $reason }); the file is { $path }
+settings-restored = Settings restored (seed { $seed }).
+settings-restored-from = Settings restored from { $source } (seed { $seed }).
+restore-source-history = the history
+restored-switched-model = { $restored } Switched to the model { $name }.
+restored-unknown-model = { $restored } It was made with the model “{ $name }”, which is not among your model folders; open that model to make the same picture.
+png-image = PNG image
+save-as-no-file = no file was chosen (or no file dialog is available on this system)
+saved = Saved { $path }
+saved-copy = Saved a copy to { $path }
+not-saved = Not saved: { $reason }
+image-not-saved = The image could not be saved: { $reason }
+open-model-folder-title = Open a model folder
+no-file-dialog = No file dialog is available on this system. Type or paste the model folder's path:
+open = Open
+notice-downloaded = { $name } downloaded. Choose it with “Use { $name }”.
+notice-download-failed = { $name }: { $reason }
+notice-download-cancelled = { $name }: download cancelled; what was fetched is kept for resuming.
+notice-scan-failed = Looking for models failed: { $reason }
+download-started = Downloading { $name }…
+download-refused = Cannot download { $name }: { $reason }
+drop-not-png = { $name } is not a PNG image; drop a PNG made by Lantern or AUTOMATIC1111.
+drop-no-settings = { $name } has no generation settings in it (only PNGs made by Lantern or AUTOMATIC1111 carry them).
+drop-unreadable = { $name } could not be read ({ $reason }).
+drop-unparseable = { $name } carries settings Lantern cannot read ({ $reason }).
+file-moved-or-deleted = The file was moved or deleted.
+model-folders-unlisted = Model folders could not be listed: { $reason }
+history-notice = The { $notice }.
+history-open-failed = The history could not be opened: { $reason }
+favourite-failed = Could not change the favourite: { $reason }
+deleted-entry-and-file = Deleted the entry and its file.
+deleted-entry = Deleted the entry (the file is kept).
+entry-already-gone = That entry was already gone.
+not-deleted = Not deleted: { $reason }
+history-error = History: { $reason }
+
+## Image view
+image-empty-hint = Type a prompt and press Ctrl+Enter
+zoom-fit = Fit
+save-as = Save as…
+copy-image = Copy
+image-summary = { $width }×{ $height } · seed { $seed } · { $steps } steps · CFG { $cfg }
+image-seed = seed { $seed }
+
+## First screen
+welcome-title = Welcome to Lantern
+welcome-intro = Lantern draws pictures with a Stable Diffusion model, and there is no model to use yet. Pick one of the ways below to get one; it is a one-time step.
+welcome-load-failed-hint = Choose another model below, or repair that folder (e.g. download it again) and open it once more.
+welcome-on-disk = Models on this computer
+welcome-scanning = Looking in the weights/ folder, Lantern's models folder and the Hugging Face cache…
+welcome-none-found = None found: nothing in the weights/ folder, Lantern's models folder or the Hugging Face cache.
+welcome-found = { $count ->
+    [one] Found { $count } model ({ $usable } ready to use). Choose one:
+   *[other] Found { $count } models ({ $usable } ready to use). Choose one:
+}
+welcome-download = Download a model
+welcome-download-note = Files go to the shared Hugging Face cache, so Python tools can use them too. A download that stops can be resumed.
+downloads-unavailable = Downloads are unavailable: { $problem }
+welcome-manage = Another Hugging Face repo, or manage models…
+welcome-manage-tip = Opens the model manager: any diffusers repo by its id, downloads, models on disk
+welcome-own-folder = Use a model folder you already have
+welcome-own-folder-note = A folder in the diffusers layout: it holds model_index.json, unet/, vae/, text_encoder/, tokenizer/ and scheduler/.
+welcome-paste-path = or paste its path:
+welcome-path-hint = /path/to/model
+welcome-use-folder = Use this folder
+
+## Models
+model-not-recognised = { $path } (not recognised as a model folder by the last scan)
+model-incomplete = Incomplete: { $problems }
+scan-running = Looking for models…
+scan-none = No models found on this computer.
+scan-found = { $count ->
+    [one] { $count } model found.
+   *[other] { $count } models found.
+}
+model-in-use = In use
+use-model = Use { $name }
+model-details-incomplete = { $details } · incomplete
+catalog-download = Download { $name } — { $size }
+catalog-license = License: { $license } · { $repo }
+download-connecting = { $name }: connecting to the model server…
+download-finished = { $name } downloaded ({ $size }).
+download-cancelled-at = { $name }: cancelled at { $size }. What was fetched is kept.
+downloading = Downloading { $name }
+download-resumed = (resumed, { $size } were already here)
+download-file-progress = file { $index }/{ $count }: { $file } · { $done } of { $size }
+download-resume = Resume { $name }
+download-try-again = Try again
+download-repo-note = Only the diffusers components in safetensors form are fetched, into the shared Hugging Face cache.
+download-amount = { $done } of { $total }
+time-left = { $time } left
+offline-headline = You seem to be offline: the model server could not be reached.
+source-project-weights = project weights/ folder
+source-data-dir = Lantern's models folder
+source-user-folder = your folder
+source-hf-cache = Hugging Face cache: { $repo }
+
+## History
+date-any = Any date
+date-today = Today
+date-last-7-days = Last 7 days
+date-last-30-days = Last 30 days
+history-matches = { $count ->
+    [one] { $shown } match
+   *[other] { $shown } matches
+}
+unknown-model = (unknown model)
+history-query-time = query took { $ms } ms
+history-unavailable = The history cannot be shown: { $error }
+history-empty = No pictures yet. Everything you generate appears here.
+history-no-matches = Nothing matches these filters.
+history-cell = { $prompt } · seed { $seed }
+thumb-file-missing = File missing
+thumb-unreadable = Unreadable
+not-recorded = (not recorded)
+batch-position = image { $index } of { $count }
+seconds = { $value } s
+delete-entry-and-file = Delete entry and file
+delete-entry = Delete entry
+drop-hint = Drop a PNG to reuse its settings
+
+## Labels and buttons
+open-a-model-folder = Open a model folder…
+rescan = Rescan
+manage-and-download-models = Manage and download models…
+models = Models
+downloads = Downloads
+on-this-computer = On this computer
+where-lantern-looked = Where Lantern looked
+fetches-only-what-is-missing-partial = Fetches only what is missing; partial files are continued
+download-a-known-model = Download a known model
+suggested-for-this-computer = Suggested for this computer
+stops-now-a-later-download-continues = Stops now; a later download continues where this one stopped
+continues-from-the-partial-files-if = Continues from the partial files, if any
+dismiss = Dismiss
+any-diffusers-model-on-the-hugging = Any diffusers model on the Hugging Face Hub
+repo-id = Repo id
+org-name = org/name
+download-repo = Download repo
+create = Create
+history = History
+drop-a-png-on-the-window = Drop a PNG on the window to reuse its settings
+search = Search
+words-from-the-prompt-any-language = words from the prompt, any language
+clear = Clear
+model = Model
+all-models = All models
+date = Date
+favourites-only = Favourites only
+picture = Picture
+close = Close
+the-image-file-is-not-available = The image file is not available
+its-settings-can-still-be-used = Its settings can still be used.
+restore-every-parameter-the-seed-and = Restore every parameter, the seed and the model
+restore-the-settings-and-generate = Restore the settings and generate
+favourite = Favourite
+copy-prompt = Copy prompt
+show-in-folder = Show in folder
+delete = Delete…
+prompt = Prompt
+negative-prompt = Negative prompt
+seed = Seed
+steps = Steps
+sampler = Sampler
+cfg-scale = CFG scale
+size = Size
+batch = Batch
+made = Made
+took = Took
+file = File
+delete-this-picture-from-the-history = Delete this picture from the history?
+also-delete-the-file = Also delete the file
+cancel = Cancel
+resume-download = Resume download
+use-these-settings = Use these settings
+re-run = Re-run
+
+## The model catalog's descriptions (assets/models.toml has the same English text)
+catalog-sd-turbo-description = Distilled SD 2.1: usable 512x512 images in 1 step. The fastest start on a CPU.
+catalog-sd15-description = The classic 512x512 model with the largest ecosystem of fine-tunes.
+catalog-sd21-description = 768x768 v-prediction model with the OpenCLIP text encoder.
+catalog-sdxl-description = 1024x1024, two text encoders; much better prompts, slow on a CPU.
+catalog-sdxl-turbo-description = Distilled SDXL: 512x512 in 1-4 steps with SDXL's prompt understanding.
+
+## Language
+language-tip = The window's language
+no-cjk-font = No Chinese font found: install fonts-noto-cjk (Debian/Ubuntu), google-noto-sans-cjk-fonts (Fedora) or noto-fonts-cjk (Arch), then restart Lantern.
