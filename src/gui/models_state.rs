@@ -330,7 +330,7 @@ pub fn apply_recommended(params: &mut Recipe, from: &str, r: &RecommendedSetting
         from = from,
         steps = r.steps,
         guidance = f64::from(r.guidance),
-        sampler = params.sampler.label(),
+        sampler = crate::gui::panels::parameters::sampler_label(params.sampler),
         size = format!("{}×{}", r.width, r.height)
     )
 }

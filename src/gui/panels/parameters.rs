@@ -18,6 +18,15 @@ pub const SIZE_PRESETS: &[(u32, u32)] = &[
     (1216, 832),
 ];
 
+/// A sampler's name as A1111 shows it ("Euler a", "DPM++ 2M Karras": the same in every
+/// language); only "the model's own" is worded.
+pub fn sampler_label(kind: SamplerKind) -> String {
+    match kind {
+        SamplerKind::Default => t!("sampler-model-default"),
+        other => other.label().to_owned(),
+    }
+}
+
 /// "Square 512", "Portrait 512×768", … in the window's language.
 fn preset_name(w: u32, h: u32) -> String {
     let size = format!("{w}×{h}");
@@ -176,10 +185,10 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
         .show(ui, |ui| {
             let l = ui.label(t!("sampler-label"));
             egui::ComboBox::from_id_salt("sampler")
-                .selected_text(p.sampler.label())
+                .selected_text(sampler_label(p.sampler))
                 .show_ui(ui, |ui| {
                     for kind in SamplerKind::ALL {
-                        ui.selectable_value(&mut p.sampler, kind, kind.label());
+                        ui.selectable_value(&mut p.sampler, kind, sampler_label(kind));
                     }
                 })
                 .response
