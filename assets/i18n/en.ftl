@@ -265,3 +265,5 @@ catalog-sdxl-turbo-description = Distilled SDXL: 512x512 in 1-4 steps with SDXL'
 language-tip = The window's language
 no-cjk-font = No Chinese font found: install fonts-noto-cjk (Debian/Ubuntu), google-noto-sans-cjk-fonts (Fedora) or noto-fonts-cjk (Arch), then restart Lantern.
 sampler-model-default = Model default
+catalog-unavailable = the model catalog is unavailable
+already-downloading = { $repo } is already downloading

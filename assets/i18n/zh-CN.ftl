@@ -245,3 +245,5 @@ re-run = 重新生成
 language-tip = 窗口语言
 no-cjk-font = No Chinese font found / 未找到中文字体: install fonts-noto-cjk (Debian/Ubuntu), google-noto-sans-cjk-fonts (Fedora) or noto-fonts-cjk (Arch), then restart Lantern.
 sampler-model-default = 模型默认
+catalog-unavailable = 模型目录不可用
+already-downloading = { $repo } 已在下载中

@@ -433,11 +433,11 @@ impl ModelsController {
     /// Starts (or resumes) downloading a catalog id or repo id.
     pub fn download(&mut self, state: &mut ModelsState, name_or_repo: &str) -> Result<(), String> {
         let hub = self.env.hub.clone()?;
-        let catalog = self.catalog.clone().ok_or("the model catalog is unavailable")?;
+        let catalog = self.catalog.clone().ok_or_else(|| t!("catalog-unavailable"))?;
         let request = DownloadRequest::resolve(name_or_repo, &catalog).map_err(|e| e.to_string())?;
         let repo_id = request.repo_id.clone();
         if state.download(&repo_id).is_some_and(DownloadView::is_active) {
-            return Err(format!("{repo_id} is already downloading"));
+            return Err(t!("already-downloading", repo = repo_id.as_str()));
         }
         let name = catalog
             .find(&repo_id)
