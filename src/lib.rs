@@ -13,6 +13,7 @@ extern crate self as lantern;
 mod gui_test_harness;
 
 pub mod alloc;
+pub mod build_info;
 pub mod cli;
 pub mod device;
 pub mod error;

@@ -242,3 +242,17 @@ fn switching_to_chinese_relabels_the_window_and_is_remembered() {
     h.run_steps(2);
     h.get_by_label("提示词");
 }
+
+/// The About window says the version, the build's devices and the data folder.
+#[test]
+fn about_shows_version_devices_and_data_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(tmp.path(), None);
+    h.run_steps(2);
+    h.get_by_label("About").click();
+    h.run_steps(4);
+    assert!(h.state().state.about_open);
+    h.get_by_label_contains(&format!("Lantern {}", env!("CARGO_PKG_VERSION")));
+    h.get_by_label(&tmp.path().display().to_string());
+    h.get_by_label_contains("CPU (");
+}

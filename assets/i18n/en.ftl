@@ -267,3 +267,15 @@ no-cjk-font = No Chinese font found: install fonts-noto-cjk (Debian/Ubuntu), goo
 sampler-model-default = Model default
 catalog-unavailable = the model catalog is unavailable
 already-downloading = { $repo } is already downloading
+
+## About
+about-button = About
+about-title = About Lantern
+about-tagline = Local text-to-image with Stable Diffusion. Your pictures and prompts stay on this computer.
+about-version = Version
+about-platform = Platform
+about-devices = Runs on
+about-data-folder = Data folder
+about-outputs = Pictures saved to
+about-language = Language
+about-copy = Copy these details

@@ -247,3 +247,15 @@ no-cjk-font = No Chinese font found / 未找到中文字体: install fonts-noto-
 sampler-model-default = 模型默认
 catalog-unavailable = 模型目录不可用
 already-downloading = { $repo } 已在下载中
+
+## About
+about-button = 关于
+about-title = 关于 Lantern
+about-tagline = 使用 Stable Diffusion 的本地文生图工具。你的图片和提示词都保存在这台电脑上。
+about-version = 版本
+about-platform = 平台
+about-devices = 运行设备
+about-data-folder = 数据文件夹
+about-outputs = 图片保存位置
+about-language = 语言
+about-copy = 复制这些信息

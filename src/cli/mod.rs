@@ -43,7 +43,15 @@ pub enum Command {
 /// Parses the command line, printing clap's help/version as usual but reducing argument
 /// errors to one line.
 pub fn parse() -> Result<Cli, i32> {
-    match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    // `--version` says what a bug report needs: the build's devices and the data folder.
+    // Leaked once per process: clap wants a 'static text for it.
+    let long_version: &'static str = Box::leak(crate::build_info::BuildInfo::current().long_version().into_boxed_str());
+    let command = Cli::command().long_version(long_version);
+    let parsed = command
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    match parsed {
         Ok(cli) => Ok(cli),
         Err(e) => {
             use clap::error::ErrorKind;

@@ -350,6 +350,7 @@ impl LanternApp {
                     .retain(|d| d.repo_id != repo_id || d.is_active());
             }
             Action::OpenModelManager => self.state.models.manager_open = true,
+            Action::ToggleAbout => self.state.about_open = !self.state.about_open,
             Action::SetLanguage(code) => {
                 set_language(&mut self.state, &code);
                 self.state.settings.language = Some(code);
@@ -627,6 +628,9 @@ impl LanternApp {
         }
         let ctx = ui.ctx().clone();
         self.path_window(&ctx, &mut actions);
+        if self.state.about_open {
+            panels::about::window(&ctx, &mut self.state, &self.data);
+        }
         if self.state.models.manager_open {
             panels::models::manager_window(&ctx, &mut self.state, &mut actions);
         }

@@ -32,6 +32,8 @@ pub enum Action {
     UseSettings(Box<Recipe>),
     /// Look for models on disk again (the user's folders included).
     Rescan,
+    /// Open or close the About window.
+    ToggleAbout,
     /// Switch the window's language (a code from `AppState::languages`).
     SetLanguage(String),
     /// Start, or resume, downloading a catalog id or Hub repo id.
@@ -150,6 +152,7 @@ pub struct AppState {
     /// Whether a font with Chinese characters was found (`None`: fonts not installed by us,
     /// as in tests).
     pub cjk_font: Option<bool>,
+    pub about_open: bool,
 }
 
 impl AppState {
@@ -173,6 +176,7 @@ impl AppState {
             languages: super::i18n::available_languages(None),
             catalog: Catalog::english(),
             cjk_font: None,
+            about_open: false,
         }
     }
 

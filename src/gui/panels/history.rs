@@ -80,6 +80,9 @@ pub fn tabs(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
             act(actions, HistoryAction::ShowHistory(true));
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if ui.selectable_label(state.about_open, t!("about-button")).clicked() {
+                actions.push(Action::ToggleAbout);
+            }
             language_picker(ui, state, actions);
             ui.label(RichText::new(t!("drop-a-png-on-the-window")).weak().small());
         });

@@ -1,6 +1,7 @@
 //! One module per part of the window. Each draws from [`AppState`](super::state::AppState)
 //! and pushes [`Action`](super::state::Action)s; none holds model code.
 
+pub mod about;
 pub mod history;
 pub mod image_view;
 pub mod models;
