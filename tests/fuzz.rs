@@ -73,7 +73,11 @@ fn mutate_bytes(rng: &mut Rng, data: &mut Vec<u8>, corpus: &[Vec<u8>]) {
                 // safetensors' header length LE).
                 let i = rng.below(len - 3);
                 let v = *rng.pick(&[0u32, 1, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff, len as u32, 13, 8]);
-                let bytes = if rng.chance(2) { v.to_be_bytes() } else { v.to_le_bytes() };
+                let bytes = if rng.chance(2) {
+                    v.to_be_bytes()
+                } else {
+                    v.to_le_bytes()
+                };
                 data[i..i + 4].copy_from_slice(&bytes);
             }
             3 => {
@@ -209,7 +213,12 @@ fn mutate_json(rng: &mut Rng, json: &mut Value, corpus: &[Value]) {
 /// Runs `iters` inputs made by `make` through `run`; panics are collected with their inputs.
 fn fuzz(name: &str, iters: usize, mut make: impl FnMut(&mut Rng) -> Vec<u8>, run: impl Fn(&[u8])) {
     let out = std::env::var_os("LANTERN_FUZZ_OUT").map(PathBuf::from);
-    let mut rng = Rng::new(seed() ^ name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)));
+    let mut rng = Rng::new(
+        seed()
+            ^ name
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)),
+    );
     let mut failures = Vec::new();
     let mut slowest = (Duration::ZERO, 0usize);
     let started = Instant::now();
@@ -220,6 +229,10 @@ fn fuzz(name: &str, iters: usize, mut make: impl FnMut(&mut Rng) -> Vec<u8>, run
         let took = t.elapsed();
         if took > slowest.0 {
             slowest = (took, i);
+            // Kept for a look at what made it slow (a hang in the making).
+            if let Some(dir) = &out {
+                let _ = std::fs::write(dir.join(format!("{name}-slowest.bin")), &input);
+            }
         }
         if let Err(panic) = result {
             let why = panic
@@ -242,7 +255,12 @@ fn fuzz(name: &str, iters: usize, mut make: impl FnMut(&mut Rng) -> Vec<u8>, run
         slowest.1,
         failures.len()
     );
-    assert!(failures.is_empty(), "{name}: {} panics:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{name}: {} panics:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn iters(short: usize) -> usize {
@@ -303,7 +321,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -327,10 +349,10 @@ fn fix_png_crcs(data: &mut [u8]) {
 
 /// The import path: the text, then the parameters, then the pixels.
 fn read_png(bytes: &[u8]) {
-    if let Ok(Some(text)) = lantern::output::png::read_parameters(bytes) {
-        if let Ok(p) = lantern::output::parameters::parse_parameters(&text) {
-            let _ = p.to_recipe();
-        }
+    if let Ok(Some(text)) = lantern::output::png::read_parameters(bytes)
+        && let Ok(p) = lantern::output::parameters::parse_parameters(&text)
+    {
+        let _ = p.to_recipe();
     }
     let _ = lantern::output::png::decode_png(bytes);
 }
@@ -412,7 +434,10 @@ fn fuzz_parameters_parser() {
 /// A fixture's header as JSON and its data.
 fn split_safetensors(bytes: &[u8]) -> (Value, Vec<u8>) {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    (serde_json::from_slice(&bytes[8..8 + n]).unwrap(), bytes[8 + n..].to_vec())
+    (
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap(),
+        bytes[8 + n..].to_vec(),
+    )
 }
 
 fn join_safetensors(header: &[u8], data: &[u8]) -> Vec<u8> {
@@ -433,7 +458,10 @@ struct Safetensors {
 fn safetensors_corpus() -> Safetensors {
     let mut files = Vec::new();
     let mut expected = Vec::new();
-    for rel in ["sd1-tiny/vae/diffusion_pytorch_model.safetensors", "sd2-tiny/text_encoder/model.safetensors"] {
+    for rel in [
+        "sd1-tiny/vae/diffusion_pytorch_model.safetensors",
+        "sd2-tiny/text_encoder/model.safetensors",
+    ] {
         let bytes = std::fs::read(fixtures().join(rel)).unwrap();
         let (header, data) = split_safetensors(&bytes);
         // Keep the tensors whose data lies in the first 64 KB, and only that data.
@@ -443,11 +471,19 @@ fn safetensors_corpus() -> Safetensors {
             let Some(offsets) = info.get("data_offsets") else {
                 continue;
             };
-            let (a, b) = (offsets[0].as_u64().unwrap() as usize, offsets[1].as_u64().unwrap() as usize);
+            let (a, b) = (
+                offsets[0].as_u64().unwrap() as usize,
+                offsets[1].as_u64().unwrap() as usize,
+            );
             if b <= 65536 && small.len() < 24 {
                 small.insert(name.clone(), info.clone());
                 end = end.max(b);
-                let shape = info["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+                let shape = info["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap() as usize)
+                    .collect();
                 expected.push((name.clone(), shape));
                 let _ = a;
             }
@@ -509,7 +545,8 @@ fn fuzz_safetensors_header_and_shape_checks() {
                 let key = *rng.pick(&["shape", "dtype", "data_offsets"]);
                 match (key, rng.below(3)) {
                     ("dtype", _) => {
-                        entry["dtype"] = json!(*rng.pick(&["F16", "BF16", "F64", "I8", "U8", "BOOL", "F8_E4M3", "X", "I64"]))
+                        entry["dtype"] =
+                            json!(*rng.pick(&["F16", "BF16", "F64", "I8", "U8", "BOOL", "F8_E4M3", "X", "I64"]))
                     }
                     _ => {
                         let mut inner = json!({ "v": entry[key].clone() });
@@ -584,7 +621,11 @@ fn fuzz_configs_and_loaders() {
     let weights: Vec<Weights> = CONFIGS
         .iter()
         .map(|(f, c)| {
-            let base = if c.starts_with("text_encoder") { "model" } else { "diffusion_pytorch_model" };
+            let base = if c.starts_with("text_encoder") {
+                "model"
+            } else {
+                "diffusion_pytorch_model"
+            };
             Weights::open(
                 &fixtures().join(f).join(c),
                 base,

@@ -219,7 +219,7 @@ pub fn geglu(h: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
     check::f32(K, "input", h)?;
     let dims = h.dims().to_vec();
     let two_n = *dims.last().unwrap_or(&0);
-    check::that(K, !dims.is_empty() && two_n % 2 == 0 && two_n > 0, || {
+    check::that(K, !dims.is_empty() && two_n.is_multiple_of(2) && two_n > 0, || {
         format!("input has shape {dims:?}; its last dimension must be even and positive")
     })?;
     check::opt_dims(K, "bias", bias, &[two_n])?;
