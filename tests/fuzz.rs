@@ -7,7 +7,8 @@
 //!
 //! `cargo test` runs a short pass of each target. `tools/fuzz.sh` runs the same targets long:
 //! `LANTERN_FUZZ_ITERS` inputs per target, `LANTERN_FUZZ_SEED` to start elsewhere, and
-//! `LANTERN_FUZZ_OUT` where failing inputs are written (default: a temp folder).
+//! `LANTERN_FUZZ_OUT` where failing inputs (and each target's slowest) are written (default: a
+//! temp folder), `LANTERN_FUZZ_REPLAY` to run one saved input again.
 
 mod support;
 #[path = "support/zlib_bomb.rs"]
@@ -211,7 +212,24 @@ fn mutate_json(rng: &mut Rng, json: &mut Value, corpus: &[Value]) {
 }
 
 /// Runs `iters` inputs made by `make` through `run`; panics are collected with their inputs.
-fn fuzz(name: &str, iters: usize, mut make: impl FnMut(&mut Rng) -> Vec<u8>, run: impl Fn(&[u8])) {
+fn fuzz(name: &str, iters: usize, make: impl FnMut(&mut Rng) -> Vec<u8>, run: impl Fn(&[u8])) {
+    // `LANTERN_FUZZ_REPLAY=dir/png-17.bin`: run that one saved input (of this target) and say
+    // how long it took.
+    if let Some(file) = std::env::var_os("LANTERN_FUZZ_REPLAY").map(PathBuf::from) {
+        let file_name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        if file_name.starts_with(&format!("{name}-")) {
+            let input = std::fs::read(&file).unwrap();
+            let t = Instant::now();
+            run(&input);
+            eprintln!("replay {}: {:.1} ms", file.display(), t.elapsed().as_secs_f64() * 1e3);
+        }
+        return;
+    }
+    fuzz_loop(name, iters, make, run)
+}
+
+/// The loop itself: `iters` inputs from `make` through `run`, panics collected and failed on.
+fn fuzz_loop(name: &str, iters: usize, mut make: impl FnMut(&mut Rng) -> Vec<u8>, run: impl Fn(&[u8])) {
     let out = std::env::var_os("LANTERN_FUZZ_OUT").map(PathBuf::from);
     let mut rng = Rng::new(
         seed()
@@ -272,9 +290,9 @@ fn iters(short: usize) -> usize {
 #[should_panic(expected = "panics:")]
 fn the_harness_reports_panics() {
     let corpus = vec![vec![1u8, 2, 3, 4, 5]];
-    fuzz(
+    fuzz_loop(
         "self-check",
-        200,
+        30,
         |rng| {
             let mut data = corpus[0].clone();
             mutate_bytes(rng, &mut data, &corpus);
