@@ -75,7 +75,19 @@ fn printable_bytes(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 
 /// An error and its causes on one line.
 pub fn one_line(e: &anyhow::Error) -> String {
-    let text = format!("{e:#}");
+    // The error and its causes, each once: many of our errors already show their cause in
+    // their own text (`{path}: {source}`), and anyhow's `{:#}` would print it again.
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(part.trim()) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -86,6 +98,20 @@ pub fn one_line(e: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let db = crate::error::Error::Database {
+            path: "h.sqlite3".into(),
+            source: rusqlite::Error::InvalidQuery,
+        };
+        let text = one_line(&anyhow::Error::new(db));
+        let cause = rusqlite::Error::InvalidQuery.to_string();
+        assert_eq!(text.matches(&cause).count(), 1, "{text}");
+        // A context line and a cause it does not contain are both kept.
+        let e = anyhow::Error::new(std::io::Error::other("disk on fire")).context("saving the picture");
+        assert_eq!(one_line(&e), "saving the picture: disk on fire");
+    }
 
     #[test]
     fn log_lines_show_control_characters_visibly() {

@@ -575,3 +575,40 @@ fn a_long_chinese_prompt_gives_a_legal_generated_name() {
     let text = lantern::output::read_parameters_file(&pngs[0]).unwrap().unwrap();
     assert!(text.starts_with(&prompt), "prompt not kept");
 }
+
+#[test]
+fn a_search_of_a_thousand_words_answers_once() {
+    // 1200 distinct short words (each a LIKE term) nested SQLite's query past its depth limit
+    // of 1000, and the error line printed SQLite's message twice.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pngs = tmp.path().join("pngs");
+    std::fs::create_dir_all(&pngs).unwrap();
+    let text = "a red fox 狐\nSteps: 2, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x64, Model: m";
+    let png = lantern::output::png::encode_png(&lantern::output::RgbImage::new(64, 64), Some(text)).unwrap();
+    std::fs::write(pngs.join("a.png"), &png).unwrap();
+    let o = lantern(&data).arg("import").arg(&pngs).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let mut words: Vec<String> = (0..1200)
+        .map(|i| char::from_u32(0x4e00 + i).unwrap().to_string())
+        .collect();
+    let o = lantern(&data)
+        .args(["history", "--search", &words.join(" ")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 of 0"), "{o:?}");
+    // The same wall of words that does match: only 狐 and fox, each repeated.
+    words = [vec!["狐"; 600], vec!["fox"; 600]]
+        .concat()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let o = lantern(&data)
+        .args(["history", "--search", &words.join(" ")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("a red fox"), "{o:?}");
+}

@@ -170,6 +170,11 @@ fn download_from_the_hub_shows_progress_and_ends_with_the_model_listed() {
     let bars = h.query_all_by_role(egui::accesskit::Role::ProgressIndicator).count();
     assert!(bars >= 2, "total and file progress bars, found {bars}");
     assert!(!labels_containing(&h, "/s").is_empty(), "speed shown");
+    // The configs and tokenizer files have no LFS hash: the card says they are checked by size.
+    assert_eq!(
+        labels_containing(&h, "checked by size only"),
+        ["9 small files (no hash from the Hub) are checked by size only"]
+    );
     let file_line = format!("{UNET} ·");
     let shown = labels_containing(&h, &file_line);
     assert!(

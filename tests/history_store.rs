@@ -141,6 +141,15 @@ fn search_finds_english_and_chinese_substrings_and_short_words() {
         h.list(&Query::search(odd)).unwrap();
     }
     assert_eq!(search(&h, "").len(), 5);
+    // A pasted wall of words: 1200 short ones (each a LIKE term) and 1200 long ones (FTS
+    // terms) used to nest the query past SQLite's depth limit of 1000.
+    let many: Vec<String> = (0..1200).map(|i| format!("{}", i % 97)).collect();
+    assert!(search(&h, &format!("fox {}", many.join(" "))).is_empty());
+    let short = vec!["ed"; 1200].join(" ");
+    assert_eq!(search(&h, &format!("{short} fox")), ["A red fox in the snow"]);
+    let mut distinct: Vec<String> = (0..1200).map(|i| format!("w{i:x}")).collect();
+    distinct.extend((0..1200).map(|i| char::from_u32(0x4e00 + i).unwrap().to_string()));
+    assert!(search(&h, &distinct.join(" ")).is_empty());
 }
 
 #[test]

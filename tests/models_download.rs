@@ -120,6 +120,12 @@ fn full_download_is_byte_identical_and_discovered_in_the_cache() {
     // Events: planned first, finished last, progress reaching the total.
     let total = fixture_total();
     assert!(matches!(&events[0], DownloadEvent::Planned { total: t, already: 0, files: 12, .. } if *t == total));
+    // The fake Hub gives a sha256 for its LFS files (the three .safetensors) only.
+    assert!(
+        matches!(&events[0], DownloadEvent::Planned { size_only: 9, .. }),
+        "{:?}",
+        events[0]
+    );
     assert!(matches!(events.last(), Some(DownloadEvent::Finished { .. })));
     let last_progress = events.iter().rev().find_map(|e| match e {
         DownloadEvent::Progress(p) => Some(p.clone()),

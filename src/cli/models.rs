@@ -206,6 +206,7 @@ impl TerminalProgress {
                 files,
                 total,
                 already,
+                size_only,
                 ..
             } => {
                 let resume = if *already > 0 {
@@ -213,8 +214,12 @@ impl TerminalProgress {
                 } else {
                     String::new()
                 };
+                let size_only = match size_only {
+                    0 => String::new(),
+                    n => format!("; {n} without a hash from the Hub, checked by size only"),
+                };
                 self.line(&format!(
-                    "{}: {files} files, {} (commit {}){resume}",
+                    "{}: {files} files, {} (commit {}){resume}{size_only}",
                     self.label,
                     ByteSize(*total),
                     &commit[..commit.len().min(12)]

@@ -86,16 +86,34 @@ impl HistoryService {
     /// Starts the thread, which opens `db` at once (recovering it from the PNGs in `outputs`
     /// if it is damaged). `wake` runs after every reply (the window passes a repaint request).
     pub fn spawn(db: PathBuf, outputs: PathBuf, wake: impl Fn() + Send + 'static) -> HistoryService {
+        Self::spawn_with(db, outputs, wake, answer)
+    }
+
+    /// [`HistoryService::spawn`] answering each request with `answer` (tests pass one that
+    /// panics, to see the thread survive it).
+    fn spawn_with(
+        db: PathBuf,
+        outputs: PathBuf,
+        wake: impl Fn() + Send + 'static,
+        answer: fn(&mut History, HistoryRequest) -> HistoryReply,
+    ) -> HistoryService {
         let (requests, rx) = channel::<HistoryRequest>();
         let (tx, replies) = channel::<HistoryReply>();
+        let failed = tx.clone();
         let send = move |reply: HistoryReply| {
             let _ = tx.send(reply);
             wake();
         };
-        std::thread::Builder::new()
+        let started = std::thread::Builder::new()
             .name("lantern-history".into())
-            .spawn(move || serve(&db, &outputs, &rx, &send))
-            .expect("spawning the history thread");
+            .spawn(move || serve(&db, &outputs, &rx, &send, answer));
+        if let Err(e) = started {
+            // No thread (the system is out of threads or memory): the history is unavailable
+            // this run, said once, instead of a panic in the window.
+            let _ = failed.send(HistoryReply::OpenFailed(format!(
+                "could not start the history thread: {e}"
+            )));
+        }
         HistoryService { requests, replies }
     }
 
@@ -110,7 +128,13 @@ impl HistoryService {
 
 /// Panics are caught per request (answered with an error) so the thread keeps serving and the
 /// window never waits on a dead one.
-fn serve(db: &std::path::Path, outputs: &std::path::Path, rx: &Receiver<HistoryRequest>, send: &dyn Fn(HistoryReply)) {
+fn serve(
+    db: &std::path::Path,
+    outputs: &std::path::Path,
+    rx: &Receiver<HistoryRequest>,
+    send: &dyn Fn(HistoryReply),
+    answer: fn(&mut History, HistoryRequest) -> HistoryReply,
+) {
     let opened = catch("the history", || History::open_or_recover(db, outputs));
     let mut history = match opened.and_then(|o| o.map_err(|e| e.to_string())) {
         Ok(opened) => {
@@ -256,6 +280,56 @@ mod tests {
         assert_eq!(generations(&skip_obsolete(batch)), ["m", "r3", "p3"]);
         let no_reset = vec![page(1), page(1)];
         assert_eq!(generations(&skip_obsolete(no_reset)), ["p1", "p1"]);
+    }
+
+    #[test]
+    fn a_panicking_query_becomes_an_error_and_the_thread_keeps_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wake_tx, wake_rx) = channel();
+        // Models panics (as a bug in a query would); everything else is answered normally.
+        let service = HistoryService::spawn_with(
+            dir.path().join("history.sqlite3"),
+            dir.path().join("outputs"),
+            move || {
+                let _ = wake_tx.send(());
+            },
+            |history, request| match request {
+                HistoryRequest::Models => panic!("index out of bounds"),
+                other => answer(history, other),
+            },
+        );
+        service.send(HistoryRequest::Models);
+        let mut replies = Vec::new();
+        let wait = |replies: &mut Vec<HistoryReply>, n: usize| {
+            while replies.len() < n {
+                wake_rx.recv_timeout(Duration::from_secs(20)).expect("a reply");
+                replies.extend(std::iter::from_fn(|| service.try_recv()));
+            }
+        };
+        wait(&mut replies, 2);
+        assert!(matches!(replies[0], HistoryReply::Opened { .. }), "{:?}", replies[0]);
+        let HistoryReply::Error(why) = &replies[1] else {
+            panic!("expected an error, got {:?}", replies[1])
+        };
+        assert!(
+            why.contains("a history query") && why.contains("index out of bounds"),
+            "{why}"
+        );
+        // Still alive: the next query is answered.
+        service.send(reset(1));
+        wait(&mut replies, 3);
+        assert!(
+            matches!(
+                replies[2],
+                HistoryReply::Reset {
+                    generation: 1,
+                    total: 0,
+                    ..
+                }
+            ),
+            "{:?}",
+            replies[2]
+        );
     }
 
     #[test]

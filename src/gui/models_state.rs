@@ -108,6 +108,8 @@ pub struct DownloadView {
     pub total: u64,
     /// Bytes found on disk when this run started (a resumed download).
     pub already: u64,
+    /// Files checked by size only (the Hub lists no sha256 for them).
+    pub size_only: usize,
     pub bytes_per_sec: f64,
     pub eta: Option<Duration>,
 }
@@ -141,6 +143,7 @@ impl DownloadView {
             done: 0,
             total: 0,
             already: 0,
+            size_only: 0,
             bytes_per_sec: 0.0,
             eta: None,
         }
@@ -171,14 +174,31 @@ impl DownloadView {
         }
     }
 
+    /// One short line when some files have no hash to check ("3 small files (no hash from
+    /// the Hub) are checked by size only"), else nothing.
+    pub fn size_only_note(&self) -> Option<String> {
+        match self.size_only {
+            0 => None,
+            1 => Some("1 small file (no hash from the Hub) is checked by size only".into()),
+            n => Some(format!(
+                "{n} small files (no hash from the Hub) are checked by size only"
+            )),
+        }
+    }
+
     /// Folds one event in.
     pub fn apply(&mut self, event: DownloadEvent) {
         match event {
             DownloadEvent::Planned {
-                files, total, already, ..
+                files,
+                total,
+                already,
+                size_only,
+                ..
             } => {
                 self.phase = DownloadPhase::Running;
                 self.files = files;
+                self.size_only = size_only;
                 self.total = total;
                 self.already = already;
                 self.done = already;
@@ -582,8 +602,13 @@ mod tests {
             files: 2,
             total: 1000,
             already: 100,
+            size_only: 1,
         });
         assert_eq!((v.phase.clone(), v.done, v.total), (DownloadPhase::Running, 100, 1000));
+        assert_eq!(
+            v.size_only_note().as_deref(),
+            Some("1 small file (no hash from the Hub) is checked by size only")
+        );
         v.apply(DownloadEvent::Progress(Progress {
             file: "unet/x.safetensors".into(),
             file_done: 250,

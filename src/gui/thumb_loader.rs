@@ -50,6 +50,17 @@ impl ThumbLoader {
 
     /// [`ThumbLoader::spawn`] with exactly `threads` threads (tests use none, to watch the queue).
     fn start(cache_dir: PathBuf, threads: usize, capacity: usize, wake: impl Fn() + Send + Sync + 'static) -> Self {
+        Self::start_with(cache_dir, threads, capacity, wake, load_thumbnail)
+    }
+
+    /// [`ThumbLoader::start`] making each thumbnail with `load` (tests pass one that panics).
+    fn start_with(
+        cache_dir: PathBuf,
+        threads: usize,
+        capacity: usize,
+        wake: impl Fn() + Send + Sync + 'static,
+        load: fn(&Path, &Path) -> Result<egui::ColorImage, String>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
@@ -61,20 +72,24 @@ impl ThumbLoader {
             let tx: Sender<ThumbResult> = tx.clone();
             let wake = wake.clone();
             let cache_dir = cache_dir.clone();
-            std::thread::Builder::new()
+            let started = std::thread::Builder::new()
                 .name(format!("lantern-thumbs-{n}"))
                 .spawn(move || {
                     while let Some((id, path)) = next_job(&shared) {
                         // A panic (a PNG that trips the decoder) fails this thumbnail only.
-                        let image = catch("a thumbnail", || load_thumbnail(&cache_dir, &path)).and_then(|r| r);
-                        shared.queue.lock().expect("thumbnail queue").in_flight.remove(&id);
+                        let image = catch("a thumbnail", || load(&cache_dir, &path)).and_then(|r| r);
+                        lock(&shared.queue).in_flight.remove(&id);
                         if tx.send(ThumbResult { id, image }).is_err() {
                             return;
                         }
                         wake();
                     }
-                })
-                .expect("spawning a thumbnail thread");
+                });
+            if let Err(e) = started {
+                // Fewer threads (or none: thumbnails stay blank) rather than a panic in the window.
+                tracing::warn!("could not start a thumbnail thread: {e}");
+                break;
+            }
         }
         ThumbLoader {
             shared,
@@ -90,7 +105,7 @@ impl ThumbLoader {
         if items.is_empty() {
             return;
         }
-        let mut q = self.shared.queue.lock().expect("thumbnail queue");
+        let mut q = lock(&self.shared.queue);
         for (id, path) in items.iter().rev() {
             if q.in_flight.contains(id) {
                 continue;
@@ -109,7 +124,7 @@ impl ThumbLoader {
 
     /// Requests waiting (not counting those being made).
     pub fn queued(&self) -> usize {
-        self.shared.queue.lock().expect("thumbnail queue").items.len()
+        lock(&self.shared.queue).items.len()
     }
 }
 
@@ -121,6 +136,12 @@ impl Drop for ThumbLoader {
         }
         self.shared.ready.notify_all();
     }
+}
+
+/// The queue, even if a thread panicked while holding it (its data stays consistent: every
+/// change is a single push, pop or removal).
+fn lock(queue: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn next_job(shared: &Shared) -> Option<(i64, PathBuf)> {
@@ -177,6 +198,38 @@ mod tests {
         l.shared.queue.lock().unwrap().in_flight.insert(7);
         l.request(&[item(7)]);
         assert_eq!(l.queued(), 4, "one being made is not queued again");
+    }
+
+    #[test]
+    fn a_panicking_thumbnail_fails_alone_and_the_thread_goes_on() {
+        let (wake_tx, wake_rx) = channel();
+        let wake_tx = Mutex::new(wake_tx);
+        // One thread, so the second thumbnail is made by the thread the first one panicked in.
+        let l = ThumbLoader::start_with(
+            PathBuf::from("/nonexistent"),
+            1,
+            16,
+            move || {
+                let _ = wake_tx.lock().unwrap().send(());
+            },
+            |_, path| {
+                if path.ends_with("boom.png") {
+                    panic!("decoder tripped");
+                }
+                Ok(egui::ColorImage::new([1, 1], vec![egui::Color32::RED]))
+            },
+        );
+        l.request(&[(1, PathBuf::from("/x/boom.png")), (2, PathBuf::from("/x/fine.png"))]);
+        let mut results = Vec::new();
+        while results.len() < 2 {
+            wake_rx.recv_timeout(Duration::from_secs(20)).expect("a result");
+            results.extend(std::iter::from_fn(|| l.try_recv()));
+        }
+        results.sort_by_key(|r| r.id);
+        let why = results[0].image.as_ref().unwrap_err();
+        assert!(why.contains("a thumbnail") && why.contains("decoder tripped"), "{why}");
+        assert_eq!(results[1].image.as_ref().unwrap().size, [1, 1]);
+        assert!(l.shared.queue.lock().unwrap().in_flight.is_empty());
     }
 
     #[test]

@@ -420,7 +420,9 @@ fn where_clause(q: &Query) -> (String, Vec<Value>) {
     let mut args: Vec<Value> = Vec::new();
     if let Some(text) = q.search.as_deref() {
         let mut fts_terms = Vec::new();
-        for word in text.split_whitespace() {
+        // A word given twice narrows nothing; a pasted paragraph repeats many.
+        let mut seen = std::collections::HashSet::new();
+        for word in text.split_whitespace().filter(|w| seen.insert(*w)) {
             if word.chars().count() >= 3 {
                 // A quoted FTS5 string: the trigram index finds it as a substring.
                 fts_terms.push(format!("\"{}\"", word.replace('"', "\"\"")));
@@ -459,7 +461,20 @@ fn where_clause(q: &Query) -> (String, Vec<Value>) {
     if conds.is_empty() {
         (String::new(), args)
     } else {
-        (format!(" WHERE {}", conds.join(" AND ")), args)
+        (format!(" WHERE {}", all_of(&conds)), args)
+    }
+}
+
+/// `a AND b AND …` as a balanced tree: SQLite refuses expressions nested more than 1000 deep,
+/// and a chain of ANDs nests one level per term (a search of 1000 short words failed).
+fn all_of(conds: &[String]) -> String {
+    match conds {
+        [] => "1".into(),
+        [one] => one.clone(),
+        _ => {
+            let (left, right) = conds.split_at(conds.len() / 2);
+            format!("({} AND {})", all_of(left), all_of(right))
+        }
     }
 }
 

@@ -197,6 +197,9 @@ pub enum DownloadEvent {
         total: u64,
         /// Bytes already on disk (complete files and partial ones to resume).
         already: u64,
+        /// Files the Hub gives no sha256 for (not stored in LFS: configs, tokenizer files):
+        /// these are checked by their size only.
+        size_only: usize,
     },
     FileStarted {
         path: String,
@@ -345,6 +348,7 @@ pub fn download(
         files: files.len(),
         total,
         already,
+        size_only: files.iter().filter(|f| f.sha256.is_none()).count(),
     });
 
     let mut run = Run {

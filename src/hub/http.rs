@@ -4,18 +4,27 @@
 //! `X-Linked-Etag`) are kept, and every failure turned into one plain line with its kind
 //! (offline, unauthorized, not found, other network trouble).
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use url::Url;
 
+use super::proxy::ProxyEnv;
 use crate::error::{Error, Failure, Kind, Result};
 
 const MAX_REDIRECTS: usize = 10;
 
 pub(crate) struct Http {
-    agent: ureq::Agent,
+    /// Requests that go straight to the server.
+    direct: ureq::Agent,
+    /// The proxy variables (`HTTPS_PROXY`, `NO_PROXY`, …) read when this client was made.
+    proxies: ProxyEnv,
+    /// One agent per proxy URL in use (ureq sets the proxy per agent), made when first needed.
+    proxied: Mutex<HashMap<String, ureq::Agent>>,
     token: Option<String>,
+    connect_timeout: Duration,
     read_timeout: Duration,
 }
 
@@ -65,19 +74,63 @@ impl HubResponse {
 }
 
 impl Http {
+    /// A client using the proxy variables of the process environment.
     pub fn new(connect_timeout: Duration, read_timeout: Duration, token: Option<String>) -> Self {
-        let agent = ureq::AgentBuilder::new()
+        Self::with_proxies(connect_timeout, read_timeout, token, ProxyEnv::from_env())
+    }
+
+    pub fn with_proxies(
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        token: Option<String>,
+        proxies: ProxyEnv,
+    ) -> Self {
+        Http {
+            direct: Self::builder(connect_timeout, read_timeout).build(),
+            proxies,
+            proxied: Mutex::new(HashMap::new()),
+            token,
+            connect_timeout,
+            read_timeout,
+        }
+    }
+
+    fn builder(connect_timeout: Duration, read_timeout: Duration) -> ureq::AgentBuilder {
+        let builder = ureq::AgentBuilder::new()
             .timeout_connect(connect_timeout)
             .timeout_read(read_timeout)
             .timeout_write(read_timeout)
             .redirects(0)
-            .user_agent(concat!("lantern/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Http {
-            agent,
-            token,
-            read_timeout,
+            // The proxy is chosen per URL here (ureq's own reading ignores NO_PROXY and the scheme).
+            .try_proxy_from_env(false)
+            .user_agent(concat!("lantern/", env!("CARGO_PKG_VERSION")));
+        match tls_config() {
+            Some(config) => builder.tls_config(config),
+            None => builder,
         }
+    }
+
+    /// The agent for `url`: through the proxy the environment names for it, else direct.
+    fn agent_for(&self, url: &Url) -> Result<(ureq::Agent, Option<String>)> {
+        let Some(proxy) = self.proxies.proxy_for(url) else {
+            return Ok((self.direct.clone(), None));
+        };
+        let shown = proxy_display(proxy);
+        let mut agents = self.proxied.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(agent) = agents.get(proxy) {
+            return Ok((agent.clone(), Some(shown)));
+        }
+        let parsed = ureq::Proxy::new(proxy).map_err(|e| {
+            Error::invalid(format!(
+                "the {} proxy {shown} set in the environment is not usable ({e}); use http://host:port",
+                url.scheme()
+            ))
+        })?;
+        let agent = Self::builder(self.connect_timeout, self.read_timeout)
+            .proxy(parsed)
+            .build();
+        agents.insert(proxy.to_owned(), agent.clone());
+        Ok((agent, Some(shown)))
     }
 
     /// GET `url`, optionally from byte `range_from`, following redirects. Returns any status;
@@ -89,7 +142,8 @@ impl Http {
         let mut repo_commit = None;
         let mut etag = None;
         for _ in 0..MAX_REDIRECTS {
-            let mut request = self.agent.request_url("GET", &current);
+            let (agent, proxy) = self.agent_for(&current)?;
+            let mut request = agent.request_url("GET", &current);
             if let Some(from) = range_from {
                 request = request.set("Range", &format!("bytes={from}-"));
             }
@@ -104,7 +158,7 @@ impl Http {
                 Ok(r) => r,
                 Err(ureq::Error::Status(_, r)) => r,
                 Err(ureq::Error::Transport(t)) => {
-                    return Err(self.transport_error(&current, &t));
+                    return Err(self.transport_error(&current, proxy.as_deref(), &t));
                 }
             };
             if repo_commit.is_none() {
@@ -140,12 +194,15 @@ impl Http {
 
     /// The server was not reached (no answer, refused, unresolvable, TLS or proxy failure):
     /// always [`Kind::Offline`], whatever the reason says.
-    fn transport_error(&self, url: &Url, t: &ureq::Transport) -> Error {
-        let host = match (url.host_str(), url.port()) {
+    fn transport_error(&self, url: &Url, proxy: Option<&str>, t: &ureq::Transport) -> Error {
+        let mut host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
             _ => url.to_string(),
         };
+        if let Some(proxy) = proxy {
+            host = format!("{host} through the proxy {proxy}");
+        }
         let io = std::error::Error::source(t)
             .and_then(|s| s.downcast_ref::<std::io::Error>())
             .map(|e| e.kind());
@@ -164,6 +221,55 @@ impl Http {
             "cannot reach {host}: {reason}. Check the network connection, or set HF_ENDPOINT to a reachable mirror"
         ))
     }
+}
+
+/// A proxy URL as messages show it: scheme, host and port, never its user name or password.
+fn proxy_display(proxy: &str) -> String {
+    let with_scheme = if proxy.contains("://") {
+        proxy.to_owned()
+    } else {
+        format!("http://{proxy}")
+    };
+    match Url::parse(&with_scheme) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{}://{h}:{p}", u.scheme()),
+            (Some(h), None) => format!("{}://{h}", u.scheme()),
+            _ => "(unparsable)".into(),
+        },
+        Err(_) => "(unparsable)".into(),
+    }
+}
+
+/// The TLS settings of every download: the bundled Mozilla roots plus the system's
+/// certificate store, so a company proxy that inspects TLS with its own root (installed in the
+/// system store, as `git` and `pip` expect) is trusted. `None` keeps ureq's defaults (bundled
+/// roots only) should rustls refuse the settings.
+fn tls_config() -> Option<Arc<rustls::ClientConfig>> {
+    static CONFIG: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let native = rustls_native_certs::load_native_certs();
+            for e in &native.errors {
+                tracing::debug!("system certificate store: {e}");
+            }
+            let roots = root_store(native.certs);
+            rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+                .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+                .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                .inspect_err(|e| tracing::warn!("TLS settings refused, using the bundled roots only: {e}"))
+                .ok()
+        })
+        .clone()
+}
+
+/// The bundled roots plus `system` (certificates the system trusts; unparsable ones skipped).
+fn root_store(system: Vec<rustls::pki_types::CertificateDer<'static>>) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let (added, skipped) = roots.add_parsable_certificates(system);
+    tracing::debug!("trusting {added} certificates from the system store ({skipped} unparsable)");
+    roots
 }
 
 /// `W/"abc"` → `abc`.
@@ -233,6 +339,34 @@ mod tests {
         );
         assert!(endpoint_url("https://x", &["a b"], None).unwrap().ends_with("/a%20b"));
         assert!(endpoint_url("not a url", &[], None).is_err());
+    }
+
+    #[test]
+    fn the_system_store_adds_to_the_bundled_roots() {
+        let bundled = webpki_roots::TLS_SERVER_ROOTS.len();
+        let corp = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/corp-root.der")).unwrap();
+        let roots = root_store(vec![corp.into(), vec![1, 2, 3].into()]);
+        assert_eq!(
+            roots.len(),
+            bundled + 1,
+            "the corporate root added, the garbage skipped"
+        );
+        // The corporate root is there by its subject (DER of CN=Lantern Test Corporate Root).
+        let cn = b"Lantern Test Corporate Root";
+        assert!(
+            roots
+                .roots
+                .iter()
+                .any(|a| a.subject.as_ref().windows(cn.len()).any(|w| w == cn))
+        );
+        assert!(tls_config().is_some(), "rustls accepts the settings");
+    }
+
+    #[test]
+    fn proxies_are_shown_without_credentials() {
+        assert_eq!(proxy_display("http://user:secret@corp:3128"), "http://corp:3128");
+        assert_eq!(proxy_display("corp:3128"), "http://corp:3128");
+        assert_eq!(proxy_display("http://u:hunter2@[::1]:8080"), "http://[::1]:8080");
     }
 
     #[test]

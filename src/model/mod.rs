@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use self::clip::{ClipTextConfig, ClipTextModel};
 use self::config::ConfigFile;
-use self::unet::{Unet, UnetConfig};
+use self::unet::{DownBlockKind, MidBlockKind, Unet, UnetConfig};
 use self::vae::{VaeConfig, VaeDecoder};
 use self::weights::{VariantPreference, Weights};
 use crate::error::{Error, Result};
@@ -226,12 +226,28 @@ impl LoadedModel {
         // diffusers writes Python's -Infinity into some scheduler configs; this reader takes it.
         let scheduler_config = crate::schedulers::read_config(&sched_path)?;
 
-        let mut text_encoders = Vec::new();
-        for (i, (tok_dir, enc_dir, projection)) in folder.text_components().into_iter().enumerate() {
-            on_stage(LoadStage::TextEncoder(i));
+        // Every component's config first, checked against the others, so a model whose parts
+        // disagree is refused before any weight is read or any kernel runs.
+        let mut text_parts = Vec::new();
+        for (tok_dir, enc_dir, projection) in folder.text_components() {
             let tokenizer = ClipTokenizer::from_folder(&folder.root.join(tok_dir))?;
             let dir = folder.root.join(enc_dir);
             let config = ClipTextConfig::read(&dir.join("config.json"), projection)?;
+            text_parts.push((tokenizer, dir, config));
+        }
+        let unet_dir = folder.root.join("unet");
+        let unet_config = UnetConfig::read(&unet_dir.join("config.json"))?;
+        let vae_dir = folder.root.join("vae");
+        let vae_config = VaeConfig::read(&vae_dir.join("config.json"))?;
+        let encoder_configs: Vec<(PathBuf, &ClipTextConfig, &ClipTokenizer)> = text_parts
+            .iter()
+            .map(|(tok, dir, config)| (dir.join("config.json"), config, tok))
+            .collect();
+        check_components(&folder, &encoder_configs, &unet_config, &vae_config)?;
+
+        let mut text_encoders = Vec::new();
+        for (i, (tokenizer, dir, config)) in text_parts.into_iter().enumerate() {
+            on_stage(LoadStage::TextEncoder(i));
             let w = Weights::open(&dir, "model", prefer, options.dtype, &options.device)?;
             text_encoders.push(TextEncoder {
                 tokenizer,
@@ -240,9 +256,6 @@ impl LoadedModel {
         }
 
         on_stage(LoadStage::Unet);
-        let unet_dir = folder.root.join("unet");
-        let unet_config = UnetConfig::read(&unet_dir.join("config.json"))?;
-        check_context_width(&folder, &unet_config, &text_encoders)?;
         let unet_w = Weights::open(
             &unet_dir,
             "diffusion_pytorch_model",
@@ -254,8 +267,6 @@ impl LoadedModel {
         let unet = Unet::load(&unet_w, unet_config)?;
 
         on_stage(LoadStage::Vae);
-        let vae_dir = folder.root.join("vae");
-        let vae_config = VaeConfig::read(&vae_dir.join("config.json"))?;
         let vae_dtype = if vae_config.force_upcast {
             DType::F32
         } else {
@@ -306,18 +317,99 @@ impl LoadedModel {
     }
 }
 
-/// The text encoders' combined width must equal what the UNet's cross-attention expects.
-fn check_context_width(folder: &ModelFolder, unet: &UnetConfig, encoders: &[TextEncoder]) -> Result<()> {
-    let width: usize = encoders.iter().map(|e| e.model.config().hidden_size).sum();
-    if width != unet.context_dim() {
-        return Err(Error::config(
-            folder.root.join("unet").join("config.json"),
-            "cross_attention_dim",
-            format!(
-                "is {} but the text encoder(s) produce {width}-wide embeddings",
-                unet.context_dim()
-            ),
-        ));
+/// The components must agree with each other before any of them runs: the UNet denoises the
+/// VAE's latents, its cross-attention reads the text encoders' output, SDXL's added embedding
+/// reads the second encoder's projection and six size embeddings, and every token id must
+/// fall inside its encoder's tables. `encoders` holds each encoder's config path, config and
+/// tokenizer, in the order their outputs are concatenated.
+fn check_components(
+    folder: &ModelFolder,
+    encoders: &[(PathBuf, &ClipTextConfig, &ClipTokenizer)],
+    unet: &UnetConfig,
+    vae: &VaeConfig,
+) -> Result<()> {
+    let unet_json = folder.root.join("unet").join("config.json");
+    let unet_error = |field: &str, message: String| Error::config(&unet_json, field, message);
+    for (field, value) in [("in_channels", unet.in_channels), ("out_channels", unet.out_channels)] {
+        if value != vae.latent_channels {
+            return Err(unet_error(
+                field,
+                format!(
+                    "is {value} but the VAE's latent_channels is {} (vae/config.json)",
+                    vae.latent_channels
+                ),
+            ));
+        }
+    }
+
+    let width: usize = encoders.iter().map(|(_, c, _)| c.hidden_size).sum();
+    let n = unet.cross_attention_dim.len();
+    for (i, &dim) in unet.cross_attention_dim.iter().enumerate() {
+        // Entry i serves down block i, up block n-1-i, and (the last) the mid block.
+        let used = unet.down_blocks[i] == DownBlockKind::CrossAttn
+            || unet.up_blocks[n - 1 - i] == DownBlockKind::CrossAttn
+            || (i + 1 == n && unet.mid_block == MidBlockKind::CrossAttn);
+        if used && dim != width {
+            let which = if n > 1 { format!(" (entry {i})") } else { String::new() };
+            return Err(unet_error(
+                "cross_attention_dim",
+                format!("{dim}{which} does not match the text encoder(s)' {width}-wide embeddings"),
+            ));
+        }
+    }
+
+    match (&unet.text_time, folder.kind) {
+        (Some(tt), PipelineKind::StableDiffusionXl) => {
+            let pooled = encoders.last().and_then(|(_, c, _)| c.projection_dim).unwrap_or(0);
+            let want = tt
+                .addition_time_embed_dim
+                .checked_mul(6)
+                .and_then(|t| t.checked_add(pooled));
+            if want != Some(tt.projection_class_embeddings_input_dim) {
+                return Err(unet_error(
+                    "projection_class_embeddings_input_dim",
+                    format!(
+                        "is {} but text_encoder_2's projection_dim {pooled} + 6 × addition_time_embed_dim {} makes {}",
+                        tt.projection_class_embeddings_input_dim,
+                        tt.addition_time_embed_dim,
+                        want.map_or("more".to_string(), |w| w.to_string())
+                    ),
+                ));
+            }
+        }
+        (Some(_), PipelineKind::StableDiffusion) => {
+            return Err(unet_error(
+                "addition_embed_type",
+                "text_time (SDXL) needs a StableDiffusionXLPipeline; model_index.json names StableDiffusionPipeline"
+                    .into(),
+            ));
+        }
+        (None, _) => {}
+    }
+
+    for (path, config, tokenizer) in encoders {
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(Error::config(
+                path,
+                "vocab_size",
+                format!(
+                    "is {} but the tokenizer has {} tokens",
+                    config.vocab_size,
+                    tokenizer.vocab_size()
+                ),
+            ));
+        }
+        if tokenizer.max_length() > config.max_position_embeddings {
+            return Err(Error::config(
+                path,
+                "max_position_embeddings",
+                format!(
+                    "is {} but the tokenizer makes {}-token windows",
+                    config.max_position_embeddings,
+                    tokenizer.max_length()
+                ),
+            ));
+        }
     }
     Ok(())
 }

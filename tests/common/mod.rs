@@ -72,6 +72,9 @@ pub struct Seen {
     pub path: String,
     pub range: Option<String>,
     pub authorization: Option<String>,
+    /// The host an absolute-URI request named (`GET http://host/path`): the request came
+    /// through us acting as an HTTP proxy.
+    pub proxied_for: Option<String>,
 }
 
 #[derive(Default)]
@@ -163,7 +166,14 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
-    let target = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let mut target = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    // As an HTTP proxy: `GET http://host/path` is answered as `GET /path` for `host`.
+    let mut proxied_for = None;
+    if let Some(rest) = target.strip_prefix("http://") {
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        proxied_for = Some(host.to_owned());
+        target = if path.is_empty() { "/".into() } else { path.to_owned() };
+    }
     let mut headers = HashMap::new();
     loop {
         let mut line = String::new();
@@ -184,6 +194,7 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         path: target.clone(),
         range: range.clone(),
         authorization: authorization.clone(),
+        proxied_for,
     });
     if let Some(token) = &guard.behaviour.required_token
         && !path.starts_with("/cdn/")

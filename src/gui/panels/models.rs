@@ -263,6 +263,9 @@ pub fn download_card(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
                     actions.push(Action::ChooseModel(snapshot.clone()));
                 }
             });
+            if let Some(note) = d.size_only_note() {
+                ui.label(RichText::new(note).small().weak());
+            }
         }
         DownloadPhase::Failed(f) => {
             failure(ui, &d.name, f);
@@ -316,6 +319,9 @@ fn running(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
         ui.add(egui::ProgressBar::new(d.file_fraction()).desired_height(8.0))
             .on_hover_text(&text);
         ui.label(RichText::new(text).small().weak());
+    }
+    if let Some(note) = d.size_only_note() {
+        ui.label(RichText::new(note).small().weak());
     }
 }
 

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{SendPtr, View, exp, product, uninit_vec, with_f32};
+use super::{SendPtr, View, check, exp, product, uninit_vec, with_f32};
 
 /// Bytes of scores one task keeps (fits in L2 alongside its K and V panels).
 const SCORE_BLOCK_BYTES: usize = 512 << 10;
@@ -27,6 +27,19 @@ pub fn attention_masked(
     scale: f32,
     causal: bool,
 ) -> candle_core::Result<Tensor> {
+    const K: &str = "attention";
+    check::f32(K, "q", q)?;
+    let (b, nq, hd) = q.dims3()?;
+    let nk = check::rank(K, "k", k, 3)?[1];
+    check::dims(K, "k", k, &[b, nk, hd])?;
+    check::dims(K, "v", v, &[b, nk, hd])?;
+    check::that(K, heads > 0 && hd % heads == 0, || {
+        format!("{heads} heads do not divide the width {hd}")
+    })?;
+    check::that(K, nk > 0, || "no keys".into())?;
+    check::that(K, !causal || nq == nk, || {
+        format!("causal attention needs as many queries as keys, got {nq} and {nk}")
+    })?;
     #[cfg(target_arch = "x86_64")]
     if super::simd::cpu_level() >= super::simd::Level::Avx512 {
         return attention_avx512(q, k, v, heads, scale, causal);

@@ -7,7 +7,7 @@
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::{Scratch, View, parallelism, product, uninit_vec, with_f32, with_opt_f32, with_scratch};
+use super::{Scratch, View, check, parallelism, product, uninit_vec, with_f32, with_opt_f32, with_scratch};
 
 /// Bytes of unrolled patches one product may take.
 const COLS_BYTES: usize = 128 << 20;
@@ -37,10 +37,20 @@ fn convolve(
     residual: Option<&Tensor>,
     cols_bytes: usize,
 ) -> candle_core::Result<Tensor> {
+    const K: &str = "conv3x3";
+    check::f32(K, "input", x)?;
     let (b, ci, h, w) = x.dims4()?;
-    let co = weight.dim(0)?;
+    let co = check::rank(K, "weight", weight, 4)?[0];
+    check::dims(K, "weight", weight, &[co, ci, 3, 3])?;
+    check::dims(K, "bias", bias, &[co])?;
+    check::that(K, stride > 0, || "stride 0".into())?;
+    check::that(K, h + 2 * padding >= 3 && w + 2 * padding >= 3, || {
+        format!("a {h}×{w} input with padding {padding} is smaller than the 3×3 kernel")
+    })?;
     let ho = (h + 2 * padding - 3) / stride + 1;
     let wo = (w + 2 * padding - 3) / stride + 1;
+    check::opt_dims(K, "image bias", image_bias, &[b, co])?;
+    check::opt_dims(K, "residual", residual, &[b, co, ho, wo])?;
     let n = ho * wo;
     let k = ci * 9;
     let bias: Vec<f32> = bias.to_vec1()?;

@@ -16,8 +16,18 @@ pub fn group_norm(
     eps: f64,
     silu: bool,
 ) -> candle_core::Result<Tensor> {
+    const K: &str = "group_norm";
+    super::check::f32(K, "input", x)?;
     let dims = x.dims().to_vec();
+    super::check::that(K, dims.len() >= 2, || {
+        format!("input has shape {dims:?}, expected [B, C, …]")
+    })?;
     let (b, c) = (dims[0], dims[1]);
+    super::check::that(K, groups > 0 && c % groups == 0, || {
+        format!("{groups} groups do not divide {c} channels")
+    })?;
+    super::check::dims(K, "weight", weight, &[c])?;
+    super::check::dims(K, "bias", bias, &[c])?;
     let spatial: usize = dims[2..].iter().product();
     let per_group = c / groups;
     let group_len = per_group * spatial;

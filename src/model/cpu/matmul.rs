@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{SendPtr, View, exp, parallelism, product, simd, uninit_vec, with_f32};
+use super::{SendPtr, View, check, exp, parallelism, product, simd, uninit_vec, with_f32};
 
 /// Below this many rows a product is split across threads by output columns.
 const FEW_ROWS: usize = 256;
@@ -19,10 +19,18 @@ pub fn linear(
     bias: Option<&Tensor>,
     residual: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
+    const K: &str = "linear";
+    check::f32(K, "input", x)?;
+    check::that(K, x.rank() >= 1, || "input is a scalar".into())?;
     let dims = x.dims().to_vec();
     let in_dim = *dims.last().unwrap_or(&0);
     let rows: usize = dims[..dims.len() - 1].iter().product();
-    let out_dim = weight.dim(0)?;
+    let out_dim = check::rank(K, "weight", weight, 2)?[0];
+    check::dims(K, "weight", weight, &[out_dim, in_dim])?;
+    check::opt_dims(K, "bias", bias, &[out_dim])?;
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("rank ≥ 1") = out_dim;
+    check::opt_dims(K, "residual", residual, &out_dims)?;
     let mut out = uninit_vec(rows * out_dim);
     let read_dst = prefill(&mut out, out_dim, bias, residual)?;
     let threads = rayon::current_num_threads().max(1);
@@ -64,8 +72,6 @@ pub fn linear(
             }
         })
     })??;
-    let mut out_dims = dims;
-    *out_dims.last_mut().expect("rank ≥ 1") = out_dim;
     Tensor::from_vec(out, out_dims, &Device::Cpu)
 }
 
@@ -107,8 +113,12 @@ fn prefill(
 /// A 1×1 projection from image layout into tokens: `x` [B, Ci, H, W] → [B, H·W, Co] with
 /// `weight` [Co, Ci] (a 1×1 conv's or a linear layer's) and `bias` [Co].
 pub fn image_to_tokens(x: &Tensor, weight: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+    const K: &str = "image_to_tokens";
+    check::f32(K, "input", x)?;
     let (b, ci, h, w) = x.dims4()?;
-    let co = weight.dim(0)?;
+    let co = check::rank(K, "weight", weight, 2)?[0];
+    check::dims(K, "weight", weight, &[co, ci])?;
+    check::dims(K, "bias", bias, &[co])?;
     let hw = h * w;
     let mut out = uninit_vec(b * hw * co);
     prefill(&mut out, co, Some(bias), None)?;
@@ -139,8 +149,14 @@ pub fn tokens_to_image(
     bias: &Tensor,
     residual: &Tensor,
 ) -> candle_core::Result<Tensor> {
+    const K: &str = "tokens_to_image";
+    check::f32(K, "residual", residual)?;
     let (b, co, h, w) = residual.dims4()?;
-    let (_, hw, ci) = tokens.dims3()?;
+    let ci = check::rank(K, "tokens", tokens, 3)?[2];
+    let hw = h * w;
+    check::dims(K, "tokens", tokens, &[b, hw, ci])?;
+    check::dims(K, "weight", weight, &[co, ci])?;
+    check::dims(K, "bias", bias, &[co])?;
     let bias: Vec<f32> = bias.to_vec1()?;
     let mut out = uninit_vec(b * co * hw);
     with_f32(residual, |r| {
@@ -169,7 +185,6 @@ pub fn tokens_to_image(
             }
         })
     })??;
-    debug_assert_eq!(hw, h * w);
     Tensor::from_vec(out, (b, co, h, w), &Device::Cpu)
 }
 
@@ -200,8 +215,14 @@ pub fn activation(h: &Tensor, quick: bool) -> candle_core::Result<Tensor> {
 /// computed without it) → `(h + b)[.., :n] · gelu((h + b)[.., n:])` in one pass. Adding the bias
 /// here saves the product a pass over its largest output.
 pub fn geglu(h: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    const K: &str = "geglu";
+    check::f32(K, "input", h)?;
     let dims = h.dims().to_vec();
     let two_n = *dims.last().unwrap_or(&0);
+    check::that(K, !dims.is_empty() && two_n.is_multiple_of(2) && two_n > 0, || {
+        format!("input has shape {dims:?}; its last dimension must be even and positive")
+    })?;
+    check::opt_dims(K, "bias", bias, &[two_n])?;
     let n = two_n / 2;
     let rows: usize = dims[..dims.len() - 1].iter().product();
     let bias: Vec<f32> = match bias {

@@ -6,6 +6,7 @@
 pub mod attention;
 #[cfg(target_arch = "x86_64")]
 pub mod attention_avx512;
+pub mod check;
 pub mod conv;
 pub mod exp;
 pub mod group_norm;

@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{Scratch, SendPtr, View, product, simd, uninit_vec, with_f32, with_opt_f32, with_scratch};
+use super::{Scratch, SendPtr, View, check, product, simd, uninit_vec, with_f32, with_opt_f32, with_scratch};
 
 /// Transformed tiles kept per batch of work (bounds memory at high resolution).
 const CHUNK_BYTES: usize = 24 << 20;
@@ -27,8 +27,15 @@ pub fn conv3x3(
     image_bias: Option<&Tensor>,
     residual: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
-    let (b, ci, _, _) = x.dims4()?;
-    let co = weight.dim(0)?;
+    const K: &str = "conv3x3 (Winograd)";
+    check::f32(K, "input", x)?;
+    let (b, ci, h, w) = x.dims4()?;
+    let co = check::rank(K, "weight", weight, 4)?[0];
+    check::dims(K, "weight", weight, &[co, ci, 3, 3])?;
+    check::dims(K, "bias", bias, &[co])?;
+    check::that(K, ci > 0 && co > 0, || format!("{ci} input and {co} output channels"))?;
+    check::opt_dims(K, "image bias", image_bias, &[b, co])?;
+    check::opt_dims(K, "residual", residual, &[b, co, h, w])?;
     let bias: Vec<f32> = bias.to_vec1()?;
     // One bias per (image, output channel).
     let bias: Vec<f32> = match image_bias {

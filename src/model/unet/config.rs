@@ -215,15 +215,8 @@ fn up_transformer_layers(c: &ConfigFile, per_block: &[usize], layers_per_block: 
             .map(|(i, b)| {
                 let resnets = layers_per_block[n - 1 - i] + 1;
                 match b {
-                    Value::Array(xs) if xs.len() == resnets => xs
-                        .iter()
-                        .map(|x| {
-                            x.as_u64()
-                                .map(|v| v as usize)
-                                .ok_or_else(|| c.error(field, format!("expected integers, got {x}")))
-                        })
-                        .collect(),
-                    x if x.is_u64() => Ok(vec![x.as_u64().unwrap_or(1) as usize; resnets]),
+                    Value::Array(xs) if xs.len() == resnets => xs.iter().map(|x| c.int(field, x)).collect(),
+                    x if x.is_number() => Ok(vec![c.int(field, x)?; resnets]),
                     other => Err(c.error(field, format!("entry {i} should list {resnets} integers, got {other}"))),
                 }
             })
