@@ -190,9 +190,10 @@ fn fill_16_avx2(block: &mut [f32]) {
 /// One lane of `log256_ps` (avx_mathfun.h, after Cephes `logf`) as torch's binary computes
 /// it (a multiply feeding an add becomes one fused multiply-add), for the arguments
 /// `normal_fill` gives it: u1 in (0, 1], never zero, negative, NaN or denormal.
+#[allow(clippy::excessive_precision)] // the source's literals, digit for digit
 fn log_ps(x: f32) -> f32 {
     // The constants as avx_mathfun.h writes them: double literals rounded to float.
-    const SQRTHF: f32 = 0.707106781186547524f64 as f32;
+    const SQRTHF: f32 = std::f64::consts::FRAC_1_SQRT_2 as f32; // 0.707106781186547524
     const P: [f32; 9] = [
         7.0376836292E-2f64 as f32,
         -1.1514610310E-1f64 as f32,
@@ -233,6 +234,7 @@ fn log_ps(x: f32) -> f32 {
 
 /// One lane of `sincos256_ps` (avx_mathfun.h, after Cephes `sinf`/`cosf`), multiply-adds
 /// fused as in torch's binary: (sin, cos) for θ in [0, 2π).
+#[allow(clippy::excessive_precision)] // the source's literals, digit for digit
 fn sincos_ps(x: f32) -> (f32, f32) {
     const FOPI: f32 = 1.27323954473516f64 as f32; // 4 / π
     const DP1: f32 = -0.78515625;
