@@ -143,3 +143,31 @@ fn seeded_references_are_distinguishable() {
         );
     }
 }
+
+/// `--rng gpu` has no diffusers run to compare with (that needs CUDA); its noise tensors are
+/// checked against the NV reference in `tests/noise.rs`, and here that the pipeline starts
+/// from exactly them: the seeded run equals a run given that Philox draw as its latents.
+#[test]
+fn gpu_noise_is_what_the_pipeline_starts_from() {
+    use lantern::pipeline::noise::Philox;
+    let model = load_model("sd1-tiny");
+    for (seed, w) in [(2u64.pow(32) + 5, 64u32), (31337, 72)] {
+        let recipe = Recipe {
+            prompt: "a small boat on a calm lake".into(),
+            steps: 4,
+            width: w,
+            height: 40,
+            seed,
+            sampler: SamplerKind::Euler,
+            rng: NoiseKind::Gpu,
+            ..Recipe::default()
+        };
+        let shape = [1, 4, 5, w as usize / 8];
+        let latents = Philox::new(seed).draw(shape.iter().product());
+        let given = Request {
+            init_latents: Some(candle_core::Tensor::from_vec(latents, &shape[..], &candle_core::Device::Cpu).unwrap()),
+            ..Request::new(recipe.clone())
+        };
+        assert_eq!(run(&model, &Request::new(recipe)), run(&model, &given), "seed {seed}");
+    }
+}
