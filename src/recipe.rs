@@ -20,6 +20,89 @@ pub const MAX_SIDE: u32 = 4096;
 pub const MAX_STEPS: u32 = 1000;
 pub const MAX_BATCH: u32 = 100;
 
+/// Where a picture's noise comes from: the same seed gives the same picture as the tool that
+/// uses this source. See `pipeline::noise`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseKind {
+    /// torch's CPU generator: what diffusers and ComfyUI draw on a CPU (A1111's "CPU").
+    Cpu,
+    /// torch's CUDA generator (Philox), computed here on any device: A1111's default ("GPU"
+    /// on an NVIDIA card, and its "NV" source everywhere).
+    #[default]
+    Gpu,
+    /// Lantern's own first generator, for pictures made before the choice existed.
+    Lantern,
+}
+
+impl NoiseKind {
+    pub const ALL: [NoiseKind; 3] = [NoiseKind::Cpu, NoiseKind::Gpu, NoiseKind::Lantern];
+
+    /// The `--rng` name (also its name in settings, history and JSON).
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            NoiseKind::Cpu => "cpu",
+            NoiseKind::Gpu => "gpu",
+            NoiseKind::Lantern => "lantern",
+        }
+    }
+
+    /// Reads a `--rng` name, forgiving case and surrounding spaces.
+    pub fn from_cli_name(name: &str) -> Option<NoiseKind> {
+        let name = name.trim().to_ascii_lowercase();
+        NoiseKind::ALL.into_iter().find(|k| k.cli_name() == name)
+    }
+
+    /// The value of the `RNG` field in the PNG text: A1111's `CPU` and `NV` (its CPU-side
+    /// computation of the GPU's numbers, so A1111 reproduces ours on any hardware), and
+    /// `Lantern` for our own.
+    pub fn a1111_name(self) -> &'static str {
+        match self {
+            NoiseKind::Cpu => "CPU",
+            NoiseKind::Gpu => "NV",
+            NoiseKind::Lantern => "Lantern",
+        }
+    }
+
+    /// Reads an `RNG` field value: `CPU`, `NV` or `GPU` (A1111's three), `Lantern`.
+    pub fn from_a1111(value: &str) -> Option<NoiseKind> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Some(NoiseKind::Cpu),
+            "nv" | "gpu" => Some(NoiseKind::Gpu),
+            "lantern" => Some(NoiseKind::Lantern),
+            _ => None,
+        }
+    }
+
+    /// What the window calls it ("Noise source").
+    pub fn label(self) -> &'static str {
+        match self {
+            NoiseKind::Cpu => "CPU (diffusers, ComfyUI)",
+            NoiseKind::Gpu => "GPU (A1111 default)",
+            NoiseKind::Lantern => "Lantern (older pictures)",
+        }
+    }
+
+    /// The source of a recipe saved before the field existed.
+    pub fn before_choice() -> NoiseKind {
+        NoiseKind::Lantern
+    }
+}
+
+impl std::fmt::Display for NoiseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.cli_name())
+    }
+}
+
+impl std::str::FromStr for NoiseKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        NoiseKind::from_cli_name(s)
+            .ok_or_else(|| format!("unknown noise source `{s}`; choose one of: cpu, gpu, lantern"))
+    }
+}
+
 /// How one picture is made. For a job of several images this is the first image's recipe;
 /// image `i` of the batch has seed `seed + i` and `batch_index` `i` (AUTOMATIC1111's convention).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +129,11 @@ pub struct Recipe {
     /// How many images the job made, one after another.
     #[serde(alias = "batch")]
     pub batch_size: u32,
+    /// Where the noise comes from (`--rng`). Recipes, history rows and settings saved before
+    /// this field existed were made with Lantern's own generator, so a missing field reads as
+    /// [`NoiseKind::Lantern`]; new recipes default to [`NoiseKind::Gpu`], A1111's default.
+    #[serde(default = "NoiseKind::before_choice")]
+    pub rng: NoiseKind,
     /// Fields read from other tools' PNGs that we do not interpret, kept in order so that
     /// writing the recipe again keeps them.
     pub extra: Vec<(String, String)>,
@@ -66,6 +154,7 @@ impl Default for Recipe {
             model_hash: None,
             batch_index: 0,
             batch_size: 1,
+            rng: NoiseKind::Gpu,
             extra: Vec::new(),
         }
     }
@@ -163,6 +252,23 @@ mod tests {
         // Settings written before the recipe existed said `batch`.
         let r: Recipe = serde_json::from_str(r#"{"prompt":"fox","batch":3,"seed_locked":true}"#).unwrap();
         assert_eq!((r.prompt.as_str(), r.batch_size, r.steps), ("fox", 3, 20));
+        // ... and were made with Lantern's own noise.
+        assert_eq!(r.rng, NoiseKind::Lantern);
+    }
+
+    #[test]
+    fn noise_source_defaults_and_names() {
+        assert_eq!(Recipe::default().rng, NoiseKind::Gpu);
+        let json = serde_json::to_string(&Recipe::default()).unwrap();
+        assert!(json.contains(r#""rng":"gpu""#), "{json}");
+        let back: Recipe = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Recipe::default());
+        for k in NoiseKind::ALL {
+            assert_eq!(k.cli_name().parse::<NoiseKind>(), Ok(k));
+            assert_eq!(NoiseKind::from_a1111(k.a1111_name()), Some(k));
+        }
+        assert_eq!(NoiseKind::from_a1111("GPU"), Some(NoiseKind::Gpu));
+        assert!("philox".parse::<NoiseKind>().unwrap_err().contains("cpu, gpu, lantern"));
     }
 
     #[test]

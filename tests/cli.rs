@@ -141,11 +141,29 @@ fn seeds_repeat_and_batches_count_up() {
         .unwrap();
     assert!(p.contains("Seed: 8"), "{p}");
 
-    // No seed: a random one is chosen and reported.
-    let o = run("random.png", &[]);
-    assert!(o.status.success());
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("seed "), "{stdout}");
+    // No seed, or A1111's -1: a random one is chosen and reported.
+    for (name, extra) in [("random.png", &[][..]), ("minus-one.png", &["--seed", "-1"][..])] {
+        let o = run(name, extra);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains("seed "), "{stdout}");
+    }
+
+    // The noise source: gpu (A1111's default) unless asked; each source its own picture, and
+    // the PNG says which.
+    let rng_of = |name: &str| {
+        let p = lantern::output::read_parameters_file(&tmp.path().join(name))
+            .unwrap()
+            .unwrap();
+        lantern::output::parse_parameters(&p).unwrap().to_recipe().rng
+    };
+    assert_eq!(rng_of("a.png"), lantern::recipe::NoiseKind::Gpu);
+    for (name, rng) in [("cpu.png", "cpu"), ("lantern.png", "lantern")] {
+        let o = run(name, &["--seed", "7", "--rng", rng]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_ne!(read_png(&tmp.path().join(name)), first, "--rng {rng}");
+        assert_eq!(rng_of(name).cli_name(), rng);
+    }
 }
 
 #[test]
@@ -268,6 +286,11 @@ fn bad_input_gives_one_clear_line() {
         &gen_with(&m, &["--width", "64", "--height", "64", "--scheduler", "bogus"]),
         "scheduler",
     );
+    for seed in ["18446744073709551616", "-5", "99999999999999999999999999"] {
+        assert_one_line_error(&gen_with(&m, &["--seed", seed]), "0 to 18446744073709551615");
+    }
+    assert_one_line_error(&gen_with(&m, &["--seed", "12abc"]), "whole number");
+    assert_one_line_error(&gen_with(&m, &["--rng", "quantum"]), "cpu, gpu, lantern");
     assert_one_line_error(&gen_with(&tmp.path().join("nope"), &[]), "does not exist");
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();

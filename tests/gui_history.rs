@@ -414,6 +414,8 @@ fn dropping_an_a1111_png_restores_its_settings() {
     assert_eq!(p.sampler, SamplerKind::DpmPp2mKarras);
     assert_eq!(p.guidance, 6.5);
     assert_eq!((p.width, p.height), (512, 768));
+    // No `RNG` field: A1111's GPU generator, which `gpu` reproduces.
+    assert_eq!(p.rng, lantern::recipe::NoiseKind::Gpu);
     assert!(app.state.settings.seed_locked);
     let status = app.state.status.as_ref().unwrap().text.clone();
     assert!(status.contains("from-a1111.png"), "{status}");

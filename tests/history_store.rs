@@ -13,7 +13,7 @@ use lantern::cli::history::{HistoryArgs, HistoryCommand, ImportArgs, ListArgs};
 use lantern::history::{History, NewEntry, Query, schema, thumbnail_in};
 use lantern::output::png::decode_png_file;
 use lantern::output::{RgbImage, save_png};
-use lantern::recipe::Recipe;
+use lantern::recipe::{NoiseKind, Recipe};
 use lantern::schedulers::SamplerKind;
 
 #[path = "support/zlib_bomb.rs"]
@@ -925,4 +925,52 @@ fn record_in_stores_duration_and_content_hash() {
     assert_eq!(e.params, p);
     let hash = lantern::history::import::sha256_hex(&std::fs::read(&path).unwrap());
     assert_eq!(h.find_by_hash(&hash).unwrap().unwrap().id, id);
+}
+
+/// The noise source is kept with the recipe; rows recorded before it existed (recipe JSON
+/// without `rng`, or no JSON at all) were made with Lantern's own generator and say so.
+#[test]
+fn noise_source_is_stored_and_old_rows_read_as_lantern() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, outputs) = (tmp.path().join("history.sqlite3"), tmp.path().join("out"));
+    std::fs::create_dir_all(&outputs).unwrap();
+    let h = History::open(&db).unwrap();
+    let items: Vec<Recipe> = NoiseKind::ALL
+        .into_iter()
+        .enumerate()
+        .map(|(i, rng)| Recipe {
+            rng,
+            ..params(&format!("boat {i}"), "", "sd15", 10 + i as u64)
+        })
+        .collect();
+    let ids = fill(&h, &outputs, &items);
+    for (id, want) in ids.iter().zip(&items) {
+        assert_eq!(&h.get(*id).unwrap().unwrap().params, want);
+    }
+    drop(h);
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let json: String = conn
+        .query_row("SELECT recipe FROM generations WHERE id = ?1", [ids[0]], |r| r.get(0))
+        .unwrap();
+    assert!(json.contains(r#""rng":"cpu""#), "{json}");
+    conn.execute(
+        "UPDATE generations SET recipe = json_remove(recipe, '$.rng') WHERE id = ?1",
+        [ids[0]],
+    )
+    .unwrap();
+    conn.execute("UPDATE generations SET recipe = NULL WHERE id = ?1", [ids[1]])
+        .unwrap();
+    drop(conn);
+    let h = History::open(&db).unwrap();
+    for id in &ids[..2] {
+        let e = h.get(*id).unwrap().unwrap();
+        assert_eq!(e.params.rng, NoiseKind::Lantern, "row {id}");
+    }
+    assert_eq!(h.get(ids[2]).unwrap().unwrap().params.rng, NoiseKind::Lantern);
+    // "Use these settings" keeps the source.
+    assert_eq!(
+        h.get(ids[0]).unwrap().unwrap().params.as_single().rng,
+        NoiseKind::Lantern
+    );
 }

@@ -10,7 +10,7 @@ use lantern::Error;
 use lantern::output::parameters::{format_parameters, parse_parameters};
 use lantern::output::png::{PARAMETERS_KEYWORD, decode_png_file, encode_png, read_parameters, read_parameters_file};
 use lantern::output::{RgbImage, save_png};
-use lantern::recipe::Recipe;
+use lantern::recipe::{NoiseKind, Recipe};
 use lantern::schedulers::SamplerKind;
 
 #[path = "support/zlib_bomb.rs"]
@@ -63,6 +63,7 @@ fn full_params(prompt: &str, negative: &str, sampler: SamplerKind) -> Recipe {
         model_hash: Some("6ce0161689".into()),
         batch_index: 2,
         batch_size: 4,
+        rng: NoiseKind::Cpu,
         extra: vec![
             ("Lora hashes".into(), "add_detail: 7c6bad76eb54, film: 0123abcd".into()),
             ("Clip skip".into(), "2".into()),
@@ -136,6 +137,50 @@ fn every_parameter_round_trips_through_a_latin1_text_chunk() {
         text.contains("Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5,"),
         "{text}"
     );
+    assert!(text.contains("Batch pos: 2, RNG: CPU,"), "{text}");
+}
+
+/// The noise source through the PNG: each of ours written and read back; A1111's texts read
+/// as A1111 means them (no field = its GPU generator); a PNG Lantern wrote before the field
+/// existed reads as Lantern's own generator, which made it.
+#[test]
+fn noise_source_round_trips_and_reads_as_a1111_means_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = output_dir(&tmp);
+    for (i, rng) in NoiseKind::ALL.into_iter().enumerate() {
+        let params = Recipe {
+            prompt: format!("a boat {i}"),
+            seed: 4_294_967_296 + i as u64,
+            width: 64,
+            height: 64,
+            rng,
+            ..Recipe::default()
+        };
+        let path = round_trip(&params, "tEXt", &dir);
+        let text = read_parameters_file(&path).unwrap().unwrap();
+        assert!(
+            text.contains(&format!(", RNG: {}, Version: Lantern", rng.a1111_name())),
+            "{text}"
+        );
+    }
+    let a1111 = "a boat\nSteps: 20, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7, Seed: 1234, \
+                 Size: 512x512, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly";
+    let read = |text: &str| parse_parameters(text).unwrap().to_recipe();
+    assert_eq!(read(&format!("{a1111}, Version: v1.10.1")).rng, NoiseKind::Gpu);
+    assert_eq!(
+        read(&format!("{a1111}, RNG: CPU, Version: v1.10.1")).rng,
+        NoiseKind::Cpu
+    );
+    assert_eq!(read(&format!("{a1111}, RNG: NV, Version: v1.10.1")).rng, NoiseKind::Gpu);
+    assert_eq!(read(&format!("{a1111}, RNG: CPU, Version: v1.10.1")).extra, Vec::new());
+    // Written by Lantern 0.1.0 before `RNG` existed.
+    let old = read(&format!("{a1111}, Version: Lantern 0.1.0"));
+    assert_eq!((old.rng, old.seed), (NoiseKind::Lantern, 1234));
+    // Writing an imported A1111 recipe names the source, so it reads back the same.
+    let again = read(&format_parameters(&read(&format!("{a1111}, Version: v1.10.1"))));
+    assert_eq!(again.rng, NoiseKind::Gpu);
+    let bad = parse_parameters(&format!("{a1111}, RNG: quantum")).unwrap_err();
+    assert!(bad.to_string().contains("RNG: quantum"), "{bad}");
 }
 
 #[test]
@@ -168,6 +213,7 @@ fn every_sampler_and_simple_values_round_trip() {
             model_hash: None,
             batch_index: 0,
             batch_size: 1,
+            rng: NoiseKind::ALL[i % NoiseKind::ALL.len()],
             extra: Vec::new(),
         };
         let path = round_trip(&params, "tEXt", &dir);

@@ -16,7 +16,7 @@ use crate::model::{LoadOptions, LoadStage, LoadedModel};
 use crate::output::atomic::MAX_FILE_NAME_BYTES;
 use crate::pipeline::noise::random_seed;
 use crate::pipeline::{self, Event, Request};
-use crate::recipe::Recipe;
+use crate::recipe::{NoiseKind, Recipe};
 use crate::save::{HistoryLocation, Saver};
 use crate::schedulers::SamplerKind;
 
@@ -67,14 +67,43 @@ pub struct RecipeArgs {
     /// Image height in pixels (a multiple of 8); default: the model's native size.
     #[arg(long, value_name = "H")]
     pub height: Option<u32>,
-    /// Seed for the noise; random (and printed) when absent.
-    #[arg(long, value_name = "S")]
-    pub seed: Option<u64>,
+    /// Seed for the noise, 0 to 2^64-1; random (and printed) when absent or -1.
+    #[arg(long, value_name = "S", allow_hyphen_values = true, value_parser = parse_seed)]
+    pub seed: Option<Seed>,
+    /// Where the noise comes from: `gpu` = torch's CUDA generator as A1111 draws it (its
+    /// default, on any device here), `cpu` = torch's CPU generator (diffusers, ComfyUI),
+    /// `lantern` = Lantern's own first generator (pictures made before this choice).
+    #[arg(long, default_value_t = Recipe::default().rng, value_name = "SOURCE")]
+    pub rng: NoiseKind,
     #[arg(long, default_value = "default", value_name = "NAME", help = scheduler_help())]
     pub scheduler: SamplerKind,
     /// How many images, with seeds S, S+1, …
     #[arg(long, default_value_t = Recipe::default().batch_size, value_name = "N")]
     pub batch: u32,
+}
+
+/// A `--seed` value: a number, or none for A1111's `-1` ("random").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seed(pub Option<u64>);
+
+/// `--seed`: 0 to 2^64-1, or -1 for a random seed (A1111's convention); anything else is one
+/// plain sentence.
+fn parse_seed(s: &str) -> std::result::Result<Seed, String> {
+    let t = s.trim();
+    if t == "-1" {
+        return Ok(Seed(None));
+    }
+    if let Ok(v) = t.parse::<u64>() {
+        return Ok(Seed(Some(v)));
+    }
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "a seed is a whole number from 0 to {} (or -1 for a random one)",
+            u64::MAX
+        ));
+    }
+    Err("a seed is a whole number (or -1 for a random one)".into())
 }
 
 /// The `--scheduler` help, listed from the sampler table so it never misses one.
@@ -94,8 +123,9 @@ impl RecipeArgs {
             guidance: self.guidance,
             width: self.width.unwrap_or(native.0),
             height: self.height.unwrap_or(native.1),
-            seed: self.seed.unwrap_or(seed),
+            seed: self.seed.and_then(|s| s.0).unwrap_or(seed),
             sampler: self.scheduler,
+            rng: self.rng,
             batch_size: self.batch,
             ..Recipe::default()
         }
@@ -297,4 +327,27 @@ fn numbered(path: &Path, index: u32) -> PathBuf {
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
     path.with_file_name(format!("{stem}-{index}{ext}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_are_u64_or_minus_one() {
+        assert_eq!(parse_seed("0"), Ok(Seed(Some(0))));
+        assert_eq!(parse_seed("18446744073709551615"), Ok(Seed(Some(u64::MAX))));
+        assert_eq!(parse_seed("-1"), Ok(Seed(None)));
+        for bad in [
+            "18446744073709551616",
+            "-2",
+            "-18446744073709551617",
+            "99999999999999999999999",
+        ] {
+            let e = parse_seed(bad).unwrap_err();
+            assert!(e.contains("0 to 18446744073709551615"), "{bad}: {e}");
+        }
+        assert!(parse_seed("abc").is_err());
+        assert!(parse_seed("").is_err());
+    }
 }

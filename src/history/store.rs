@@ -10,7 +10,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use super::entry::{Entry, EntryJson, NewEntry, Query};
 use super::schema::{self, MigrateError};
 use crate::error::{Error, Result};
-use crate::recipe::Recipe;
+use crate::recipe::{NoiseKind, Recipe};
 use crate::schedulers::SamplerKind;
 
 /// The columns [`row_to_entry`] reads, in order.
@@ -410,6 +410,8 @@ fn recipe_from_columns(r: &Row<'_>) -> rusqlite::Result<Recipe> {
         seed: seed_from_sql(r.get(11)?),
         batch_index: u32_col(12)?,
         batch_size: u32_col(13)?,
+        // Rows this old were made with Lantern's own generator.
+        rng: NoiseKind::before_choice(),
         extra,
     })
 }

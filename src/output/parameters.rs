@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::error::{Error, Result};
-use crate::recipe::Recipe;
+use crate::recipe::{NoiseKind, Recipe};
 use crate::schedulers::SamplerKind;
 
 /// What we write in the `Version` field.
@@ -128,6 +128,22 @@ const FIELDS: &[Field] = &[
         write: |r| (r.batch_size > 1).then(|| r.batch_index.to_string()),
         read: |p, v| {
             p.recipe.batch_index = parse_number("Batch pos", v)?;
+            Ok(())
+        },
+    },
+    // A1111 writes `RNG: CPU` or `RNG: NV` and leaves the field out for its default, the GPU's
+    // own generator. We always write it (`NV` for `gpu`: A1111's CPU-side computation of the
+    // same numbers, so A1111 reproduces the picture on any hardware; `Lantern` for our own),
+    // so that a Lantern PNG without it is known to predate the choice: see `parse_parameters`.
+    Field {
+        key: "RNG",
+        write: |r| Some(r.rng.a1111_name().to_string()),
+        read: |p, v| {
+            p.recipe.rng = NoiseKind::from_a1111(v).ok_or_else(|| {
+                Error::Parameters(format!(
+                    "`RNG: {v}` is not a known noise source (CPU, NV, GPU, Lantern)"
+                ))
+            })?;
             Ok(())
         },
     },
@@ -353,8 +369,18 @@ pub fn parse_parameters(text: &str) -> Result<ParsedParameters> {
     if let Some(name) = &out.sampler_name {
         out.sampler = SamplerKind::from_a1111(name, out.schedule_type.as_deref());
     }
+    // No `RNG` field means A1111's default, the GPU generator — except in a PNG Lantern wrote
+    // before it recorded the source: those were all made with Lantern's own generator.
+    if !out.said("RNG") && out.version.as_deref().is_some_and(is_lantern_version) {
+        out.recipe.rng = NoiseKind::Lantern;
+    }
     out.recipe.sampler = out.sampler.unwrap_or(SamplerKind::Default);
     Ok(out)
+}
+
+/// Whether a `Version` value is Lantern's (`Lantern 0.1.0`).
+fn is_lantern_version(v: &str) -> bool {
+    v.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("lantern"))
 }
 
 fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
@@ -407,7 +433,7 @@ mod tests {
             format_parameters(&p),
             format!(
                 "a red fox\nNegative prompt: blurry\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, \
-                 Seed: 123, Size: 512x768, Model hash: abc123, Model: sd15, Version: Lantern {}",
+                 Seed: 123, Size: 512x768, Model hash: abc123, Model: sd15, RNG: NV, Version: Lantern {}",
                 env!("CARGO_PKG_VERSION")
             )
         );
@@ -442,6 +468,41 @@ mod tests {
         let text = format_parameters(&p);
         assert!(text.starts_with("Negative prompt: ugly\nSteps"), "{text}");
         assert_eq!(parse_parameters(&text).unwrap().to_recipe(), p);
+    }
+
+    #[test]
+    fn noise_source_field() {
+        let line = "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512";
+        let read = |text: &str| parse_parameters(text).unwrap().to_recipe().rng;
+        // A1111: absent means its GPU generator; CPU and NV name theirs.
+        assert_eq!(read(&format!("fox\n{line}")), NoiseKind::Gpu);
+        assert_eq!(read(&format!("fox\n{line}, Version: v1.10.1")), NoiseKind::Gpu);
+        assert_eq!(
+            read(&format!("fox\n{line}, RNG: CPU, Version: v1.10.1")),
+            NoiseKind::Cpu
+        );
+        assert_eq!(read(&format!("fox\n{line}, RNG: NV")), NoiseKind::Gpu);
+        assert_eq!(read(&format!("fox\n{line}, RNG: GPU")), NoiseKind::Gpu);
+        // Lantern before the field existed: its own generator.
+        assert_eq!(
+            read(&format!("fox\n{line}, Version: Lantern 0.1.0")),
+            NoiseKind::Lantern
+        );
+        assert_eq!(
+            read(&format!("fox\n{line}, RNG: NV, Version: Lantern 0.1.0")),
+            NoiseKind::Gpu
+        );
+        assert!(parse_parameters(&format!("fox\n{line}, RNG: dice")).is_err());
+        for rng in NoiseKind::ALL {
+            let r = Recipe {
+                prompt: "fox".into(),
+                rng,
+                ..Recipe::default()
+            };
+            let text = format_parameters(&r);
+            assert!(text.contains(&format!("RNG: {}, Version", rng.a1111_name())), "{text}");
+            assert_eq!(parse_parameters(&text).unwrap().to_recipe(), r);
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! txt2img: prompt → embeddings → the sampler loop over the UNet (with classifier-free
 //! guidance) → VAE decode → 8-bit RGB, with per-step progress, previews and cancellation.
 //! Matches diffusers' `StableDiffusionPipeline` / `StableDiffusionXLPipeline` for the same
-//! initial latents.
+//! initial latents, and for the same seed with `--rng cpu` (diffusers'
+//! `generator=torch.Generator("cpu").manual_seed(seed)`); see [`noise`].
 
 pub mod noise;
 pub mod preview;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Tensor};
 
-use self::noise::SeededNoise;
+use self::noise::Noise;
 use self::prompt::{PromptEmbeddings, encode_prompt, encode_prompts};
 use crate::error::{Error, Result};
 use crate::model::unet::TextTimeConditioning;
@@ -27,7 +28,8 @@ pub struct Request {
     /// The first image's recipe. Its seed is used as given (callers draw a random one);
     /// its `model` and `model_hash` are filled in from the loaded model.
     pub recipe: Recipe,
-    /// Replaces the seeded noise: [1, C, H/8, W/8] f32, diffusers' `latents=` argument.
+    /// Replaces the seeded initial noise: [1, C, H/8, W/8] f32, diffusers' `latents=`
+    /// argument (ancestral samplers still draw their per-step noise from the seed).
     pub init_latents: Option<Tensor>,
     /// Emit a cheap preview image every step.
     pub previews: bool,
@@ -124,7 +126,8 @@ pub fn generate(
         }
         let mut image_recipe = recipe.for_batch_image(i);
         let started = Instant::now();
-        let mut noise = SeededNoise::new(image_recipe.seed);
+        // Image i's own generator from its own seed (seed + i), as A1111 draws a batch.
+        let mut noise = Noise::new(recipe.rng, image_recipe.seed);
         let device = &model.options.device;
         let init = match &req.init_latents {
             Some(l) => l.to_device(device)?.to_dtype(DType::F32)?,
@@ -243,7 +246,7 @@ fn denoise(
     cond: &Conditioning,
     scheduler: &mut dyn schedulers::Scheduler,
     init: Tensor,
-    noise: &mut SeededNoise,
+    noise: &mut Noise,
     cancel: &AtomicBool,
     image: u32,
     on_event: &mut dyn FnMut(Event),

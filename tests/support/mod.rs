@@ -114,3 +114,16 @@ pub fn pixel_diff(a: &RgbImage, b: &RgbImage) -> (u8, f64) {
     }
     (max, sum as f64 / a.data.len() as f64)
 }
+
+/// Runs a request and returns what it made: each image with its own recipe.
+pub fn run_generated(model: &LoadedModel, req: &Request) -> Vec<pipeline::Generated> {
+    let cancel = AtomicBool::new(false);
+    let mut out = Vec::new();
+    pipeline::generate(model, req, &cancel, &mut |e| {
+        if let Event::ImageReady(g) = e {
+            out.push(*g);
+        }
+    })
+    .unwrap();
+    out
+}

@@ -1,11 +1,9 @@
-//! Seeded Gaussian noise. Our own generator (xoshiro256** seeded through SplitMix64, then
-//! Box–Muller), so a seed gives the same image on every platform and build.
+//! `lantern`: the generator Lantern used before it could draw torch's noise (xoshiro256**
+//! seeded through SplitMix64, then Box–Muller in f64), kept unchanged so that pictures made
+//! with it come out the same again. Values are drawn in pairs; a draw of odd length keeps
+//! the spare for the next draw.
 
-use candle_core::{Device, Tensor};
-
-use crate::error::Result;
-use crate::schedulers::NoiseSource;
-
+#[derive(Clone, Debug)]
 pub struct SeededNoise {
     state: [u64; 4],
     spare: Option<f32>,
@@ -56,31 +54,10 @@ impl SeededNoise {
         (r * theta.cos()) as f32
     }
 
-    pub fn randn(&mut self, shape: &[usize], device: &Device) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
-        let data: Vec<f32> = (0..n).map(|_| self.standard_normal()).collect();
-        Ok(Tensor::from_vec(data, shape, device)?)
+    /// One draw of `n` values.
+    pub fn draw(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.standard_normal()).collect()
     }
-}
-
-impl NoiseSource for SeededNoise {
-    fn randn_like(&mut self, like: &Tensor) -> Result<Tensor> {
-        self.randn(like.dims(), like.device())
-    }
-}
-
-/// A fresh random seed for "random" generations (always shown to the user afterwards).
-pub fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    // Keep seeds in the range other tools (A1111's 32-bit seeds) display and accept.
-    h.finish() % 4_294_967_296
 }
 
 #[cfg(test)]
