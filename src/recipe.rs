@@ -14,11 +14,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::schedulers::SamplerKind;
+pub use crate::text::PromptSyntax;
 
 /// The largest side we accept; beyond it a CPU run would take hours and memory explodes.
 pub const MAX_SIDE: u32 = 4096;
 pub const MAX_STEPS: u32 = 1000;
 pub const MAX_BATCH: u32 = 100;
+/// The largest clip skip a recipe may ask for; the model's own depth is checked at run time.
+pub const MAX_CLIP_SKIP: u32 = 64;
 
 /// How one picture is made. For a job of several images this is the first image's recipe;
 /// image `i` of the batch has seed `seed + i` and `batch_index` `i` (AUTOMATIC1111's convention).
@@ -46,6 +49,12 @@ pub struct Recipe {
     /// How many images the job made, one after another.
     #[serde(alias = "batch")]
     pub batch_size: u32,
+    /// A1111's "Clip skip": which text-encoder layer conditions the picture, counted from the
+    /// end (1 = the model's usual one). See `pipeline::prompt::encode_prompt_a1111`.
+    pub clip_skip: u32,
+    /// How the prompts are read. Recipes saved before this field existed were plain.
+    #[serde(default = "PromptSyntax::legacy")]
+    pub prompt_syntax: PromptSyntax,
     /// Fields read from other tools' PNGs that we do not interpret, kept in order so that
     /// writing the recipe again keeps them.
     pub extra: Vec<(String, String)>,
@@ -66,6 +75,8 @@ impl Default for Recipe {
             model_hash: None,
             batch_index: 0,
             batch_size: 1,
+            clip_skip: 1,
+            prompt_syntax: PromptSyntax::A1111,
             extra: Vec::new(),
         }
     }
@@ -102,6 +113,12 @@ impl Recipe {
             return Err(Error::invalid(format!(
                 "batch must be between 1 and {MAX_BATCH} (got {})",
                 self.batch_size
+            )));
+        }
+        if self.clip_skip == 0 || self.clip_skip > MAX_CLIP_SKIP {
+            return Err(Error::invalid(format!(
+                "clip skip must be between 1 and {MAX_CLIP_SKIP} (got {})",
+                self.clip_skip
             )));
         }
         Ok(())
@@ -163,6 +180,11 @@ mod tests {
         // Settings written before the recipe existed said `batch`.
         let r: Recipe = serde_json::from_str(r#"{"prompt":"fox","batch":3,"seed_locked":true}"#).unwrap();
         assert_eq!((r.prompt.as_str(), r.batch_size, r.steps), ("fox", 3, 20));
+        // Before prompt syntax existed every prompt was plain text.
+        assert_eq!((r.prompt_syntax, r.clip_skip), (PromptSyntax::Plain, 1));
+        assert_eq!(Recipe::default().prompt_syntax, PromptSyntax::A1111);
+        let back: Recipe = serde_json::from_str(&serde_json::to_string(&Recipe::default()).unwrap()).unwrap();
+        assert_eq!(back, Recipe::default());
     }
 
     #[test]
@@ -172,6 +194,11 @@ mod tests {
             ..Recipe::default()
         };
         assert!(bad.validate().unwrap_err().to_string().contains("width"));
+        let bad = Recipe {
+            clip_skip: 0,
+            ..Recipe::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("clip skip"));
         assert!(Recipe::default().validate().is_ok());
     }
 }

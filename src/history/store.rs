@@ -410,6 +410,9 @@ fn recipe_from_columns(r: &Row<'_>) -> rusqlite::Result<Recipe> {
         seed: seed_from_sql(r.get(11)?),
         batch_index: u32_col(12)?,
         batch_size: u32_col(13)?,
+        clip_skip: 1,
+        // Rows this old were made when every prompt was plain text.
+        prompt_syntax: crate::recipe::PromptSyntax::legacy(),
         extra,
     })
 }
