@@ -62,6 +62,9 @@ fn generate_matches_diffusers_and_writes_metadata_and_history() {
             "euler",
             "--seed",
             "42",
+            // diffusers' reference reads the prompt as plain text.
+            "--prompt-syntax",
+            "plain",
         ])
         .arg("--init-latents")
         .arg(fixtures().join("latents/64x64.safetensors"))

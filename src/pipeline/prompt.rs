@@ -201,17 +201,21 @@ fn emphasis_original(z: &Tensor, chunks: &[Chunk]) -> Result<Tensor> {
     let (n, seq, _) = z.dims3()?;
     let weights: Vec<f32> = chunks.iter().flat_map(|c| c.weights.iter().copied()).collect();
     let w = Tensor::from_vec(weights, (n, seq, 1), z.device())?;
-    let original_mean = z.flatten_from(1)?.mean(D::Minus1)?;
     let weighted = z.broadcast_mul(&w)?;
-    let new_mean = weighted.flatten_from(1)?.mean(D::Minus1)?;
-    let ratio = (original_mean / new_mean)?;
-    let ratios: Vec<f32> = ratio.to_vec1()?;
+    // The means in f64: a chunk's mean can be near zero, and the ratio amplifies its error.
+    let mean = |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_from(1)?.mean(D::Minus1)?.to_vec1()?) };
+    let ratios: Vec<f32> = mean(&z)?
+        .iter()
+        .zip(mean(&weighted)?)
+        .map(|(original, new)| (original / new) as f32)
+        .collect();
     if ratios.iter().any(|r| !r.is_finite()) {
         return Err(Error::invalid(
             "the prompt's weights cancel out (a chunk's weighted mean is zero); change a weight",
         ));
     }
-    Ok(weighted.broadcast_mul(&ratio.reshape((n, 1, 1))?)?.to_dtype(dtype)?)
+    let ratio = Tensor::from_vec(ratios, (n, 1, 1), z.device())?;
+    Ok(weighted.broadcast_mul(&ratio)?.to_dtype(dtype)?)
 }
 
 /// How many of the prompt's tokens the encoders will see (CLIP keeps 75 content tokens).
