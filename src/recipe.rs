@@ -153,6 +153,20 @@ impl Recipe {
         }
     }
 
+    /// Moves fields that older recipes kept among the extras into their typed homes (an
+    /// imported A1111 "Clip skip" saved before the recipe had `clip_skip`), so writing the
+    /// recipe again keeps them.
+    pub fn adopt_typed_extras(&mut self) {
+        if let Some(i) = self.extra.iter().position(|(k, _)| k == "Clip skip")
+            && let Ok(skip) = self.extra[i].1.trim().parse::<u32>()
+        {
+            if self.clip_skip == 1 {
+                self.clip_skip = skip;
+            }
+            self.extra.remove(i);
+        }
+    }
+
     /// The value of a field kept from another tool's text, if any.
     pub fn extra_value(&self, key: &str) -> Option<&str> {
         self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
