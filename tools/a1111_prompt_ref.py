@@ -279,6 +279,8 @@ PROMPTS = {
     "break_weights": "(fox:1.4) BREAK [snow]",
     "chinese": "一只(红色:1.2)的狐狸在雪地里, 月光, [模糊]",
     "bang": "wow! a fox!!! (really!:1.2)",
+    # SDXL's two tokenizers differ on `!` (the second one's pad token): different chunk counts.
+    "bangs": "a fox!!!!!!!!!!!! " * 10,
     "special": "a <|endoftext|> fox (<|startoftext|>:1.1) end",
     "long_tags": LONG_TAGS,
     "long_sparse": LONG_SPARSE,

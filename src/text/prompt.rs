@@ -37,10 +37,10 @@ use crate::error::{Error, Result};
 pub const CHUNK_TOKENS: usize = 75;
 /// Ids the text encoder sees per chunk: start, 75 tokens, end.
 pub const CHUNK_IDS: usize = CHUNK_TOKENS + 2;
-/// The most chunks a prompt may have (4,800 tokens). A1111 has no limit; beyond this the
-/// cross-attention context alone makes a CPU run take hours, so the run is refused with a
-/// one-line error instead.
-pub const MAX_CHUNKS: usize = 64;
+/// The most chunks a prompt may have (9,600 tokens: about 20,000 characters of English, 4,000
+/// of Chinese). A1111 has no limit; beyond this the cross-attention context alone makes a CPU
+/// run take hours and gigabytes, so the run is refused with a one-line error instead.
+pub const MAX_CHUNKS: usize = 128;
 /// How far back (in tokens) a full chunk looks for a comma to break at (A1111's
 /// `comma_padding_backtrack` default).
 pub const COMMA_BACKTRACK: usize = 20;
