@@ -107,7 +107,10 @@ fn parser_matches_a1111_exactly() {
         assert_eq!(parsed(&c.prompt), exact(&c.parsed), "{} {}", c.family, c.name);
         n += 1;
     }
-    println!("parser: {} doctests and {n} reference prompts identical", r.doctests.len());
+    println!(
+        "parser: {} doctests and {n} reference prompts identical",
+        r.doctests.len()
+    );
 }
 
 #[test]
@@ -142,14 +145,32 @@ fn chunks_and_token_counts_match_a1111() {
 }
 
 fn max_abs(t: &Tensor) -> f32 {
-    let v = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let v = t
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     v.iter().fold(0.0, |m, x| m.max(x.abs()))
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    let a = a.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let a = a
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let b = b
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
@@ -175,7 +196,10 @@ fn embeddings_match_a1111_reference() {
                 worst = worst.max(d);
                 worst_rel = worst_rel.max(d / scale);
                 if d > EMBEDDING_TOLERANCE * scale {
-                    failures.push(format!("{family} {}: {what} differs by {d} (largest value {scale})", c.name));
+                    failures.push(format!(
+                        "{family} {}: {what} differs by {d} (largest value {scale})",
+                        c.name
+                    ));
                 }
             };
             check("context", &ours.context, context);
@@ -256,7 +280,10 @@ fn plain_syntax_reads_brackets_as_text() {
     let plain = count_tokens(tok, &long, PromptSyntax::Plain).unwrap();
     assert_eq!((plain.tokens, plain.limit, plain.truncated()), (100, 75, true));
     let a1111 = count_tokens(tok, &long, PromptSyntax::A1111).unwrap();
-    assert_eq!((a1111.to_string(), a1111.chunks(), a1111.truncated()), ("100/150".into(), 2, false));
+    assert_eq!(
+        (a1111.to_string(), a1111.chunks(), a1111.truncated()),
+        ("100/150".into(), 2, false)
+    );
 }
 
 /// Runs a one-step 64×64 generation; Ok(()) or the error's line.

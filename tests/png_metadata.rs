@@ -170,7 +170,11 @@ fn every_sampler_and_simple_values_round_trip() {
             batch_index: 0,
             batch_size: 1,
             clip_skip: 1 + i as u32 % 2,
-            prompt_syntax: if i % 2 == 0 { PromptSyntax::A1111 } else { PromptSyntax::Plain },
+            prompt_syntax: if i % 2 == 0 {
+                PromptSyntax::A1111
+            } else {
+                PromptSyntax::Plain
+            },
             extra: Vec::new(),
         };
         let path = round_trip(&params, "tEXt", &dir);
@@ -194,7 +198,16 @@ Lora hashes: \"add_detail: 7c6bad76eb54\", Version: v1.6.0";
 #[test]
 fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
     let p = parse_parameters(A1111_MULTILINE).unwrap();
-    let said = ["Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", "Clip skip"];
+    let said = [
+        "Steps",
+        "Sampler",
+        "CFG scale",
+        "Seed",
+        "Size",
+        "Model hash",
+        "Model",
+        "Clip skip",
+    ];
     assert_eq!(p.said, said);
     assert_eq!(
         p.recipe.prompt,

@@ -483,7 +483,10 @@ mod tests {
         let r = parse_parameters(a1111).unwrap().to_recipe();
         assert_eq!((r.prompt_syntax, r.clip_skip), (PromptSyntax::A1111, 2));
         let none = "fox\nSteps: 20, Sampler: Euler, Seed: 1";
-        assert_eq!(parse_parameters(none).unwrap().recipe.prompt_syntax, PromptSyntax::A1111);
+        assert_eq!(
+            parse_parameters(none).unwrap().recipe.prompt_syntax,
+            PromptSyntax::A1111
+        );
         // Lantern before the field: plain text.
         let old = "(fox)\nSteps: 20, Sampler: Euler, Seed: 1, Version: Lantern 0.1.0";
         assert_eq!(parse_parameters(old).unwrap().recipe.prompt_syntax, PromptSyntax::Plain);

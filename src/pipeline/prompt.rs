@@ -203,7 +203,8 @@ fn emphasis_original(z: &Tensor, chunks: &[Chunk]) -> Result<Tensor> {
     let w = Tensor::from_vec(weights, (n, seq, 1), z.device())?;
     let weighted = z.broadcast_mul(&w)?;
     // The means in f64: a chunk's mean can be near zero, and the ratio amplifies its error.
-    let mean = |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_from(1)?.mean(D::Minus1)?.to_vec1()?) };
+    let mean =
+        |t: &Tensor| -> Result<Vec<f64>> { Ok(t.to_dtype(DType::F64)?.flatten_from(1)?.mean(D::Minus1)?.to_vec1()?) };
     let ratios: Vec<f32> = mean(&z)?
         .iter()
         .zip(mean(&weighted)?)

@@ -107,7 +107,8 @@ impl AttentionPiece {
 
 /// A1111's tokens of the emphasis syntax, in its order (leftmost alternative wins).
 static ATTENTION_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\\\(|\\\)|\\\[|\\\]|\\\\|\\|\(|\[|:[\s\x1c-\x1f]*([+-]?[.\d]+)[\s\x1c-\x1f]*\)|\)|\]|[^\\()\[\]:]+|:").expect("valid regex")
+    Regex::new(r"\\\(|\\\)|\\\[|\\\]|\\\\|\\|\(|\[|:[\s\x1c-\x1f]*([+-]?[.\d]+)[\s\x1c-\x1f]*\)|\)|\]|[^\\()\[\]:]+|:")
+        .expect("valid regex")
 });
 
 /// `parse_prompt_attention`: the prompt as (text, weight) pieces, equal weights merged.
@@ -462,10 +463,7 @@ mod tests {
 
     #[test]
     fn breaks_and_edges() {
-        assert_eq!(
-            parse("a BREAK b"),
-            pieces(&[("a", 1.0), ("BREAK", -1.0), ("b", 1.0)])
-        );
+        assert_eq!(parse("a BREAK b"), pieces(&[("a", 1.0), ("BREAK", -1.0), ("b", 1.0)]));
         assert_eq!(parse("aBREAK b"), pieces(&[("aBREAK b", 1.0)]));
         assert_eq!(
             parse("BREAK BREAK"),
