@@ -419,6 +419,146 @@ fn chunk_pieces(tokenizer: &ClipTokenizer, parsed: &[AttentionPiece], build: boo
     }
 }
 
+/// What Ctrl+Up / Ctrl+Down do to a prompt, as A1111's `edit-attention.js`: raise or lower the
+/// weight of the selection — or, with nothing selected, of the `( … )` group around the cursor
+/// or the word under it — by 0.1.
+///
+/// `selection` is in characters (egui's `CCursor` indices), start ≤ end. The text becomes
+/// `(text:1.1)`; a weight already written there moves by 0.1 (`(text:1.2)`); old-style
+/// `((text))` / `[text]` is first rewritten as `(text:1.2)` / `(text:0.9)`; reaching 1 removes
+/// the brackets. Returns the new text and the new selection (the same words), or `None` when
+/// there is nothing to weight (an empty selection on whitespace).
+pub fn adjust_weight(
+    text: &str,
+    selection: std::ops::Range<usize>,
+    up: bool,
+) -> Option<(String, std::ops::Range<usize>)> {
+    const DELTA: f64 = 0.1;
+    let mut t: Vec<char> = text.chars().collect();
+    let (mut start, mut end) = (selection.start.min(t.len()), selection.end.min(t.len()));
+    if start > end {
+        std::mem::swap(&mut start, &mut end);
+    }
+    if start == end {
+        (start, end) = paren_block(&t, start).or_else(|| word_at(&t, start))?;
+    }
+    while end > start && t[end - 1] == ' ' {
+        end -= 1;
+    }
+    if start == end {
+        return None;
+    }
+    let before = start.checked_sub(1).map(|i| t[i]);
+    let after = t.get(end).copied();
+    match (before, after) {
+        (Some(open @ ('(' | '[')), Some(close)) if close == if open == '(' { ')' } else { ']' } => {
+            // Old-style emphasis: count the brackets, rewrite as one weight.
+            let mut n = 0;
+            while start > n && end + n < t.len() && t[start - n - 1] == open && t[end + n] == close {
+                n += 1;
+            }
+            let base: f64 = if open == '[' { 1.0 / 1.1 } else { 1.1 };
+            let weight = (base.powi(n as i32) / DELTA).round() * DELTA;
+            let inner: Vec<char> = t[start..end].to_vec();
+            let mut replaced: Vec<char> = t[..start - n].to_vec();
+            replaced.push('(');
+            replaced.extend(&inner);
+            replaced.push(':');
+            replaced.extend(format_weight(weight).chars());
+            replaced.push(')');
+            replaced.extend(&t[end + n..]);
+            t = replaced;
+            start = start - n + 1;
+            end = start + inner.len();
+        }
+        (Some('('), _) => {}
+        _ => {
+            let inner: Vec<char> = t[start..end].to_vec();
+            let mut wrapped: Vec<char> = t[..start].to_vec();
+            wrapped.push('(');
+            wrapped.extend(&inner);
+            wrapped.extend(":1.0)".chars());
+            wrapped.extend(&t[end..]);
+            t = wrapped;
+            start += 1;
+            end += 1;
+        }
+    }
+    if t.get(end) != Some(&':') {
+        return None;
+    }
+    let close = t[end + 1..].iter().position(|&c| c == ')')? + end + 1;
+    let written: String = t[end + 1..close].iter().collect();
+    let weight: f64 = written.trim().parse().ok()?;
+    let weight = round12(if up { weight + DELTA } else { weight - DELTA });
+    let result: Vec<char> = if weight == 1.0 {
+        start -= 1;
+        end -= 1;
+        let mut r: Vec<char> = t[..start].to_vec();
+        r.extend(&t[start + 1..end + 1]);
+        r.extend(&t[close + 1..]);
+        r
+    } else {
+        let mut r: Vec<char> = t[..=end].to_vec();
+        r.extend(format_weight(weight).chars());
+        r.extend(&t[close..]);
+        r
+    };
+    Some((result.into_iter().collect(), start..end))
+}
+
+/// JavaScript's `parseFloat(x.toPrecision(12))`.
+fn round12(x: f64) -> f64 {
+    format!("{x:.11e}").parse().unwrap_or(x)
+}
+
+/// A weight as A1111's editor writes it: shortest form, `.0` on whole numbers.
+fn format_weight(w: f64) -> String {
+    let w = round12(w);
+    if w.fract() == 0.0 {
+        format!("{w:.1}")
+    } else {
+        format!("{w}")
+    }
+}
+
+/// The inside of the `( … )` around `at` (without a trailing `:weight`), if any.
+fn paren_block(t: &[char], at: usize) -> Option<(usize, usize)> {
+    let open = t[..at]
+        .iter()
+        .rposition(|&c| c == '(' || c == ')')
+        .filter(|&i| t[i] == '(')?;
+    let close = t[at..]
+        .iter()
+        .position(|&c| c == '(' || c == ')')
+        .map(|i| i + at)
+        .filter(|&i| t[i] == ')')?;
+    let inner = &t[open + 1..close];
+    let end = match inner.iter().rposition(|&c| c == ':') {
+        Some(colon)
+            if inner[colon + 1..]
+                .iter()
+                .collect::<String>()
+                .trim()
+                .parse::<f64>()
+                .is_ok() =>
+        {
+            open + 1 + colon
+        }
+        _ => close,
+    };
+    Some((open + 1, end))
+}
+
+/// The word around `at`, delimited as A1111's editor does (whitespace and `.,\/!?%^*;:{}=`~()`),
+/// and by square and angle brackets too.
+fn word_at(t: &[char], at: usize) -> Option<(usize, usize)> {
+    let delimiter = |c: char| c.is_whitespace() || ".,\\/!?%^*;:{}=`~()[]<>".contains(c);
+    let start = t[..at].iter().rposition(|&c| delimiter(c)).map_or(0, |i| i + 1);
+    let end = t[at..].iter().position(|&c| delimiter(c)).map_or(t.len(), |i| i + at);
+    (start < end).then_some((start, end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,6 +621,33 @@ mod tests {
         assert_eq!(parse(r"a \\ b \ c"), pieces(&[(r"a \ b  c", 1.0)]));
         assert!(parse_prompt_attention("(a:1.2.3)").is_err());
         assert_eq!(parse("a:b)c]"), pieces(&[("a:b)c]", 1.0)]));
+    }
+
+    #[test]
+    fn ctrl_up_and_down_edit_weights_like_a1111() {
+        let adjust = |text: &str, sel: std::ops::Range<usize>, up: bool| adjust_weight(text, sel, up).unwrap();
+        assert_eq!(adjust("a red fox", 2..5, true), ("a (red:1.1) fox".to_string(), 3..6));
+        assert_eq!(
+            adjust("a (red:1.1) fox", 3..6, true),
+            ("a (red:1.2) fox".to_string(), 3..6)
+        );
+        assert_eq!(adjust("a (red:1.1) fox", 3..6, false), ("a red fox".to_string(), 2..5));
+        assert_eq!(adjust("a red fox", 2..5, false), ("a (red:0.9) fox".to_string(), 3..6));
+        assert_eq!(adjust("(red:0.2)", 1..4, false), ("(red:0.1)".to_string(), 1..4));
+        assert_eq!(adjust("(red:1.9)", 1..4, true), ("(red:2.0)".to_string(), 1..4));
+        // Nothing selected: the word under the cursor, or the group around it.
+        assert_eq!(adjust("a red fox", 3..3, true), ("a (red:1.1) fox".to_string(), 3..6));
+        assert_eq!(
+            adjust("a (red fox:1.3) x", 5..5, true),
+            ("a (red fox:1.4) x".to_string(), 3..10)
+        );
+        // Old-style emphasis becomes a number first.
+        assert_eq!(adjust("((red))", 2..5, true), ("(red:1.3)".to_string(), 1..4));
+        assert_eq!(adjust("[red]", 1..4, true), ("red".to_string(), 0..3));
+        // Trailing spaces stay outside; whitespace alone is nothing to weight.
+        assert_eq!(adjust("red fox ", 4..8, true), ("red (fox:1.1) ".to_string(), 5..8));
+        assert_eq!(adjust_weight("a  b", 2..2, true), None);
+        assert_eq!(adjust("一只狐狸", 2..4, true), ("一只(狐狸:1.1)".to_string(), 3..5));
     }
 
     #[test]
