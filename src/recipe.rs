@@ -14,11 +14,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::schedulers::SamplerKind;
+pub use crate::text::PromptSyntax;
 
 /// The largest side we accept; beyond it a CPU run would take hours and memory explodes.
 pub const MAX_SIDE: u32 = 4096;
 pub const MAX_STEPS: u32 = 1000;
 pub const MAX_BATCH: u32 = 100;
+/// The largest clip skip a recipe may ask for; the model's own depth is checked at run time.
+pub const MAX_CLIP_SKIP: u32 = 64;
 
 /// Where a picture's noise comes from: the same seed gives the same picture as the tool that
 /// uses this source. See `pipeline::noise`.
@@ -134,6 +137,12 @@ pub struct Recipe {
     /// [`NoiseKind::Lantern`]; new recipes default to [`NoiseKind::Gpu`], A1111's default.
     #[serde(default = "NoiseKind::before_choice")]
     pub rng: NoiseKind,
+    /// A1111's "Clip skip": which text-encoder layer conditions the picture, counted from the
+    /// end (1 = the model's usual one). See `pipeline::prompt::encode_prompt_a1111`.
+    pub clip_skip: u32,
+    /// How the prompts are read. Recipes saved before this field existed were plain.
+    #[serde(default = "PromptSyntax::legacy")]
+    pub prompt_syntax: PromptSyntax,
     /// Fields read from other tools' PNGs that we do not interpret, kept in order so that
     /// writing the recipe again keeps them.
     pub extra: Vec<(String, String)>,
@@ -155,6 +164,8 @@ impl Default for Recipe {
             batch_index: 0,
             batch_size: 1,
             rng: NoiseKind::Gpu,
+            clip_skip: 1,
+            prompt_syntax: PromptSyntax::A1111,
             extra: Vec::new(),
         }
     }
@@ -193,6 +204,12 @@ impl Recipe {
                 self.batch_size
             )));
         }
+        if self.clip_skip == 0 || self.clip_skip > MAX_CLIP_SKIP {
+            return Err(Error::invalid(format!(
+                "clip skip must be between 1 and {MAX_CLIP_SKIP} (got {})",
+                self.clip_skip
+            )));
+        }
         Ok(())
     }
 
@@ -225,6 +242,20 @@ impl Recipe {
         }
     }
 
+    /// Moves fields that older recipes kept among the extras into their typed homes (an
+    /// imported A1111 "Clip skip" saved before the recipe had `clip_skip`), so writing the
+    /// recipe again keeps them.
+    pub fn adopt_typed_extras(&mut self) {
+        if let Some(i) = self.extra.iter().position(|(k, _)| k == "Clip skip")
+            && let Ok(skip) = self.extra[i].1.trim().parse::<u32>()
+        {
+            if self.clip_skip == 1 {
+                self.clip_skip = skip;
+            }
+            self.extra.remove(i);
+        }
+    }
+
     /// The value of a field kept from another tool's text, if any.
     pub fn extra_value(&self, key: &str) -> Option<&str> {
         self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
@@ -252,6 +283,11 @@ mod tests {
         // Settings written before the recipe existed said `batch`.
         let r: Recipe = serde_json::from_str(r#"{"prompt":"fox","batch":3,"seed_locked":true}"#).unwrap();
         assert_eq!((r.prompt.as_str(), r.batch_size, r.steps), ("fox", 3, 20));
+        // Before prompt syntax existed every prompt was plain text.
+        assert_eq!((r.prompt_syntax, r.clip_skip), (PromptSyntax::Plain, 1));
+        assert_eq!(Recipe::default().prompt_syntax, PromptSyntax::A1111);
+        let back: Recipe = serde_json::from_str(&serde_json::to_string(&Recipe::default()).unwrap()).unwrap();
+        assert_eq!(back, Recipe::default());
         // ... and were made with Lantern's own noise.
         assert_eq!(r.rng, NoiseKind::Lantern);
     }
@@ -278,6 +314,11 @@ mod tests {
             ..Recipe::default()
         };
         assert!(bad.validate().unwrap_err().to_string().contains("width"));
+        let bad = Recipe {
+            clip_skip: 0,
+            ..Recipe::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("clip skip"));
         assert!(Recipe::default().validate().is_ok());
     }
 }

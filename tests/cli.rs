@@ -62,6 +62,9 @@ fn generate_matches_diffusers_and_writes_metadata_and_history() {
             "euler",
             "--seed",
             "42",
+            // diffusers' reference reads the prompt as plain text.
+            "--prompt-syntax",
+            "plain",
         ])
         .arg("--init-latents")
         .arg(fixtures().join("latents/64x64.safetensors"))
@@ -259,6 +262,38 @@ fn copy_model(src: &Path, dst: &Path) {
 }
 
 #[test]
+fn prompt_syntax_and_clip_skip_reach_the_png() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| -> String {
+        let out = tmp.path().join(name);
+        let o = lantern(tmp.path())
+            .args(["generate", "--model"])
+            .arg(sd1())
+            .args(["--prompt", "a (red:1.4) fox BREAK snow", "--steps", "2", "--seed", "3"])
+            .args(["--width", "64", "--height", "64", "--no-history"])
+            .args(extra)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        lantern::output::read_parameters_file(&out).unwrap().unwrap()
+    };
+    let a1111 = run("a.png", &[]);
+    assert!(
+        a1111.contains("Prompt syntax: a1111") && !a1111.contains("Clip skip"),
+        "{a1111}"
+    );
+    let plain = run("p.png", &["--prompt-syntax", "plain", "--clip-skip", "2"]);
+    assert!(plain.contains("Clip skip: 2, Prompt syntax: plain"), "{plain}");
+    assert_ne!(
+        read_png(&tmp.path().join("a.png")),
+        read_png(&tmp.path().join("p.png")),
+        "weights, BREAK and clip skip change the picture"
+    );
+}
+
+#[test]
 fn bad_input_gives_one_clear_line() {
     let tmp = tempfile::tempdir().unwrap();
     let gen_with = |model: &Path, extra: &[&str]| -> Output {
@@ -282,6 +317,19 @@ fn bad_input_gives_one_clear_line() {
         "guidance",
     );
     assert_one_line_error(&gen_with(&m, &["--width", "99999", "--height", "64"]), "width");
+    // Clip skip: checked before loading, then against the encoder's depth (3 layers here).
+    assert_one_line_error(
+        &gen_with(&m, &["--width", "64", "--height", "64", "--clip-skip", "0"]),
+        "clip skip",
+    );
+    assert_one_line_error(
+        &gen_with(&m, &["--width", "64", "--height", "64", "--clip-skip", "13"]),
+        "clip skip 13 is beyond this model's text encoder depth: it allows 1 to 3",
+    );
+    assert_one_line_error(
+        &gen_with(&m, &["--width", "64", "--height", "64", "--prompt-syntax", "rst"]),
+        "prompt syntax",
+    );
     assert_one_line_error(
         &gen_with(&m, &["--width", "64", "--height", "64", "--scheduler", "bogus"]),
         "scheduler",

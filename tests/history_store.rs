@@ -357,7 +357,10 @@ fn migrates_a_version_1_database() {
         "A1111 names in old rows still read"
     );
     assert_eq!(all[1].params.seed, u64::MAX - 1, "seeds are stored bit-cast");
-    assert_eq!(all[2].params.extra, vec![("Clip skip".to_string(), "2".to_string())]);
+    // "Clip skip" kept as an extra by old rows now has its own field.
+    assert!(all[2].params.extra.is_empty(), "{:?}", all[2].params.extra);
+    assert_eq!(all[2].params.clip_skip, 2);
+    assert_eq!(all[2].params.prompt_syntax, lantern::recipe::PromptSyntax::Plain);
     assert!(all[2].favourite);
     // Rows written by version 1 are in the full-text index that version 2 added.
     assert_eq!(search(&h, "红色的狐狸"), ["一只红色的狐狸"]);

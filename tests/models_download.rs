@@ -181,6 +181,8 @@ fn full_download_is_byte_identical_and_discovered_in_the_cache() {
             height: case["height"].as_u64().unwrap() as u32,
             seed: 1,
             sampler: lantern::schedulers::SamplerKind::Euler,
+            // diffusers' reference reads the prompt as plain text.
+            prompt_syntax: lantern::recipe::PromptSyntax::Plain,
             ..Default::default()
         })
     };

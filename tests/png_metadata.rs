@@ -10,7 +10,7 @@ use lantern::Error;
 use lantern::output::parameters::{format_parameters, parse_parameters};
 use lantern::output::png::{PARAMETERS_KEYWORD, decode_png_file, encode_png, read_parameters, read_parameters_file};
 use lantern::output::{RgbImage, save_png};
-use lantern::recipe::{NoiseKind, Recipe};
+use lantern::recipe::{NoiseKind, PromptSyntax, Recipe};
 use lantern::schedulers::SamplerKind;
 
 #[path = "support/zlib_bomb.rs"]
@@ -64,9 +64,10 @@ fn full_params(prompt: &str, negative: &str, sampler: SamplerKind) -> Recipe {
         batch_index: 2,
         batch_size: 4,
         rng: NoiseKind::Cpu,
+        clip_skip: 2,
+        prompt_syntax: PromptSyntax::A1111,
         extra: vec![
             ("Lora hashes".into(), "add_detail: 7c6bad76eb54, film: 0123abcd".into()),
-            ("Clip skip".into(), "2".into()),
             ("Note".into(), "first line\nsecond \"quoted\" line".into()),
         ],
     }
@@ -214,6 +215,12 @@ fn every_sampler_and_simple_values_round_trip() {
             batch_index: 0,
             batch_size: 1,
             rng: NoiseKind::ALL[i % NoiseKind::ALL.len()],
+            clip_skip: 1 + i as u32 % 2,
+            prompt_syntax: if i % 2 == 0 {
+                PromptSyntax::A1111
+            } else {
+                PromptSyntax::Plain
+            },
             extra: Vec::new(),
         };
         let path = round_trip(&params, "tEXt", &dir);
@@ -237,7 +244,16 @@ Lora hashes: \"add_detail: 7c6bad76eb54\", Version: v1.6.0";
 #[test]
 fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
     let p = parse_parameters(A1111_MULTILINE).unwrap();
-    let said = ["Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model"];
+    let said = [
+        "Steps",
+        "Sampler",
+        "CFG scale",
+        "Seed",
+        "Size",
+        "Model hash",
+        "Model",
+        "Clip skip",
+    ];
     assert_eq!(p.said, said);
     assert_eq!(
         p.recipe.prompt,
@@ -256,12 +272,14 @@ fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
     assert_eq!(p.recipe.model_hash.as_deref(), Some("6ce0161689"));
     assert_eq!(p.recipe.model, "v1-5-pruned-emaonly");
     assert_eq!(p.version.as_deref(), Some("v1.6.0"));
+    // A1111's clip skip, and its prompts are A1111 syntax.
+    assert_eq!(p.recipe.clip_skip, 2);
+    assert_eq!(p.recipe.prompt_syntax, PromptSyntax::A1111);
     let extra: Vec<(&str, &str)> = p.recipe.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
         extra,
         vec![
             ("Denoising strength", "0.7"),
-            ("Clip skip", "2"),
             ("Hires upscale", "2"),
             ("Hires upscaler", "Latent"),
             ("Lora hashes", "add_detail: 7c6bad76eb54"),

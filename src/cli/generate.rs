@@ -16,7 +16,7 @@ use crate::model::{LoadOptions, LoadStage, LoadedModel};
 use crate::output::atomic::MAX_FILE_NAME_BYTES;
 use crate::pipeline::noise::random_seed;
 use crate::pipeline::{self, Event, Request};
-use crate::recipe::{NoiseKind, Recipe};
+use crate::recipe::{NoiseKind, PromptSyntax, Recipe};
 use crate::save::{HistoryLocation, Saver};
 use crate::schedulers::SamplerKind;
 
@@ -80,6 +80,14 @@ pub struct RecipeArgs {
     /// How many images, with seeds S, S+1, …
     #[arg(long, default_value_t = Recipe::default().batch_size, value_name = "N")]
     pub batch: u32,
+    /// Condition on the text encoder's hidden state N layers from the end (A1111's "Clip
+    /// skip"; 1 = the model's usual layer).
+    #[arg(long, default_value_t = Recipe::default().clip_skip, value_name = "N")]
+    pub clip_skip: u32,
+    /// How prompts are read: `a1111` (weights like `(word:1.2)`, `BREAK`, any length) or
+    /// `plain` (diffusers: the text as written, cut at 75 tokens).
+    #[arg(long, default_value_t = Recipe::default().prompt_syntax, value_name = "a1111|plain")]
+    pub prompt_syntax: PromptSyntax,
 }
 
 /// A `--seed` value: a number, or none for A1111's `-1` ("random").
@@ -127,6 +135,8 @@ impl RecipeArgs {
             sampler: self.scheduler,
             rng: self.rng,
             batch_size: self.batch,
+            clip_skip: self.clip_skip,
+            prompt_syntax: self.prompt_syntax,
             ..Recipe::default()
         }
     }

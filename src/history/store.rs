@@ -373,10 +373,12 @@ fn insert_on(conn: &Connection, e: &NewEntry) -> rusqlite::Result<i64> {
 
 fn row_to_entry(r: &Row<'_>) -> rusqlite::Result<Entry> {
     let recipe_json: Option<String> = r.get(18)?;
-    let params = match recipe_json.as_deref().map(serde_json::from_str::<Recipe>) {
+    let mut params = match recipe_json.as_deref().map(serde_json::from_str::<Recipe>) {
         Some(Ok(recipe)) => recipe,
         _ => recipe_from_columns(r)?,
     };
+    // Rows from before a field had a typed home kept it among the extras.
+    params.adopt_typed_extras();
     let created_ms: i64 = r.get(1)?;
     Ok(Entry {
         id: r.get(0)?,
@@ -412,6 +414,9 @@ fn recipe_from_columns(r: &Row<'_>) -> rusqlite::Result<Recipe> {
         batch_size: u32_col(13)?,
         // Rows this old were made with Lantern's own generator.
         rng: NoiseKind::before_choice(),
+        clip_skip: 1,
+        // Rows this old were made when every prompt was plain text.
+        prompt_syntax: crate::recipe::PromptSyntax::legacy(),
         extra,
     })
 }

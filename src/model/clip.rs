@@ -143,6 +143,14 @@ pub struct TextEncoderOutput {
     pub text_embeds: Option<Tensor>,
 }
 
+/// A chosen hidden state and the pooled projection ([`ClipTextModel::forward_hidden`]).
+pub struct HiddenOutput {
+    /// [batch, seq, hidden]
+    pub hidden: Tensor,
+    /// The projected pooled output (`text_embeds`), for encoders with a projection.
+    pub text_embeds: Option<Tensor>,
+}
+
 pub struct ClipTextModel {
     token_embedding: Tensor,
     position_embedding: Tensor,
@@ -242,6 +250,80 @@ impl ClipTextModel {
             penultimate_hidden_state,
             text_embeds,
         })
+    }
+
+    /// Encodes equal-length id rows and returns the hidden state `skip` layers from the end
+    /// (transformers' `hidden_states[-skip]`: 1 is the last layer's output, 2 the one before),
+    /// through the final layer norm when `final_norm` (A1111's clip skip for SD 1.x), and the
+    /// projected pooled output of the full model, whatever `skip` is, for encoders with a
+    /// projection. `skip` runs from 1 to the number of layers.
+    pub fn forward_hidden(&self, ids: &[Vec<u32>], skip: usize, final_norm: bool) -> Result<HiddenOutput> {
+        let n = self.layers.len();
+        if skip == 0 || skip > n {
+            return Err(Error::invalid(format!(
+                "clip skip {skip} is beyond this text encoder's depth ({n} layers)"
+            )));
+        }
+        let mut x = self.embed(ids)?;
+        let seq = x.dim(1)?;
+        let mask = causal_mask(seq, self.dtype, &self.device)?;
+        let keep_after = n + 1 - skip;
+        let run_all = self.text_projection.is_some();
+        let mut kept = None;
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i >= keep_after && !run_all {
+                break;
+            }
+            x = layer.forward(&x, &mask)?;
+            if i + 1 == keep_after {
+                kept = Some(x.clone());
+            }
+        }
+        let kept = kept.expect("1 <= keep_after <= n");
+        let hidden = if final_norm {
+            self.final_layer_norm.forward(&kept)?
+        } else {
+            kept
+        };
+        let text_embeds = match &self.text_projection {
+            Some(proj) => {
+                let last = self.final_layer_norm.forward(&x)?;
+                Some(proj.forward(&self.pool(&last, ids)?)?)
+            }
+            None => None,
+        };
+        Ok(HiddenOutput { hidden, text_embeds })
+    }
+
+    /// Token plus position embeddings of checked id rows.
+    fn embed(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
+        let batch = ids.len();
+        let seq = ids.first().map(Vec::len).unwrap_or(0);
+        if batch == 0 || seq == 0 || seq > self.config.max_position_embeddings || ids.iter().any(|r| r.len() != seq) {
+            return Err(Error::invalid(format!(
+                "text encoder needs equal-length id rows of at most {} tokens",
+                self.config.max_position_embeddings
+            )));
+        }
+        if let Some(bad) = ids.iter().flatten().find(|&&id| id as usize >= self.config.vocab_size) {
+            return Err(Error::invalid(format!(
+                "token id {bad} is outside the text encoder's vocabulary"
+            )));
+        }
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        let ids_t = Tensor::from_vec(flat, (batch * seq,), &self.device)?;
+        let tokens = self
+            .token_embedding
+            .index_select(&ids_t, 0)?
+            .to_dtype(self.dtype)?
+            .reshape((batch, seq, self.config.hidden_size))?;
+        let positions = self.position_embedding.narrow(0, 0, seq)?.to_dtype(self.dtype)?;
+        Ok(tokens.broadcast_add(&positions)?)
+    }
+
+    /// Number of transformer layers (the deepest clip skip).
+    pub fn depth(&self) -> usize {
+        self.layers.len()
     }
 
     /// The hidden state at each row's end-of-text position, as transformers picks it.

@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::error::{Error, Result};
-use crate::recipe::{NoiseKind, Recipe};
+use crate::recipe::{NoiseKind, PromptSyntax, Recipe};
 use crate::schedulers::SamplerKind;
 
 /// What we write in the `Version` field.
@@ -147,7 +147,31 @@ const FIELDS: &[Field] = &[
             Ok(())
         },
     },
+    Field {
+        key: "Clip skip",
+        // A1111 writes it only when it is not 1.
+        write: |r| (r.clip_skip != 1).then(|| r.clip_skip.to_string()),
+        read: |p, v| {
+            p.recipe.clip_skip = parse_number("Clip skip", v)?;
+            Ok(())
+        },
+    },
+    Field {
+        // Lantern's own field, always written (other tools keep unknown fields). Absent, the
+        // text means A1111 syntax — unless Lantern wrote it before the field existed, when
+        // every prompt was plain (see `parse_parameters`).
+        key: PROMPT_SYNTAX_KEY,
+        write: |r| Some(r.prompt_syntax.name().to_string()),
+        read: |p, v| {
+            p.recipe.prompt_syntax = v
+                .parse::<PromptSyntax>()
+                .map_err(|_| Error::Parameters(format!("`{PROMPT_SYNTAX_KEY}: {v}` is not a1111 or plain")))?;
+            Ok(())
+        },
+    },
 ];
+
+const PROMPT_SYNTAX_KEY: &str = "Prompt syntax";
 
 /// Written last, after the fields we keep from other tools; not part of the recipe.
 const VERSION_KEY: &str = "Version";
@@ -366,6 +390,13 @@ pub fn parse_parameters(text: &str) -> Result<ParsedParameters> {
             .push(("Comments".to_string(), trailing.join("\n").trim().to_string()));
     }
 
+    if !out.said(PROMPT_SYNTAX_KEY) {
+        out.recipe.prompt_syntax = if out.version.as_deref().is_some_and(is_lantern_version) {
+            PromptSyntax::legacy()
+        } else {
+            PromptSyntax::A1111
+        };
+    }
     if let Some(name) = &out.sampler_name {
         out.sampler = SamplerKind::from_a1111(name, out.schedule_type.as_deref());
     }
@@ -378,9 +409,11 @@ pub fn parse_parameters(text: &str) -> Result<ParsedParameters> {
     Ok(out)
 }
 
-/// Whether a `Version` value is Lantern's (`Lantern 0.1.0`).
-fn is_lantern_version(v: &str) -> bool {
-    v.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("lantern"))
+/// A `Version` Lantern wrote (`Lantern 0.1.0`).
+fn is_lantern_version(version: &str) -> bool {
+    version
+        .get(..8)
+        .is_some_and(|head| head.eq_ignore_ascii_case("lantern "))
 }
 
 fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
@@ -433,7 +466,7 @@ mod tests {
             format_parameters(&p),
             format!(
                 "a red fox\nNegative prompt: blurry\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, \
-                 Seed: 123, Size: 512x768, Model hash: abc123, Model: sd15, RNG: NV, Version: Lantern {}",
+                 Seed: 123, Size: 512x768, Model hash: abc123, Model: sd15, RNG: NV, Prompt syntax: a1111, Version: Lantern {}",
                 env!("CARGO_PKG_VERSION")
             )
         );
@@ -452,6 +485,33 @@ mod tests {
         assert!(text.contains("Batch size: 4, Batch pos: 2"), "{text}");
         let back = parse_parameters(&text).unwrap().to_recipe();
         assert_eq!((back.batch_size, back.batch_index), (4, 2));
+    }
+
+    #[test]
+    fn clip_skip_and_prompt_syntax() {
+        let p = Recipe {
+            prompt: "(fox:1.2)".into(),
+            clip_skip: 2,
+            prompt_syntax: PromptSyntax::Plain,
+            ..Default::default()
+        };
+        let text = format_parameters(&p);
+        assert!(text.contains("Clip skip: 2, Prompt syntax: plain, Version"), "{text}");
+        assert_eq!(parse_parameters(&text).unwrap().to_recipe(), p);
+        assert!(!format_parameters(&Recipe::default()).contains("Clip skip"));
+        // A1111's text has no syntax field: its prompts are A1111's.
+        let a1111 = "fox\nSteps: 20, Sampler: Euler, Seed: 1, Clip skip: 2, Version: v1.10.1";
+        let r = parse_parameters(a1111).unwrap().to_recipe();
+        assert_eq!((r.prompt_syntax, r.clip_skip), (PromptSyntax::A1111, 2));
+        let none = "fox\nSteps: 20, Sampler: Euler, Seed: 1";
+        assert_eq!(
+            parse_parameters(none).unwrap().recipe.prompt_syntax,
+            PromptSyntax::A1111
+        );
+        // Lantern before the field: plain text.
+        let old = "(fox)\nSteps: 20, Sampler: Euler, Seed: 1, Version: Lantern 0.1.0";
+        assert_eq!(parse_parameters(old).unwrap().recipe.prompt_syntax, PromptSyntax::Plain);
+        assert!(parse_parameters("x\nSteps: 20, Seed: 1, Prompt syntax: rst").is_err());
     }
 
     #[test]

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Tensor};
 
 use self::noise::Noise;
-use self::prompt::{PromptEmbeddings, encode_prompt, encode_prompts};
+use self::prompt::{PromptEmbeddings, encode_prompts};
 use crate::error::{Error, Result};
 use crate::model::unet::TextTimeConditioning;
 use crate::model::{LoadedModel, PipelineKind};
 use crate::output::RgbImage;
-use crate::recipe::Recipe;
+use crate::recipe::{PromptSyntax, Recipe};
 use crate::schedulers;
+use crate::text::prompt::CHUNK_IDS;
 
 /// What to make: a recipe, and how to run it.
 #[derive(Clone, Debug, Default)]
@@ -74,7 +75,8 @@ pub enum Event {
     Decoding {
         image: u32,
     },
-    /// The prompt was longer than the text encoder's window; the rest was ignored.
+    /// Plain syntax only: the prompt was longer than the text encoder's window; the rest was
+    /// ignored. (A1111 syntax encodes every token, in chunks.)
     PromptTruncated {
         used: usize,
         total: usize,
@@ -174,18 +176,28 @@ pub fn generate(
     Ok(seeds)
 }
 
-/// The text conditioning of a request, shared by every image of its batch.
-struct Conditioning {
-    /// [2 or 1, 77, dim]: unconditional first when guidance is on.
+/// What one UNet call is conditioned on.
+struct CondInputs {
+    /// [rows, tokens, dim]
     context: Tensor,
-    /// SDXL only: pooled embeddings and size ids, batched like `context`.
+    /// SDXL only: pooled embeddings and size ids, one row per context row.
     text_embeds: Option<Tensor>,
     time_ids: Option<Tensor>,
 }
 
+/// The text conditioning of a request, shared by every image of its batch.
+struct Conditioning {
+    /// One call with rows [unconditional, conditional] (or the conditional alone without
+    /// guidance); or, when the two have different lengths (A1111 prompts with different chunk
+    /// counts), two calls: unconditional, then conditional — A1111's default, no padding.
+    calls: Vec<CondInputs>,
+}
+
 impl Conditioning {
     fn new(model: &LoadedModel, req: &Recipe, on_event: &mut dyn FnMut(Event)) -> Result<Conditioning> {
-        if let Some(enc) = model.text_encoders.first() {
+        prompt::check_clip_skip(model, req.clip_skip)?;
+        let plain = req.prompt_syntax == PromptSyntax::Plain;
+        if plain && let Some(enc) = model.text_encoders.first() {
             let used = enc.tokenizer.count_tokens(&req.prompt);
             if used > 75 {
                 on_event(Event::PromptTruncated { used: 75, total: used });
@@ -194,49 +206,78 @@ impl Conditioning {
         let zeros_for_negative = !req.has_negative_prompt()
             && model.kind() == PipelineKind::StableDiffusionXl
             && model.folder.force_zeros_for_empty_prompt;
-        let (positive, pair) = if req.uses_guidance() && !zeros_for_negative {
-            // The prompt and the negative prompt in one batch.
+        let (positive, negative) = if plain && req.clip_skip == 1 && req.uses_guidance() && !zeros_for_negative {
+            // diffusers: the prompt and the negative prompt in one batch.
             let mut both = encode_prompts(model, &[&req.negative_prompt, &req.prompt])?;
             let positive = both.pop().expect("two");
             (positive, Some(both.pop().expect("two")))
         } else {
-            let positive = encode_prompt(model, &req.prompt)?;
-            let negative = if req.uses_guidance() {
-                Some(PromptEmbeddings::zeros_like(&positive)?)
-            } else {
+            let encode = |text: &str| prompt::encode_prompt_with(model, text, req.prompt_syntax, req.clip_skip);
+            let positive = encode(&req.prompt)?;
+            let negative = if !req.uses_guidance() {
                 None
+            } else if zeros_for_negative {
+                // Zeros shaped like an empty prompt's conditioning (one chunk).
+                let first = PromptEmbeddings {
+                    context: positive.context.narrow(1, 0, CHUNK_IDS.min(positive.context.dim(1)?))?,
+                    pooled: positive.pooled.clone(),
+                };
+                Some(PromptEmbeddings::zeros_like(&first)?)
+            } else {
+                Some(encode(&req.negative_prompt)?)
             };
             (positive, negative)
         };
-        let stack = |a: Option<&Tensor>, b: &Tensor| -> Result<Tensor> {
-            Ok(match a {
-                Some(a) => Tensor::cat(&[a, b], 0)?,
-                None => b.clone(),
-            })
-        };
-        let context = stack(pair.as_ref().map(|n| &n.context), &positive.context)?;
-        let (text_embeds, time_ids) = match model.kind() {
-            PipelineKind::StableDiffusion => (None, None),
-            PipelineKind::StableDiffusionXl => {
-                let pooled = positive
-                    .pooled
-                    .as_ref()
-                    .ok_or_else(|| Error::invalid("the SDXL text encoder gave no pooled embedding"))?;
-                let neg_pooled = pair.as_ref().and_then(|n| n.pooled.as_ref());
-                let text_embeds = stack(neg_pooled, pooled)?;
-                let (h, w) = (req.height as f32, req.width as f32);
-                let rows = text_embeds.dim(0)?;
-                let ids: Vec<f32> = (0..rows).flat_map(|_| [h, w, 0.0, 0.0, h, w]).collect();
-                let time_ids = Tensor::from_vec(ids, (rows, 6), text_embeds.device())?;
-                (Some(text_embeds), Some(time_ids))
+        let calls = match negative {
+            Some(negative) if negative.context.dim(1)? == positive.context.dim(1)? => {
+                vec![cond_inputs(model, req, &[&negative, &positive])?]
             }
+            Some(negative) => vec![
+                cond_inputs(model, req, &[&negative])?,
+                cond_inputs(model, req, &[&positive])?,
+            ],
+            None => vec![cond_inputs(model, req, &[&positive])?],
         };
-        Ok(Conditioning {
-            context,
-            text_embeds,
-            time_ids,
-        })
+        Ok(Conditioning { calls })
     }
+}
+
+/// One UNet call's conditioning: the embeddings stacked as rows, and SDXL's size ids.
+fn cond_inputs(model: &LoadedModel, req: &Recipe, rows: &[&PromptEmbeddings]) -> Result<CondInputs> {
+    let contexts: Vec<&Tensor> = rows.iter().map(|r| &r.context).collect();
+    let context = if contexts.len() == 1 {
+        contexts[0].clone()
+    } else {
+        Tensor::cat(&contexts, 0)?
+    };
+    let (text_embeds, time_ids) = match model.kind() {
+        PipelineKind::StableDiffusion => (None, None),
+        PipelineKind::StableDiffusionXl => {
+            let pooled = rows
+                .iter()
+                .map(|r| {
+                    r.pooled
+                        .as_ref()
+                        .ok_or_else(|| Error::invalid("the SDXL text encoder gave no pooled embedding"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let text_embeds = if pooled.len() == 1 {
+                pooled[0].clone()
+            } else {
+                Tensor::cat(&pooled, 0)?
+            };
+            let (h, w) = (req.height as f32, req.width as f32);
+            let n = text_embeds.dim(0)?;
+            let ids: Vec<f32> = (0..n).flat_map(|_| [h, w, 0.0, 0.0, h, w]).collect();
+            let time_ids = Tensor::from_vec(ids, (n, 6), text_embeds.device())?;
+            (Some(text_embeds), Some(time_ids))
+        }
+    };
+    Ok(CondInputs {
+        context,
+        text_embeds,
+        time_ids,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -260,26 +301,32 @@ fn denoise(
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        let input = if guided {
-            Tensor::cat(&[&latents, &latents], 0)?
-        } else {
-            latents.clone()
+        let unet = |call: &CondInputs, input: &Tensor| -> Result<Tensor> {
+            let text_time = match (&call.text_embeds, &call.time_ids) {
+                (Some(text_embeds), Some(time_ids)) => Some(TextTimeConditioning { text_embeds, time_ids }),
+                _ => None,
+            };
+            Ok(model
+                .unet
+                .forward(input, t, &call.context, text_time)?
+                .to_dtype(DType::F32)?)
         };
-        let input = scheduler.scale_model_input(&input, i)?;
-        let text_time = match (&cond.text_embeds, &cond.time_ids) {
-            (Some(text_embeds), Some(time_ids)) => Some(TextTimeConditioning { text_embeds, time_ids }),
-            _ => None,
-        };
-        let out = model
-            .unet
-            .forward(&input, t, &cond.context, text_time)?
-            .to_dtype(DType::F32)?;
-        let prediction = if guided {
-            let uncond = out.get(0)?.unsqueeze(0)?;
-            let text = out.get(1)?.unsqueeze(0)?;
-            (&uncond + ((text - &uncond)? * req.recipe.guidance)?)?
-        } else {
-            out
+        let prediction = match (guided, cond.calls.as_slice()) {
+            (true, [both]) => {
+                let input = scheduler.scale_model_input(&Tensor::cat(&[&latents, &latents], 0)?, i)?;
+                let out = unet(both, &input)?;
+                let uncond = out.get(0)?.unsqueeze(0)?;
+                let text = out.get(1)?.unsqueeze(0)?;
+                (&uncond + ((text - &uncond)? * req.recipe.guidance)?)?
+            }
+            (true, [negative, positive]) => {
+                let input = scheduler.scale_model_input(&latents, i)?;
+                let uncond = unet(negative, &input)?;
+                let text = unet(positive, &input)?;
+                (&uncond + ((text - &uncond)? * req.recipe.guidance)?)?
+            }
+            (false, [positive]) => unet(positive, &scheduler.scale_model_input(&latents, i)?)?,
+            _ => return Err(Error::invalid("internal: conditioning does not match guidance")),
         };
         latents = scheduler.step(&prediction, i, &latents, noise)?;
         let elapsed = started.elapsed();

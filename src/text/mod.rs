@@ -1,5 +1,8 @@
-//! Text: the CLIP tokenizer (prompt encoding with the text encoders lives in the pipeline).
+//! Text: the CLIP tokenizer and the prompt syntax (A1111 emphasis and chunks, or plain);
+//! encoding with the text encoders lives in the pipeline.
 
+pub mod prompt;
 pub mod tokenizer;
 
+pub use prompt::{PromptSyntax, TokenCount, adjust_weight, count_tokens};
 pub use tokenizer::ClipTokenizer;

@@ -136,6 +136,11 @@ impl ClipTokenizer {
         self.max_length
     }
 
+    /// The id of a vocabulary token as the vocabulary spells it (`,</w>`), if it has one.
+    pub fn vocab_id(&self, token: &str) -> Option<u32> {
+        self.bpe.token_to_id(token)
+    }
+
     pub fn bos_id(&self) -> u32 {
         self.bos_id
     }

@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use lantern::model::{LoadOptions, LoadedModel};
 use lantern::output::RgbImage;
 use lantern::pipeline::{self, Event, Request};
-use lantern::recipe::Recipe;
+use lantern::recipe::{PromptSyntax, Recipe};
 use lantern::schedulers::SamplerKind;
 use serde::Deserialize;
 
@@ -63,6 +63,8 @@ pub fn request_for(case: &ReferenceCase) -> Request {
             height: case.height,
             seed: 0,
             sampler: SamplerKind::from_cli_name(&case.scheduler).unwrap(),
+            // diffusers' references: the prompt as plain text.
+            prompt_syntax: PromptSyntax::Plain,
             ..Recipe::default()
         })
     }
