@@ -227,3 +227,29 @@ fn bad_files_are_refused_with_one_line() {
         refused(&p, ".safetensors version");
     }
 }
+
+#[test]
+fn single_files_are_discovered_with_family_and_size() {
+    use lantern::hub::discovery::{DiscoveryRoots, ModelStatus, discover};
+    let tmp = tempfile::tempdir().unwrap();
+    // A1111's layout: models/Stable-diffusion/<subfolder>/file.safetensors, VAEs elsewhere.
+    let sd = tmp.path().join("Stable-diffusion").join("tiny");
+    std::fs::create_dir_all(&sd).unwrap();
+    std::fs::copy(file("sdxl"), sd.join("sdxl-tiny.safetensors")).unwrap();
+    rewrite(&file("sd1"), &sd.join("x.vae.safetensors"), |n| {
+        n.strip_prefix("first_stage_model.").map(str::to_string)
+    });
+    std::fs::write(sd.join("old.ckpt"), b"pickle").unwrap();
+    let roots = DiscoveryRoots {
+        user_folders: vec![tmp.path().join("Stable-diffusion")],
+        ..DiscoveryRoots::default()
+    };
+    let found = discover(&roots);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let m = &found[0];
+    assert_eq!(m.name, "sdxl-tiny");
+    assert_eq!(m.family_label, "SDXL");
+    assert_eq!(m.precision.to_string(), "fp16");
+    assert_eq!(m.size.0, std::fs::metadata(file("sdxl")).unwrap().len());
+    assert_eq!(m.status, ModelStatus::Complete);
+}

@@ -241,7 +241,8 @@ def save(path, sd, dtype, metadata=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     out = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
     save_file(dict(sorted(out.items())), path, metadata=metadata or {"format": "pt"})
-    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1e6:.1f} MB)", flush=True)
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"wrote {shown} ({path.stat().st_size / 1e6:.1f} MB)", flush=True)
 
 
 def make_sd1():
