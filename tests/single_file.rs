@@ -15,11 +15,18 @@ const MAX_ABS: u8 = 3;
 const MAX_MEAN: f64 = 0.5;
 
 fn file(family: &str) -> PathBuf {
-    fixtures().join("single-file").join(family).join(format!("{family}-tiny.safetensors"))
+    fixtures()
+        .join("single-file")
+        .join(family)
+        .join(format!("{family}-tiny.safetensors"))
 }
 
 fn cases(family: &str) -> ReferenceSet {
-    let path = fixtures().join("single-file").join(family).join("reference").join("cases.json");
+    let path = fixtures()
+        .join("single-file")
+        .join(family)
+        .join("reference")
+        .join("cases.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -33,7 +40,13 @@ fn compare(family: &str, model: &LoadedModel) -> (u8, f64) {
     let (mut worst_max, mut worst_mean) = (0u8, 0f64);
     for case in &set.cases {
         let ours = run(model, &request_for(case));
-        let reference = read_png(&fixtures().join("single-file").join(family).join("reference").join(&case.file));
+        let reference = read_png(
+            &fixtures()
+                .join("single-file")
+                .join(family)
+                .join("reference")
+                .join(&case.file),
+        );
         let (max, mean) = pixel_diff(&ours[0], &reference);
         worst_max = worst_max.max(max);
         worst_mean = worst_mean.max(mean);
@@ -43,7 +56,10 @@ fn compare(family: &str, model: &LoadedModel) -> (u8, f64) {
             case.file
         );
     }
-    println!("{family} single file: {} cases, worst max abs {worst_max}/255, worst mean {worst_mean:.3}/255", set.cases.len());
+    println!(
+        "{family} single file: {} cases, worst max abs {worst_max}/255, worst mean {worst_mean:.3}/255",
+        set.cases.len()
+    );
     (worst_max, worst_mean)
 }
 
@@ -114,29 +130,48 @@ fn the_model_hash_is_a1111s_sha256_prefix_and_the_name_the_stem() {
 fn rewrite(src: &Path, dst: &Path, keep: impl Fn(&str) -> Option<String>) {
     let bytes = std::fs::read(src).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let views: Vec<(String, safetensors::tensor::TensorView)> =
-        st.tensors().into_iter().filter_map(|(n, v)| keep(&n).map(|n| (n, v))).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter_map(|(n, v)| keep(&n).map(|n| (n, v)))
+        .collect();
     safetensors::serialize_to_file(views, None, dst).unwrap();
 }
 
 #[test]
-fn a_separate_vae_file_replaces_a_missing_vae() {
+fn a_separate_vae_file_replaces_a_missing_vae_and_missing_parts_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let model_path = tmp.path().join("novae.safetensors");
     let vae_path = tmp.path().join("tiny.vae.safetensors");
-    rewrite(&file("sd1"), &model_path, |n| (!n.starts_with("first_stage_model.")).then(|| n.to_string()));
-    rewrite(&file("sd1"), &vae_path, |n| n.strip_prefix("first_stage_model.").map(str::to_string));
+    rewrite(&file("sd1"), &model_path, |n| {
+        (!n.starts_with("first_stage_model.")).then(|| n.to_string())
+    });
+    rewrite(&file("sd1"), &vae_path, |n| {
+        n.strip_prefix("first_stage_model.").map(str::to_string)
+    });
     let Err(e) = load(&model_path, LoadOptions::default()) else {
         panic!("a checkpoint without a VAE loaded")
     };
     let text = e.to_string();
-    assert!(text.contains("no VAE") && text.contains("--vae") && !text.contains('\n'), "{text}");
+    assert!(
+        text.contains("no VAE") && text.contains("--vae") && !text.contains('\n'),
+        "{text}"
+    );
     let options = LoadOptions {
         vae: Some(vae_path.clone()),
         ..LoadOptions::default()
     };
     let model = load(&model_path, options).unwrap();
     compare("sd1", &model);
+    // A checkpoint without its text encoder says what is missing.
+    let no_text = tmp.path().join("notext.safetensors");
+    rewrite(&file("sd1"), &no_text, |n| {
+        (!n.starts_with("cond_stage_model.")).then(|| n.to_string())
+    });
+    let Err(e) = load(&no_text, LoadOptions::default()) else {
+        panic!("a checkpoint without a text encoder loaded")
+    };
+    assert!(e.to_string().contains("no text encoder"), "{e}");
     // The VAE file chosen as the model says what it is.
     let Err(e) = load(&vae_path, LoadOptions::default()) else {
         panic!("a VAE loaded as a model")
@@ -182,20 +217,42 @@ fn bad_files_are_refused_with_one_line() {
     let dir = tmp.path();
     // Not SD.
     refused(
-        &tiny_file(dir, "sd3.safetensors", &[("model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight", vec![2, 2])]),
+        &tiny_file(
+            dir,
+            "sd3.safetensors",
+            &[(
+                "model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight",
+                vec![2, 2],
+            )],
+        ),
         "Stable Diffusion 3",
     );
     refused(
-        &tiny_file(dir, "flux.safetensors", &[("double_blocks.0.img_attn.norm.key_norm.scale", vec![2])]),
+        &tiny_file(
+            dir,
+            "flux.safetensors",
+            &[("double_blocks.0.img_attn.norm.key_norm.scale", vec![2])],
+        ),
         "Flux",
     );
     refused(
-        &tiny_file(dir, "lora.safetensors", &[("lora_unet_down_blocks_0.lora_down.weight", vec![2, 2])]),
+        &tiny_file(
+            dir,
+            "lora.safetensors",
+            &[("lora_unet_down_blocks_0.lora_down.weight", vec![2, 2])],
+        ),
         "LoRA",
     );
-    refused(&tiny_file(dir, "other.safetensors", &[("weight", vec![2])]), "not a Stable Diffusion checkpoint");
     refused(
-        &tiny_file(dir, "inpaint.safetensors", &[("model.diffusion_model.input_blocks.0.0.weight", vec![4, 9, 3, 3])]),
+        &tiny_file(dir, "other.safetensors", &[("weight", vec![2])]),
+        "not a Stable Diffusion checkpoint",
+    );
+    refused(
+        &tiny_file(
+            dir,
+            "inpaint.safetensors",
+            &[("model.diffusion_model.input_blocks.0.0.weight", vec![4, 9, 3, 3])],
+        ),
         "9 input channels",
     );
     // Broken files.

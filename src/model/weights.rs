@@ -417,7 +417,10 @@ impl Weights {
             None | Some(Mapped::Same(_)) => (start..end, info.shape.clone(), false),
             Some(Mapped::Reshaped(_, shape)) => {
                 if shape.iter().product::<usize>() != info.shape.iter().product::<usize>() {
-                    return Err(bad_view(format!("of shape {:?} cannot be read as {shape:?}", info.shape)));
+                    return Err(bad_view(format!(
+                        "of shape {:?} cannot be read as {shape:?}",
+                        info.shape
+                    )));
                 }
                 (start..end, shape.clone(), false)
             }

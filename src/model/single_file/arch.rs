@@ -29,7 +29,7 @@ fn gcd(a: usize, b: usize) -> usize {
 /// 32 groups when 32 divides every channel count, else the largest common divisor below 32.
 pub fn norm_groups(channels: &[usize]) -> usize {
     let g = channels.iter().fold(0, |acc, &c| gcd(acc, c));
-    (1..=32).rev().find(|d| g % d == 0).unwrap_or(1)
+    (1..=32).rev().find(|&d| g.is_multiple_of(d)).unwrap_or(1)
 }
 
 /// Heads for a `width`-wide attention under the family's rule.
@@ -39,9 +39,9 @@ fn heads(width: usize, rule: &Value) -> usize {
     }
     let head_dim = rule.get("head_dim").and_then(Value::as_u64).unwrap_or(64) as usize;
     // Released models are 320 wide or more; narrower ones are test-size models.
-    if width >= 256 && width % head_dim == 0 {
+    if width >= 256 && width.is_multiple_of(head_dim) {
         width / head_dim
-    } else if width % 8 == 0 {
+    } else if width.is_multiple_of(8) {
         width / 8
     } else {
         1
@@ -50,7 +50,9 @@ fn heads(width: usize, rule: &Value) -> usize {
 
 /// The most transformer blocks any attention under `prefix` has (0: none).
 fn depth(h: &Header, prefix: &str) -> usize {
-    h.indices(&format!("{prefix}transformer_blocks.")).last().map_or(0, |d| d + 1)
+    h.indices(&format!("{prefix}transformer_blocks."))
+        .last()
+        .map_or(0, |d| d + 1)
 }
 
 /// `unet/config.json` for the LDM UNet in `h`. `pooled`: the width of the pooled text
@@ -65,7 +67,7 @@ pub fn unet(h: &Header, fam: &Value, pooled: Option<usize>) -> R<Value> {
         .filter(|i| h.has(&u(&format!("input_blocks.{i}.0.op.weight"))))
         .collect();
     let levels = downsamplers.len() + 1;
-    if n_inputs < 2 || (n_inputs - 1 - downsamplers.len()) % levels != 0 {
+    if n_inputs < 2 || !(n_inputs - 1 - downsamplers.len()).is_multiple_of(levels) {
         return Err(format!(
             "the UNet's {n_inputs} input blocks do not form levels of equal depth"
         ));
@@ -111,7 +113,9 @@ pub fn unet(h: &Header, fam: &Value, pooled: Option<usize>) -> R<Value> {
     }
     let mid_depth = depth(h, &u("middle_block.1.")).max(1);
     let context = dim(h, &u("middle_block.1.transformer_blocks.0.attn2.to_k.weight"), 1)?;
-    let linear = h.shape(&u("middle_block.1.proj_in.weight")).is_some_and(|s| s.len() == 2);
+    let linear = h
+        .shape(&u("middle_block.1.proj_in.weight"))
+        .is_some_and(|s| s.len() == 2);
     // diffusers gives the middle block the last level's depth.
     let mut depths = down_depths.clone();
     if let Some(last) = depths.last_mut()
@@ -150,9 +154,13 @@ pub fn unet(h: &Header, fam: &Value, pooled: Option<usize>) -> R<Value> {
         let adm = dim(h, &u("label_emb.0.0.weight"), 1)?;
         // SDXL base: pooled text (1280) + 6 size/crop numbers × 256.
         let per = match pooled {
-            Some(p) if adm > p && (adm - p) % 6 == 0 => (adm - p) / 6,
+            Some(p) if adm > p && (adm - p).is_multiple_of(6) => (adm - p) / 6,
             _ if adm == 2816 => 256,
-            _ => return Err(format!("cannot tell SDXL's size-embedding width from label_emb's {adm} inputs")),
+            _ => {
+                return Err(format!(
+                    "cannot tell SDXL's size-embedding width from label_emb's {adm} inputs"
+                ));
+            }
         };
         c["addition_embed_type"] = json!("text_time");
         c["addition_time_embed_dim"] = json!(per);

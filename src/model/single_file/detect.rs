@@ -145,7 +145,9 @@ pub fn detect(path: &Path, h: &Header, prediction: Option<Prediction>) -> Result
             TextLayout::OpenClip => Arch::Sd2,
             TextLayout::Clip => Arch::Sd1,
             TextLayout::SdxlPair => {
-                return Err(refuse("SDXL text encoders beside a UNet without SDXL's size conditioning (label_emb)"));
+                return Err(refuse(
+                    "SDXL text encoders beside a UNet without SDXL's size conditioning (label_emb)",
+                ));
             }
             TextLayout::Missing => match context {
                 Some(1024) => Arch::Sd2,
@@ -179,7 +181,10 @@ pub fn detect(path: &Path, h: &Header, prediction: Option<Prediction>) -> Result
     } else if arch == Arch::Sd2 && (name.contains("512") || name.contains("base")) {
         (Prediction::Epsilon, "the file name (512/base)")
     } else if arch == Arch::Sd2 {
-        (Prediction::V, "the SD 2.x default (768 v-prediction); --prediction epsilon for a 512-base model")
+        (
+            Prediction::V,
+            "the SD 2.x default (768 v-prediction); --prediction epsilon for a 512-base model",
+        )
     } else {
         (Prediction::Epsilon, "the family default")
     };

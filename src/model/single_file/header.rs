@@ -86,9 +86,7 @@ pub fn read(path: &Path) -> Result<Header> {
         return Err(bad("empty file (0 bytes), not a safetensors checkpoint".into()));
     }
     if file_len < 8 {
-        return Err(bad(format!(
-            "not a valid safetensors file (only {file_len} bytes)"
-        )));
+        return Err(bad(format!("not a valid safetensors file (only {file_len} bytes)")));
     }
     let mut len_bytes = [0u8; 8];
     file.read_exact(&mut len_bytes).map_err(|e| Error::io(path, e))?;

@@ -48,7 +48,10 @@ pub fn unet_name(name: &str, lpb: usize) -> Option<String> {
             match (l < lpb, j) {
                 (true, 0) => Some(format!("down_blocks.{b}.resnets.{l}.{}", resnet(rest)?)),
                 (true, 1) => Some(format!("down_blocks.{b}.attentions.{l}.{rest}")),
-                (false, 0) => Some(format!("down_blocks.{b}.downsamplers.0.conv.{}", rest.strip_prefix("op.")?)),
+                (false, 0) => Some(format!(
+                    "down_blocks.{b}.downsamplers.0.conv.{}",
+                    rest.strip_prefix("op.")?
+                )),
                 _ => None,
             }
         }
@@ -113,7 +116,10 @@ pub fn vae_name(name: &str, n_up: usize) -> Option<String> {
             let (j, r) = r.split_once('.')?;
             format!("down_blocks.{i}.resnets.{j}.{}", res(r))
         } else {
-            format!("down_blocks.{i}.downsamplers.0.conv.{}", r.strip_prefix("downsample.conv.")?)
+            format!(
+                "down_blocks.{i}.downsamplers.0.conv.{}",
+                r.strip_prefix("downsample.conv.")?
+            )
         }
     } else if let Some(r) = rest.strip_prefix("up.") {
         let (i, r) = r.split_once('.')?;
@@ -300,6 +306,9 @@ mod tests {
             vae_name("encoder.down.2.block.0.nin_shortcut.weight", 4).as_deref(),
             Some("encoder.down_blocks.2.resnets.0.conv_shortcut.weight")
         );
-        assert_eq!(vae_name("decoder.norm_out.bias", 4).as_deref(), Some("decoder.conv_norm_out.bias"));
+        assert_eq!(
+            vae_name("decoder.norm_out.bias", 4).as_deref(),
+            Some("decoder.conv_norm_out.bias")
+        );
     }
 }

@@ -121,7 +121,10 @@ impl SingleFile {
     /// (tokenizer kind, source prefix, is OpenCLIP, component name) per text encoder, in the
     /// order their outputs are concatenated.
     fn text_parts(&self) -> Vec<(&'static Value, &'static str, &'static str)> {
-        let encs = self.family()["text_encoders"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let encs = self.family()["text_encoders"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         match self.detected.text {
             TextLayout::Clip => vec![(&encs[0], "cond_stage_model.transformer.", "text_encoder")],
             TextLayout::OpenClip => vec![(&encs[0], "cond_stage_model.model.", "text_encoder")],
@@ -135,14 +138,20 @@ impl SingleFile {
 
     /// The tokenizer whose window the prompt counter shows (the first).
     pub fn prompt_tokenizer(&self) -> Result<ClipTokenizer> {
-        let encs = self.family()["text_encoders"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let encs = self.family()["text_encoders"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let kind = encs.first().and_then(|e| e["tokenizer"].as_str()).unwrap_or("pad-eos");
         tokenizer::load(kind, &self.path)
     }
 
     /// Every tokenizer, in the order of the text encoders.
     pub fn tokenizers(&self) -> Result<Vec<ClipTokenizer>> {
-        let encs = self.family()["text_encoders"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let encs = self.family()["text_encoders"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         encs.iter()
             .map(|e| tokenizer::load(e["tokenizer"].as_str().unwrap_or("pad-eos"), &self.path))
             .collect()
@@ -208,10 +217,9 @@ pub fn load_vae_file(path: &Path, scaling_factor: f64, options: &LoadOptions) ->
         return Err(pickle_error(path));
     }
     let h = header::read(path)?;
-    let Some(prefix) = ["", "first_stage_model.", "vae."]
-        .into_iter()
-        .find(|p| h.has(&format!("{p}decoder.conv_in.weight")) && h.has(&format!("{p}decoder.up.0.block.0.conv1.weight")))
-    else {
+    let Some(prefix) = ["", "first_stage_model.", "vae."].into_iter().find(|p| {
+        h.has(&format!("{p}decoder.conv_in.weight")) && h.has(&format!("{p}decoder.up.0.block.0.conv1.weight"))
+    }) else {
         let why = if h.has("decoder.up_blocks.0.resnets.0.conv1.weight") {
             "a VAE in the diffusers layout; choose a VAE in the original layout (decoder.up.*), as A1111 uses, or the model's own"
         } else if h.has("model.diffusion_model.input_blocks.0.0.weight") {
@@ -280,7 +288,12 @@ fn load_parts(
             "this checkpoint has no VAE (no first_stage_model.* tensors); choose one with --vae FILE.vae.safetensors",
         ));
     }
-    let w = Weights::mapped(path, file.mapping(unet_config.layers_per_block[0]), options.dtype, &options.device)?;
+    let w = Weights::mapped(
+        path,
+        file.mapping(unet_config.layers_per_block[0]),
+        options.dtype,
+        &options.device,
+    )?;
 
     let mut text_encoders = Vec::new();
     let tokenizers = file.tokenizers()?;

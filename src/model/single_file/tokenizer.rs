@@ -15,12 +15,24 @@ use crate::text::ClipTokenizer;
 
 const MERGES: &str = include_str!("../../../assets/clip/merges.txt");
 const PAD_EOS: [(&str, &str); 2] = [
-    ("tokenizer_config.json", include_str!("../../../assets/clip/pad-eos/tokenizer_config.json")),
-    ("special_tokens_map.json", include_str!("../../../assets/clip/pad-eos/special_tokens_map.json")),
+    (
+        "tokenizer_config.json",
+        include_str!("../../../assets/clip/pad-eos/tokenizer_config.json"),
+    ),
+    (
+        "special_tokens_map.json",
+        include_str!("../../../assets/clip/pad-eos/special_tokens_map.json"),
+    ),
 ];
 const PAD_BANG: [(&str, &str); 2] = [
-    ("tokenizer_config.json", include_str!("../../../assets/clip/pad-bang/tokenizer_config.json")),
-    ("special_tokens_map.json", include_str!("../../../assets/clip/pad-bang/special_tokens_map.json")),
+    (
+        "tokenizer_config.json",
+        include_str!("../../../assets/clip/pad-bang/tokenizer_config.json"),
+    ),
+    (
+        "special_tokens_map.json",
+        include_str!("../../../assets/clip/pad-bang/special_tokens_map.json"),
+    ),
 ];
 
 /// GPT-2's byte → printable-character table, in CLIP's order.
@@ -98,7 +110,10 @@ pub fn load(kind: &str, checkpoint: &Path) -> Result<ClipTokenizer> {
         "pad-eos" => PAD_EOS,
         "pad-bang" => PAD_BANG,
         other => {
-            return Err(Error::model(checkpoint, format!("unknown tokenizer `{other}` in the family settings")));
+            return Err(Error::model(
+                checkpoint,
+                format!("unknown tokenizer `{other}` in the family settings"),
+            ));
         }
     };
     let dir = fresh_folder()?;
@@ -120,7 +135,10 @@ mod tests {
 
     #[test]
     fn the_vocabulary_built_from_the_merges_is_clips() {
-        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sd1-tiny/tokenizer/vocab.json");
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sd1-tiny/tokenizer/vocab.json"
+        );
         let theirs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
         let ours: serde_json::Value = serde_json::from_str(&vocab_json()).unwrap();
         assert_eq!(ours.as_object().unwrap().len(), 49408);
@@ -135,7 +153,11 @@ mod tests {
             let ours = load(kind, here).unwrap();
             let theirs = ClipTokenizer::from_folder(&Path::new(fx).join(folder)).unwrap();
             for prompt in ["a photo of an astronaut!", "(masterpiece:1.2), best quality!!", ""] {
-                assert_eq!(ours.encode_for_model(prompt), theirs.encode_for_model(prompt), "{kind}: {prompt}");
+                assert_eq!(
+                    ours.encode_for_model(prompt),
+                    theirs.encode_for_model(prompt),
+                    "{kind}: {prompt}"
+                );
             }
         }
     }
