@@ -310,3 +310,66 @@ fn single_files_are_discovered_with_family_and_size() {
     assert_eq!(m.size.0, std::fs::metadata(file("sdxl")).unwrap().len());
     assert_eq!(m.status, ModelStatus::Complete);
 }
+
+/// `lantern generate --model FILE.safetensors` as a user runs it: diffusers' picture, A1111's
+/// model name and hash in the PNG; `--prediction` and pickles as one-line errors.
+#[test]
+fn the_cli_generates_from_a_single_file() {
+    use sha2::{Digest, Sha256};
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let lantern = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lantern"));
+        c.env("LANTERN_DATA_DIR", tmp.path()).env("NO_COLOR", "1");
+        c
+    };
+    let out = tmp.path().join("out.png");
+    let o = lantern()
+        .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
+        .args([
+            "--negative-prompt",
+            "blurry, low quality",
+            "--steps",
+            "6",
+            "--guidance",
+            "7.5",
+        ])
+        .args(["--width", "64", "--height", "64", "--no-history", "-q", "--model"])
+        .arg(file("sd1"))
+        .arg("--init-latents")
+        .arg(fixtures().join("latents/64x64.safetensors"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reference = read_png(&fixtures().join("single-file/sd1/reference/default-sq-g7.png"));
+    let (max, mean) = pixel_diff(&read_png(&out), &reference);
+    assert!(max <= MAX_ABS && mean <= MAX_MEAN, "max {max} mean {mean}");
+    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
+    let digest = Sha256::digest(std::fs::read(file("sd1")).unwrap());
+    let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    assert!(text.contains(&format!("Model hash: {hash}")), "{text}");
+    assert!(text.contains("Model: sd1-tiny"), "{text}");
+
+    let o = lantern()
+        .args(["generate", "--prompt", "x", "--prediction", "sideways", "--model"])
+        .arg(file("sd2"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("epsilon or v"));
+    let ckpt = tmp.path().join("model.ckpt");
+    std::fs::write(&ckpt, b"not opened").unwrap();
+    let o = lantern()
+        .args(["generate", "--prompt", "x", "--model"])
+        .arg(&ckpt)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("can run any code") && err.contains(".safetensors"),
+        "{err}"
+    );
+}
