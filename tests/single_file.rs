@@ -99,6 +99,25 @@ fn families_and_settings_come_from_the_file() {
     let xl = ModelFolder::open(&file("sdxl")).unwrap();
     assert_eq!(xl.kind, PipelineKind::StableDiffusionXl);
     assert_eq!(xl.tokenizers().unwrap().len(), 2);
+    // Turbo and 512-base are told by the name (the weights are shaped like their bases').
+    let tmp = tempfile::tempdir().unwrap();
+    for (src, name, id, class) in [
+        (
+            "sdxl",
+            "sdxl_turbo_1.0.safetensors",
+            "sdxl-turbo",
+            "EulerAncestralDiscreteScheduler",
+        ),
+        ("sd2", "sd_turbo.safetensors", "sd-turbo", "EulerDiscreteScheduler"),
+        ("sd2", "v2-1_512-ema-pruned.safetensors", "sd2", "PNDMScheduler"),
+    ] {
+        let p = tmp.path().join(name);
+        std::fs::copy(file(src), &p).unwrap();
+        let f = SingleFile::open(&p, None).unwrap();
+        assert_eq!(f.detected.family_id(), id, "{name}");
+        assert_eq!(f.scheduler_config()["_class_name"], class, "{name}");
+        assert_eq!(f.scheduler_config()["prediction_type"], "epsilon", "{name}");
+    }
     // The shapes give the fixture folders' own architecture.
     let ours = SingleFile::open(&file("sdxl"), None).unwrap().unet_config().unwrap();
     let theirs = lantern::model::unet::UnetConfig::read(&fixtures().join("sdxl-tiny/unet/config.json")).unwrap();
