@@ -204,8 +204,7 @@ impl WorkerState {
     fn ensure_model(&mut self, path: &PathBuf, options: &LoadOptions) -> Result<(), Failure> {
         if let Some((p, o, _)) = &self.model
             && p == path
-            && o.dtype == options.dtype
-            && o.device.same_device(&options.device)
+            && o.same_load(options)
         {
             return Ok(());
         }

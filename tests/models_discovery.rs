@@ -170,9 +170,20 @@ fn user_folders_project_weights_and_the_turbo_rule() {
             "sdxl-turbo-copy",
             "sd1-tiny",
             "sd2-tiny",
+            "sdxl-tiny",
+            // The single-file fixtures (tests/fixtures/single-file/<family>/), two levels down.
+            "sd1-tiny",
+            "sd2-tiny",
             "sdxl-tiny"
         ],
     );
+    let singles: Vec<_> = models.iter().filter(|m| m.path.is_file()).collect();
+    assert_eq!(singles.len(), 3);
+    for (m, family) in singles.iter().zip([Family::Sd1, Family::Sd2, Family::Sdxl]) {
+        assert_eq!(m.family, family, "{}", m.path.display());
+        assert!(m.pipeline.ends_with("(single file)"), "{}", m.pipeline);
+        assert_eq!(m.status, ModelStatus::Complete);
+    }
 
     assert_eq!(find(&models, "my-sd-turbo").family, Family::SdTurbo);
     assert_eq!(find(&models, "my-sd-turbo").base, BaseArch::Sd2);

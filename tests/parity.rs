@@ -82,6 +82,7 @@ fn f16_weights_on_cpu_match_diffusers_for_fp16_checkpoints() {
     let options = LoadOptions {
         dtype: candle_core::DType::F16,
         device: candle_core::Device::Cpu,
+        ..LoadOptions::default()
     };
     let model = LoadedModel::load(&fixtures().join(&set.model), options, &mut |_| {}).unwrap();
     for case in set

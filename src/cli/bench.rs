@@ -44,6 +44,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let options = LoadOptions {
         dtype: args.dtype.dtype(),
         device: device.clone(),
+        ..LoadOptions::default()
     };
     let started = Instant::now();
     let model = LoadedModel::load(&args.model, options, &mut |_| {})?;

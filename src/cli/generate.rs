@@ -12,6 +12,7 @@ use super::progress::ProgressBar;
 use crate::device::{self, DeviceChoice, Precision};
 use crate::error::Error;
 use crate::format::printable;
+use crate::model::single_file::Prediction;
 use crate::model::{LoadOptions, LoadStage, LoadedModel};
 use crate::output::atomic::MAX_FILE_NAME_BYTES;
 use crate::pipeline::noise::random_seed;
@@ -22,9 +23,18 @@ use crate::schedulers::SamplerKind;
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// A diffusers model folder (holding model_index.json).
-    #[arg(long, value_name = "DIR")]
+    /// A diffusers model folder (holding model_index.json) or a single-file checkpoint
+    /// (`.safetensors` in the original SD layout, as A1111 and civitai use).
+    #[arg(long, value_name = "DIR|FILE")]
     pub model: PathBuf,
+    /// A separate VAE to decode with (`*.vae.safetensors`, the original layout), instead of
+    /// the model's own.
+    #[arg(long, value_name = "FILE")]
+    pub vae: Option<PathBuf>,
+    /// What the model predicts: `epsilon` or `v` (SD 2.x 768 models). Default: what the
+    /// model's files say (for a single file: its metadata and family; see `models list`).
+    #[arg(long, value_name = "epsilon|v", value_parser = parse_prediction)]
+    pub prediction: Option<Prediction>,
     #[command(flatten)]
     pub recipe: RecipeArgs,
     /// A safetensors file with one f32 tensor `latents` [1, C, H/8, W/8] to use instead of
@@ -45,6 +55,10 @@ pub struct GenerateArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+fn parse_prediction(s: &str) -> std::result::Result<Prediction, String> {
+    Prediction::parse(s).ok_or_else(|| format!("`{s}` is not a prediction type (epsilon or v)"))
 }
 
 /// The recipe's flags; defaults are the recipe's own ([`Recipe::default`]).
@@ -170,6 +184,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let options = LoadOptions {
         dtype: args.dtype.dtype(),
         device,
+        vae: args.vae.clone(),
+        prediction: args.prediction,
     };
     let model = LoadedModel::load(&args.model, options, &mut |stage| {
         bar.message(match stage {

@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::model::{ModelFolder, PipelineKind};
-use crate::text::ClipTokenizer;
+use crate::model::ModelFolder;
 
 #[derive(Args, Debug)]
 pub struct TokenizeArgs {
-    /// A diffusers model folder.
+    /// A diffusers model folder or a single-file checkpoint.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
     /// The text to tokenize.
@@ -21,13 +20,7 @@ pub struct TokenizeArgs {
 /// One line per tokenizer, each a JSON array of ids.
 pub fn run(args: TokenizeArgs) -> Result<()> {
     let folder = ModelFolder::open(&args.model)?;
-    let dirs: &[&str] = match folder.kind {
-        PipelineKind::StableDiffusion => &["tokenizer"],
-        PipelineKind::StableDiffusionXl if folder.has("tokenizer") => &["tokenizer", "tokenizer_2"],
-        PipelineKind::StableDiffusionXl => &["tokenizer_2"],
-    };
-    for dir in dirs {
-        let tokenizer = ClipTokenizer::from_folder(&folder.root.join(dir))?;
+    for tokenizer in folder.tokenizers()? {
         let ids = tokenizer.encode_for_model(&args.prompt);
         println!("{}", serde_json::to_string(&ids)?);
     }

@@ -210,6 +210,7 @@ impl LanternApp {
         LoadOptions {
             dtype: self.state.settings.precision.dtype(),
             device: candle_core::Device::Cpu,
+            ..LoadOptions::default()
         }
     }
 

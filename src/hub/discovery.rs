@@ -120,6 +120,7 @@ impl DiscoveryRoots {
 pub fn discover(roots: &DiscoveryRoots) -> Vec<LocalModel> {
     let catalog = Catalog::builtin().ok();
     let mut seen = HashSet::new();
+    let mut seen_files = HashSet::new();
     let mut out = Vec::new();
     let mut add = |dir: &Path, name: String, source: ModelSource, out: &mut Vec<LocalModel>| {
         let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
@@ -131,19 +132,39 @@ pub fn discover(roots: &DiscoveryRoots) -> Vec<LocalModel> {
         }
     };
 
+    let mut add_file = |file: &Path, source: ModelSource, out: &mut Vec<LocalModel>| {
+        let key = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        if !seen_files.insert(key) {
+            return;
+        }
+        if let Some(model) = describe_file(file, source) {
+            out.push(model);
+        }
+    };
+
     for root in &roots.project_weights {
         for dir in model_dirs(root, 2) {
             add(&dir, folder_name(&dir), ModelSource::ProjectWeights, &mut out);
+        }
+        for file in checkpoint_files(root, 2) {
+            add_file(&file, ModelSource::ProjectWeights, &mut out);
         }
     }
     if let Some(root) = &roots.data_dir_models {
         for dir in model_dirs(root, 2) {
             add(&dir, folder_name(&dir), ModelSource::DataDir, &mut out);
         }
+        for file in checkpoint_files(root, 2) {
+            add_file(&file, ModelSource::DataDir, &mut out);
+        }
     }
     for root in &roots.user_folders {
         for dir in model_dirs(root, 1) {
             add(&dir, folder_name(&dir), ModelSource::UserFolder, &mut out);
+        }
+        // A1111's models/Stable-diffusion and ComfyUI's models/checkpoints allow subfolders.
+        for file in checkpoint_files(root, 2) {
+            add_file(&file, ModelSource::UserFolder, &mut out);
         }
     }
     for cache in &roots.hf_caches {
@@ -188,6 +209,94 @@ pub fn describe(dir: &Path, name: String, source: ModelSource, catalog: Option<&
         status,
         catalog_id,
     })
+}
+
+/// Describes one single-file checkpoint from its header; `None` when it is not one Lantern
+/// recognises as a Stable Diffusion checkpoint (VAEs, LoRAs, embeddings and other models
+/// kept beside checkpoints are skipped).
+pub fn describe_file(file: &Path, source: ModelSource) -> Option<LocalModel> {
+    use crate::model::single_file::{Arch, SingleFile, TextLayout};
+    let sf = match SingleFile::open(file, None) {
+        Ok(sf) => sf,
+        Err(e) => {
+            tracing::debug!(file = %file.display(), "not a checkpoint: {e}");
+            return None;
+        }
+    };
+    let d = &sf.detected;
+    let (base, family) = match (d.arch, d.turbo) {
+        (Arch::Sd1, _) => (BaseArch::Sd1, Family::Sd1),
+        (Arch::Sd2, false) => (BaseArch::Sd2, Family::Sd2),
+        (Arch::Sd2, true) => (BaseArch::Sd2, Family::SdTurbo),
+        (Arch::Sdxl, false) => (BaseArch::Sdxl, Family::Sdxl),
+        (Arch::Sdxl, true) => (BaseArch::Sdxl, Family::SdxlTurbo),
+    };
+    let mut problems = Vec::new();
+    if d.vae_prefix.is_none() {
+        problems.push("no VAE in the file (choose one with --vae)".to_string());
+    }
+    if d.text == TextLayout::Missing {
+        problems.push("no text encoder in the file".to_string());
+    }
+    let dtypes = sf.header.float_dtypes();
+    let precision = match dtypes.as_slice() {
+        ["F32"] => Precision::Fp32,
+        ["F16"] => Precision::Fp16,
+        ["BF16"] => Precision::Bf16,
+        [] => Precision::Unknown,
+        _ => Precision::Mixed,
+    };
+    let status = if problems.is_empty() {
+        ModelStatus::Complete
+    } else {
+        ModelStatus::Incomplete(problems)
+    };
+    let pipeline = match d.arch {
+        Arch::Sdxl => "StableDiffusionXLPipeline (single file)",
+        _ => "StableDiffusionPipeline (single file)",
+    };
+    Some(LocalModel {
+        name: crate::model::display_name(file),
+        path: file.to_path_buf(),
+        source,
+        family,
+        family_label: family.label(),
+        base,
+        pipeline: pipeline.into(),
+        prediction_type: d.prediction.as_str().into(),
+        size: ByteSize(fs::metadata(file).map(|m| m.len()).unwrap_or(0)),
+        precision,
+        status,
+        catalog_id: None,
+    })
+}
+
+/// `.safetensors` files in `root` and its subfolders, `depth` levels down, outside diffusers
+/// model folders (whose component weights are not checkpoints) and hidden folders.
+fn checkpoint_files(root: &Path, depth: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if root.join("model_index.json").is_file() {
+        return out;
+    }
+    let Ok(entries) = fs::read_dir(root) else {
+        return out;
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        let name = folder_name(&path);
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            if depth > 0 {
+                out.extend(checkpoint_files(&path, depth - 1));
+            }
+        } else if name.to_ascii_lowercase().ends_with(".safetensors") && path.is_file() {
+            out.push(path);
+        }
+    }
+    out
 }
 
 fn folder_name(dir: &Path) -> String {

@@ -35,6 +35,11 @@ impl ClipTextConfig {
             Some(inner) if inner.is_object() => ConfigFile::from_value(path, inner.clone()),
             _ => c,
         };
+        Self::from_config(&c, with_projection)
+    }
+
+    /// From a parsed config (a file's, or one built from a single-file checkpoint's shapes).
+    pub fn from_config(c: &ConfigFile, with_projection: bool) -> Result<ClipTextConfig> {
         let act_name = c.str_or("hidden_act", "quick_gelu")?;
         let hidden_act = Activation::parse(act_name).ok_or_else(|| {
             c.error(

@@ -7,6 +7,7 @@ pub mod config;
 pub mod cpu;
 pub mod layers;
 pub mod resnet;
+pub mod single_file;
 pub mod unet;
 pub mod vae;
 pub mod weights;
@@ -42,24 +43,32 @@ pub struct ModelFolder {
     components: Vec<String>,
     /// SDXL: use zero embeddings for the unconditional pass when no negative prompt is given.
     pub force_zeros_for_empty_prompt: bool,
+    /// Set when `root` is a single-file checkpoint rather than a folder.
+    pub single_file: Option<Box<single_file::SingleFile>>,
 }
 
 impl ModelFolder {
     pub fn open(root: &Path) -> Result<ModelFolder> {
+        if single_file::is_pickle(root) {
+            return Err(single_file::pickle_error(root));
+        }
         if !root.exists() {
             return Err(Error::model(root, "model folder does not exist"));
         }
         if !root.is_dir() {
+            if root.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors")) {
+                return Self::open_single_file(root);
+            }
             return Err(Error::model(
                 root,
-                "not a folder; point --model at a diffusers model folder",
+                "not a folder or a .safetensors checkpoint; point --model at a diffusers model folder or a single .safetensors file",
             ));
         }
         let index_path = root.join("model_index.json");
         if !index_path.is_file() {
             return Err(Error::model(
                 root,
-                "no model_index.json here; this is not a diffusers model folder (single-file .safetensors checkpoints are not supported)",
+                "no model_index.json here; this is not a diffusers model folder (a single-file checkpoint is chosen as the .safetensors file itself)",
             ));
         }
         let index = ConfigFile::read(&index_path)?;
@@ -118,6 +127,24 @@ impl ModelFolder {
             force_zeros_for_empty_prompt: index
                 .bool_or("force_zeros_for_empty_prompt", kind == PipelineKind::StableDiffusionXl)?,
             components,
+            single_file: None,
+        })
+    }
+
+    /// A single-file checkpoint: its family from the header, no weight read.
+    fn open_single_file(path: &Path) -> Result<ModelFolder> {
+        let file = single_file::SingleFile::open(path, None)?;
+        let kind = file.kind();
+        let components = match file.detected.text {
+            single_file::TextLayout::SdxlPair => vec!["unet", "vae", "text_encoder", "text_encoder_2"],
+            _ => vec!["unet", "vae", "text_encoder"],
+        };
+        Ok(ModelFolder {
+            root: path.to_path_buf(),
+            kind,
+            components: components.into_iter().map(String::from).collect(),
+            force_zeros_for_empty_prompt: kind == PipelineKind::StableDiffusionXl,
+            single_file: Some(Box::new(file)),
         })
     }
 
@@ -134,6 +161,9 @@ impl ModelFolder {
     /// The tokenizer whose window the prompt counter shows (the first one for SDXL), read
     /// without loading any weights.
     pub fn prompt_tokenizer(&self) -> Result<ClipTokenizer> {
+        if let Some(file) = &self.single_file {
+            return file.prompt_tokenizer();
+        }
         let dir = if self.has("tokenizer") {
             "tokenizer"
         } else {
@@ -142,7 +172,23 @@ impl ModelFolder {
         ClipTokenizer::from_folder(&self.root.join(dir))
     }
 
+    /// The tokenizers in the order of the text encoders (`lantern tokenize`).
+    pub fn tokenizers(&self) -> Result<Vec<ClipTokenizer>> {
+        if let Some(file) = &self.single_file {
+            return file.tokenizers();
+        }
+        self.text_components()
+            .into_iter()
+            .map(|(tok, _, _)| ClipTokenizer::from_folder(&self.root.join(tok)))
+            .collect()
+    }
+
+    /// Where the scheduler settings come from (named in errors): the file itself for a single
+    /// file, whose family's settings are built in.
     pub fn scheduler_config_path(&self) -> PathBuf {
+        if self.single_file.is_some() {
+            return self.root.clone();
+        }
         self.root.join("scheduler").join("scheduler_config.json")
     }
 
@@ -167,6 +213,12 @@ pub fn display_name(root: &Path) -> String {
     if let Some((repo_id, _)) = crate::hub::hf_cache::snapshot_of(root) {
         return repo_id.rsplit('/').next().unwrap_or(&repo_id).to_string();
     }
+    // A single file is named by its stem, as A1111 names checkpoints.
+    if root.is_file()
+        && let Some(stem) = root.file_stem()
+    {
+        return stem.to_string_lossy().into_owned();
+    }
     root.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| root.display().to_string())
@@ -183,6 +235,10 @@ pub struct TextEncoder {
 pub struct LoadOptions {
     pub dtype: DType,
     pub device: Device,
+    /// A separate VAE file (`*.vae.safetensors`) to decode with instead of the model's own.
+    pub vae: Option<PathBuf>,
+    /// What the UNet predicts, overriding what a single file's contents suggest.
+    pub prediction: Option<single_file::Prediction>,
 }
 
 impl Default for LoadOptions {
@@ -190,7 +246,19 @@ impl Default for LoadOptions {
         LoadOptions {
             dtype: DType::F32,
             device: Device::Cpu,
+            vae: None,
+            prediction: None,
         }
+    }
+}
+
+impl LoadOptions {
+    /// Whether a model loaded with `self` can serve a request for `other` as it is.
+    pub fn same_load(&self, other: &LoadOptions) -> bool {
+        self.dtype == other.dtype
+            && self.device.same_device(&other.device)
+            && self.vae == other.vae
+            && self.prediction == other.prediction
     }
 }
 
@@ -217,6 +285,9 @@ pub struct LoadedModel {
 impl LoadedModel {
     pub fn load(root: &Path, options: LoadOptions, on_stage: &mut dyn FnMut(LoadStage)) -> Result<LoadedModel> {
         let folder = ModelFolder::open(root)?;
+        if folder.single_file.is_some() {
+            return single_file::load(folder, options, on_stage);
+        }
         let prefer = if options.dtype == DType::F32 {
             VariantPreference::FullPrecision
         } else {
@@ -224,7 +295,10 @@ impl LoadedModel {
         };
         let sched_path = folder.scheduler_config_path();
         // diffusers writes Python's -Infinity into some scheduler configs; this reader takes it.
-        let scheduler_config = crate::schedulers::read_config(&sched_path)?;
+        let mut scheduler_config = crate::schedulers::read_config(&sched_path)?;
+        if let Some(p) = options.prediction {
+            scheduler_config["prediction_type"] = Value::from(p.as_str());
+        }
 
         // Every component's config first, checked against the others, so a model whose parts
         // disagree is refused before any weight is read or any kernel runs.
@@ -272,8 +346,13 @@ impl LoadedModel {
         } else {
             options.dtype
         };
-        let vae_w = Weights::open(&vae_dir, "diffusion_pytorch_model", prefer, vae_dtype, &options.device)?;
-        let vae = VaeDecoder::load(&vae_w, vae_config)?;
+        let vae = match &options.vae {
+            Some(file) => single_file::load_vae_file(file, vae_config.scaling_factor, &options)?,
+            None => {
+                let vae_w = Weights::open(&vae_dir, "diffusion_pytorch_model", prefer, vae_dtype, &options.device)?;
+                VaeDecoder::load(&vae_w, vae_config)?
+            }
+        };
 
         Ok(LoadedModel {
             folder,

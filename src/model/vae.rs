@@ -31,7 +31,11 @@ pub struct VaeConfig {
 
 impl VaeConfig {
     pub fn read(path: &Path) -> Result<VaeConfig> {
-        let c = ConfigFile::read(path)?;
+        Self::from_config(&ConfigFile::read(path)?)
+    }
+
+    /// From a parsed config (a file's, or one built from a single-file checkpoint's shapes).
+    pub fn from_config(c: &ConfigFile) -> Result<VaeConfig> {
         if let Some(types) = c.str_list("up_block_types")?
             && let Some(bad) = types.iter().find(|t| t.as_str() != "UpDecoderBlock2D")
         {

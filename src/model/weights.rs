@@ -38,6 +38,34 @@ struct Store {
     files: Vec<MappedFile>,
     /// Tensor name → index into `files`.
     index: HashMap<String, usize>,
+    /// For a file in another layout (a single-file checkpoint): the names modules ask for →
+    /// where each lives in the file. Empty: names are the file's own.
+    mapping: HashMap<String, Mapped>,
+}
+
+/// Where a tensor a module asks for lives in a file stored in another layout, and how its
+/// bytes become that tensor. Nothing is converted ahead of time: each tensor is read once,
+/// when asked for, as a plain one is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mapped {
+    /// The tensor as stored, under another name.
+    Same(String),
+    /// The same bytes under another shape (1×1 convolution weights read as a linear layer's).
+    Reshaped(String, Vec<usize>),
+    /// Rows `start..start + len` of the first dimension (q, k or v of a fused projection).
+    Rows { name: String, start: usize, len: usize },
+    /// The 2-D transpose (OpenCLIP stores its text projection as [in, out]).
+    Transposed(String),
+}
+
+impl Mapped {
+    /// The tensor's name in the file.
+    pub fn source(&self) -> &str {
+        match self {
+            Mapped::Same(n) | Mapped::Reshaped(n, _) | Mapped::Transposed(n) => n,
+            Mapped::Rows { name, .. } => name,
+        }
+    }
 }
 
 /// A view of a component's weights under a name prefix, producing tensors in one dtype on
@@ -240,11 +268,32 @@ impl Weights {
                 display_path,
                 files,
                 index,
+                mapping: HashMap::new(),
             }),
             prefix: String::new(),
             dtype,
             device: device.clone(),
         })
+    }
+
+    /// One file read through `mapping` (module names → names in the file): a single-file
+    /// checkpoint seen in the diffusers layout. Only the mapped names are visible.
+    pub fn mapped(path: &Path, mapping: HashMap<String, Mapped>, dtype: DType, device: &Device) -> Result<Weights> {
+        let mut w = Self::from_files(&[path.to_path_buf()], dtype, device)?;
+        let store = Arc::get_mut(&mut w.store).expect("not shared yet");
+        if let Some((name, m)) = mapping.iter().find(|(_, m)| !store.index.contains_key(m.source())) {
+            return Err(Error::weights(
+                path,
+                format!("tensor `{}` (read as `{name}`) is not in the file", m.source()),
+            ));
+        }
+        store.mapping = mapping;
+        Ok(w)
+    }
+
+    /// The names of the file's own tensors (no mapping applied).
+    pub fn stored_names(&self) -> impl Iterator<Item = &str> {
+        self.store.index.keys().map(String::as_str)
     }
 
     /// The main weight file (for messages and hashing).
@@ -305,7 +354,12 @@ impl Weights {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.store.index.contains_key(&self.full_name(name))
+        let full = self.full_name(name);
+        if self.store.mapping.is_empty() {
+            self.store.index.contains_key(&full)
+        } else {
+            self.store.mapping.contains_key(&full)
+        }
     }
 
     /// A tensor whose shape must be `shape` (what the config implies).
@@ -323,7 +377,13 @@ impl Weights {
 
     fn load(&self, full: &str, expected: Option<&Shape>) -> Result<Tensor> {
         let store = &self.store;
-        let Some(&file_idx) = store.index.get(full) else {
+        let mapped = store.mapping.get(full);
+        let stored = match mapped {
+            Some(m) => Some(m.source()),
+            None if store.mapping.is_empty() => Some(full),
+            None => None,
+        };
+        let Some((stored, &file_idx)) = stored.and_then(|n| Some((n, store.index.get(n)?))) else {
             let shape = expected
                 .map(|s| format!(" of shape {:?}", s.dims()))
                 .unwrap_or_default();
@@ -333,39 +393,77 @@ impl Weights {
             ));
         };
         let file = &store.files[file_idx];
-        let info = &file.tensors[full];
+        let info = &file.tensors[stored];
+        let dtype = candle_dtype(info.dtype).ok_or_else(|| {
+            Error::weights(
+                &file.path,
+                format!("tensor `{stored}` has unsupported dtype {:?}", info.dtype),
+            )
+        })?;
+        let (start, end) = info.data_offsets;
+        let expected_len = info.shape.iter().product::<usize>() * dtype.size_in_bytes();
+        if end - start != expected_len {
+            return Err(Error::weights(
+                &file.path,
+                format!(
+                    "tensor `{stored}` holds {} bytes, its shape needs {expected_len}",
+                    end - start
+                ),
+            ));
+        }
+        // The part of the stored bytes this tensor is, and its shape as the module sees it.
+        let bad_view = |what: String| Error::weights(&file.path, format!("tensor `{stored}` {what}"));
+        let (range, shape, transpose) = match mapped {
+            None | Some(Mapped::Same(_)) => (start..end, info.shape.clone(), false),
+            Some(Mapped::Reshaped(_, shape)) => {
+                if shape.iter().product::<usize>() != info.shape.iter().product::<usize>() {
+                    return Err(bad_view(format!(
+                        "of shape {:?} cannot be read as {shape:?}",
+                        info.shape
+                    )));
+                }
+                (start..end, shape.clone(), false)
+            }
+            Some(Mapped::Rows { start: row, len, .. }) => {
+                let rows = info.shape.first().copied().unwrap_or(0);
+                if row + len > rows {
+                    return Err(bad_view(format!(
+                        "of shape {:?} has no rows {row}..{}",
+                        info.shape,
+                        row + len
+                    )));
+                }
+                let row_bytes = expected_len / rows.max(1);
+                let mut shape = info.shape.clone();
+                shape[0] = *len;
+                (start + row * row_bytes..start + (row + len) * row_bytes, shape, false)
+            }
+            Some(Mapped::Transposed(_)) => match info.shape.as_slice() {
+                &[a, b] => (start..end, vec![b, a], true),
+                other => return Err(bad_view(format!("of shape {other:?} is not a matrix"))),
+            },
+        };
         if let Some(expected) = expected
-            && info.shape.as_slice() != expected.dims()
+            && shape.as_slice() != expected.dims()
         {
             return Err(Error::weights(
                 &file.path,
                 format!(
                     "tensor `{full}` has shape {:?} but the config implies {:?}",
-                    info.shape,
+                    shape,
                     expected.dims()
                 ),
             ));
         }
-        let dtype = candle_dtype(info.dtype).ok_or_else(|| {
-            Error::weights(
-                &file.path,
-                format!("tensor `{full}` has unsupported dtype {:?}", info.dtype),
-            )
-        })?;
-        let (start, end) = info.data_offsets;
-        let bytes = &file.mmap[file.data_start + start..file.data_start + end];
-        let expected_len = info.shape.iter().product::<usize>() * dtype.size_in_bytes();
-        if bytes.len() != expected_len {
-            return Err(Error::weights(
-                &file.path,
-                format!(
-                    "tensor `{full}` holds {} bytes, its shape needs {expected_len}",
-                    bytes.len()
-                ),
-            ));
-        }
-        let tensor = Tensor::from_raw_buffer(bytes, dtype, &info.shape, &Device::Cpu)?;
-        release_pages(&file.mmap, file.data_start + start, end - start);
+        let bytes = &file.mmap[file.data_start + range.start..file.data_start + range.end];
+        let tensor = if transpose {
+            Tensor::from_raw_buffer(bytes, dtype, &info.shape, &Device::Cpu)?
+                .t()?
+                .contiguous()?
+        } else {
+            Tensor::from_raw_buffer(bytes, dtype, &shape, &Device::Cpu)?
+        };
+        release_pages(&file.mmap, file.data_start + range.start, range.len());
         let tensor = if dtype == self.dtype {
             tensor
         } else {

@@ -60,8 +60,12 @@ pub struct UnetConfig {
 
 impl UnetConfig {
     pub fn read(path: &Path) -> Result<UnetConfig> {
-        let c = ConfigFile::read(path)?;
-        reject_unsupported(&c)?;
+        Self::from_config(&ConfigFile::read(path)?)
+    }
+
+    /// From a parsed config (a file's, or one built from a single-file checkpoint's shapes).
+    pub fn from_config(c: &ConfigFile) -> Result<UnetConfig> {
+        reject_unsupported(c)?;
 
         let down_types = c
             .str_list("down_block_types")?
@@ -147,7 +151,7 @@ impl UnetConfig {
                 return Err(c.error("attention_head_dim", format!("{h} heads do not divide {ch} channels")));
             }
         }
-        let up_transformer_layers = up_transformer_layers(&c, &transformer_layers_per_block, &layers_per_block)?;
+        let up_transformer_layers = up_transformer_layers(c, &transformer_layers_per_block, &layers_per_block)?;
 
         let time_embed_dim = c.opt_usize("time_embedding_dim")?.unwrap_or(block_out_channels[0] * 4);
         let text_time = match c.opt_str("addition_embed_type")? {

@@ -1,0 +1,99 @@
+//! A1111's model hash: the first 10 hex digits of the whole file's SHA-256 (its "new-style"
+//! hash, the one civitai shows). Hashing gigabytes takes seconds, so each result is kept in
+//! `model-hashes.json` in the data folder, keyed by the file's path, size and modification
+//! time; a changed file is hashed again. The cache is best-effort: if it cannot be read or
+//! written the hash is simply computed.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+struct Entry {
+    size: u64,
+    mtime_ns: u128,
+    sha256: String,
+}
+
+fn cache_file() -> PathBuf {
+    crate::paths::DataDir::from_env().root().join("model-hashes.json")
+}
+
+fn stamp(path: &Path) -> Result<(u64, u128)> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Ok((meta.len(), mtime))
+}
+
+/// The full SHA-256 of `path`, read in 1 MiB pieces.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A1111's `Model hash:` of `path` (10 hex digits), from the cache when the file is unchanged.
+pub fn model_hash(path: &Path) -> Result<String> {
+    Ok(sha256_cached(path)?[..10].to_string())
+}
+
+/// The file's full SHA-256, from the cache when the file is unchanged.
+pub fn sha256_cached(path: &Path) -> Result<String> {
+    let key = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned();
+    let (size, mtime_ns) = stamp(path)?;
+    let cache = cache_file();
+    let mut entries: BTreeMap<String, Entry> = std::fs::read(&cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let Some(e) = entries.get(&key)
+        && e.size == size
+        && e.mtime_ns == mtime_ns
+        && e.sha256.len() == 64
+    {
+        return Ok(e.sha256.clone());
+    }
+    let sha256 = sha256_file(path)?;
+    // Only a file that did not change while it was read is remembered.
+    if stamp(path)? == (size, mtime_ns) {
+        entries.insert(
+            key,
+            Entry {
+                size,
+                mtime_ns,
+                sha256: sha256.clone(),
+            },
+        );
+        if let Ok(text) = serde_json::to_vec_pretty(&entries)
+            && let Some(dir) = cache.parent()
+            && std::fs::create_dir_all(dir).is_ok()
+        {
+            let tmp = cache.with_extension(format!("json.{}.tmp", std::process::id()));
+            if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &cache).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+    }
+    Ok(sha256)
+}

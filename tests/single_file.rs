@@ -1,0 +1,394 @@
+//! Single-file checkpoints (the original LDM layout) against diffusers' `from_single_file` on
+//! the same bytes: the tiny fixtures written by `tools/make_single_file_fixtures.py`, loaded
+//! with no config at all (the architecture from the shapes, the rest from the family). Plus
+//! a separate VAE file, the model hash, the prediction override and every kind of bad file.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use lantern::model::single_file::{Prediction, SingleFile};
+use lantern::model::{LoadOptions, LoadedModel, ModelFolder, PipelineKind};
+use support::*;
+
+const MAX_ABS: u8 = 3;
+const MAX_MEAN: f64 = 0.5;
+
+fn file(family: &str) -> PathBuf {
+    fixtures()
+        .join("single-file")
+        .join(family)
+        .join(format!("{family}-tiny.safetensors"))
+}
+
+fn cases(family: &str) -> ReferenceSet {
+    let path = fixtures()
+        .join("single-file")
+        .join(family)
+        .join("reference")
+        .join("cases.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn load(path: &Path, options: LoadOptions) -> lantern::Result<LoadedModel> {
+    LoadedModel::load(path, options, &mut |_| {})
+}
+
+/// Every reference of `family` from `model`; returns the worst (max, mean).
+fn compare(family: &str, model: &LoadedModel) -> (u8, f64) {
+    let set = cases(family);
+    let (mut worst_max, mut worst_mean) = (0u8, 0f64);
+    for case in &set.cases {
+        let ours = run(model, &request_for(case));
+        let reference = read_png(
+            &fixtures()
+                .join("single-file")
+                .join(family)
+                .join("reference")
+                .join(&case.file),
+        );
+        let (max, mean) = pixel_diff(&ours[0], &reference);
+        worst_max = worst_max.max(max);
+        worst_mean = worst_mean.max(mean);
+        assert!(
+            max <= MAX_ABS && mean <= MAX_MEAN,
+            "{family} {}: max {max}, mean {mean:.3}",
+            case.file
+        );
+    }
+    println!(
+        "{family} single file: {} cases, worst max abs {worst_max}/255, worst mean {worst_mean:.3}/255",
+        set.cases.len()
+    );
+    (worst_max, worst_mean)
+}
+
+fn parity(family: &str) {
+    let model = load(&file(family), LoadOptions::default()).unwrap();
+    compare(family, &model);
+}
+
+#[test]
+fn sd1_single_file_matches_diffusers() {
+    parity("sd1");
+}
+
+#[test]
+fn sd2_single_file_matches_diffusers() {
+    parity("sd2");
+}
+
+#[test]
+fn sdxl_single_file_matches_diffusers() {
+    parity("sdxl");
+}
+
+#[test]
+fn families_and_settings_come_from_the_file() {
+    let sd1 = ModelFolder::open(&file("sd1")).unwrap();
+    assert_eq!(sd1.kind, PipelineKind::StableDiffusion);
+    assert_eq!(sd1.display_name(), "sd1-tiny");
+    let sd2 = SingleFile::open(&file("sd2"), None).unwrap();
+    assert_eq!(sd2.detected.family_id(), "sd2-v");
+    assert_eq!(sd2.scheduler_config()["prediction_type"], "v_prediction");
+    // The unused last OpenCLIP layer is left out, as SD 2.x's config does.
+    assert_eq!(sd2.text_configs().unwrap()[0].num_hidden_layers, 3);
+    let eps = SingleFile::open(&file("sd2"), Some(Prediction::Epsilon)).unwrap();
+    assert_eq!(eps.scheduler_config()["prediction_type"], "epsilon");
+    assert_eq!(eps.scheduler_config()["_class_name"], "PNDMScheduler");
+    let xl = ModelFolder::open(&file("sdxl")).unwrap();
+    assert_eq!(xl.kind, PipelineKind::StableDiffusionXl);
+    assert_eq!(xl.tokenizers().unwrap().len(), 2);
+    // Turbo and 512-base are told by the name (the weights are shaped like their bases').
+    let tmp = tempfile::tempdir().unwrap();
+    for (src, name, id, class) in [
+        (
+            "sdxl",
+            "sdxl_turbo_1.0.safetensors",
+            "sdxl-turbo",
+            "EulerAncestralDiscreteScheduler",
+        ),
+        ("sd2", "sd_turbo.safetensors", "sd-turbo", "EulerDiscreteScheduler"),
+        ("sd2", "v2-1_512-ema-pruned.safetensors", "sd2", "PNDMScheduler"),
+    ] {
+        let p = tmp.path().join(name);
+        std::fs::copy(file(src), &p).unwrap();
+        let f = SingleFile::open(&p, None).unwrap();
+        assert_eq!(f.detected.family_id(), id, "{name}");
+        assert_eq!(f.scheduler_config()["_class_name"], class, "{name}");
+        assert_eq!(f.scheduler_config()["prediction_type"], "epsilon", "{name}");
+    }
+    // The shapes give the fixture folders' own architecture.
+    let ours = SingleFile::open(&file("sdxl"), None).unwrap().unet_config().unwrap();
+    let theirs = lantern::model::unet::UnetConfig::read(&fixtures().join("sdxl-tiny/unet/config.json")).unwrap();
+    assert_eq!(ours.block_out_channels, theirs.block_out_channels);
+    assert_eq!(ours.transformer_layers_per_block, theirs.transformer_layers_per_block);
+    assert_eq!(ours.heads[1..], theirs.heads[1..]);
+    assert_eq!(ours.norm_num_groups, theirs.norm_num_groups);
+}
+
+#[test]
+fn the_model_hash_is_a1111s_sha256_prefix_and_the_name_the_stem() {
+    use sha2::{Digest, Sha256};
+    let tmp = tempfile::tempdir().unwrap();
+    // SAFETY: set before any thread of this test reads the environment; the hash cache then
+    // goes to this test's own folder.
+    unsafe { std::env::set_var("LANTERN_DATA_DIR", tmp.path()) };
+    let path = file("sd1");
+    let digest = Sha256::digest(std::fs::read(&path).unwrap());
+    let expected: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    let model = load(&path, LoadOptions::default()).unwrap();
+    assert_eq!(model.hash, expected);
+    assert_eq!(model.name(), "sd1-tiny");
+    // Cached: a second computation reads the cache, keyed by path, size and mtime.
+    assert!(tmp.path().join("model-hashes.json").is_file());
+    assert_eq!(lantern::model::single_file::hash::model_hash(&path).unwrap(), expected);
+}
+
+/// `src` rewritten with only the tensors `keep` accepts, renamed by `rename`.
+fn rewrite(src: &Path, dst: &Path, keep: impl Fn(&str) -> Option<String>) {
+    let bytes = std::fs::read(src).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter_map(|(n, v)| keep(&n).map(|n| (n, v)))
+        .collect();
+    safetensors::serialize_to_file(views, None, dst).unwrap();
+}
+
+#[test]
+fn a_separate_vae_file_replaces_a_missing_vae_and_missing_parts_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_path = tmp.path().join("novae.safetensors");
+    let vae_path = tmp.path().join("tiny.vae.safetensors");
+    rewrite(&file("sd1"), &model_path, |n| {
+        (!n.starts_with("first_stage_model.")).then(|| n.to_string())
+    });
+    rewrite(&file("sd1"), &vae_path, |n| {
+        n.strip_prefix("first_stage_model.").map(str::to_string)
+    });
+    let Err(e) = load(&model_path, LoadOptions::default()) else {
+        panic!("a checkpoint without a VAE loaded")
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains("no VAE") && text.contains("--vae") && !text.contains('\n'),
+        "{text}"
+    );
+    let options = LoadOptions {
+        vae: Some(vae_path.clone()),
+        ..LoadOptions::default()
+    };
+    let model = load(&model_path, options).unwrap();
+    compare("sd1", &model);
+    // A checkpoint without its text encoder says what is missing.
+    let no_text = tmp.path().join("notext.safetensors");
+    rewrite(&file("sd1"), &no_text, |n| {
+        (!n.starts_with("cond_stage_model.")).then(|| n.to_string())
+    });
+    let Err(e) = load(&no_text, LoadOptions::default()) else {
+        panic!("a checkpoint without a text encoder loaded")
+    };
+    assert!(e.to_string().contains("no text encoder"), "{e}");
+    // The VAE file chosen as the model says what it is.
+    let Err(e) = load(&vae_path, LoadOptions::default()) else {
+        panic!("a VAE loaded as a model")
+    };
+    assert!(e.to_string().contains("a VAE, not a model"), "{e}");
+}
+
+/// A file with these (name, shape) F32 tensors, all zero.
+fn tiny_file(dir: &Path, name: &str, tensors: &[(&str, Vec<usize>)]) -> PathBuf {
+    let path = dir.join(name);
+    let data: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, s)| vec![0u8; s.iter().product::<usize>() * 4])
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .zip(&data)
+        .map(|((n, s), d)| {
+            (
+                n.to_string(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    path
+}
+
+fn refused(path: &Path, expect: &str) {
+    let Err(e) = load(path, LoadOptions::default()) else {
+        panic!("{} loaded", path.display())
+    };
+    let text = e.to_string();
+    assert!(!text.contains('\n'), "not one line: {text}");
+    assert!(text.contains(expect), "{}: {text}", path.display());
+    // The GUI's tokenizer path refuses it as well, without panicking.
+    assert!(ModelFolder::open(path).is_err());
+}
+
+#[test]
+fn bad_files_are_refused_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Not SD.
+    refused(
+        &tiny_file(
+            dir,
+            "sd3.safetensors",
+            &[(
+                "model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight",
+                vec![2, 2],
+            )],
+        ),
+        "Stable Diffusion 3",
+    );
+    refused(
+        &tiny_file(
+            dir,
+            "flux.safetensors",
+            &[("double_blocks.0.img_attn.norm.key_norm.scale", vec![2])],
+        ),
+        "Flux",
+    );
+    refused(
+        &tiny_file(
+            dir,
+            "lora.safetensors",
+            &[("lora_unet_down_blocks_0.lora_down.weight", vec![2, 2])],
+        ),
+        "LoRA",
+    );
+    refused(
+        &tiny_file(dir, "other.safetensors", &[("weight", vec![2])]),
+        "not a Stable Diffusion checkpoint",
+    );
+    refused(
+        &tiny_file(
+            dir,
+            "inpaint.safetensors",
+            &[("model.diffusion_model.input_blocks.0.0.weight", vec![4, 9, 3, 3])],
+        ),
+        "9 input channels",
+    );
+    // Broken files.
+    let empty = dir.join("empty.safetensors");
+    std::fs::write(&empty, b"").unwrap();
+    refused(&empty, "0 bytes");
+    let bytes = std::fs::read(file("sd1")).unwrap();
+    let cut = dir.join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
+    refused(&cut, "1000 bytes shorter");
+    let huge = dir.join("huge.safetensors");
+    let header = br#"{"model.diffusion_model.input_blocks.0.0.weight":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,16]}}"#;
+    let mut raw = (header.len() as u64).to_le_bytes().to_vec();
+    raw.extend_from_slice(header);
+    raw.extend_from_slice(&[0u8; 16]);
+    std::fs::write(&huge, &raw).unwrap();
+    refused(&huge, "claims 1000000000000 elements");
+    let huge_honest = dir.join("huge2.safetensors");
+    let header = br#"{"a":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,4000000000000]}}"#;
+    let mut raw = (header.len() as u64).to_le_bytes().to_vec();
+    raw.extend_from_slice(header);
+    std::fs::write(&huge_honest, &raw).unwrap();
+    refused(&huge_honest, "shorter than its header says");
+    // Pickles are refused unopened (the file need not even exist).
+    for ext in ["ckpt", "pt", "bin"] {
+        let p = dir.join(format!("model.{ext}"));
+        std::fs::write(&p, b"PK\x03\x04 not really").unwrap();
+        refused(&p, "can run any code");
+        refused(&p, ".safetensors version");
+    }
+}
+
+#[test]
+fn single_files_are_discovered_with_family_and_size() {
+    use lantern::hub::discovery::{DiscoveryRoots, ModelStatus, discover};
+    let tmp = tempfile::tempdir().unwrap();
+    // A1111's layout: models/Stable-diffusion/<subfolder>/file.safetensors, VAEs elsewhere.
+    let sd = tmp.path().join("Stable-diffusion").join("tiny");
+    std::fs::create_dir_all(&sd).unwrap();
+    std::fs::copy(file("sdxl"), sd.join("sdxl-tiny.safetensors")).unwrap();
+    rewrite(&file("sd1"), &sd.join("x.vae.safetensors"), |n| {
+        n.strip_prefix("first_stage_model.").map(str::to_string)
+    });
+    std::fs::write(sd.join("old.ckpt"), b"pickle").unwrap();
+    let roots = DiscoveryRoots {
+        user_folders: vec![tmp.path().join("Stable-diffusion")],
+        ..DiscoveryRoots::default()
+    };
+    let found = discover(&roots);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let m = &found[0];
+    assert_eq!(m.name, "sdxl-tiny");
+    assert_eq!(m.family_label, "SDXL");
+    assert_eq!(m.precision.to_string(), "fp16");
+    assert_eq!(m.size.0, std::fs::metadata(file("sdxl")).unwrap().len());
+    assert_eq!(m.status, ModelStatus::Complete);
+}
+
+/// `lantern generate --model FILE.safetensors` as a user runs it: diffusers' picture, A1111's
+/// model name and hash in the PNG; `--prediction` and pickles as one-line errors.
+#[test]
+fn the_cli_generates_from_a_single_file() {
+    use sha2::{Digest, Sha256};
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let lantern = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lantern"));
+        c.env("LANTERN_DATA_DIR", tmp.path()).env("NO_COLOR", "1");
+        c
+    };
+    let out = tmp.path().join("out.png");
+    let o = lantern()
+        .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
+        .args([
+            "--negative-prompt",
+            "blurry, low quality",
+            "--steps",
+            "6",
+            "--guidance",
+            "7.5",
+        ])
+        .args(["--width", "64", "--height", "64", "--no-history", "-q", "--model"])
+        .arg(file("sd1"))
+        .arg("--init-latents")
+        .arg(fixtures().join("latents/64x64.safetensors"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reference = read_png(&fixtures().join("single-file/sd1/reference/default-sq-g7.png"));
+    let (max, mean) = pixel_diff(&read_png(&out), &reference);
+    assert!(max <= MAX_ABS && mean <= MAX_MEAN, "max {max} mean {mean}");
+    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
+    let digest = Sha256::digest(std::fs::read(file("sd1")).unwrap());
+    let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    assert!(text.contains(&format!("Model hash: {hash}")), "{text}");
+    assert!(text.contains("Model: sd1-tiny"), "{text}");
+
+    let o = lantern()
+        .args(["generate", "--prompt", "x", "--prediction", "sideways", "--model"])
+        .arg(file("sd2"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("epsilon or v"));
+    let ckpt = tmp.path().join("model.ckpt");
+    std::fs::write(&ckpt, b"not opened").unwrap();
+    let o = lantern()
+        .args(["generate", "--prompt", "x", "--model"])
+        .arg(&ckpt)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("can run any code") && err.contains(".safetensors"),
+        "{err}"
+    );
+}
