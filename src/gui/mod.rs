@@ -83,7 +83,9 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
-            let Some(n) = name.strip_prefix("lantern-") else { continue };
+            let Some(n) = name.strip_prefix("lantern-") else {
+                continue;
+            };
             let n: u32 = n.parse().unwrap();
             let icon = eframe::icon_data::from_png_bytes(&std::fs::read(&path).unwrap()).unwrap();
             assert_eq!((icon.width, icon.height), (n, n), "{}", path.display());
