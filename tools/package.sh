@@ -10,6 +10,7 @@
 #   DIST               where packages go (default: dist/)
 #   NO_BUILD=1         package the binary already in $CARGO_TARGET_DIR/release (no cargo call)
 #   FEATURES           cargo features (default: none on Linux, "metal" on macOS)
+#   MAINTAINER         the .deb's Maintainer field (default: a placeholder address)
 #
 # Needs: cargo (unless NO_BUILD=1); on Linux dpkg-deb, tar, gzip (strip if present);
 # on macOS iconutil, hdiutil, codesign (all part of the OS).
@@ -24,6 +25,7 @@ VERSION=$(awk -F'"' '/^\[/{p=($0=="[package]")} p && /^version *=/{print $2; exi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 DIST=${DIST:-$ROOT/dist}
 OS=$(uname -s)
+MAINTAINER=${MAINTAINER:-The Lantern contributors <lantern@invalid>}
 MACHINE=$(uname -m)
 case "$OS" in
     Darwin) FEATURES=${FEATURES-metal} ;;
@@ -84,7 +86,7 @@ linux_packages() {
         echo "Upstream-Name: lantern"
         echo
         echo "Files: *"
-        echo "Copyright: The Lantern contributors"
+        echo "Copyright: $(git log --reverse --format=%cd --date=format:%Y 2>/dev/null | head -1) The Lantern contributors"
         echo "License: MIT or Apache-2.0"
         echo " The MIT license and the Apache License 2.0 follow in full."
         echo
@@ -95,6 +97,14 @@ linux_packages() {
         echo " On Debian systems the full text is in /usr/share/common-licenses/Apache-2.0."
     } > "$deb/usr/share/doc/lantern/copyright"
     chmod 0644 "$deb/usr/share/doc/lantern/copyright"
+    {
+        echo "lantern (${VERSION}) unstable; urgency=medium"
+        echo
+        echo "  * Release ${VERSION}; the changes are listed on the project's releases page."
+        echo
+        echo " -- ${MAINTAINER}  $(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")"
+    } | gzip -n -9 > "$deb/usr/share/doc/lantern/changelog.gz"
+    chmod 0644 "$deb/usr/share/doc/lantern/changelog.gz"
 
     # The C libraries the binary links (libc, libm, libgcc_s: `objdump -p`), and those that
     # eframe (glow renderer through glutin, winit's X11 and Wayland backends) and rfd load
@@ -111,7 +121,7 @@ linux_packages() {
 Package: lantern
 Version: ${VERSION}
 Architecture: ${arch}
-Maintainer: The Lantern contributors <lantern@invalid>
+Maintainer: ${MAINTAINER}
 Installed-Size: ${size}
 Depends: ${depends}
 Recommends: fonts-noto-cjk, fontconfig, libdbus-1-3
