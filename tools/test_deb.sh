@@ -26,8 +26,10 @@ if [ ! -x "$BASE/usr/bin/apt-get" ]; then
     debootstrap --variant=minbase "$SUITE" "$BASE" "$MIRROR"
 fi
 
-# A fresh copy of the base system for this run.
-R=$(mktemp -d /tmp/lantern-chroot.XXXXXX)
+# A fresh copy of the base system for this run: an overlay on the base whose writable layer
+# is in memory (tmpfs), so a run leaves nothing on disk; a plain copy where overlays fail.
+T=$(mktemp -d /tmp/lantern-chroot.XXXXXX)
+R=$T/root
 XV=
 cleanup() {
     set +e
@@ -35,10 +37,20 @@ cleanup() {
     for m in tmp/.X11-unix dev/pts dev proc sys; do
         mountpoint -q "$R/$m" && umount -l "$R/$m"
     done
-    rm -rf --one-file-system "$R"
+    mountpoint -q "$R" && umount -l "$R"
+    mountpoint -q "$T" && umount -l "$T"
+    grep -q " $T" /proc/mounts || rm -rf --one-file-system "$T"
 }
 trap cleanup EXIT
-cp -a "$BASE/." "$R/"
+if mount -t tmpfs -o size=4g tmpfs "$T" && mkdir -p "$T/upper" "$T/work" "$R" &&
+    mount -t overlay overlay -o "lowerdir=$BASE,upperdir=$T/upper,workdir=$T/work" "$R"; then
+    :
+else
+    echo "   (no overlay here: copying the base system)"
+    mountpoint -q "$T" && umount -l "$T"
+    mkdir -p "$R"
+    cp -a "$BASE/." "$R/"
+fi
 mount --bind /proc "$R/proc"
 mount --bind /sys "$R/sys"
 mount --bind /dev "$R/dev"
