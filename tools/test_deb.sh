@@ -79,6 +79,16 @@ echo "== desktop entry: Exec=$EXEC, Icon=$(sed -n 's/^Icon=//p' "$R/usr/share/ap
 in_root sh -c "$EXEC --help" > "$OUT/help.txt" 2>&1 || { cat "$OUT/help.txt"; exit 1; }
 echo "   '$EXEC --help' runs ($(wc -l < "$OUT/help.txt") lines)"
 
+# The packaged binary makes a picture with the repository's tiny SD1 checkpoint (CLI, no display).
+if [ -d tests/fixtures/sd1-tiny ]; then
+    cp -r tests/fixtures/sd1-tiny "$R/tmp/sd1-tiny"
+    in_root sh -c "LANTERN_DATA_DIR=\$(mktemp -d) lantern generate --model /tmp/sd1-tiny \
+        --prompt 'a red fox' --steps 4 --width 128 --height 128 --seed 1 --output /tmp/fox.png" \
+        > "$OUT/generate.log" 2>&1 || { cat "$OUT/generate.log"; exit 1; }
+    cp "$R/tmp/fox.png" "$OUT/generate-fixture.png"
+    echo "   'lantern generate' with tests/fixtures/sd1-tiny wrote a PNG ($(stat -c %s "$OUT/generate-fixture.png") bytes)"
+fi
+
 # Xvfb runs outside; its socket is bind-mounted into the chroot.
 rm -f "/tmp/.X11-unix/X$DISPLAY_NUM" "/tmp/.X$DISPLAY_NUM-lock"
 Xvfb ":$DISPLAY_NUM" -screen 0 1400x900x24 -nolisten tcp > "$OUT/xvfb.log" 2>&1 &
