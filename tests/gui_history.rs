@@ -117,16 +117,53 @@ fn app(data: &Path, model: Option<PathBuf>) -> Harness<'static, LanternApp> {
         .build()
 }
 
-/// Steps frames until a widget with this label is on screen (a new window takes a frame to
-/// measure itself before it shows).
-fn wait_for_node(h: &mut Harness<'_, LanternApp>, label: &str) {
+/// Steps until the history view has nothing on its way (query answered, thumbnails and the
+/// detail picture in), so the layout a click is aimed at is the one it lands on.
+fn settle(h: &mut Harness<'_, LanternApp>) {
+    for _ in 0..200 {
+        let v = &h.state().state.history;
+        let calm = v.requested_generation == v.generation
+            && v.requested.as_ref() == Some(&v.filters)
+            && v.thumbs.wanted.is_empty()
+            && !matches!(v.detail, lantern::gui::history_state::DetailImage::Loading);
+        if calm {
+            break;
+        }
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    h.step();
+    h.step();
+}
+
+/// Clicks `button` until `done`. kittest clicks at the widget's place in the previous frame;
+/// the detail panel reserves the picture's space while it loads, but can still settle for a
+/// frame (its scroll area measuring), and a click there lands beside the button. A person would
+/// just click again; so does the test, at most five times. It waits a good while before
+/// clicking again: a click that did land (a favourite toggled, its reply on the way) must not
+/// be undone by a second one.
+fn click_until(h: &mut Harness<'_, LanternApp>, button: &str, done: impl Fn(&Harness<'_, LanternApp>) -> bool) {
     for _ in 0..50 {
-        if h.query_by_label(label).is_some() {
-            return;
+        if h.query_by_label(button).is_some() {
+            break;
         }
         h.step();
     }
-    panic!("no widget labelled {label:?} appeared");
+    for _ in 0..5 {
+        settle(h);
+        if done(h) {
+            return;
+        }
+        h.get_by_label(button).click();
+        for _ in 0..400 {
+            h.step();
+            if done(h) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    panic!("clicking {button:?} never had its effect");
 }
 
 fn total(app: &LanternApp) -> Option<u64> {
@@ -235,21 +272,39 @@ fn favourites_filter_and_toggle() {
     // Mark the fox as a favourite from its detail panel: it joins the filtered grid.
     h.get_by_label("Favourites only").click();
     wait_for(&mut h, "all entries again", |a| total(a) == Some(5));
+    settle(&mut h);
     let fox = cells(&h).into_iter().find(|l| l.starts_with(FOX)).unwrap();
-    h.get_by_label(&fox).click();
-    wait_for(&mut h, "the detail panel", |a| a.state.history.selected.is_some());
-    h.get_by_label("Favourite").click();
-    wait_for(&mut h, "the favourite flag", |a| {
-        a.state.history.selected.as_ref().is_some_and(|e| e.favourite)
+    // The grid is refilling after the filter change: make sure the fox is the one opened.
+    click_until(&mut h, &fox, |h| {
+        h.state()
+            .state
+            .history
+            .selected
+            .as_ref()
+            .is_some_and(|e| e.params.prompt == FOX)
     });
+    click_until(&mut h, "Favourite", |h| {
+        h.state().state.history.selected.as_ref().is_some_and(|e| e.favourite)
+    });
+    // The flag is written by the history thread: it reaches the database shortly after.
     let db = History::open(&data.path().join("history.sqlite3")).unwrap();
-    let favs = db
-        .list(&Query {
+    let favourites = || {
+        db.list(&Query {
             favourites_only: true,
             ..Query::all()
         })
-        .unwrap();
-    assert_eq!(favs.len(), 2);
+        .unwrap()
+        .len()
+    };
+    for _ in 0..400 {
+        if favourites() == 2 {
+            break;
+        }
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(favourites(), 2);
+    settle(&mut h);
     h.get_by_label("Favourites only").click();
     wait_for(&mut h, "two favourites", |a| total(a) == Some(2));
 }
@@ -324,8 +379,7 @@ fn delete_with_the_file_box_removes_entry_and_file() {
     let fox = cells(&h).into_iter().find(|l| l.starts_with(FOX)).unwrap();
     h.get_by_label(&fox).click();
     wait_for(&mut h, "the detail panel", |a| a.state.history.selected.is_some());
-    h.get_by_label("Delete…").click();
-    wait_for_node(&mut h, "Delete entry");
+    click_until(&mut h, "Delete…", |h| h.query_by_label("Delete entry").is_some());
     h.get_by_label("Delete entry").click();
     wait_for(&mut h, "four entries", |a| total(a) == Some(4));
     assert!(fox_png.exists());
@@ -340,9 +394,9 @@ fn delete_with_the_file_box_removes_entry_and_file() {
             .as_ref()
             .is_some_and(|e| e.params.prompt == LIGHTHOUSE)
     });
-    h.get_by_label("Delete…").click();
-    h.step();
-    h.step();
+    click_until(&mut h, "Delete…", |h| {
+        h.query_by_label("Also delete the file").is_some()
+    });
     h.get_by_label("Also delete the file").click();
     h.step();
     h.get_by_label("Delete entry and file").click();
@@ -474,8 +528,10 @@ fn rerun_restores_and_queues_a_generation() {
     let fox = cells(&h).into_iter().find(|l| l.starts_with(FOX)).unwrap();
     h.get_by_label(&fox).click();
     wait_for(&mut h, "the detail panel", |a| a.state.history.selected.is_some());
-    h.get_by_label("Re-run").click();
-    h.step();
+    click_until(&mut h, "Re-run", |h| {
+        let s = &h.state().state;
+        s.running.is_some() || !s.queue.is_empty() || !s.images.is_empty()
+    });
     let app = h.state();
     let job = app.state.running.as_ref().map(|r| r.label.clone());
     let job = job.or_else(|| app.state.queue.front().map(|j| j.label.clone()));
@@ -515,9 +571,10 @@ fn rerun_generates_again_and_the_new_image_appears_at_the_top() {
     let fox = cells(&h).into_iter().find(|l| l.starts_with(FOX)).unwrap();
     h.get_by_label(&fox).click();
     wait_for(&mut h, "the detail panel", |a| a.state.history.selected.is_some());
-    h.get_by_label("Re-run").click();
-    h.step();
-    assert!(h.state().state.is_busy(), "a job is queued or running");
+    click_until(&mut h, "Re-run", |h| {
+        let s = &h.state().state;
+        s.running.is_some() || !s.queue.is_empty() || !s.images.is_empty()
+    });
     wait_for(&mut h, "the generation", |a| a.is_idle() && total(a) == Some(6));
     wait_for(&mut h, "the new cell", |a| a.state.history.entry_at(0).is_some());
     let newest = h.state().state.history.entry_at(0).unwrap().clone();

@@ -560,7 +560,7 @@ mod tests {
                 ..Recipe::default()
             };
             let text = format_parameters(&r);
-            assert!(text.contains(&format!("RNG: {}, Version", rng.a1111_name())), "{text}");
+            assert!(text.contains(&format!("RNG: {}, ", rng.a1111_name())), "{text}");
             assert_eq!(parse_parameters(&text).unwrap().to_recipe(), r);
         }
     }

@@ -296,22 +296,32 @@ pub fn details(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         });
         full_image(ui, &h.detail, entry);
         ui.add_space(6.0);
-        detail_actions(ui, entry, !matches!(h.detail, DetailImage::Unavailable(_)), actions);
+        // The picture above takes a different number of widgets while it loads; a scope of
+        // its own keeps the buttons' ids (what screen readers and clicks address) stable.
+        ui.push_id("detail_actions", |ui| {
+            detail_actions(ui, entry, !matches!(h.detail, DetailImage::Unavailable(_)), actions)
+        });
         ui.separator();
         parameters_grid(ui, entry);
     });
+}
+
+/// The picture's size in the detail panel: as wide as the panel, at most 420 high, at most 2×.
+fn shown_size(size: Vec2, width: f32) -> Vec2 {
+    let scale = (width / size.x).min(420.0 / size.y).min(2.0);
+    size * scale
 }
 
 fn full_image(ui: &mut Ui, detail: &DetailImage, entry: &Entry) {
     let width = ui.available_width();
     match detail {
         DetailImage::Ready(texture) => {
-            let size = texture.size_vec2();
-            let scale = (width / size.x).min(420.0 / size.y).min(2.0);
-            ui.add(egui::Image::new((texture.id(), size * scale)));
+            ui.add(egui::Image::new((texture.id(), shown_size(texture.size_vec2(), width))));
         }
         DetailImage::Loading | DetailImage::None => {
-            let (rect, _) = ui.allocate_exact_size(vec2(width, width.min(300.0)), Sense::hover());
+            // The space the picture will take, so the buttons below do not jump when it arrives.
+            let size = vec2(entry.params.width.max(1) as f32, entry.params.height.max(1) as f32);
+            let (rect, _) = ui.allocate_exact_size(shown_size(size, width), Sense::hover());
             ui.put(rect, egui::Spinner::new());
         }
         DetailImage::Unavailable(why) => {
