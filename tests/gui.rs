@@ -256,3 +256,52 @@ fn about_shows_version_devices_and_data_folder() {
     h.get_by_label(&tmp.path().display().to_string());
     h.get_by_label_contains("CPU (");
 }
+
+/// The token counter counts A1111's way ("82/150": two chunks, weights are not tokens) and
+/// warns once plain syntax cuts the prompt; the Advanced settings set syntax, clip skip and
+/// noise source, and the picture's PNG text records them.
+#[test]
+fn token_counter_and_advanced_settings_reach_the_picture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(tmp.path(), Some(&fixtures().join("sd1-tiny")));
+    wait_for(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
+    wait_for(&mut h, "the tokenizer", |a| a.state.tokenizer.is_some());
+    small_settings(&mut h);
+    h.run_steps(2);
+    h.get_by_label("Prompt").type_text(&vec!["(fox:1.2)"; 82].join(" "));
+    h.run_steps(2);
+    h.get_by_label("82/150 tokens");
+
+    h.get_by_label("Advanced").click();
+    h.run_steps(2);
+    h.get_by_label("Prompt syntax").click();
+    h.run_steps(2);
+    h.get_by_label("Plain (diffusers)").click();
+    h.run_steps(2);
+    let p = &h.state().state.settings.params;
+    assert_eq!(p.prompt_syntax, lantern::recipe::PromptSyntax::Plain);
+    h.get_by_label_contains("/75 tokens — the rest is ignored");
+    h.get_by_label("Advanced (changed)");
+
+    h.get_by_label("Noise source").click();
+    h.run_steps(2);
+    h.get_by_label("CPU (diffusers, ComfyUI)").click();
+    h.run_steps(2);
+    // A click on a number field edits it as text, all of it selected.
+    h.get_by_label("Clip skip").click();
+    h.run_steps(2);
+    h.event(egui::Event::Text("2".into()));
+    h.key_press(Key::Enter);
+    h.run_steps(2);
+    let p = &h.state().state.settings.params;
+    assert_eq!((p.rng, p.clip_skip), (lantern::recipe::NoiseKind::Cpu, 2));
+
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    h.step();
+    wait_for(&mut h, "the image", |a| a.is_idle());
+    let path = h.state().state.images[0].path.clone().expect("saved");
+    let text = lantern::output::read_parameters_file(&path).unwrap().unwrap();
+    for field in ["Clip skip: 2", "RNG: CPU", "Prompt syntax: plain"] {
+        assert!(text.contains(field), "{field} in {text}");
+    }
+}

@@ -13,8 +13,12 @@ prompt-label = Prompt
 prompt-hint = a lighthouse on a cliff at dusk, oil painting
 negative-prompt-label = Negative prompt
 negative-prompt-hint = blurry, low quality
-token-count = { $used } / { $limit } tokens
-token-count-over = { $used } / { $limit } tokens — the rest is ignored
+token-count = { $used }/{ $limit } tokens
+token-count-over = { $used }/{ $limit } tokens — the rest is ignored
+token-count-chunks-tip = { $chunks ->
+    [one] One chunk of 75 tokens. Longer prompts take more chunks (as in AUTOMATIC1111); BREAK starts a new one.
+   *[other] { $chunks } chunks of 75 tokens, each encoded on its own (as in AUTOMATIC1111); BREAK starts a new one.
+}
 sampler-label = Sampler
 steps-label = Steps
 guidance-label = Guidance (CFG)
@@ -35,6 +39,19 @@ seed-locked-tip = Seed locked: every image uses it. Click for random seeds.
 seed-random-tip = A new random seed for every image (shown with the result). Click to lock a seed.
 seed-reuse-tip = Reuse the last seed ({ $seed })
 batch-label = Batch count
+advanced-heading = Advanced
+advanced-heading-changed = Advanced (changed)
+prompt-syntax-label = Prompt syntax
+prompt-syntax-a1111 = AUTOMATIC1111
+prompt-syntax-plain = Plain (diffusers)
+prompt-syntax-tip = AUTOMATIC1111: (word:1.2) emphasis, BREAK and prompts of any length. Plain: the text as written, cut at 75 tokens.
+clip-skip-label = Clip skip
+clip-skip-tip = Which text-encoder layer guides the picture, counted from the end (1 = the usual; many anime models want 2).
+noise-label = Noise source
+noise-cpu = CPU (diffusers, ComfyUI)
+noise-gpu = GPU (AUTOMATIC1111 default)
+noise-lantern = Lantern (older pictures)
+noise-tip = Where the starting noise comes from. The same seed gives the same picture as the tool that uses this source.
 generate-button = Generate
 queue-button = Queue
 cancel-button = Cancel

@@ -13,6 +13,7 @@ pub mod settings;
 pub mod state;
 pub mod tasks;
 pub mod thumb_loader;
+pub mod token_counter;
 
 use std::path::PathBuf;
 

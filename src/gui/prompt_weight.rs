@@ -237,6 +237,18 @@ mod tests {
     }
 
     #[test]
+    fn groups_trailing_spaces_and_chinese() {
+        assert_eq!(
+            run("a (red fox:1.3) x", 5..5, true),
+            ("a (red fox:1.4) x".into(), "red fox".into())
+        );
+        assert_eq!(run("a (red:1.1) fox", 3..6, false), ("a red fox".into(), "red".into()));
+        assert_eq!(run("red fox ", 4..8, true), ("red (fox:1.1) ".into(), "fox".into()));
+        assert_eq!(run("一只狐狸", 2..4, true), ("一只(狐狸:1.1)".into(), "狐狸".into()));
+        assert_eq!(run("(red:0.2)", 1..4, false).0, "(red:0.1)");
+    }
+
+    #[test]
     fn nothing_to_adjust_gives_none() {
         assert!(adjust("", 0..0, true).is_none());
         assert!(adjust("a, , b", 3..3, true).is_none());

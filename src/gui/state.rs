@@ -130,6 +130,8 @@ pub struct AppState {
     pub settings: Settings,
     pub model: ModelStatus,
     pub tokenizer: Option<Arc<ClipTokenizer>>,
+    /// The prompt boxes' token counts, kept until their text changes.
+    pub token_counters: super::token_counter::TokenCounters,
     pub queue: VecDeque<QueuedJob>,
     pub running: Option<RunningJob>,
     /// The pictures of the latest job (several for a batch).
@@ -161,6 +163,7 @@ impl AppState {
             settings,
             model: ModelStatus::None,
             tokenizer: None,
+            token_counters: Default::default(),
             queue: VecDeque::new(),
             running: None,
             images: Vec::new(),

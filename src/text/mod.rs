@@ -4,5 +4,5 @@
 pub mod prompt;
 pub mod tokenizer;
 
-pub use prompt::{PromptSyntax, TokenCount, adjust_weight, count_tokens};
+pub use prompt::{PromptSyntax, TokenCount, count_tokens};
 pub use tokenizer::ClipTokenizer;

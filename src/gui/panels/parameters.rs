@@ -4,6 +4,8 @@
 use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 
 use crate::gui::state::{Action, AppState, ModelStatus};
+use crate::gui::token_counter::Counted;
+use crate::recipe::{MAX_CLIP_SKIP, NoiseKind, PromptSyntax};
 use crate::schedulers::SamplerKind;
 use crate::t;
 
@@ -53,6 +55,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         prompts(ui, state);
         ui.separator();
         settings_grid(ui, state);
+        advanced(ui, state);
         ui.separator();
         buttons(ui, state, actions);
         queue(ui, state, actions);
@@ -82,13 +85,6 @@ fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
             actions.push(Action::OpenModelDialog);
         }
     });
-}
-
-/// Token counter text and whether the prompt overflows CLIP's window.
-fn token_count(state: &AppState, text: &str) -> Option<(usize, bool)> {
-    let tokenizer = state.tokenizer.as_ref()?;
-    let n = tokenizer.count_tokens(text);
-    Some((n, n > 75))
 }
 
 /// The id `TextEdit::id_salt(salt)` gives its box in this `ui`.
@@ -145,7 +141,12 @@ fn prompts(ui: &mut Ui, state: &mut AppState) {
         response.request_focus();
         ui.ctx().memory_mut(|m| m.data.insert_temp(focused_once, true));
     }
-    counter(ui, token_count(state, &state.settings.params.prompt));
+    let syntax = state.settings.params.prompt_syntax;
+    let counted = state
+        .token_counters
+        .prompt
+        .count(state.tokenizer.as_ref(), &state.settings.params.prompt, syntax);
+    counter(ui, counted, syntax);
 
     let label = ui.label(RichText::new(t!("negative-prompt-label")).strong());
     emphasis_keys(
@@ -159,20 +160,39 @@ fn prompts(ui: &mut Ui, state: &mut AppState) {
         .desired_width(f32::INFINITY)
         .id_salt("negative_prompt");
     ui.add(negative).labelled_by(label.id);
-    counter(ui, token_count(state, &state.settings.params.negative_prompt));
+    let counted =
+        state
+            .token_counters
+            .negative
+            .count(state.tokenizer.as_ref(), &state.settings.params.negative_prompt, syntax);
+    counter(ui, counted, syntax);
 }
 
-fn counter(ui: &mut Ui, count: Option<(usize, bool)>) {
-    if let Some((n, over)) = count {
-        let text = t!("token-count", used = n, limit = 75);
-        if over {
-            ui.label(
-                RichText::new(t!("token-count-over", used = n, limit = 75))
-                    .color(ui.visuals().warn_fg_color)
+/// "82/150 tokens" as A1111 counts (the prompt takes two 75-token chunks), or the plain
+/// count with a warning once CLIP's window cuts it.
+fn counter(ui: &mut Ui, counted: Option<&Counted>, syntax: PromptSyntax) {
+    let warn = ui.visuals().warn_fg_color;
+    match counted {
+        None => {}
+        Some(Counted::Fits(c)) => {
+            let label = ui.label(
+                RichText::new(t!("token-count", used = c.tokens, limit = c.limit))
+                    .weak()
                     .small(),
             );
-        } else {
-            ui.label(RichText::new(text).weak().small());
+            if syntax == PromptSyntax::A1111 {
+                label.on_hover_text(t!("token-count-chunks-tip", chunks = c.chunks()));
+            }
+        }
+        Some(Counted::Cut(c)) => {
+            ui.label(
+                RichText::new(t!("token-count-over", used = c.tokens, limit = c.limit))
+                    .color(warn)
+                    .small(),
+            );
+        }
+        Some(Counted::Invalid(reason)) => {
+            ui.label(RichText::new(reason.as_str()).color(warn).small());
         }
     }
 }
@@ -290,6 +310,76 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
                 .labelled_by(l.id);
             ui.end_row();
         });
+}
+
+/// Settings that make pictures match other tools: how the prompt is read, the text encoder
+/// layer, the noise source. Folded away until needed; the header says when one is not the
+/// default, so an imported picture's unusual setting is not missed.
+fn advanced(ui: &mut Ui, state: &mut AppState) {
+    let p = &mut state.settings.params;
+    let defaults = crate::recipe::Recipe::default();
+    let changed =
+        p.clip_skip != defaults.clip_skip || p.prompt_syntax != defaults.prompt_syntax || p.rng != defaults.rng;
+    let heading = if changed {
+        t!("advanced-heading-changed")
+    } else {
+        t!("advanced-heading")
+    };
+    egui::CollapsingHeader::new(heading)
+        .id_salt("advanced_settings")
+        .show(ui, |ui| {
+            egui::Grid::new("advanced_grid")
+                .num_columns(2)
+                .spacing([8.0, 6.0])
+                .show(ui, |ui| {
+                    let l = ui.label(t!("prompt-syntax-label"));
+                    egui::ComboBox::from_id_salt("prompt_syntax")
+                        .selected_text(syntax_label(p.prompt_syntax))
+                        .show_ui(ui, |ui| {
+                            for syntax in PromptSyntax::ALL {
+                                ui.selectable_value(&mut p.prompt_syntax, syntax, syntax_label(syntax));
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id)
+                        .on_hover_text(t!("prompt-syntax-tip"));
+                    ui.end_row();
+
+                    let l = ui.label(t!("clip-skip-label"));
+                    ui.add(egui::DragValue::new(&mut p.clip_skip).range(1..=MAX_CLIP_SKIP))
+                        .labelled_by(l.id)
+                        .on_hover_text(t!("clip-skip-tip"));
+                    ui.end_row();
+
+                    let l = ui.label(t!("noise-label"));
+                    egui::ComboBox::from_id_salt("noise_source")
+                        .selected_text(noise_label(p.rng))
+                        .show_ui(ui, |ui| {
+                            for kind in NoiseKind::ALL {
+                                ui.selectable_value(&mut p.rng, kind, noise_label(kind));
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id)
+                        .on_hover_text(t!("noise-tip"));
+                    ui.end_row();
+                });
+        });
+}
+
+fn syntax_label(syntax: PromptSyntax) -> String {
+    match syntax {
+        PromptSyntax::A1111 => t!("prompt-syntax-a1111"),
+        PromptSyntax::Plain => t!("prompt-syntax-plain"),
+    }
+}
+
+fn noise_label(kind: NoiseKind) -> String {
+    match kind {
+        NoiseKind::Cpu => t!("noise-cpu"),
+        NoiseKind::Gpu => t!("noise-gpu"),
+        NoiseKind::Lantern => t!("noise-lantern"),
+    }
 }
 
 /// A width/height field that only ever holds multiples of 8.

@@ -1,0 +1,114 @@
+//! The prompt boxes' token counters. A count takes a tokenizer pass over the whole prompt, so
+//! it is taken again only when the text, the prompt syntax or the model's tokenizer change,
+//! not on every frame.
+
+use std::sync::Arc;
+
+use crate::text::{ClipTokenizer, PromptSyntax, TokenCount, count_tokens};
+
+/// What a counter shows under its box.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Counted {
+    /// Every token is used: "82/150" (A1111 chunks) or "12/75" (plain).
+    Fits(TokenCount),
+    /// Plain syntax past 75 tokens: the rest is cut off.
+    Cut(TokenCount),
+    /// The prompt cannot be read (a weight that is not a number): the run would refuse it too.
+    Invalid(String),
+}
+
+/// One box's counter with its last count.
+#[derive(Debug, Default)]
+pub struct TokenCounter {
+    counted_for: Option<(String, PromptSyntax, usize)>,
+    counted: Option<Counted>,
+}
+
+impl TokenCounter {
+    /// The count for `text`, taken again only when something it depends on changed. `None`
+    /// while no model's tokenizer is loaded.
+    pub fn count(
+        &mut self,
+        tokenizer: Option<&Arc<ClipTokenizer>>,
+        text: &str,
+        syntax: PromptSyntax,
+    ) -> Option<&Counted> {
+        let tokenizer = tokenizer?;
+        let which = Arc::as_ptr(tokenizer) as usize;
+        let fresh = self
+            .counted_for
+            .as_ref()
+            .is_some_and(|(t, s, w)| t == text && *s == syntax && *w == which);
+        if !fresh {
+            self.counted = Some(match count_tokens(tokenizer, text, syntax) {
+                Ok(count) if count.truncated() => Counted::Cut(count),
+                Ok(count) => Counted::Fits(count),
+                Err(e) => Counted::Invalid(e.to_string()),
+            });
+            self.counted_for = Some((text.to_owned(), syntax, which));
+        }
+        self.counted.as_ref()
+    }
+}
+
+/// The counters of the prompt and the negative prompt.
+#[derive(Debug, Default)]
+pub struct TokenCounters {
+    pub prompt: TokenCounter,
+    pub negative: TokenCounter,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokenizer() -> Arc<ClipTokenizer> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny/tokenizer");
+        Arc::new(ClipTokenizer::from_folder(&dir).unwrap())
+    }
+
+    #[test]
+    fn a1111_counts_in_chunks_and_plain_counts_what_is_cut() {
+        let tok = tokenizer();
+        let mut counter = TokenCounter::default();
+        // 82 weighted words: the brackets and weights are not tokens in A1111's syntax.
+        let prompt = vec!["(fox:1.2)"; 82].join(" ");
+        let Some(Counted::Fits(count)) = counter.count(Some(&tok), &prompt, PromptSyntax::A1111).cloned() else {
+            panic!("{:?}", counter.counted);
+        };
+        assert_eq!(count.to_string(), "82/150");
+        // Plain: brackets, colon and digits are tokens, and past 75 the rest is cut.
+        let Some(Counted::Cut(count)) = counter.count(Some(&tok), &prompt, PromptSyntax::Plain).cloned() else {
+            panic!("{:?}", counter.counted);
+        };
+        assert!(count.tokens > 82 * 3, "{count}");
+        assert_eq!(count.limit, 75);
+        assert!(counter.count(None, &prompt, PromptSyntax::Plain).is_none());
+    }
+
+    #[test]
+    fn a_weight_that_is_not_a_number_is_shown_as_the_run_would_refuse_it() {
+        let tok = tokenizer();
+        let mut counter = TokenCounter::default();
+        let counted = counter.count(Some(&tok), "(fox:1.2.3)", PromptSyntax::A1111).cloned();
+        // A1111's own parser fails on it too (Python's `float("1.2.3")`).
+        let Some(Counted::Invalid(msg)) = counted else {
+            panic!("{counted:?}");
+        };
+        assert!(msg.contains("1.2.3"), "{msg}");
+    }
+
+    #[test]
+    fn the_count_is_taken_again_only_when_its_inputs_change() {
+        let tok = tokenizer();
+        let mut counter = TokenCounter::default();
+        counter.count(Some(&tok), "a fox", PromptSyntax::A1111);
+        let key = counter.counted_for.clone();
+        counter.count(Some(&tok), "a fox", PromptSyntax::A1111);
+        assert_eq!(counter.counted_for, key);
+        let Some(Counted::Fits(c)) = counter.count(Some(&tok), "a red fox", PromptSyntax::A1111).cloned() else {
+            panic!()
+        };
+        assert_eq!(c.tokens, 3);
+    }
+}
