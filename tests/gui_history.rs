@@ -585,3 +585,74 @@ fn rerun_generates_again_and_the_new_image_appears_at_the_top() {
     assert!(newest.image_path.exists());
     assert!(cells(&h)[0].starts_with(FOX));
 }
+
+/// A dropped picture finds its model by `Model hash` first (names differ between setups),
+/// then by name; a model that is nowhere is named in the status line and nothing switches.
+#[test]
+fn a_dropped_picture_switches_to_the_model_its_hash_names() {
+    let data = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let sd1 = std::fs::canonicalize(fixtures.join("sd1-tiny")).unwrap();
+    let sd2 = std::fs::canonicalize(fixtures.join("sd2-tiny")).unwrap();
+    let settings = serde_json::json!({ "user_models": [sd1, sd2] });
+    std::fs::write(data.path().join("settings.json"), settings.to_string()).unwrap();
+    let mut h = app(data.path(), Some(sd1.clone()));
+    wait_for(&mut h, "the model and the hashes", |a| {
+        a.is_idle() && a.state.models.hashes.contains_key(&sd2)
+    });
+    let hash_of = |h: &Harness<'_, LanternApp>, p: &PathBuf| h.state().state.models.hashes[p].clone();
+    let (sd1_hash, sd2_hash) = (hash_of(&h, &sd1), hash_of(&h, &sd2));
+    assert_ne!(sd1_hash, sd2_hash);
+    // The scan's hash is the one a loaded model writes into its pictures.
+    let loaded = match &h.state().state.model {
+        lantern::gui::state::ModelStatus::Ready(info) => info.hash.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(loaded, sd1_hash);
+    assert_eq!(
+        lantern::model::known_model_hash(&sd2, candle_core::DType::F32),
+        Some(sd2_hash.clone())
+    );
+
+    let mut n = 0;
+    let mut drop_picture = |h: &mut Harness<'_, LanternApp>, model: &str, hash: &str| {
+        n += 1;
+        let text = format!(
+            "a fox\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: {n}, Size: 64x64, \
+             Model hash: {hash}, Model: {model}"
+        );
+        let path = data.path().join(format!("picture-{n}.png"));
+        let png = lantern::output::png::encode_png(&picture(n), Some(&text)).unwrap();
+        std::fs::write(&path, png).unwrap();
+        drop_file(h, &path);
+        let seed = n;
+        wait_for(h, "the dropped picture", |a| a.state.settings.params.seed == seed);
+    };
+    let chosen = |h: &Harness<'_, LanternApp>| h.state().state.settings.model.clone();
+    let status = |h: &Harness<'_, LanternApp>| h.state().state.status.as_ref().unwrap().text.clone();
+
+    // Another setup's name for sd2's weights: the hash finds it.
+    drop_picture(&mut h, "my-renamed-model", &sd2_hash);
+    assert_eq!(chosen(&h), Some(sd2.clone()));
+    assert!(status(&h).contains("Switched to the model sd2-tiny"), "{}", status(&h));
+    wait_for(&mut h, "sd2 loaded", |a| a.is_idle());
+
+    // A name and a hash that disagree: the hash wins.
+    drop_picture(&mut h, "sd2-tiny", &sd1_hash.to_uppercase());
+    assert_eq!(chosen(&h), Some(sd1.clone()));
+    wait_for(&mut h, "sd1 loaded", |a| a.is_idle());
+
+    // The current model's hash: nothing to switch.
+    drop_picture(&mut h, "whatever", &sd1_hash);
+    assert_eq!(chosen(&h), Some(sd1.clone()));
+    assert!(!status(&h).contains("Switched"), "{}", status(&h));
+
+    // Neither hash nor name known: said, and the model stays.
+    drop_picture(&mut h, "nowhere-xl", "0123456789");
+    assert_eq!(chosen(&h), Some(sd1.clone()));
+    assert!(
+        status(&h).contains("nowhere-xl") && status(&h).contains("not among your model folders"),
+        "{}",
+        status(&h)
+    );
+}

@@ -143,6 +143,12 @@ fn the_model_hash_is_a1111s_sha256_prefix_and_the_name_the_stem() {
     // Cached: a second computation reads the cache, keyed by path, size and mtime.
     assert!(tmp.path().join("model-hashes.json").is_file());
     assert_eq!(lantern::model::single_file::hash::model_hash(&path).unwrap(), expected);
+    // What restoring a picture asks: known once hashed, and never computed for it.
+    let dtype = candle_core::DType::F32;
+    assert_eq!(lantern::model::known_model_hash(&path, dtype), Some(expected));
+    let copy = tmp.path().join("never-hashed.safetensors");
+    std::fs::copy(&path, &copy).unwrap();
+    assert_eq!(lantern::model::known_model_hash(&copy, dtype), None);
 }
 
 /// `src` rewritten with only the tensors `keep` accepts, renamed by `rename`.

@@ -120,7 +120,6 @@ drop-no-settings = { $name } has no generation settings in it (only PNGs made by
 drop-unreadable = { $name } could not be read ({ $reason }).
 drop-unparseable = { $name } carries settings Lantern cannot read ({ $reason }).
 file-moved-or-deleted = The file was moved or deleted.
-model-folders-unlisted = Model folders could not be listed: { $reason }
 history-notice = The { $notice }.
 history-open-failed = The history could not be opened: { $reason }
 favourite-failed = Could not change the favourite: { $reason }

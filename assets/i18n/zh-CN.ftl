@@ -108,7 +108,6 @@ drop-no-settings = { $name } 中没有生成参数（只有 Lantern 或 AUTOMATI
 drop-unreadable = 无法读取 { $name }（{ $reason }）。
 drop-unparseable = { $name } 中的参数 Lantern 无法读取（{ $reason }）。
 file-moved-or-deleted = 文件已被移动或删除。
-model-folders-unlisted = 无法列出模型文件夹：{ $reason }
 history-notice = { $notice }。
 history-open-failed = 无法打开历史记录：{ $reason }
 favourite-failed = 无法更改收藏状态：{ $reason }

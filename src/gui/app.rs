@@ -119,8 +119,11 @@ impl LanternApp {
 
     /// Looks for models again, the user's own folders included (off the UI thread).
     fn rescan(&mut self) {
-        self.models
-            .rescan(&mut self.state.models, &self.state.settings.user_models);
+        self.models.rescan(
+            &mut self.state.models,
+            &self.state.settings.user_models,
+            self.state.settings.precision.dtype(),
+        );
     }
 
     /// A model chosen by the user (not restored from the settings): also applies the catalog's
@@ -444,6 +447,7 @@ impl LanternApp {
                     Some((_, said)) => state.info(t!("model-ready-applied", name = info.name.as_str(), applied = said)),
                     None => state.info(t!("model-ready", name = info.name.as_str())),
                 }
+                state.models.hashes.insert(info.path.clone(), info.hash.clone());
                 state.model = ModelStatus::Ready(info);
             }
             WorkerEvent::LoadFailed { model, failure } => {

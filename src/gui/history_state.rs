@@ -264,9 +264,6 @@ pub struct HistoryView {
     pub thumbs: ThumbCache,
     /// Why the history cannot be shown (it could not be opened), if so.
     pub error: Option<String>,
-    /// Model folders found on disk (weights/, the Hugging Face cache, …), for matching an
-    /// entry's model name to a folder; filled in the background.
-    pub discovered_models: Vec<PathBuf>,
     /// Scroll the grid back to the top on the next frame (new filters).
     pub scroll_to_top: bool,
 }

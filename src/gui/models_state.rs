@@ -294,6 +294,10 @@ pub struct ModelsState {
     /// Recommended settings applied on the last explicit model choice, said once the model is
     /// ready so the change of steps/guidance/sampler is no surprise.
     pub applied_note: Option<(PathBuf, String)>,
+    /// The `Model hash` pictures of each listed model carry, where it is cheaply known (see
+    /// `model::known_model_hash`), and of every model loaded this run: how a restored
+    /// picture finds its model.
+    pub hashes: std::collections::HashMap<PathBuf, String>,
 }
 
 impl ModelsState {
@@ -368,10 +372,27 @@ pub fn readable_load_error(model: &Path, message: &str) -> String {
 
 /// Results from the background threads.
 enum Msg {
-    Scanned { generation: u64, models: Vec<LocalModel> },
-    ScanFailed { generation: u64, why: String },
-    Download { repo_id: String, event: DownloadEvent },
-    Described { path: PathBuf, model: Option<LocalModel> },
+    Scanned {
+        generation: u64,
+        models: Vec<LocalModel>,
+    },
+    /// The listed models' hashes, after the list (a few MiB read per folder).
+    Hashed {
+        generation: u64,
+        hashes: Vec<(PathBuf, String)>,
+    },
+    ScanFailed {
+        generation: u64,
+        why: String,
+    },
+    Download {
+        repo_id: String,
+        event: DownloadEvent,
+    },
+    Described {
+        path: PathBuf,
+        model: Option<LocalModel>,
+    },
 }
 
 /// What the app should react to after [`ModelsController::poll`].
@@ -428,7 +449,7 @@ impl ModelsController {
     }
 
     /// Starts a scan of every root plus the user's folders.
-    pub fn rescan(&mut self, state: &mut ModelsState, user_folders: &[PathBuf]) {
+    pub fn rescan(&mut self, state: &mut ModelsState, user_folders: &[PathBuf], dtype: candle_core::DType) {
         self.scan_generation += 1;
         let generation = self.scan_generation;
         let mut roots = self.env.roots.clone();
@@ -446,8 +467,26 @@ impl ModelsController {
             models.sort_by_key(|m| !m.is_complete());
             Msg::Scanned { generation, models }
         };
+        let mut roots = self.env.roots.clone();
+        roots.user_folders = user_folders.to_vec();
+        let hash = move || {
+            let hashes = discover(&roots)
+                .into_iter()
+                .filter_map(|m| {
+                    let path = std::fs::canonicalize(&m.path).unwrap_or(m.path);
+                    let hash = crate::model::known_model_hash(&path, dtype)?;
+                    Some((path, hash))
+                })
+                .collect();
+            Msg::Hashed { generation, hashes }
+        };
         self.tasks
             .spawn("model-scan", scan, move |why| Msg::ScanFailed { generation, why });
+        // Hashing only informs restoring pictures: a failure there is not worth a message.
+        self.tasks.spawn("model-hashes", hash, move |_| Msg::Hashed {
+            generation,
+            hashes: Vec::new(),
+        });
     }
 
     /// Starts (or resumes) downloading a catalog id or repo id.
@@ -539,6 +578,11 @@ impl ModelsController {
                     if generation == self.scan_generation {
                         state.local = models;
                         state.scan = ScanState::Done;
+                    }
+                }
+                Msg::Hashed { generation, hashes } => {
+                    if generation == self.scan_generation {
+                        state.hashes.extend(hashes);
                     }
                 }
                 Msg::ScanFailed { generation, why } => {

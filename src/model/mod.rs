@@ -288,11 +288,7 @@ impl LoadedModel {
         if folder.single_file.is_some() {
             return single_file::load(folder, options, on_stage);
         }
-        let prefer = if options.dtype == DType::F32 {
-            VariantPreference::FullPrecision
-        } else {
-            VariantPreference::Fp16
-        };
+        let prefer = variant_preference(options.dtype);
         let sched_path = folder.scheduler_config_path();
         // diffusers writes Python's -Infinity into some scheduler configs; this reader takes it.
         let mut scheduler_config = crate::schedulers::read_config(&sched_path)?;
@@ -491,6 +487,34 @@ fn check_components(
         }
     }
     Ok(())
+}
+
+/// Which weight files a load in `dtype` reads when a folder has both.
+fn variant_preference(dtype: DType) -> VariantPreference {
+    if dtype == DType::F32 {
+        VariantPreference::FullPrecision
+    } else {
+        VariantPreference::Fp16
+    }
+}
+
+/// The `Model hash` a picture made with the model at `path` (loaded in `dtype`) records, when
+/// it can be known cheaply: a folder's sampled UNet hash (a few MiB read), a single file's
+/// A1111 hash if it was hashed before. `None` otherwise; restoring then matches by name.
+pub fn known_model_hash(path: &Path, dtype: DType) -> Option<String> {
+    let folder = ModelFolder::open(path).ok()?;
+    if let Some(file) = &folder.single_file {
+        return single_file::hash::cached_model_hash(&file.path);
+    }
+    let unet = Weights::open(
+        &folder.root.join("unet"),
+        "diffusion_pytorch_model",
+        variant_preference(dtype),
+        dtype,
+        &Device::Cpu,
+    )
+    .ok()?;
+    weights_hash(&unet).ok()
 }
 
 /// Identifies the UNet weights without reading gigabytes: the file sizes, the header, and

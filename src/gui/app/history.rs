@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::{LanternApp, panels, reveal_in_folder};
 use crate::gui::history_service::{HistoryReply, HistoryRequest, HistoryService};
 use crate::gui::history_state::{DeleteConfirm, DetailImage, HistoryAction, SEARCH_DEBOUNCE};
-use crate::gui::state::Action;
+use crate::gui::state::{Action, ModelStatus};
 use crate::gui::tasks::Tasks;
 use crate::gui::thumb_loader::ThumbLoader;
 use crate::history::Query;
@@ -34,8 +34,6 @@ pub(super) enum HistoryMsg {
         name: String,
         result: Result<Recipe, DropProblem>,
     },
-    /// Model folders found on disk, or why they could not be looked for.
-    Discovered(Result<Vec<PathBuf>, String>),
 }
 
 /// The threads and bookkeeping behind the history view.
@@ -49,7 +47,6 @@ pub(super) struct HistoryRuntime {
     requested_pages: HashSet<(u64, usize)>,
     /// Entries were added or removed: query again with the same filters when next shown.
     stale: bool,
-    discovery_started: bool,
 }
 
 impl HistoryRuntime {
@@ -66,7 +63,6 @@ impl HistoryRuntime {
             query: Query::all(),
             requested_pages: HashSet::new(),
             stale: false,
-            discovery_started: false,
         }
     }
 }
@@ -212,9 +208,6 @@ impl LanternApp {
         match action {
             HistoryAction::ShowHistory(show) => {
                 self.state.settings.show_history = show;
-                if show {
-                    self.start_model_discovery();
-                }
                 self.save_settings();
             }
             HistoryAction::Open(entry) => self.open_entry(*entry),
@@ -284,25 +277,6 @@ impl LanternApp {
             });
     }
 
-    /// Looks for model folders on disk once, so an entry's model name can be matched to one.
-    fn start_model_discovery(&mut self) {
-        if std::mem::replace(&mut self.history.discovery_started, true) {
-            return;
-        }
-        let mut roots = crate::hub::discovery::DiscoveryRoots::standard(self.state.settings.user_models.clone());
-        roots.data_dir_models = Some(self.data.models());
-        let discover = move || {
-            let found = crate::hub::discovery::discover(&roots)
-                .into_iter()
-                .map(|m| m.path)
-                .collect();
-            HistoryMsg::Discovered(Ok(found))
-        };
-        self.history
-            .tasks
-            .spawn("model-discovery", discover, |why| HistoryMsg::Discovered(Err(why)));
-    }
-
     fn on_history_msg(&mut self, msg: HistoryMsg) {
         match msg {
             HistoryMsg::Detail { id, image } => {
@@ -327,8 +301,6 @@ impl LanternApp {
                 }
                 Err(why) => self.state.warn(why.message(&name)),
             },
-            HistoryMsg::Discovered(Ok(paths)) => self.state.history.discovered_models = paths,
-            HistoryMsg::Discovered(Err(why)) => self.state.warn(t!("model-folders-unlisted", reason = why)),
         }
     }
 
@@ -401,7 +373,7 @@ impl LanternApp {
             source = source,
             seed = params.seed.to_string()
         );
-        let ok = match self.model_match(&params.model) {
+        let ok = match self.model_match(params) {
             ModelMatch::Current => {
                 self.state.info(restored);
                 true
@@ -423,10 +395,28 @@ impl LanternApp {
         ok
     }
 
-    fn model_match(&self, name: &str) -> ModelMatch {
-        let name = name.trim();
+    /// The model a restored picture was made with: by its `Model hash` first (A1111's way;
+    /// names differ between setups), then by name. The chosen model wins a tie.
+    fn model_match(&self, recipe: &Recipe) -> ModelMatch {
+        let name = recipe.model.trim();
+        let hash = recipe.model_hash.as_deref().map(str::trim).filter(|h| !h.is_empty());
+        let same_hash = |h: Option<&str>| hash.zip(h).is_some_and(|(a, b)| a.eq_ignore_ascii_case(b));
+        let current = self.state.settings.model.as_ref();
+        if let ModelStatus::Ready(info) = &self.state.model
+            && Some(&info.path) == current
+            && same_hash(Some(&info.hash))
+        {
+            return ModelMatch::Current;
+        }
+        let hashes = &self.state.models.hashes;
+        if let Some((path, _)) = hashes.iter().find(|(_, h)| same_hash(Some(h.as_str()))) {
+            return match current == Some(path) {
+                true => ModelMatch::Current,
+                false => ModelMatch::Other(path.clone()),
+            };
+        }
         let same = |p: &PathBuf| crate::model::display_name(p).eq_ignore_ascii_case(name);
-        if name.is_empty() || self.state.settings.model.as_ref().is_some_and(same) {
+        if name.is_empty() || current.is_some_and(same) {
             return ModelMatch::Current;
         }
         let known = self
@@ -434,7 +424,7 @@ impl LanternApp {
             .settings
             .user_models
             .iter()
-            .chain(&self.state.history.discovered_models);
+            .chain(self.state.models.local.iter().map(|m| &m.path));
         match known.into_iter().find(|p| same(p)) {
             Some(path) => ModelMatch::Other(path.clone()),
             None => ModelMatch::Unknown(name.to_string()),

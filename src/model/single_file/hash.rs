@@ -50,6 +50,36 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A1111's `Model hash:` of `path` if the file was hashed before and has not changed since;
+/// never reads the file itself (restoring a picture must not hash gigabytes).
+pub fn cached_model_hash(path: &Path) -> Option<String> {
+    let entries = read_cache(&cache_file());
+    let sha256 = cached_entry(&entries, &cache_key(path), stamp(path).ok()?)?;
+    Some(sha256[..10].to_string())
+}
+
+fn cache_key(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn read_cache(cache: &Path) -> BTreeMap<String, Entry> {
+    std::fs::read(cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// The remembered SHA-256 of the file under `key`, if its size and time still match.
+fn cached_entry(entries: &BTreeMap<String, Entry>, key: &str, (size, mtime_ns): (u64, u128)) -> Option<String> {
+    entries
+        .get(key)
+        .filter(|e| e.size == size && e.mtime_ns == mtime_ns && e.sha256.len() == 64)
+        .map(|e| e.sha256.clone())
+}
+
 /// A1111's `Model hash:` of `path` (10 hex digits), from the cache when the file is unchanged.
 pub fn model_hash(path: &Path) -> Result<String> {
     Ok(sha256_cached(path)?[..10].to_string())
@@ -57,22 +87,12 @@ pub fn model_hash(path: &Path) -> Result<String> {
 
 /// The file's full SHA-256, from the cache when the file is unchanged.
 pub fn sha256_cached(path: &Path) -> Result<String> {
-    let key = std::fs::canonicalize(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .to_string_lossy()
-        .into_owned();
+    let key = cache_key(path);
     let (size, mtime_ns) = stamp(path)?;
     let cache = cache_file();
-    let mut entries: BTreeMap<String, Entry> = std::fs::read(&cache)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    if let Some(e) = entries.get(&key)
-        && e.size == size
-        && e.mtime_ns == mtime_ns
-        && e.sha256.len() == 64
-    {
-        return Ok(e.sha256.clone());
+    let mut entries = read_cache(&cache);
+    if let Some(sha256) = cached_entry(&entries, &key, (size, mtime_ns)) {
+        return Ok(sha256);
     }
     let sha256 = sha256_file(path)?;
     // Only a file that did not change while it was read is remembered.
