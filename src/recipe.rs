@@ -127,6 +127,11 @@ pub struct Recipe {
     pub model: String,
     /// A short hash identifying the model's weights, when known; filled in by the pipeline.
     pub model_hash: Option<String>,
+    /// The separate VAE file decoded with (its file name, A1111's `VAE`), if not the model's
+    /// own; filled in by the pipeline. Which VAE to use is a per-model choice, not a recipe one.
+    pub vae: Option<String>,
+    /// A1111's `VAE hash` of that file.
+    pub vae_hash: Option<String>,
     /// Position of this image in its batch (0-based).
     pub batch_index: u32,
     /// How many images the job made, one after another.
@@ -161,6 +166,8 @@ impl Default for Recipe {
             height: 512,
             model: String::new(),
             model_hash: None,
+            vae: None,
+            vae_hash: None,
             batch_index: 0,
             batch_size: 1,
             rng: NoiseKind::Gpu,

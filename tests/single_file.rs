@@ -376,6 +376,37 @@ fn the_cli_generates_from_a_single_file() {
     let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
     assert!(text.contains(&format!("Model hash: {hash}")), "{text}");
     assert!(text.contains("Model: sd1-tiny"), "{text}");
+    assert!(!text.contains("VAE"), "the model's own VAE is not named: {text}");
+
+    // A separate VAE file (here the checkpoint's own VAE, so the picture is the same) is named
+    // in the PNG with its A1111 hash.
+    let vae = tmp.path().join("tiny.vae.safetensors");
+    rewrite(&file("sd1"), &vae, |n| {
+        n.strip_prefix("first_stage_model.").map(str::to_string)
+    });
+    let o = lantern()
+        .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
+        .args(["--negative-prompt", "blurry, low quality", "--steps", "6"])
+        .args(["--width", "64", "--height", "64", "--no-history", "-q", "--model"])
+        .arg(file("sd1"))
+        .arg("--vae")
+        .arg(&vae)
+        .arg("--init-latents")
+        .arg(fixtures().join("latents/64x64.safetensors"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (max, mean) = pixel_diff(&read_png(&out), &reference);
+    assert!(max <= MAX_ABS && mean <= MAX_MEAN, "max {max} mean {mean}");
+    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
+    let digest = Sha256::digest(std::fs::read(&vae).unwrap());
+    let vae_hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    assert!(
+        text.contains(&format!("VAE hash: {vae_hash}, VAE: tiny.vae.safetensors")),
+        "{text}"
+    );
 
     let o = lantern()
         .args(["generate", "--prompt", "x", "--prediction", "sideways", "--model"])

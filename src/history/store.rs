@@ -404,6 +404,8 @@ fn recipe_from_columns(r: &Row<'_>) -> rusqlite::Result<Recipe> {
         negative_prompt: r.get(3)?,
         model: r.get(4)?,
         model_hash: r.get(5)?,
+        vae: None,
+        vae_hash: None,
         sampler,
         steps: u32_col(7)?,
         guidance: r.get(8)?,

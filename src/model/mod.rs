@@ -280,6 +280,15 @@ pub struct LoadedModel {
     pub options: LoadOptions,
     /// A short identifier of the UNet weights (first 10 hex digits of a SHA-256).
     pub hash: String,
+    /// A1111's `VAE hash` of the separate VAE file in `options.vae`, if one is used.
+    pub vae_hash: Option<String>,
+}
+
+/// The separate VAE file's A1111 hash (cached like a checkpoint's); `None` without one, or
+/// when it cannot be read (the load itself would have failed first).
+fn vae_file_hash(options: &LoadOptions) -> Option<String> {
+    let file = options.vae.as_deref()?;
+    single_file::hash::model_hash(file).ok()
 }
 
 impl LoadedModel {
@@ -356,6 +365,7 @@ impl LoadedModel {
             unet,
             vae,
             scheduler_config,
+            vae_hash: vae_file_hash(&options),
             options,
             hash,
         })
@@ -367,6 +377,12 @@ impl LoadedModel {
 
     pub fn name(&self) -> String {
         self.folder.display_name()
+    }
+
+    /// The separate VAE's file name as A1111 records it (`VAE: name.vae.safetensors`).
+    pub fn vae_name(&self) -> Option<String> {
+        let file = self.options.vae.as_deref()?;
+        Some(file.file_name()?.to_string_lossy().into_owned())
     }
 
     /// Image pixels per latent pixel (8 for SD).

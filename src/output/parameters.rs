@@ -116,6 +116,22 @@ const FIELDS: &[Field] = &[
         },
     },
     Field {
+        key: "VAE hash",
+        write: |r| r.vae_hash.clone().filter(|h| !h.is_empty()),
+        read: |p, v| {
+            p.recipe.vae_hash = Some(v.to_string()).filter(|h| !h.is_empty());
+            Ok(())
+        },
+    },
+    Field {
+        key: "VAE",
+        write: |r| r.vae.clone().filter(|v| !v.is_empty()),
+        read: |p, v| {
+            p.recipe.vae = Some(v.to_string()).filter(|v| !v.is_empty());
+            Ok(())
+        },
+    },
+    Field {
         key: "Batch size",
         write: |r| (r.batch_size > 1).then(|| r.batch_size.to_string()),
         read: |p, v| {

@@ -166,6 +166,8 @@ pub fn generate(
         image_recipe.extra.clear();
         image_recipe.model = model.name();
         image_recipe.model_hash = Some(model.hash.clone());
+        image_recipe.vae = model.vae_name();
+        image_recipe.vae_hash = model.vae_hash.clone();
         seeds.push(image_recipe.seed);
         on_event(Event::ImageReady(Box::new(Generated {
             image,

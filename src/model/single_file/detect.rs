@@ -33,7 +33,7 @@ pub enum Arch {
 }
 
 /// What the UNet predicts (the scheduler's `prediction_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Prediction {
     #[serde(rename = "epsilon")]
     Epsilon,

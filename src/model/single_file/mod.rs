@@ -261,6 +261,7 @@ pub(super) fn load(
             text_encoders,
             unet,
             vae,
+            vae_hash: super::vae_file_hash(&options),
             options,
             hash: hash?,
         })
