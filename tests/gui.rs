@@ -305,3 +305,57 @@ fn token_counter_and_advanced_settings_reach_the_picture() {
         assert!(text.contains(field), "{field} in {text}");
     }
 }
+
+/// `src` rewritten with only the tensors `keep` accepts, renamed by it.
+fn rewrite(src: &Path, dst: &Path, keep: impl Fn(&str) -> Option<String>) {
+    let bytes = std::fs::read(src).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter_map(|(n, v)| keep(&n).map(|n| (n, v)))
+        .collect();
+    safetensors::serialize_to_file(views, None, dst).unwrap();
+}
+
+/// A single file without a VAE cannot load; a VAE file found beside it, chosen under ⚙, loads
+/// it, is remembered for that model, and is named in the picture's PNG text.
+#[test]
+fn a_vae_chosen_for_a_model_is_used_remembered_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("my-models");
+    std::fs::create_dir_all(&models).unwrap();
+    let checkpoint = fixtures().join("single-file/sd1/sd1-tiny.safetensors");
+    let model = models.join("novae.safetensors");
+    rewrite(&checkpoint, &model, |n| {
+        (!n.starts_with("first_stage_model.")).then(|| n.to_string())
+    });
+    rewrite(&checkpoint, &models.join("tiny.vae.safetensors"), |n| {
+        n.strip_prefix("first_stage_model.").map(str::to_string)
+    });
+    let mut h = harness(tmp.path(), Some(&model));
+    wait_for(&mut h, "the failed load and the scan", |a| {
+        matches!(a.state.model, ModelStatus::Failed { .. }) && !a.state.models.vaes.is_empty()
+    });
+    small_settings(&mut h);
+    h.get_by_label("⚙").click();
+    h.run_steps(2);
+    h.get_by_label("VAE").click();
+    h.run_steps(2);
+    h.get_by_label("tiny.vae.safetensors").click();
+    h.run_steps(2);
+    wait_for(&mut h, "the model with its VAE", |a| {
+        matches!(a.state.model, ModelStatus::Ready(_))
+    });
+    let settings = std::fs::read_to_string(tmp.path().join("settings.json")).unwrap();
+    assert!(settings.contains("tiny.vae.safetensors"), "{settings}");
+
+    h.get_by_label("Prompt").type_text("a lighthouse");
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    h.step();
+    wait_for(&mut h, "the image", |a| a.is_idle());
+    let path = h.state().state.images[0].path.clone().expect("saved");
+    let text = lantern::output::read_parameters_file(&path).unwrap().unwrap();
+    assert!(text.contains("VAE: tiny.vae.safetensors"), "{text}");
+    assert!(text.contains("Model: novae"), "{text}");
+}

@@ -236,3 +236,44 @@ fn json_listing_is_stable_for_scripts() {
     assert_eq!(m["status"]["state"], "complete");
     assert!(m["size"].as_u64().unwrap() > 1_000_000);
 }
+
+/// Separate VAEs are found where A1111 and ComfyUI users keep them, and nothing else is taken
+/// for one.
+#[test]
+fn vae_files_are_found_beside_checkpoints_and_in_vae_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a1111 = tmp.path().join("stable-diffusion-webui/models");
+    let weights = tmp.path().join("weights");
+    let data_models = tmp.path().join("data/models");
+    for (path, bytes) in [
+        (a1111.join("Stable-diffusion/dreamshaper_8.safetensors"), "model"),
+        (a1111.join("VAE/vae-ft-mse-840000-ema-pruned.safetensors"), "vae"),
+        (weights.join("anything.vae.safetensors"), "vae"),
+        (weights.join("sub/Kl-F8.VAE.safetensors"), "vae"),
+        (weights.join("lora_style.safetensors"), "not a vae"),
+        (data_models.join("vae/sdxl_vae.safetensors"), "vae"),
+        (data_models.join("vae/readme.txt"), "not a vae"),
+    ] {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, bytes).unwrap();
+    }
+    let roots = DiscoveryRoots {
+        project_weights: vec![weights.clone()],
+        data_dir_models: Some(data_models.clone()),
+        user_folders: vec![a1111.join("Stable-diffusion")],
+        hf_caches: Vec::new(),
+    };
+    let names: Vec<String> = lantern::hub::discover_vaes(&roots)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "anything.vae.safetensors",
+            "Kl-F8.VAE.safetensors",
+            "sdxl_vae.safetensors",
+            "vae-ft-mse-840000-ema-pruned.safetensors"
+        ]
+    );
+}

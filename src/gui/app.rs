@@ -105,10 +105,12 @@ impl LanternApp {
             models,
             history,
         };
-        app.rescan();
         if let Some(model) = options.model.or_else(|| app.state.settings.model.clone()) {
             app.choose_model(model);
         }
+        // After the choice: a model opened from the command line is among the user's folders,
+        // and the scan lists what sits beside it (its VAEs).
+        app.rescan();
         app
     }
 
@@ -196,7 +198,7 @@ impl LanternApp {
         self.state.tokenizer = None;
         self.worker.submit(Job::Load {
             model: path.clone(),
-            options: self.load_options(),
+            options: self.load_options(&path),
         });
         let load = move || {
             let tokenizer = crate::model::ModelFolder::open(&path)
@@ -209,11 +211,14 @@ impl LanternApp {
         self.save_settings();
     }
 
-    fn load_options(&self) -> LoadOptions {
+    /// How `model` is loaded: the window's precision and the user's choices for that model.
+    fn load_options(&self, model: &Path) -> LoadOptions {
+        let choice = self.state.settings.choice_for(model);
         LoadOptions {
             dtype: self.state.settings.precision.dtype(),
             device: candle_core::Device::Cpu,
-            ..LoadOptions::default()
+            vae: choice.vae,
+            prediction: choice.prediction,
         }
     }
 
@@ -281,8 +286,8 @@ impl LanternApp {
         });
         self.worker.submit(Job::Generate(Box::new(GenerateJob {
             id: job.id,
+            options: self.load_options(&job.model),
             model: job.model,
-            options: self.load_options(),
             request: job.request,
             output_dir: self.state.settings.output_dir(&self.data),
             history: Some(HistoryLocation {
@@ -303,6 +308,12 @@ impl LanternApp {
             }
             Action::RemoveQueued(id) => self.state.queue.retain(|j| j.id != id),
             Action::ChooseModel(path) => self.pick_model(path),
+            Action::SetModelChoice(choice) => {
+                let model = choice.model.clone();
+                self.state.settings.set_choice(choice);
+                // The same model again, loaded the new way (the worker reloads on new options).
+                self.choose_model(model);
+            }
             Action::OpenModelDialog => {
                 let pick = || {
                     let started = Instant::now();

@@ -10,7 +10,7 @@ use crate::error::{Failure, Kind};
 use crate::format::ByteSize;
 use crate::hub::{
     CancelFlag, Catalog, CatalogEntry, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig, LocalModel,
-    ModelSource, RecommendedSettings, discover, hf_cache, spawn_download,
+    ModelSource, RecommendedSettings, discover, discover_vaes, hf_cache, spawn_download,
 };
 
 use super::tasks::Tasks;
@@ -298,6 +298,8 @@ pub struct ModelsState {
     /// `model::known_model_hash`), and of every model loaded this run: how a restored
     /// picture finds its model.
     pub hashes: std::collections::HashMap<PathBuf, String>,
+    /// Separate VAE files found on disk (`*.vae.safetensors`, `VAE` folders).
+    pub vaes: Vec<PathBuf>,
 }
 
 impl ModelsState {
@@ -375,6 +377,7 @@ enum Msg {
     Scanned {
         generation: u64,
         models: Vec<LocalModel>,
+        vaes: Vec<PathBuf>,
     },
     /// The listed models' hashes, after the list (a few MiB read per folder).
     Hashed {
@@ -465,7 +468,12 @@ impl ModelsController {
                 }
             }
             models.sort_by_key(|m| !m.is_complete());
-            Msg::Scanned { generation, models }
+            let vaes = discover_vaes(&roots);
+            Msg::Scanned {
+                generation,
+                models,
+                vaes,
+            }
         };
         let mut roots = self.env.roots.clone();
         roots.user_folders = user_folders.to_vec();
@@ -574,9 +582,14 @@ impl ModelsController {
         let mut notices = Vec::new();
         while let Some(msg) = self.tasks.try_recv() {
             match msg {
-                Msg::Scanned { generation, models } => {
+                Msg::Scanned {
+                    generation,
+                    models,
+                    vaes,
+                } => {
                     if generation == self.scan_generation {
                         state.local = models;
+                        state.vaes = vaes;
                         state.scan = ScanState::Done;
                     }
                 }

@@ -6,8 +6,21 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::device::Precision;
+use crate::model::single_file::Prediction;
 use crate::paths::DataDir;
 use crate::recipe::Recipe;
+
+/// How one model is loaded, chosen per model in the window (A1111's VAE dropdown, and the
+/// prediction type a single file gives no clue about).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelChoice {
+    pub model: PathBuf,
+    /// A separate VAE file to decode with; `None`: the model's own.
+    pub vae: Option<PathBuf>,
+    /// What the UNet predicts; `None`: what the model says (or its file suggests).
+    pub prediction: Option<Prediction>,
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -26,6 +39,8 @@ pub struct Settings {
     /// The window's language (`en`, `zh-CN`, a dropped-in catalog's code); `None` follows
     /// the operating system's.
     pub language: Option<String>,
+    /// Per-model load choices (only models with a choice made are listed).
+    pub model_choices: Vec<ModelChoice>,
 }
 
 impl Default for Settings {
@@ -39,6 +54,7 @@ impl Default for Settings {
             precision: Precision::F32,
             show_history: false,
             language: None,
+            model_choices: Vec::new(),
         }
     }
 }
@@ -61,6 +77,26 @@ impl Settings {
         std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
         let text = serde_json::to_string_pretty(self).map_err(|e| crate::Error::invalid(e.to_string()))?;
         crate::output::atomic::write_atomic(path, text.as_bytes(), crate::output::atomic::Existing::Replace)
+    }
+
+    /// The load choices for `model` (the defaults when none were made).
+    pub fn choice_for(&self, model: &Path) -> ModelChoice {
+        self.model_choices
+            .iter()
+            .find(|c| c.model == model)
+            .cloned()
+            .unwrap_or_else(|| ModelChoice {
+                model: model.to_path_buf(),
+                ..ModelChoice::default()
+            })
+    }
+
+    /// Remembers `choice` for its model; a choice of all defaults is forgotten.
+    pub fn set_choice(&mut self, choice: ModelChoice) {
+        self.model_choices.retain(|c| c.model != choice.model);
+        if choice.vae.is_some() || choice.prediction.is_some() {
+            self.model_choices.push(choice);
+        }
     }
 
     /// Where finished images go: the chosen folder, else `outputs/` in the data folder.

@@ -43,6 +43,8 @@ pub enum Action {
     /// Forget a stopped download's card.
     DismissDownload(String),
     OpenModelManager,
+    /// Load the chosen model again with this VAE / prediction choice.
+    SetModelChoice(crate::gui::settings::ModelChoice),
     /// Something in the history view (browse, restore, favourite, delete, …).
     History(HistoryAction),
 }
@@ -155,6 +157,8 @@ pub struct AppState {
     /// as in tests).
     pub cjk_font: Option<bool>,
     pub about_open: bool,
+    /// Whether the model's load options (VAE, prediction) are shown under the picker.
+    pub model_options_open: bool,
 }
 
 impl AppState {
@@ -180,6 +184,7 @@ impl AppState {
             catalog: Catalog::english(),
             cjk_font: None,
             about_open: false,
+            model_options_open: false,
         }
     }
 

@@ -183,6 +183,45 @@ pub fn discover(roots: &DiscoveryRoots) -> Vec<LocalModel> {
     out
 }
 
+/// Separate VAE files where people keep them: `*.vae.safetensors` anywhere a checkpoint may sit,
+/// any `.safetensors` in a folder called `VAE` there (A1111's `models/VAE`, ComfyUI's
+/// `models/vae`), and the `VAE` folder beside a user folder (the user added A1111's
+/// `models/Stable-diffusion`; its VAEs are in `models/VAE`). Sorted by file name, each once.
+pub fn discover_vaes(roots: &DiscoveryRoots) -> Vec<PathBuf> {
+    let mut places: Vec<(PathBuf, usize)> = roots.project_weights.iter().map(|p| (p.clone(), 2)).collect();
+    places.extend(roots.data_dir_models.iter().map(|p| (p.clone(), 2)));
+    for folder in &roots.user_folders {
+        // A checkpoint opened by hand: the files beside it.
+        let folder = match folder.is_file() {
+            true => folder.parent().unwrap_or(folder),
+            false => folder.as_path(),
+        };
+        places.push((folder.to_path_buf(), 2));
+        if let Some(parent) = folder.parent() {
+            places.extend(["VAE", "vae"].map(|name| (parent.join(name), 1)));
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut out: Vec<PathBuf> = places
+        .iter()
+        .flat_map(|(root, depth)| checkpoint_files(root, *depth))
+        .filter(|file| is_vae_file(file))
+        .filter(|file| seen.insert(fs::canonicalize(file).unwrap_or_else(|_| file.clone())))
+        .collect();
+    out.sort_by_key(|f| folder_name(f).to_lowercase());
+    out
+}
+
+/// Named like a VAE (`*.vae.safetensors`) or kept in a `VAE` folder.
+fn is_vae_file(file: &Path) -> bool {
+    let name = folder_name(file).to_ascii_lowercase();
+    let in_vae_folder = file
+        .parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n.eq_ignore_ascii_case("vae"));
+    name.ends_with(".vae.safetensors") || (in_vae_folder && name.ends_with(".safetensors"))
+}
+
 /// Describes one folder; `None` when it is not a supported model folder.
 pub fn describe(dir: &Path, name: String, source: ModelSource, catalog: Option<&Catalog>) -> Option<LocalModel> {
     let found = inspect::inspect(dir, &name)?;
@@ -233,7 +272,7 @@ pub fn describe_file(file: &Path, source: ModelSource) -> Option<LocalModel> {
     };
     let mut problems = Vec::new();
     if d.vae_prefix.is_none() {
-        problems.push("no VAE in the file (choose one with --vae)".to_string());
+        problems.push("no VAE in the file (choose a separate VAE: --vae, or ⚙ in the window)".to_string());
     }
     if d.text == TextLayout::Missing {
         problems.push("no text encoder in the file".to_string());

@@ -5,6 +5,7 @@ use egui::{Key, KeyboardShortcut, Modifiers, RichText, Ui};
 
 use crate::gui::state::{Action, AppState, ModelStatus};
 use crate::gui::token_counter::Counted;
+use crate::model::single_file::Prediction;
 use crate::recipe::{MAX_CLIP_SKIP, NoiseKind, PromptSyntax};
 use crate::schedulers::SamplerKind;
 use crate::t;
@@ -77,14 +78,84 @@ fn model_picker(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         };
         egui::ComboBox::from_id_salt("model_picker")
             .selected_text(current)
-            .width((ui.available_width() - 40.0).clamp(120.0, 260.0))
+            .width((ui.available_width() - 70.0).clamp(120.0, 260.0))
             .show_ui(ui, |ui| super::models::picker_items(ui, state, actions))
             .response
             .labelled_by(label.id);
         if ui.button("📂").on_hover_text(t!("open-model-folder")).clicked() {
             actions.push(Action::OpenModelDialog);
         }
+        let options = ui
+            .selectable_label(state.model_options_open, "⚙")
+            .on_hover_text(t!("model-options-tip"));
+        if options.clicked() {
+            state.model_options_open = !state.model_options_open;
+        }
     });
+    if state.model_options_open {
+        model_options(ui, state, actions);
+    }
+}
+
+/// The chosen model's load options: a separate VAE (A1111's VAE dropdown) and what the UNet
+/// predicts (for files that give no clue). A change loads the model again.
+fn model_options(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
+    let Some(model) = state.settings.model.as_deref() else {
+        ui.label(RichText::new(t!("model-options-no-model")).weak());
+        return;
+    };
+    let choice = state.settings.choice_for(model);
+    let mut wanted = choice.clone();
+    let file_name = |p: &std::path::Path| {
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    egui::Grid::new("model_options")
+        .num_columns(2)
+        .spacing([8.0, 6.0])
+        .show(ui, |ui| {
+            let l = ui.label(t!("vae-label"));
+            let shown = wanted.vae.as_deref().map_or_else(|| t!("vae-own"), file_name);
+            egui::ComboBox::from_id_salt("vae_choice")
+                .selected_text(shown)
+                .width(200.0)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut wanted.vae, None, t!("vae-own"));
+                    for vae in &state.models.vaes {
+                        ui.selectable_value(&mut wanted.vae, Some(vae.clone()), file_name(vae))
+                            .on_hover_text(vae.display().to_string());
+                    }
+                })
+                .response
+                .labelled_by(l.id)
+                .on_hover_text(t!("vae-tip"));
+            ui.end_row();
+
+            let l = ui.label(t!("prediction-label"));
+            egui::ComboBox::from_id_salt("prediction_choice")
+                .selected_text(prediction_label(wanted.prediction))
+                .width(200.0)
+                .show_ui(ui, |ui| {
+                    for p in [None, Some(Prediction::Epsilon), Some(Prediction::V)] {
+                        ui.selectable_value(&mut wanted.prediction, p, prediction_label(p));
+                    }
+                })
+                .response
+                .labelled_by(l.id)
+                .on_hover_text(t!("prediction-tip"));
+            ui.end_row();
+        });
+    if wanted != choice {
+        actions.push(Action::SetModelChoice(wanted));
+    }
+}
+
+fn prediction_label(p: Option<Prediction>) -> String {
+    match p {
+        None => t!("prediction-auto"),
+        Some(Prediction::Epsilon) => t!("prediction-epsilon"),
+        Some(Prediction::V) => t!("prediction-v"),
+    }
 }
 
 /// The id `TextEdit::id_salt(salt)` gives its box in this `ui`.

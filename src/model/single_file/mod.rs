@@ -286,7 +286,7 @@ fn load_parts(
     if file.detected.vae_prefix.is_none() && options.vae.is_none() {
         return Err(Error::model(
             path,
-            "this checkpoint has no VAE (no first_stage_model.* tensors); choose one with --vae FILE.vae.safetensors",
+            "this checkpoint has no VAE (no first_stage_model.* tensors); choose a separate VAE file (--vae FILE.vae.safetensors, or ⚙ beside the model in the window)",
         ));
     }
     let w = Weights::mapped(
