@@ -70,7 +70,8 @@ pub enum HistoryReply {
     Deleted {
         id: i64,
         delete_file: bool,
-        result: Result<Option<Entry>, String>,
+        /// The removed entry (boxed: it is large, and this reply is rare).
+        result: Result<Option<Box<Entry>>, String>,
     },
     /// A query failed (the text says why).
     Error(String),
@@ -237,7 +238,7 @@ fn answer(history: &mut History, request: HistoryRequest) -> HistoryReply {
         HistoryRequest::Delete { id, delete_file } => HistoryReply::Deleted {
             id,
             delete_file,
-            result: history.delete(id, delete_file).map_err(err),
+            result: history.delete(id, delete_file).map(|e| e.map(Box::new)).map_err(err),
         },
     }
 }
