@@ -277,3 +277,28 @@ fn vae_files_are_found_beside_checkpoints_and_in_vae_folders() {
         ]
     );
 }
+
+/// A single file without its VAE is listed as usable once a VAE is chosen, not as broken.
+#[test]
+fn a_checkpoint_without_its_vae_is_listed_as_needing_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/single-file/sd1/sd1-tiny.safetensors");
+    let bytes = fs::read(&src).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with("first_stage_model."))
+        .collect();
+    safetensors::serialize_to_file(kept, None, &tmp.path().join("novae.safetensors")).unwrap();
+    fs::copy(&src, tmp.path().join("whole.safetensors")).unwrap();
+    let roots = DiscoveryRoots {
+        user_folders: vec![tmp.path().to_path_buf()],
+        ..DiscoveryRoots::default()
+    };
+    let models = discover(&roots);
+    let novae = find(&models, "novae");
+    assert!(novae.is_complete() && novae.needs_vae, "{novae:?}");
+    let whole = find(&models, "whole");
+    assert!(whole.is_complete() && !whole.needs_vae, "{whole:?}");
+}

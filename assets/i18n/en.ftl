@@ -9,6 +9,7 @@ model-loading = { $name } (loading…)
 model-failed = { $name } (failed)
 model-none = none
 open-model-folder = Open a model folder…
+model-needs-vae = needs a VAE (⚙)
 model-options-tip = Model options: a separate VAE, the prediction type
 model-options-no-model = Choose a model first.
 vae-label = VAE

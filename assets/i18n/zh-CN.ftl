@@ -9,6 +9,7 @@ model-loading = { $name }（加载中…）
 model-failed = { $name }（加载失败）
 model-none = 无
 open-model-folder = 打开模型文件夹…
+model-needs-vae = 需要选择 VAE（⚙）
 model-options-tip = 模型选项：单独的 VAE、预测类型
 model-options-no-model = 请先选择模型。
 vae-label = VAE

@@ -109,6 +109,7 @@ fn print_table(models: &[LocalModel], out: &mut dyn Write) -> std::io::Result<()
     )?;
     for m in models {
         let status = match &m.status {
+            ModelStatus::Complete if m.needs_vae => "needs a VAE: no VAE in the file (--vae FILE)".to_owned(),
             ModelStatus::Complete => "ok".to_owned(),
             ModelStatus::Incomplete(problems) => format!("incomplete: {}", printable(&problems.join("; "))),
         };

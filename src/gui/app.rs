@@ -137,7 +137,13 @@ impl LanternApp {
             return;
         };
         match self.state.models.find_local(&path).cloned() {
-            Some(model) => self.apply_recommendation(&model),
+            Some(model) => {
+                // A file without its VAE cannot load until one is chosen: show where.
+                if model.needs_vae && self.state.settings.choice_for(&path).vae.is_none() {
+                    self.state.model_options_open = true;
+                }
+                self.apply_recommendation(&model)
+            }
             None => self.models.describe(&path),
         }
         if self.state.settings.user_models.len() != known {

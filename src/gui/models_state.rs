@@ -737,6 +737,7 @@ mod tests {
             precision: crate::hub::Precision::Fp16,
             status: crate::hub::ModelStatus::Complete,
             catalog_id: None,
+            needs_vae: false,
         };
         let (from, r) = recommendation(&catalog, &model).unwrap();
         assert_eq!(from, "SD-Turbo");

@@ -74,6 +74,8 @@ pub struct LocalModel {
     pub status: ModelStatus,
     /// The catalog entry this is (matched by repo id), whose recommended settings apply.
     pub catalog_id: Option<String>,
+    /// A single file without its VAE: usable once a separate VAE is chosen for it.
+    pub needs_vae: bool,
 }
 
 impl LocalModel {
@@ -247,6 +249,7 @@ pub fn describe(dir: &Path, name: String, source: ModelSource, catalog: Option<&
         precision: found.precision,
         status,
         catalog_id,
+        needs_vae: false,
     })
 }
 
@@ -271,9 +274,6 @@ pub fn describe_file(file: &Path, source: ModelSource) -> Option<LocalModel> {
         (Arch::Sdxl, true) => (BaseArch::Sdxl, Family::SdxlTurbo),
     };
     let mut problems = Vec::new();
-    if d.vae_prefix.is_none() {
-        problems.push("no VAE in the file (choose a separate VAE: --vae, or ⚙ in the window)".to_string());
-    }
     if d.text == TextLayout::Missing {
         problems.push("no text encoder in the file".to_string());
     }
@@ -306,6 +306,7 @@ pub fn describe_file(file: &Path, source: ModelSource) -> Option<LocalModel> {
         size: ByteSize(fs::metadata(file).map(|m| m.len()).unwrap_or(0)),
         precision,
         status,
+        needs_vae: d.vae_prefix.is_none(),
         catalog_id: None,
     })
 }

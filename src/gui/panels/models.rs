@@ -19,7 +19,10 @@ pub fn picker_items(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
     let chosen = state.settings.model.as_ref();
     let models = &state.models;
     for m in &models.local {
-        let text = format!("{}  ·  {}", m.name, model_details(m));
+        let mut text = format!("{}  ·  {}", m.name, model_details(m));
+        if m.needs_vae && state.settings.choice_for(&m.path).vae.is_none() {
+            text = format!("{text}  ·  {}", t!("model-needs-vae"));
+        }
         let selected = chosen == Some(&m.path);
         let response = ui.add_enabled(m.is_complete(), egui::Button::selectable(selected, text));
         let response = response
