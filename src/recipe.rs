@@ -137,7 +137,7 @@ pub struct Recipe {
     /// How many images the job made, one after another.
     #[serde(alias = "batch")]
     pub batch_size: u32,
-    /// Where the noise comes from (`--rng`). Recipes, history rows and settings saved before
+    /// Where the noise comes from (`--rng`). Recipes and history rows saved before
     /// this field existed were made with Lantern's own generator, so a missing field reads as
     /// [`NoiseKind::Lantern`]; new recipes default to [`NoiseKind::Gpu`], A1111's default.
     #[serde(default = "NoiseKind::before_choice")]

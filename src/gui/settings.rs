@@ -63,12 +63,29 @@ impl Settings {
     /// Reads the settings; a missing or unreadable file gives the defaults (and a log line).
     pub fn load(path: &Path) -> Settings {
         match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+            Ok(text) => Self::from_json(&text).unwrap_or_else(|e| {
                 tracing::warn!("{}: ignoring unreadable settings ({e})", path.display());
                 Settings::default()
             }),
             Err(_) => Settings::default(),
         }
+    }
+
+    /// Settings from their JSON. A recipe read from a picture or the history that predates
+    /// the prompt syntax and noise source meant plain text and Lantern's noise, so `Recipe`
+    /// reads missing fields that way; but the window's settings are the next picture's, and
+    /// those follow today's defaults (A1111's syntax and noise), or a pasted A1111 prompt
+    /// would still be read as plain text after an upgrade.
+    fn from_json(text: &str) -> serde_json::Result<Settings> {
+        let mut value: serde_json::Value = serde_json::from_str(text)?;
+        if let Some(params) = value.get_mut("params").and_then(|p| p.as_object_mut()) {
+            let today = Recipe::default();
+            params
+                .entry("prompt_syntax")
+                .or_insert_with(|| serde_json::json!(today.prompt_syntax));
+            params.entry("rng").or_insert_with(|| serde_json::json!(today.rng));
+        }
+        serde_json::from_value(value)
     }
 
     /// Writes atomically so a crash mid-write never leaves half a file.
@@ -109,6 +126,21 @@ impl Settings {
 mod tests {
     use super::*;
     use crate::schedulers::SamplerKind;
+
+    #[test]
+    fn settings_from_before_the_prompt_syntax_follow_todays_defaults() {
+        let old = r#"{"params": {"prompt": "(fox:1.2)", "steps": 30, "batch": 2}, "seed_locked": true}"#;
+        let s = Settings::from_json(old).unwrap();
+        assert_eq!(s.params.prompt, "(fox:1.2)");
+        assert_eq!((s.params.steps, s.params.batch_size), (30, 2));
+        assert_eq!(s.params.prompt_syntax, crate::recipe::PromptSyntax::A1111);
+        assert_eq!(s.params.rng, crate::recipe::NoiseKind::Gpu);
+        // A choice once made is kept.
+        let chosen = r#"{"params": {"prompt_syntax": "plain", "rng": "lantern"}}"#;
+        let s = Settings::from_json(chosen).unwrap();
+        assert_eq!(s.params.prompt_syntax, crate::recipe::PromptSyntax::Plain);
+        assert_eq!(s.params.rng, crate::recipe::NoiseKind::Lantern);
+    }
 
     #[test]
     fn round_trips_and_tolerates_garbage() {
