@@ -12,7 +12,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lantern::gui::LanternApp;
 use lantern::gui::state::ModelStatus;
-use support::fixtures;
+use support::{fixtures, rewrite_safetensors};
 
 fn harness(data_dir: &Path, model: Option<&Path>) -> Harness<'static, LanternApp> {
     window(data_dir)
@@ -306,18 +306,6 @@ fn token_counter_and_advanced_settings_reach_the_picture() {
     }
 }
 
-/// `src` rewritten with only the tensors `keep` accepts, renamed by it.
-fn rewrite(src: &Path, dst: &Path, keep: impl Fn(&str) -> Option<String>) {
-    let bytes = std::fs::read(src).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = st
-        .tensors()
-        .into_iter()
-        .filter_map(|(n, v)| keep(&n).map(|n| (n, v)))
-        .collect();
-    safetensors::serialize_to_file(views, None, dst).unwrap();
-}
-
 /// A single file without a VAE cannot load; a VAE file found beside it, chosen under ⚙, loads
 /// it, is remembered for that model, and is named in the picture's PNG text.
 #[test]
@@ -327,10 +315,10 @@ fn a_vae_chosen_for_a_model_is_used_remembered_and_recorded() {
     std::fs::create_dir_all(&models).unwrap();
     let checkpoint = fixtures().join("single-file/sd1/sd1-tiny.safetensors");
     let model = models.join("novae.safetensors");
-    rewrite(&checkpoint, &model, |n| {
+    rewrite_safetensors(&checkpoint, &model, |n| {
         (!n.starts_with("first_stage_model.")).then(|| n.to_string())
     });
-    rewrite(&checkpoint, &models.join("tiny.vae.safetensors"), |n| {
+    rewrite_safetensors(&checkpoint, &models.join("tiny.vae.safetensors"), |n| {
         n.strip_prefix("first_stage_model.").map(str::to_string)
     });
     let mut h = harness(tmp.path(), Some(&model));

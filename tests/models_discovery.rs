@@ -3,6 +3,7 @@
 #![cfg(unix)]
 
 mod common;
+mod support;
 
 use std::collections::HashSet;
 use std::fs;
@@ -283,14 +284,9 @@ fn vae_files_are_found_beside_checkpoints_and_in_vae_folders() {
 fn a_checkpoint_without_its_vae_is_listed_as_needing_one() {
     let tmp = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/single-file/sd1/sd1-tiny.safetensors");
-    let bytes = fs::read(&src).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let kept: Vec<_> = st
-        .tensors()
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with("first_stage_model."))
-        .collect();
-    safetensors::serialize_to_file(kept, None, &tmp.path().join("novae.safetensors")).unwrap();
+    support::rewrite_safetensors(&src, &tmp.path().join("novae.safetensors"), |n| {
+        (!n.starts_with("first_stage_model.")).then(|| n.to_string())
+    });
     fs::copy(&src, tmp.path().join("whole.safetensors")).unwrap();
     let roots = DiscoveryRoots {
         user_folders: vec![tmp.path().to_path_buf()],

@@ -151,27 +151,15 @@ fn the_model_hash_is_a1111s_sha256_prefix_and_the_name_the_stem() {
     assert_eq!(lantern::model::known_model_hash(&copy, dtype), None);
 }
 
-/// `src` rewritten with only the tensors `keep` accepts, renamed by `rename`.
-fn rewrite(src: &Path, dst: &Path, keep: impl Fn(&str) -> Option<String>) {
-    let bytes = std::fs::read(src).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = st
-        .tensors()
-        .into_iter()
-        .filter_map(|(n, v)| keep(&n).map(|n| (n, v)))
-        .collect();
-    safetensors::serialize_to_file(views, None, dst).unwrap();
-}
-
 #[test]
 fn a_separate_vae_file_replaces_a_missing_vae_and_missing_parts_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let model_path = tmp.path().join("novae.safetensors");
     let vae_path = tmp.path().join("tiny.vae.safetensors");
-    rewrite(&file("sd1"), &model_path, |n| {
+    rewrite_safetensors(&file("sd1"), &model_path, |n| {
         (!n.starts_with("first_stage_model.")).then(|| n.to_string())
     });
-    rewrite(&file("sd1"), &vae_path, |n| {
+    rewrite_safetensors(&file("sd1"), &vae_path, |n| {
         n.strip_prefix("first_stage_model.").map(str::to_string)
     });
     let Err(e) = load(&model_path, LoadOptions::default()) else {
@@ -190,7 +178,7 @@ fn a_separate_vae_file_replaces_a_missing_vae_and_missing_parts_are_named() {
     compare("sd1", &model);
     // A checkpoint without its text encoder says what is missing.
     let no_text = tmp.path().join("notext.safetensors");
-    rewrite(&file("sd1"), &no_text, |n| {
+    rewrite_safetensors(&file("sd1"), &no_text, |n| {
         (!n.starts_with("cond_stage_model.")).then(|| n.to_string())
     });
     let Err(e) = load(&no_text, LoadOptions::default()) else {
@@ -318,7 +306,7 @@ fn single_files_are_discovered_with_family_and_size() {
     let sd = tmp.path().join("Stable-diffusion").join("tiny");
     std::fs::create_dir_all(&sd).unwrap();
     std::fs::copy(file("sdxl"), sd.join("sdxl-tiny.safetensors")).unwrap();
-    rewrite(&file("sd1"), &sd.join("x.vae.safetensors"), |n| {
+    rewrite_safetensors(&file("sd1"), &sd.join("x.vae.safetensors"), |n| {
         n.strip_prefix("first_stage_model.").map(str::to_string)
     });
     std::fs::write(sd.join("old.ckpt"), b"pickle").unwrap();
@@ -381,7 +369,7 @@ fn the_cli_generates_from_a_single_file() {
     // A separate VAE file (here the checkpoint's own VAE, so the picture is the same) is named
     // in the PNG with its A1111 hash.
     let vae = tmp.path().join("tiny.vae.safetensors");
-    rewrite(&file("sd1"), &vae, |n| {
+    rewrite_safetensors(&file("sd1"), &vae, |n| {
         n.strip_prefix("first_stage_model.").map(str::to_string)
     });
     let o = lantern()

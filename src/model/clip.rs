@@ -205,28 +205,9 @@ impl ClipTextModel {
 
     /// Encodes one or more id sequences of equal length (77 for SD).
     pub fn forward(&self, ids: &[Vec<u32>]) -> Result<TextEncoderOutput> {
-        let batch = ids.len();
-        let seq = ids.first().map(Vec::len).unwrap_or(0);
-        if batch == 0 || seq == 0 || seq > self.config.max_position_embeddings || ids.iter().any(|r| r.len() != seq) {
-            return Err(Error::invalid(format!(
-                "text encoder needs equal-length id rows of at most {} tokens",
-                self.config.max_position_embeddings
-            )));
-        }
-        if let Some(bad) = ids.iter().flatten().find(|&&id| id as usize >= self.config.vocab_size) {
-            return Err(Error::invalid(format!(
-                "token id {bad} is outside the text encoder's vocabulary"
-            )));
-        }
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        let ids_t = Tensor::from_vec(flat, (batch * seq,), &self.device)?;
-        let tokens = self
-            .token_embedding
-            .index_select(&ids_t, 0)?
-            .to_dtype(self.dtype)?
-            .reshape((batch, seq, self.config.hidden_size))?;
-        let positions = self.position_embedding.narrow(0, 0, seq)?.to_dtype(self.dtype)?;
-        let mut x = tokens.broadcast_add(&positions)?;
+        let embedded = self.embed(ids)?;
+        let seq = embedded.dim(1)?;
+        let mut x = embedded.clone();
         let mask = causal_mask(seq, self.dtype, &self.device)?;
         let n = self.layers.len();
         let mut penultimate = None;
@@ -241,7 +222,7 @@ impl ClipTextModel {
         let penultimate_hidden_state = match penultimate {
             Some(p) => p,
             None if n >= 2 => unreachable!("set in the loop"),
-            None => tokens.broadcast_add(&positions)?,
+            None => embedded,
         };
         let text_embeds = match &self.text_projection {
             Some(proj) => {

@@ -129,3 +129,16 @@ pub fn run_generated(model: &LoadedModel, req: &Request) -> Vec<pipeline::Genera
     .unwrap();
     out
 }
+
+/// `src` rewritten to `dst` with only the tensors `keep` accepts, renamed as it says (a
+/// checkpoint without its VAE, a VAE file cut out of a checkpoint, …).
+pub fn rewrite_safetensors(src: &Path, dst: &Path, keep: impl Fn(&str) -> Option<String>) {
+    let bytes = std::fs::read(src).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter_map(|(n, v)| keep(&n).map(|n| (n, v)))
+        .collect();
+    safetensors::serialize_to_file(views, None, dst).unwrap();
+}
