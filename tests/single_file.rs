@@ -337,31 +337,39 @@ fn the_cli_generates_from_a_single_file() {
         c
     };
     let out = tmp.path().join("out.png");
-    let o = lantern()
-        .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
-        .args([
-            "--negative-prompt",
-            "blurry, low quality",
-            "--steps",
-            "6",
-            "--guidance",
-            "7.5",
-        ])
-        .args(["--width", "64", "--height", "64", "--no-history", "-q", "--model"])
-        .arg(file("sd1"))
-        .arg("--init-latents")
-        .arg(fixtures().join("latents/64x64.safetensors"))
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let reference = read_png(&fixtures().join("single-file/sd1/reference/default-sq-g7.png"));
-    let (max, mean) = pixel_diff(&read_png(&out), &reference);
-    assert!(max <= MAX_ABS && mean <= MAX_MEAN, "max {max} mean {mean}");
-    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
-    let digest = Sha256::digest(std::fs::read(file("sd1")).unwrap());
-    let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    let sha_prefix = |p: &Path| -> String {
+        let digest = Sha256::digest(std::fs::read(p).unwrap());
+        digest.iter().take(5).map(|b| format!("{b:02x}")).collect()
+    };
+    // diffusers' fixture picture from `sd1` (plus `extra` arguments); its PNG text.
+    let generate = |extra: &[&std::ffi::OsStr]| -> String {
+        let o = lantern()
+            .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
+            .args([
+                "--negative-prompt",
+                "blurry, low quality",
+                "--steps",
+                "6",
+                "--guidance",
+                "7.5",
+            ])
+            .args(["--width", "64", "--height", "64", "--no-history", "-q", "--model"])
+            .arg(file("sd1"))
+            .args(extra)
+            .arg("--init-latents")
+            .arg(fixtures().join("latents/64x64.safetensors"))
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let reference = read_png(&fixtures().join("single-file/sd1/reference/default-sq-g7.png"));
+        let (max, mean) = pixel_diff(&read_png(&out), &reference);
+        assert!(max <= MAX_ABS && mean <= MAX_MEAN, "max {max} mean {mean}");
+        lantern::output::read_parameters_file(&out).unwrap().unwrap()
+    };
+    let text = generate(&[]);
+    let hash = sha_prefix(&file("sd1"));
     assert!(text.contains(&format!("Model hash: {hash}")), "{text}");
     assert!(text.contains("Model: sd1-tiny"), "{text}");
     assert!(!text.contains("VAE"), "the model's own VAE is not named: {text}");
@@ -372,25 +380,8 @@ fn the_cli_generates_from_a_single_file() {
     rewrite_safetensors(&file("sd1"), &vae, |n| {
         n.strip_prefix("first_stage_model.").map(str::to_string)
     });
-    let o = lantern()
-        .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
-        .args(["--negative-prompt", "blurry, low quality", "--steps", "6"])
-        .args(["--width", "64", "--height", "64", "--no-history", "-q", "--model"])
-        .arg(file("sd1"))
-        .arg("--vae")
-        .arg(&vae)
-        .arg("--init-latents")
-        .arg(fixtures().join("latents/64x64.safetensors"))
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (max, mean) = pixel_diff(&read_png(&out), &reference);
-    assert!(max <= MAX_ABS && mean <= MAX_MEAN, "max {max} mean {mean}");
-    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
-    let digest = Sha256::digest(std::fs::read(&vae).unwrap());
-    let vae_hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    let text = generate(&["--vae".as_ref(), vae.as_os_str()]);
+    let vae_hash = sha_prefix(&vae);
     assert!(
         text.contains(&format!("VAE hash: {vae_hash}, VAE: tiny.vae.safetensors")),
         "{text}"
