@@ -106,6 +106,10 @@ pub enum Error {
     /// A history problem that is not an SQLite error (e.g. a schema from a newer Lantern).
     #[error("history: {0}")]
     History(String),
+
+    /// A LoRA that cannot be used with the loaded model (missing, not a LoRA, another family).
+    #[error("LoRA `{name}`: {message}")]
+    Lora { name: String, message: String },
 }
 
 fn display_path_prefix(path: Option<&std::path::Path>) -> String {
@@ -189,9 +193,11 @@ impl Error {
             Error::Config { .. } | Error::Weights { .. } | Error::Model { .. } | Error::Tokenizer { .. } => Kind::Model,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => Kind::DiskFull,
             Error::Io { .. } => Kind::Io,
-            Error::InvalidRequest(_) | Error::Png { .. } | Error::Parameters(_) | Error::OutputFolderMissing(_) => {
-                Kind::InvalidInput
-            }
+            Error::InvalidRequest(_)
+            | Error::Png { .. }
+            | Error::Parameters(_)
+            | Error::OutputFolderMissing(_)
+            | Error::Lora { .. } => Kind::InvalidInput,
             Error::Cancelled => Kind::Cancelled,
             Error::Network(failure) | Error::Download(failure) => failure.kind,
             Error::DiskSpace { .. } => Kind::DiskFull,
@@ -222,6 +228,13 @@ impl Error {
         Error::Config {
             file: file.into(),
             field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn lora(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Lora {
+            name: name.into(),
             message: message.into(),
         }
     }

@@ -67,6 +67,11 @@ impl DataDir {
     pub fn models(&self) -> PathBuf {
         self.root.join("models")
     }
+
+    /// LoRA files placed in Lantern's own folder (beside `models/`).
+    pub fn loras(&self) -> PathBuf {
+        self.root.join("loras")
+    }
 }
 
 #[cfg(test)]

@@ -132,6 +132,9 @@ pub struct Recipe {
     pub vae: Option<String>,
     /// A1111's `VAE hash` of that file.
     pub vae_hash: Option<String>,
+    /// The LoRAs the prompt's `<lora:…>` tags applied, with A1111's hash of each file
+    /// (`Lora hashes`); filled in by the pipeline.
+    pub lora_hashes: Vec<(String, String)>,
     /// Position of this image in its batch (0-based).
     pub batch_index: u32,
     /// How many images the job made, one after another.
@@ -168,6 +171,7 @@ impl Default for Recipe {
             model_hash: None,
             vae: None,
             vae_hash: None,
+            lora_hashes: Vec::new(),
             batch_index: 0,
             batch_size: 1,
             rng: NoiseKind::Gpu,
@@ -217,6 +221,8 @@ impl Recipe {
                 self.clip_skip
             )));
         }
+        // A malformed `<lora:…>` tag is a mistake in the prompt, found before any model loads.
+        crate::text::extra_networks::strip(&self.prompt)?;
         Ok(())
     }
 

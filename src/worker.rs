@@ -265,7 +265,7 @@ impl WorkerState {
         let saver = &mut self.saver;
         saver.retarget(job.output_dir.clone(), job.history.clone());
         let result = pipeline::generate(model, &job.request, &self.cancel, &mut |event| match event {
-            Event::EncodingPrompt => {}
+            Event::EncodingPrompt | Event::ApplyingLoras => {}
             Event::PromptTruncated { used, total } => emit(WorkerEvent::Warning {
                 id,
                 message: format!("The prompt has {total} tokens; only the first {used} are used."),

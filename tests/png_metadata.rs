@@ -63,15 +63,16 @@ fn full_params(prompt: &str, negative: &str, sampler: SamplerKind) -> Recipe {
         model_hash: Some("6ce0161689".into()),
         vae: Some("vae-ft-mse-840000-ema-pruned.safetensors".into()),
         vae_hash: Some("735e4c3a44".into()),
+        lora_hashes: vec![
+            ("add_detail".into(), "7c6bad76eb54".into()),
+            ("film".into(), "0123abcd".into()),
+        ],
         batch_index: 2,
         batch_size: 4,
         rng: NoiseKind::Cpu,
         clip_skip: 2,
         prompt_syntax: PromptSyntax::A1111,
-        extra: vec![
-            ("Lora hashes".into(), "add_detail: 7c6bad76eb54, film: 0123abcd".into()),
-            ("Note".into(), "first line\nsecond \"quoted\" line".into()),
-        ],
+        extra: vec![("Note".into(), "first line\nsecond \"quoted\" line".into())],
     }
 }
 
@@ -216,6 +217,7 @@ fn every_sampler_and_simple_values_round_trip() {
             model_hash: None,
             vae: None,
             vae_hash: None,
+            lora_hashes: Vec::new(),
             batch_index: 0,
             batch_size: 1,
             rng: NoiseKind::ALL[i % NoiseKind::ALL.len()],
@@ -257,6 +259,7 @@ fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
         "Model hash",
         "Model",
         "Clip skip",
+        "Lora hashes",
     ];
     assert_eq!(p.said, said);
     assert_eq!(
@@ -286,8 +289,11 @@ fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
             ("Denoising strength", "0.7"),
             ("Hires upscale", "2"),
             ("Hires upscaler", "Latent"),
-            ("Lora hashes", "add_detail: 7c6bad76eb54"),
         ]
+    );
+    assert_eq!(
+        p.recipe.lora_hashes,
+        vec![("add_detail".to_string(), "7c6bad76eb54".to_string())]
     );
     // Written again by Lantern, A1111's own fields survive.
     let again = parse_parameters(&format_parameters(&p.to_recipe())).unwrap();

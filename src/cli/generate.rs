@@ -31,6 +31,11 @@ pub struct GenerateArgs {
     /// the model's own.
     #[arg(long, value_name = "FILE")]
     pub vae: Option<PathBuf>,
+    /// Also look for the LoRA files the prompt's `<lora:NAME:WEIGHT>` tags name in this folder
+    /// (besides the data folder's loras/, weights/loras/ and the Lora folder beside the model's).
+    /// Repeatable.
+    #[arg(long = "lora-dir", value_name = "DIR")]
+    pub lora_dirs: Vec<PathBuf>,
     /// What the model predicts: `epsilon` or `v` (SD 2.x 768 models). Default: what the
     /// model's files say (for a single file: its metadata and family; see `models list`).
     #[arg(long, value_name = "epsilon|v", value_parser = parse_prediction)]
@@ -156,6 +161,15 @@ impl RecipeArgs {
     }
 }
 
+/// The LoRA files the prompt may name: only looked for when it has a tag.
+fn lora_files(args: &GenerateArgs) -> Vec<PathBuf> {
+    if crate::text::extra_networks::text_without_tags(&args.recipe.prompt) == args.recipe.prompt {
+        return Vec::new();
+    }
+    let roots = crate::hub::DiscoveryRoots::standard(vec![args.model.clone()]);
+    crate::hub::discover_loras(&roots, &args.lora_dirs)
+}
+
 pub fn run(args: GenerateArgs) -> Result<()> {
     // Everything that does not need the model is checked before loading it (a sizeless
     // request is checked at the default size, then again at the model's own).
@@ -198,6 +212,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     recipe.validate()?;
     let request = Request {
         init_latents,
+        lora_files: lora_files(&args),
         ..Request::new(recipe)
     };
     let history = (!args.no_history).then(|| {
@@ -212,6 +227,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut saved: Vec<PathBuf> = Vec::new();
     let mut save_error: Option<anyhow::Error> = None;
     let result = pipeline::generate(&model, &request, &cancel, &mut |event| match event {
+        Event::ApplyingLoras => bar.message("applying LoRAs…"),
         Event::EncodingPrompt => bar.message("encoding prompt…"),
         Event::PromptTruncated { used, total } => {
             bar.clear();

@@ -243,6 +243,7 @@ impl LanternApp {
         }
         Request {
             previews: true,
+            lora_files: self.state.models.loras.iter().map(|l| l.path.clone()).collect(),
             ..Request::new(recipe)
         }
     }

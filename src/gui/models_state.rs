@@ -10,7 +10,7 @@ use crate::error::{Failure, Kind};
 use crate::format::ByteSize;
 use crate::hub::{
     CancelFlag, Catalog, CatalogEntry, DiscoveryRoots, DownloadEvent, DownloadRequest, HubConfig, LocalModel,
-    ModelSource, RecommendedSettings, discover, discover_vaes, hf_cache, spawn_download,
+    ModelSource, RecommendedSettings, describe_lora, discover, discover_loras, discover_vaes, hf_cache, spawn_download,
 };
 
 use super::tasks::Tasks;
@@ -300,6 +300,8 @@ pub struct ModelsState {
     pub hashes: std::collections::HashMap<PathBuf, String>,
     /// Separate VAE files found on disk (`*.vae.safetensors`, `VAE` folders).
     pub vaes: Vec<PathBuf>,
+    /// LoRA files found on disk (see `hub::discover_loras`), with what their headers say.
+    pub loras: Vec<crate::hub::LoraInfo>,
 }
 
 impl ModelsState {
@@ -378,6 +380,7 @@ enum Msg {
         generation: u64,
         models: Vec<LocalModel>,
         vaes: Vec<PathBuf>,
+        loras: Vec<crate::hub::LoraInfo>,
     },
     /// The listed models' hashes, after the list (a few MiB read per folder).
     Hashed {
@@ -469,10 +472,12 @@ impl ModelsController {
             }
             models.sort_by_key(|m| !m.is_complete());
             let vaes = discover_vaes(&roots);
+            let loras = discover_loras(&roots, &[]).iter().map(|f| describe_lora(f)).collect();
             Msg::Scanned {
                 generation,
                 models,
                 vaes,
+                loras,
             }
         };
         let mut roots = self.env.roots.clone();
@@ -586,10 +591,12 @@ impl ModelsController {
                     generation,
                     models,
                     vaes,
+                    loras,
                 } => {
                     if generation == self.scan_generation {
                         state.local = models;
                         state.vaes = vaes;
+                        state.loras = loras;
                         state.scan = ScanState::Done;
                     }
                 }

@@ -22,6 +22,9 @@ pub enum Counted {
 pub struct TokenCounter {
     counted_for: Option<(String, PromptSyntax, usize)>,
     counted: Option<Counted>,
+    /// The prompt's `<lora:…>` tags are cut out before encoding, so they are not counted
+    /// (A1111 reads them from the prompt only, not from the negative prompt).
+    cuts_tags: bool,
 }
 
 impl TokenCounter {
@@ -40,7 +43,12 @@ impl TokenCounter {
             .as_ref()
             .is_some_and(|(t, s, w)| t == text && *s == syntax && *w == which);
         if !fresh {
-            self.counted = Some(match count_tokens(tokenizer, text, syntax) {
+            let counted = if self.cuts_tags {
+                crate::text::extra_networks::strip(text).and_then(|s| count_tokens(tokenizer, &s.text, syntax))
+            } else {
+                count_tokens(tokenizer, text, syntax)
+            };
+            self.counted = Some(match counted {
                 Ok(count) if count.truncated() => Counted::Cut(count),
                 Ok(count) => Counted::Fits(count),
                 Err(e) => Counted::Invalid(e.to_string()),
@@ -52,10 +60,22 @@ impl TokenCounter {
 }
 
 /// The counters of the prompt and the negative prompt.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TokenCounters {
     pub prompt: TokenCounter,
     pub negative: TokenCounter,
+}
+
+impl Default for TokenCounters {
+    fn default() -> Self {
+        TokenCounters {
+            prompt: TokenCounter {
+                cuts_tags: true,
+                ..TokenCounter::default()
+            },
+            negative: TokenCounter::default(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +116,31 @@ mod tests {
             panic!("{counted:?}");
         };
         assert!(msg.contains("1.2.3"), "{msg}");
+    }
+
+    #[test]
+    fn lora_tags_in_the_prompt_are_not_counted() {
+        let tok = tokenizer();
+        let mut counters = TokenCounters::default();
+        let tagged = counters
+            .prompt
+            .count(Some(&tok), "a red fox <lora:ink:0.8>", PromptSyntax::A1111)
+            .cloned();
+        let plain = counters
+            .prompt
+            .count(Some(&tok), "a red fox ", PromptSyntax::A1111)
+            .cloned();
+        assert_eq!(tagged, plain);
+        let bad = counters.prompt.count(Some(&tok), "a <lora:ink:x>", PromptSyntax::A1111);
+        assert!(
+            matches!(bad, Some(Counted::Invalid(m)) if m.contains("not a number")),
+            "{bad:?}"
+        );
+        // The negative prompt is read as A1111 reads it: the tag is text there.
+        let neg = counters
+            .negative
+            .count(Some(&tok), "a <lora:ink:x>", PromptSyntax::A1111);
+        assert!(matches!(neg, Some(Counted::Fits(_))), "{neg:?}");
     }
 
     #[test]

@@ -406,6 +406,7 @@ fn recipe_from_columns(r: &Row<'_>) -> rusqlite::Result<Recipe> {
         model_hash: r.get(5)?,
         vae: None,
         vae_hash: None,
+        lora_hashes: Vec::new(),
         sampler,
         steps: u32_col(7)?,
         guidance: r.get(8)?,

@@ -214,6 +214,122 @@ pub fn discover_vaes(roots: &DiscoveryRoots) -> Vec<PathBuf> {
     out
 }
 
+/// LoRA files where people keep them: the data folder's `loras/` (beside its `models/`),
+/// `weights/loras/` (or `Lora`), and for each added folder the folder itself when it is a
+/// LoRA folder, else the `Lora`/`loras` folder beside it (A1111's `models/Lora` next to
+/// `models/Stable-diffusion`, ComfyUI's `models/loras` next to `models/checkpoints`). Sorted by
+/// name; a file reached twice is listed once. Two files with the same name in two folders are
+/// both listed: the prompt's tag cannot tell them apart, which `pipeline::loras` reports.
+/// `lora_folders` are scanned as they are (folders the user named as LoRA folders).
+pub fn discover_loras(roots: &DiscoveryRoots, lora_folders: &[PathBuf]) -> Vec<PathBuf> {
+    const NAMES: [&str; 3] = ["loras", "Lora", "lora"];
+    let mut places: Vec<PathBuf> = lora_folders.to_vec();
+    if let Some(data) = roots.data_dir_models.as_deref().and_then(Path::parent) {
+        places.push(data.join("loras"));
+    }
+    for weights in &roots.project_weights {
+        places.extend(NAMES.map(|n| weights.join(n)));
+    }
+    for folder in &roots.user_folders {
+        let folder = if folder.is_file() {
+            folder.parent().unwrap_or(folder)
+        } else {
+            folder
+        };
+        if is_lora_folder(folder) {
+            places.push(folder.to_path_buf());
+        } else if let Some(parent) = folder.parent() {
+            places.extend(NAMES.map(|n| parent.join(n)));
+        }
+    }
+    let mut seen_places = HashSet::new();
+    places.retain(|p| seen_places.insert(fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())));
+    let mut seen = HashSet::new();
+    let mut out: Vec<PathBuf> = places
+        .iter()
+        .flat_map(|root| checkpoint_files(root, 2))
+        .filter(|file| !folder_name(file).to_ascii_lowercase().ends_with(".vae.safetensors"))
+        .filter(|file| seen.insert(fs::canonicalize(file).unwrap_or_else(|_| file.clone())))
+        .collect();
+    out.sort_by_key(|f| folder_name(f).to_lowercase());
+    out
+}
+
+fn is_lora_folder(folder: &Path) -> bool {
+    let name = folder_name(folder).to_ascii_lowercase();
+    name == "lora" || name == "loras"
+}
+
+/// What a file in a LoRA folder is, by its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoraKind {
+    /// A LoRA for this architecture.
+    For(BaseArch),
+    /// A LoRA whose layers do not say which family it is for.
+    Unknown,
+    /// Not a LoRA (unreadable, or another kind of file).
+    NotALora,
+}
+
+/// What the LoRA browser shows of a file, from its header alone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoraInfo {
+    pub path: PathBuf,
+    /// The name a prompt's tag uses (the file stem).
+    pub name: String,
+    pub size: u64,
+    pub kind: LoraKind,
+    /// An image beside the file with the same stem (`.png`, `.preview.png`, `.jpg`, …).
+    pub preview: Option<PathBuf>,
+}
+
+/// Reads a LoRA file's header to tell its family: SDXL's second text encoder or 2048-wide
+/// cross-attention, SD 2's 1024, SD 1's 768.
+pub fn describe_lora(path: &Path) -> LoraInfo {
+    use crate::model::single_file::header;
+    let name = crate::pipeline::loras::lora_name(path);
+    let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let kind = header::read(path).map_or(LoraKind::NotALora, |h| {
+        let is_lora = h
+            .names()
+            .any(|n| n.contains("lora_down") || n.contains("lora_A") || n.contains(".lora."));
+        if !is_lora {
+            return LoraKind::NotALora;
+        }
+        if h.names()
+            .any(|n| n.starts_with("lora_te2_") || n.starts_with("text_encoder_2."))
+        {
+            return LoraKind::For(BaseArch::Sdxl);
+        }
+        let width = h
+            .names()
+            .filter(|n| {
+                let k = n.replace('.', "_");
+                (k.contains("attn2_to_k") || k.contains("attn2_to_v"))
+                    && (k.contains("lora_down") || k.contains("lora_A"))
+            })
+            .find_map(|n| h.shape(n).and_then(|s| s.get(1).copied()));
+        match width {
+            Some(2048) => LoraKind::For(BaseArch::Sdxl),
+            Some(1024) => LoraKind::For(BaseArch::Sd2),
+            Some(768) => LoraKind::For(BaseArch::Sd1),
+            _ => LoraKind::Unknown,
+        }
+    });
+    let stem = path.with_extension("");
+    let preview = ["png", "preview.png", "jpg", "jpeg", "webp", "preview.jpg"]
+        .iter()
+        .map(|ext| stem.with_extension(ext))
+        .find(|p| p.is_file());
+    LoraInfo {
+        path: path.to_path_buf(),
+        name,
+        size,
+        kind,
+        preview,
+    }
+}
+
 /// Named like a VAE (`*.vae.safetensors`) or kept in a `VAE` folder.
 fn is_vae_file(file: &Path) -> bool {
     let name = folder_name(file).to_ascii_lowercase();

@@ -20,7 +20,10 @@ pub mod proxy;
 pub mod safetensors_header;
 
 pub use catalog::{Catalog, CatalogEntry, RecommendedSettings};
-pub use discovery::{DiscoveryRoots, LocalModel, ModelSource, ModelStatus, discover, discover_vaes};
+pub use discovery::{
+    DiscoveryRoots, LocalModel, LoraInfo, LoraKind, ModelSource, ModelStatus, describe_lora, discover, discover_loras,
+    discover_vaes,
+};
 pub use download::{
     CancelFlag, DownloadEvent, DownloadHandle, DownloadRequest, FileSelection, HubConfig, Progress, download,
     spawn_download,

@@ -95,11 +95,7 @@ impl EncoderLayer {
         let attn = w.pp("self_attn");
         Ok(EncoderLayer {
             layer_norm1: LayerNorm::load(&w.pp("layer_norm1"), d, c.layer_norm_eps)?,
-            qkv_proj: Linear::concat(&[
-                Linear::load(&attn.pp("q_proj"), d, d, true)?,
-                Linear::load(&attn.pp("k_proj"), d, d, true)?,
-                Linear::load(&attn.pp("v_proj"), d, d, true)?,
-            ])?,
+            qkv_proj: Linear::load_fused(&attn, &["q_proj", "k_proj", "v_proj"], d, d)?,
             out_proj: Linear::load(&attn.pp("out_proj"), d, d, true)?,
             layer_norm2: LayerNorm::load(&w.pp("layer_norm2"), d, c.layer_norm_eps)?,
             fc1: Linear::load(&w.pp("mlp").pp("fc1"), d, c.intermediate_size, true)?,

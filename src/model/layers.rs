@@ -23,6 +23,27 @@ impl Linear {
         Linear { weight, bias }
     }
 
+    /// The layers `names` under `w` (each `in_dim` → `out_dim`, with a bias) as one layer
+    /// computing them side by side, recorded so that patching one part (a LoRA on `q_proj`)
+    /// reaches its rows of the fused weight.
+    pub fn load_fused(w: &Weights, names: &[&str], in_dim: usize, out_dim: usize) -> Result<Linear> {
+        let parts = names
+            .iter()
+            .map(|n| Linear::load(&w.pp(n), in_dim, out_dim, true))
+            .collect::<Result<Vec<_>>>()?;
+        let fused = Linear::concat(&parts)?;
+        drop(parts);
+        let weights: Vec<String> = names.iter().map(|n| format!("{n}.weight")).collect();
+        let weights: Vec<&str> = weights.iter().map(String::as_str).collect();
+        w.register_fused(&weights, &vec![out_dim; names.len()], &fused.weight);
+        let biases: Vec<String> = names.iter().map(|n| format!("{n}.bias")).collect();
+        let biases: Vec<&str> = biases.iter().map(String::as_str).collect();
+        if let Some(b) = &fused.bias {
+            w.register_fused(&biases, &vec![out_dim; names.len()], b);
+        }
+        Ok(fused)
+    }
+
     /// One layer computing all of `parts` side by side (outputs concatenated in order); the
     /// parts must share the input size and all have a bias or none.
     pub fn concat(parts: &[Linear]) -> Result<Linear> {

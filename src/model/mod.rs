@@ -6,6 +6,7 @@ pub mod clip;
 pub mod config;
 pub mod cpu;
 pub mod layers;
+pub mod lora;
 pub mod resnet;
 pub mod single_file;
 pub mod unet;
@@ -282,6 +283,8 @@ pub struct LoadedModel {
     pub hash: String,
     /// A1111's `VAE hash` of the separate VAE file in `options.vae`, if one is used.
     pub vae_hash: Option<String>,
+    /// The LoRAs merged into the weights now, and how to change them.
+    pub lora: lora::Patcher,
 }
 
 /// The separate VAE file's A1111 hash (cached like a checkpoint's); `None` without one, or
@@ -325,13 +328,15 @@ impl LoadedModel {
         check_components(&folder, &encoder_configs, &unet_config, &vae_config)?;
 
         let mut text_encoders = Vec::new();
+        let mut lora_parts = Vec::new();
         for (i, (tokenizer, dir, config)) in text_parts.into_iter().enumerate() {
             on_stage(LoadStage::TextEncoder(i));
-            let w = Weights::open(&dir, "model", prefer, options.dtype, &options.device)?;
+            let w = Weights::open(&dir, "model", prefer, options.dtype, &options.device)?.tracked();
             text_encoders.push(TextEncoder {
                 tokenizer,
                 model: ClipTextModel::load(&w, config)?,
             });
+            lora_parts.push((lora::Part::TextEncoder(i), w));
         }
 
         on_stage(LoadStage::Unet);
@@ -341,9 +346,12 @@ impl LoadedModel {
             prefer,
             options.dtype,
             &options.device,
-        )?;
+        )?
+        .tracked();
         let hash = weights_hash(&unet_w)?;
+        let lora_shape = (unet_config.layers_per_block[0], unet_config.context_dim());
         let unet = Unet::load(&unet_w, unet_config)?;
+        lora_parts.push((lora::Part::Unet, unet_w));
 
         on_stage(LoadStage::Vae);
         let vae_dtype = if vae_config.force_upcast {
@@ -368,6 +376,7 @@ impl LoadedModel {
             vae_hash: vae_file_hash(&options),
             options,
             hash,
+            lora: lora::Patcher::new(lora_parts, lora_shape.0, lora_shape.1),
         })
     }
 

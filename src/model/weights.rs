@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Shape, Tensor};
 use memmap2::Mmap;
@@ -41,6 +41,30 @@ struct Store {
     /// For a file in another layout (a single-file checkpoint): the names modules ask for →
     /// where each lives in the file. Empty: names are the file's own.
     mapping: HashMap<String, Mapped>,
+    /// The tensors handed to modules through a tracking view ([`Weights::tracked`]), by full
+    /// name: what a LoRA patches in place and later restores from the file.
+    registry: Mutex<HashMap<String, Registered>>,
+}
+
+/// A tensor a module holds, as the store handed it out: writing into it (in place) changes
+/// the module's weight. The named tensor is `rows` rows of `tensor` from `row` on, along the
+/// first dimension (all of it, or its place inside a fused projection such as CLIP's q/k/v).
+#[derive(Clone, Debug)]
+pub struct Registered {
+    pub tensor: Tensor,
+    pub row: usize,
+    pub rows: usize,
+}
+
+impl Registered {
+    /// The named tensor's own shape.
+    pub fn shape(&self) -> Vec<usize> {
+        let mut dims = self.tensor.dims().to_vec();
+        if let Some(first) = dims.first_mut() {
+            *first = self.rows;
+        }
+        dims
+    }
 }
 
 /// Where a tensor a module asks for lives in a file stored in another layout, and how its
@@ -76,6 +100,8 @@ pub struct Weights {
     prefix: String,
     dtype: DType,
     device: Device,
+    /// Whether tensors read through this view are recorded in the store's registry.
+    track: bool,
 }
 
 /// The weight files found in a component folder, in the order they will be read.
@@ -269,10 +295,12 @@ impl Weights {
                 files,
                 index,
                 mapping: HashMap::new(),
+                registry: Mutex::new(HashMap::new()),
             }),
             prefix: String::new(),
             dtype,
             device: device.clone(),
+            track: false,
         })
     }
 
@@ -340,6 +368,67 @@ impl Weights {
         Weights { prefix, ..self.clone() }
     }
 
+    /// The same view, recording every tensor it hands out so that it can be patched in place
+    /// later (LoRA). Only for modules that keep the tensors they read as they are: a tensor
+    /// read only to look at, or replaced by a derived copy, would be kept alive by the record.
+    pub fn tracked(&self) -> Weights {
+        Weights {
+            track: true,
+            ..self.clone()
+        }
+    }
+
+    /// The tensor a module holds under `name` (relative to this view), if it was read through
+    /// a tracking view.
+    pub fn registered(&self, name: &str) -> Option<Registered> {
+        let registry = self.store.registry.lock().unwrap_or_else(|e| e.into_inner());
+        registry.get(&self.full_name(name)).cloned()
+    }
+
+    /// The names (relative to this view) of every tensor recorded under it.
+    pub fn registered_names(&self) -> Vec<String> {
+        let registry = self.store.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}.", self.prefix)
+        };
+        let mut names: Vec<String> = registry
+            .keys()
+            .filter_map(|n| n.strip_prefix(&strip).map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Records that the tensors `names` (relative to this view) now live inside `fused`, one
+    /// after another along its first dimension, `rows[i]` rows each; the separate copies the
+    /// module read them as are no longer referenced.
+    pub fn register_fused(&self, names: &[&str], rows: &[usize], fused: &Tensor) {
+        if !self.track {
+            return;
+        }
+        let mut registry = self.store.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut row = 0;
+        for (name, len) in names.iter().zip(rows) {
+            registry.insert(
+                self.full_name(name),
+                Registered {
+                    tensor: fused.clone(),
+                    row,
+                    rows: *len,
+                },
+            );
+            row += len;
+        }
+    }
+
+    /// The tensor `name` as the file holds it, read again (for undoing an in-place patch);
+    /// not recorded.
+    pub fn original(&self, name: &str) -> Result<Tensor> {
+        self.load(&self.full_name(name), None)
+    }
+
     /// The same weights produced in another dtype (e.g. an f32 VAE inside an f16 model).
     pub fn with_dtype(&self, dtype: DType) -> Weights {
         Weights { dtype, ..self.clone() }
@@ -367,12 +456,30 @@ impl Weights {
         let shape = shape.into();
         let full = self.full_name(name);
         let tensor = self.load(&full, Some(&shape))?;
+        self.record(full, &tensor);
         Ok(tensor)
     }
 
     /// A tensor of whatever shape the file holds.
     pub fn get_unchecked(&self, name: &str) -> Result<Tensor> {
-        self.load(&self.full_name(name), None)
+        let full = self.full_name(name);
+        let tensor = self.load(&full, None)?;
+        self.record(full, &tensor);
+        Ok(tensor)
+    }
+
+    fn record(&self, full: String, tensor: &Tensor) {
+        if self.track {
+            let mut registry = self.store.registry.lock().unwrap_or_else(|e| e.into_inner());
+            registry.insert(
+                full,
+                Registered {
+                    tensor: tensor.clone(),
+                    row: 0,
+                    rows: tensor.dims().first().copied().unwrap_or(0),
+                },
+            );
+        }
     }
 
     fn load(&self, full: &str, expected: Option<&Shape>) -> Result<Tensor> {

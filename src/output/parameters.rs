@@ -132,6 +132,14 @@ const FIELDS: &[Field] = &[
         },
     },
     Field {
+        key: "Lora hashes",
+        write: |r| (!r.lora_hashes.is_empty()).then(|| format_lora_hashes(&r.lora_hashes)),
+        read: |p, v| {
+            p.recipe.lora_hashes = parse_lora_hashes(v);
+            Ok(())
+        },
+    },
+    Field {
         key: "Batch size",
         write: |r| (r.batch_size > 1).then(|| r.batch_size.to_string()),
         read: |p, v| {
@@ -207,6 +215,24 @@ fn sampler_names(r: &Recipe) -> (String, String) {
 
 fn is_typed_key(key: &str) -> bool {
     key == VERSION_KEY || FIELDS.iter().any(|f| f.key == key)
+}
+
+/// A1111's `Lora hashes` value, `name: hash, name: hash` (names lose `:` and `,` as there).
+fn format_lora_hashes(hashes: &[(String, String)]) -> String {
+    hashes
+        .iter()
+        .map(|(name, hash)| format!("{}: {hash}", name.replace([':', ','], "")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn parse_lora_hashes(value: &str) -> Vec<(String, String)> {
+    value
+        .split(',')
+        .filter_map(|entry| entry.split_once(':'))
+        .map(|(name, hash)| (name.trim().to_string(), hash.trim().to_string()))
+        .filter(|(name, hash)| !name.is_empty() && !hash.is_empty())
+        .collect()
 }
 
 /// A1111's `quote`: JSON-quote (non-ASCII kept as is) when the value holds `,` `:` or a newline.

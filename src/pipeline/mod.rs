@@ -4,6 +4,7 @@
 //! initial latents, and for the same seed with `--rng cpu` (diffusers'
 //! `generator=torch.Generator("cpu").manual_seed(seed)`); see [`noise`].
 
+pub mod loras;
 pub mod noise;
 pub mod preview;
 pub mod prompt;
@@ -34,6 +35,9 @@ pub struct Request {
     pub init_latents: Option<Tensor>,
     /// Emit a cheap preview image every step.
     pub previews: bool,
+    /// The LoRA files the prompt's `<lora:NAME:…>` tags may name (by file stem); see
+    /// [`loras::choose`]. The model's LoRA set is made to match the prompt's tags.
+    pub lora_files: Vec<std::path::PathBuf>,
 }
 
 impl Request {
@@ -58,6 +62,8 @@ pub struct Generated {
 /// Progress reports, in order.
 #[derive(Clone, Debug)]
 pub enum Event {
+    /// The prompt's LoRAs are being merged into the weights (only when the set changes).
+    ApplyingLoras,
     EncodingPrompt,
     /// After each UNet evaluation. `step` counts from 1 to `total`.
     Step {
@@ -119,8 +125,21 @@ pub fn generate(
         )));
     }
 
+    let stripped = crate::text::extra_networks::strip(&recipe.prompt)?;
+    let choices = loras::choose(&stripped.loras, &req.lora_files)?;
+    if !choices.is_empty() || !model.lora.applied().is_empty() {
+        on_event(Event::ApplyingLoras);
+    }
+    let applied = model.lora.apply(&choices)?;
+    let lora_hashes: Vec<(String, String)> = applied.iter().map(|a| (a.name.clone(), a.hash.clone())).collect();
+
     on_event(Event::EncodingPrompt);
-    let conditioning = Conditioning::new(model, recipe, on_event)?;
+    // The encoders see the prompt without its tags; the picture's recipe keeps them.
+    let text_recipe = Recipe {
+        prompt: stripped.text,
+        ..recipe.clone()
+    };
+    let conditioning = Conditioning::new(model, &text_recipe, on_event)?;
     let mut seeds = Vec::new();
     for i in 0..recipe.batch_size {
         if cancel.load(Ordering::Relaxed) {
@@ -168,6 +187,7 @@ pub fn generate(
         image_recipe.model_hash = Some(model.hash.clone());
         image_recipe.vae = model.vae_name();
         image_recipe.vae_hash = model.vae_hash.clone();
+        image_recipe.lora_hashes = lora_hashes.clone();
         seeds.push(image_recipe.seed);
         on_event(Event::ImageReady(Box::new(Generated {
             image,

@@ -32,7 +32,7 @@ pub(super) enum HistoryMsg {
     /// A PNG dropped on the window, read: its settings, or why there are none.
     Dropped {
         name: String,
-        result: Result<Recipe, DropProblem>,
+        result: Box<Result<Recipe, DropProblem>>,
     },
 }
 
@@ -194,13 +194,16 @@ impl LanternApp {
                 .bytes()
                 .map_err(DropProblem::Unreadable)
                 .and_then(|bytes| params_from_png(&bytes));
-            HistoryMsg::Dropped { name, result }
+            HistoryMsg::Dropped {
+                name,
+                result: Box::new(result),
+            }
         };
         self.history
             .tasks
             .spawn("dropped-file", read, move |why| HistoryMsg::Dropped {
                 name: failed,
-                result: Err(DropProblem::Unreadable(why)),
+                result: Box::new(Err(DropProblem::Unreadable(why))),
             });
     }
 
@@ -293,7 +296,7 @@ impl LanternApp {
                     Err(why) => DetailImage::Unavailable(why.unwrap_or_else(|| t!("file-moved-or-deleted"))),
                 };
             }
-            HistoryMsg::Dropped { name, result } => match result {
+            HistoryMsg::Dropped { name, result } => match *result {
                 Ok(params) => {
                     self.restore_params(&params, &name);
                     self.state.settings.show_history = false;

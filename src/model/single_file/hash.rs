@@ -37,7 +37,23 @@ fn stamp(path: &Path) -> Result<(u64, u128)> {
 
 /// The full SHA-256 of `path`, read in 1 MiB pieces.
 pub fn sha256_file(path: &Path) -> Result<String> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    sha256_rest(path, f)
+}
+
+/// The SHA-256 of a safetensors file's tensor data, its header skipped: A1111's hash for
+/// LoRA files (from the "addnet" extension), so editing the metadata keeps the hash.
+pub fn sha256_safetensors_data(path: &Path) -> Result<String> {
+    use std::io::{Seek, SeekFrom};
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|e| Error::io(path, e))?;
+    let skip = u64::from_le_bytes(len).saturating_add(8);
+    f.seek(SeekFrom::Start(skip)).map_err(|e| Error::io(path, e))?;
+    sha256_rest(path, f)
+}
+
+fn sha256_rest(path: &Path, mut f: std::fs::File) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -85,16 +101,27 @@ pub fn model_hash(path: &Path) -> Result<String> {
     Ok(sha256_cached(path)?[..10].to_string())
 }
 
+/// A1111's `Lora hashes` entry for a LoRA file: 12 hex digits of the SHA-256 of its tensor
+/// data ([`sha256_safetensors_data`]), from the cache when the file is unchanged.
+pub fn lora_hash(path: &Path) -> Result<String> {
+    let key = format!("data:{}", cache_key(path));
+    Ok(cached_with(path, key, sha256_safetensors_data)?[..12].to_string())
+}
+
 /// The file's full SHA-256, from the cache when the file is unchanged.
 pub fn sha256_cached(path: &Path) -> Result<String> {
-    let key = cache_key(path);
+    cached_with(path, cache_key(path), sha256_file)
+}
+
+/// `hash(path)`, remembered under `key` with the file's size and time.
+fn cached_with(path: &Path, key: String, hash: fn(&Path) -> Result<String>) -> Result<String> {
     let (size, mtime_ns) = stamp(path)?;
     let cache = cache_file();
     let mut entries = read_cache(&cache);
     if let Some(sha256) = cached_entry(&entries, &key, (size, mtime_ns)) {
         return Ok(sha256);
     }
-    let sha256 = sha256_file(path)?;
+    let sha256 = hash(path)?;
     // Only a file that did not change while it was read is remembered.
     if stamp(path)? == (size, mtime_ns) {
         entries.insert(

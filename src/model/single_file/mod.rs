@@ -254,8 +254,9 @@ pub(super) fn load(
         let hash = hashing
             .join()
             .unwrap_or_else(|_| Err(Error::invalid("hashing the model file failed")));
-        let (text_encoders, unet, vae) = loaded?;
+        let (text_encoders, unet, vae, lora) = loaded?;
         Ok(LoadedModel {
+            lora,
             scheduler_config: file.scheduler_config(),
             folder,
             text_encoders,
@@ -272,7 +273,7 @@ fn load_parts(
     file: &SingleFile,
     options: &LoadOptions,
     on_stage: &mut dyn FnMut(LoadStage),
-) -> Result<(Vec<TextEncoder>, Unet, VaeDecoder)> {
+) -> Result<(Vec<TextEncoder>, Unet, VaeDecoder, crate::model::lora::Patcher)> {
     let path = &file.path;
     if file.detected.text == TextLayout::Missing {
         return Err(Error::model(
@@ -297,14 +298,17 @@ fn load_parts(
     )?;
 
     let mut text_encoders = Vec::new();
+    let mut lora_parts = Vec::new();
     let tokenizers = file.tokenizers()?;
     let names: Vec<&str> = file.text_parts().iter().map(|p| p.2).collect();
     for (i, ((config, tokenizer), name)) in text_configs.into_iter().zip(tokenizers).zip(names).enumerate() {
         on_stage(LoadStage::TextEncoder(i));
+        let part = w.pp(name).tracked();
         text_encoders.push(TextEncoder {
             tokenizer,
-            model: ClipTextModel::load(&w.pp(name), config)?,
+            model: ClipTextModel::load(&part, config)?,
         });
+        lora_parts.push((crate::model::lora::Part::TextEncoder(i), part));
     }
     let width: usize = text_encoders.iter().map(|e| e.model.config().hidden_size).sum();
     if width != unet_config.context_dim() {
@@ -318,7 +322,11 @@ fn load_parts(
     }
 
     on_stage(LoadStage::Unet);
-    let unet = Unet::load(&w.pp("unet"), unet_config)?;
+    let (lpb, context_dim) = (unet_config.layers_per_block[0], unet_config.context_dim());
+    let unet_w = w.pp("unet").tracked();
+    let unet = Unet::load(&unet_w, unet_config)?;
+    lora_parts.push((crate::model::lora::Part::Unet, unet_w));
+    let lora = crate::model::lora::Patcher::new(lora_parts, lpb, context_dim);
 
     on_stage(LoadStage::Vae);
     let vae = match &options.vae {
@@ -331,5 +339,5 @@ fn load_parts(
             VaeDecoder::load(&w.pp("vae").with_dtype(dtype), config)?
         }
     };
-    Ok((text_encoders, unet, vae))
+    Ok((text_encoders, unet, vae, lora))
 }
