@@ -293,6 +293,66 @@ fn prompt_syntax_and_clip_skip_reach_the_png() {
     );
 }
 
+/// `<lora:NAME:W>` finds the file in `--lora-dir` or the data folder's `loras/`, changes the
+/// picture, and the PNG records A1111's `Lora hashes`; a missing or malformed tag is one line
+/// (the malformed one before the model loads).
+#[test]
+fn a_lora_tag_is_applied_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let loras = fixtures().join("loras");
+    let run = |name: &str, prompt: &str, extra: &[&str]| -> Output {
+        lantern(tmp.path())
+            .args(["generate", "--model"])
+            .arg(sd1())
+            .args(["--prompt", prompt, "--steps", "2", "--seed", "3"])
+            .args(["--width", "64", "--height", "64", "--no-history"])
+            .args(extra)
+            .arg("--output")
+            .arg(tmp.path().join(name))
+            .output()
+            .unwrap()
+    };
+    let dir = loras.to_str().unwrap();
+    let o = run("lora.png", "a red fox <lora:sd1-kohya:0.8>", &["--lora-dir", dir]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = lantern::output::read_parameters_file(&tmp.path().join("lora.png"))
+        .unwrap()
+        .unwrap();
+    assert!(
+        text.starts_with("a red fox <lora:sd1-kohya:0.8>") && text.contains("Lora hashes: \"sd1-kohya: 82bd49700770\""),
+        "{text}"
+    );
+    // The data folder's loras/ is looked in without --lora-dir.
+    std::fs::create_dir(tmp.path().join("loras")).unwrap();
+    std::fs::copy(
+        loras.join("sd1-peft.safetensors"),
+        tmp.path().join("loras/peft.safetensors"),
+    )
+    .unwrap();
+    let o = run("peft.png", "a red fox <lora:peft:1>", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run("none.png", "a red fox", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(
+        read_png(&tmp.path().join("peft.png")),
+        read_png(&tmp.path().join("none.png"))
+    );
+
+    assert_one_line_error(
+        &run("x.png", "a fox <lora:nowhere:1>", &[]),
+        "LoRA `nowhere`: not found",
+    );
+    assert_one_line_error(
+        &run("x.png", "a fox <lora:peft:lots>", &[]),
+        "weight `lots` is not a number",
+    );
+    assert_one_line_error(
+        &run("x.png", "a fox <lora:sdxl-kohya:1>", &["--lora-dir", dir]),
+        "LoRA `sdxl-kohya`: made for",
+    );
+    assert!(!tmp.path().join("x.png").exists());
+}
+
 #[test]
 fn bad_input_gives_one_clear_line() {
     let tmp = tempfile::tempdir().unwrap();

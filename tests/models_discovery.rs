@@ -298,3 +298,75 @@ fn a_checkpoint_without_its_vae_is_listed_as_needing_one() {
     let whole = find(&models, "whole");
     assert!(whole.is_complete() && !whole.needs_vae, "{whole:?}");
 }
+
+/// LoRA files where A1111, ComfyUI and Lantern keep them, each listed once, with the family
+/// their header says; VAE files beside them are not LoRAs.
+#[test]
+fn loras_are_found_where_people_keep_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (weights, data_models, a1111) = (
+        tmp.path().join("weights"),
+        tmp.path().join("data/models"),
+        tmp.path().join("a1111/models"),
+    );
+    let fixture = |name: &str| {
+        fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/loras")
+                .join(name),
+        )
+        .unwrap()
+    };
+    for (path, bytes) in [
+        (a1111.join("Stable-diffusion/dreamshaper_8.safetensors"), b"x".to_vec()),
+        (
+            a1111.join("Lora/style/ink.safetensors"),
+            fixture("sd1-kohya.safetensors"),
+        ),
+        (a1111.join("Lora/ink-preview.png"), b"not used".to_vec()),
+        (a1111.join("Lora/xl.safetensors"), fixture("sdxl-kohya.safetensors")),
+        (a1111.join("Lora/xl.preview.png"), b"png".to_vec()),
+        (weights.join("loras/peft.safetensors"), fixture("sd1-peft.safetensors")),
+        (weights.join("loras/some.vae.safetensors"), b"x".to_vec()),
+        (
+            tmp.path().join("data/loras/own.safetensors"),
+            fixture("sd1-locon.safetensors"),
+        ),
+        (
+            tmp.path().join("data/loras/junk.safetensors"),
+            b"not a safetensors file".to_vec(),
+        ),
+    ] {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, bytes).unwrap();
+    }
+    let roots = DiscoveryRoots {
+        project_weights: vec![weights.clone(), weights.clone()],
+        data_dir_models: Some(data_models),
+        user_folders: vec![a1111.join("Stable-diffusion")],
+        hf_caches: Vec::new(),
+    };
+    let infos: Vec<lantern::hub::LoraInfo> = lantern::hub::discover_loras(&roots, &[])
+        .iter()
+        .map(|f| lantern::hub::describe_lora(f))
+        .collect();
+    let summary: Vec<(String, lantern::hub::LoraKind, bool)> = infos
+        .iter()
+        .map(|l| (l.name.clone(), l.kind, l.preview.is_some()))
+        .collect();
+    use lantern::hub::LoraKind::*;
+    assert_eq!(
+        summary,
+        vec![
+            ("ink".to_string(), Unknown, false),
+            ("junk".to_string(), NotALora, false),
+            ("own".to_string(), Unknown, false),
+            ("peft".to_string(), Unknown, false),
+            ("xl".to_string(), For(BaseArch::Sdxl), true),
+        ],
+        "the tiny SD 1 fixtures' text width is no real family's, so they say Unknown"
+    );
+    // A folder named as a LoRA folder is scanned as it is.
+    let only = lantern::hub::discover_loras(&DiscoveryRoots::default(), &[a1111.join("Lora")]);
+    assert_eq!(only.len(), 2);
+}

@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 
 use crate::device::{self, DeviceChoice, Precision};
+use crate::model::lora::LoraChoice;
 use crate::model::{LoadOptions, LoadedModel};
 use crate::pipeline::prompt::{encode_prompt, encode_prompts};
 use crate::pipeline::{self, Request};
@@ -22,9 +23,14 @@ pub struct BenchArgs {
     /// A diffusers model folder (e.g. the one tools/bench_weights.py writes).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// Which measurement: load, clip, unet256, unet512, vae512, vae1024, gen512, turbo512, or all.
+    /// Which measurement: load, clip, unet256, unet512, vae512, vae1024, gen512, turbo512,
+    /// lora (needs --lora), or all.
     #[arg(long, default_value = "all")]
     pub only: String,
+    /// A LoRA file to time merging, switching and removing (e.g. the one
+    /// tools/make_bench_lora.py writes).
+    #[arg(long, value_name = "FILE")]
+    pub lora: Option<PathBuf>,
     /// Timed repetitions (the best is reported) after one warm-up.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
@@ -53,11 +59,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let wants = |name: &str| all || args.only == name;
     if !all
         && ![
-            "load", "clip", "unet256", "unet512", "vae512", "vae1024", "gen512", "turbo512",
+            "load", "clip", "unet256", "unet512", "vae512", "vae1024", "gen512", "turbo512", "lora",
         ]
         .contains(&args.only.as_str())
     {
         bail!("unknown measurement `{}`", args.only);
+    }
+    if let Some(file) = &args.lora
+        && wants("lora")
+    {
+        lora_switching(&model, file)?;
     }
     if wants("clip") {
         // What a guided generation encodes: the prompt and the negative prompt (in one batch,
@@ -103,6 +114,30 @@ pub fn run(args: BenchArgs) -> Result<()> {
         })?;
         report("turbo512", t, &[("vae_share", format!("{:.2}", vae / t))]);
     }
+    Ok(())
+}
+
+/// Times what a designer waits for when the prompt's LoRAs change: the first merge (reading
+/// and hashing the file), a change of weight, taking it out, and merging it again.
+fn lora_switching(model: &LoadedModel, file: &std::path::Path) -> Result<()> {
+    let choice = |weight: f64| LoraChoice {
+        name: crate::pipeline::loras::lora_name(file),
+        path: file.to_path_buf(),
+        te: weight,
+        unet: weight,
+    };
+    for (name, set) in [
+        ("lora_first", vec![choice(1.0)]),
+        ("lora_reweight", vec![choice(0.5)]),
+        ("lora_remove", vec![]),
+        ("lora_again", vec![choice(1.0)]),
+    ] {
+        let started = Instant::now();
+        let applied = model.lora.apply(&set)?;
+        let layers = applied.first().map_or(0, |a| a.layers);
+        report(name, started.elapsed().as_secs_f64(), &[("layers", layers.to_string())]);
+    }
+    model.lora.apply(&[])?;
     Ok(())
 }
 

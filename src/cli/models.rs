@@ -90,6 +90,48 @@ pub fn run_list(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         return Ok(());
     }
     print_table(&models, out)?;
+    let roots = DiscoveryRoots::standard(args.folders.clone());
+    let loras: Vec<_> = crate::hub::discover_loras(&roots, &[])
+        .iter()
+        .map(|f| crate::hub::describe_lora(f))
+        .filter(|l| l.kind != crate::hub::LoraKind::NotALora)
+        .collect();
+    if !loras.is_empty() {
+        writeln!(out)?;
+        print_loras(&loras, out)?;
+    }
+    Ok(())
+}
+
+/// The LoRAs a prompt can name with `<lora:NAME:WEIGHT>`.
+fn print_loras(loras: &[crate::hub::LoraInfo], out: &mut dyn Write) -> std::io::Result<()> {
+    use crate::hub::{BaseArch, LoraKind};
+    let width = loras
+        .iter()
+        .map(|l| printable(&l.name).chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:width$}  {:10}  {:>8}  PATH (use as <lora:NAME:1>)",
+        "LORA", "FAMILY", "SIZE"
+    )?;
+    for l in loras {
+        let family = match l.kind {
+            LoraKind::For(BaseArch::Sd1) => "SD 1.x",
+            LoraKind::For(BaseArch::Sd2) => "SD 2.x",
+            LoraKind::For(BaseArch::Sdxl) => "SDXL",
+            LoraKind::Unknown | LoraKind::NotALora => "unknown",
+        };
+        writeln!(
+            out,
+            "{:width$}  {family:10}  {:>8}  {}",
+            printable(&l.name),
+            crate::format::ByteSize(l.size).to_string(),
+            printable(&l.path.display().to_string())
+        )?;
+    }
     Ok(())
 }
 

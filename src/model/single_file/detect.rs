@@ -212,7 +212,7 @@ fn not_a_checkpoint(h: &Header) -> String {
     } else if any("double_blocks.") || any("single_blocks.") {
         "a Flux checkpoint; Lantern runs SD 1.x, 2.x and SDXL".into()
     } else if starts("lora_") || any(".lora_") || any("lora_down") || any("lora_A") {
-        "a LoRA, not a model; LoRAs are not supported yet".into()
+        "a LoRA, not a model; put it in the data folder's loras/ and write <lora:NAME:1> in the prompt".into()
     } else if starts("encoder.down.")
         || starts("decoder.up.")
         || starts("decoder.up_blocks.")
