@@ -266,6 +266,12 @@ impl WorkerState {
         saver.retarget(job.output_dir.clone(), job.history.clone());
         let result = pipeline::generate(model, &job.request, &self.cancel, &mut |event| match event {
             Event::EncodingPrompt | Event::ApplyingLoras => {}
+            Event::LoraPartlyApplied { name, skipped, total } => emit(WorkerEvent::Warning {
+                id,
+                message: format!(
+                    "LoRA `{name}`: {skipped} of its {total} layers match nothing in this model and were skipped."
+                ),
+            }),
             Event::PromptTruncated { used, total } => emit(WorkerEvent::Warning {
                 id,
                 message: format!("The prompt has {total} tokens; only the first {used} are used."),

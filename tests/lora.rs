@@ -365,3 +365,38 @@ fn a_single_file_checkpoint_takes_the_same_lora() {
     let (max, _) = pixel_diff(&folder, &file);
     assert!(max <= 1, "single file vs folder with the same LoRA: {max}/255");
 }
+
+/// Layers that name nothing in the model are skipped, as A1111 does, and said so; the rest
+/// apply as they would alone.
+#[test]
+fn layers_that_match_nothing_are_skipped_and_reported() {
+    let cases = cases();
+    let kohya = cases.loras.iter().find(|c| c.file == "sd1-kohya.safetensors").unwrap();
+    let r = &kohya.references[0];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut tensors = candle_core::safetensors::load(lora_dir().join(&kohya.file), &Device::Cpu).unwrap();
+    let first = kohya.targets[0].prefix.clone();
+    for suffix in [".lora_down.weight", ".lora_up.weight"] {
+        let t = tensors[&format!("{first}{suffix}")].clone();
+        tensors.insert(format!("lora_unet_no_such_block_0_to_q{suffix}"), t);
+    }
+    let path = tmp.path().join("extra.safetensors");
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+
+    let model = load_model(&kohya.model);
+    let req = Request {
+        lora_files: vec![path],
+        ..request(r, &format!("{} <lora:extra:1>", r.prompt))
+    };
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let (mut warned, mut images) = (Vec::new(), Vec::new());
+    pipeline::generate(&model, &req, &cancel, &mut |e| match e {
+        Event::LoraPartlyApplied { name, skipped, total } => warned.push((name, skipped, total)),
+        Event::ImageReady(g) => images.push(g.image),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(warned, vec![("extra".to_string(), 1, kohya.targets.len() + 1)]);
+    let alone = run(&model, &request(r, &tagged(&r.prompt, &kohya.file, 1.0))).remove(0);
+    assert_eq!(images[0], alone);
+}

@@ -228,6 +228,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut save_error: Option<anyhow::Error> = None;
     let result = pipeline::generate(&model, &request, &cancel, &mut |event| match event {
         Event::ApplyingLoras => bar.message("applying LoRAs…"),
+        Event::LoraPartlyApplied { name, skipped, total } => {
+            bar.clear();
+            eprintln!(
+                "warning: LoRA `{}`: {skipped} of its {total} layers match nothing in this model and were skipped",
+                printable(&name)
+            );
+        }
         Event::EncodingPrompt => bar.message("encoding prompt…"),
         Event::PromptTruncated { used, total } => {
             bar.clear();

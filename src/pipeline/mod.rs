@@ -64,6 +64,13 @@ pub struct Generated {
 pub enum Event {
     /// The prompt's LoRAs are being merged into the weights (only when the set changes).
     ApplyingLoras,
+    /// Some of a LoRA's layers name no weight of this model and were skipped (as A1111 does);
+    /// the rest are applied.
+    LoraPartlyApplied {
+        name: String,
+        skipped: usize,
+        total: usize,
+    },
     EncodingPrompt,
     /// After each UNet evaluation. `step` counts from 1 to `total`.
     Step {
@@ -131,6 +138,13 @@ pub fn generate(
         on_event(Event::ApplyingLoras);
     }
     let applied = model.lora.apply(&choices)?;
+    for a in applied.iter().filter(|a| a.unmatched > 0) {
+        on_event(Event::LoraPartlyApplied {
+            name: a.name.clone(),
+            skipped: a.unmatched,
+            total: a.unmatched + a.layers,
+        });
+    }
     let lora_hashes: Vec<(String, String)> = applied.iter().map(|a| (a.name.clone(), a.hash.clone())).collect();
 
     on_event(Event::EncodingPrompt);
