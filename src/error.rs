@@ -110,6 +110,10 @@ pub enum Error {
     /// A LoRA that cannot be used with the loaded model (missing, not a LoRA, another family).
     #[error("LoRA `{name}`: {message}")]
     Lora { name: String, message: String },
+
+    /// A textual-inversion embedding that cannot be used with the loaded model.
+    #[error("embedding `{name}`: {message}")]
+    Embedding { name: String, message: String },
 }
 
 fn display_path_prefix(path: Option<&std::path::Path>) -> String {
@@ -197,7 +201,8 @@ impl Error {
             | Error::Png { .. }
             | Error::Parameters(_)
             | Error::OutputFolderMissing(_)
-            | Error::Lora { .. } => Kind::InvalidInput,
+            | Error::Lora { .. }
+            | Error::Embedding { .. } => Kind::InvalidInput,
             Error::Cancelled => Kind::Cancelled,
             Error::Network(failure) | Error::Download(failure) => failure.kind,
             Error::DiskSpace { .. } => Kind::DiskFull,
@@ -228,6 +233,13 @@ impl Error {
         Error::Config {
             file: file.into(),
             field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn embedding(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Embedding {
+            name: name.into(),
             message: message.into(),
         }
     }

@@ -135,6 +135,9 @@ pub struct Recipe {
     /// The LoRAs the prompt's `<lora:…>` tags applied, with A1111's hash of each file
     /// (`Lora hashes`); filled in by the pipeline.
     pub lora_hashes: Vec<(String, String)>,
+    /// The textual-inversion embeddings the prompts used, with A1111's hash of each file
+    /// (`TI hashes`); filled in by the pipeline.
+    pub ti_hashes: Vec<(String, String)>,
     /// Position of this image in its batch (0-based).
     pub batch_index: u32,
     /// How many images the job made, one after another.
@@ -172,6 +175,7 @@ impl Default for Recipe {
             vae: None,
             vae_hash: None,
             lora_hashes: Vec::new(),
+            ti_hashes: Vec::new(),
             batch_index: 0,
             batch_size: 1,
             rng: NoiseKind::Gpu,

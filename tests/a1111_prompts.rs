@@ -188,7 +188,7 @@ fn embeddings_match_a1111_reference() {
         .unwrap();
         let (mut worst, mut worst_rel, mut n) = (0f32, 0f32, 0);
         for c in r.cases.iter().filter(|c| c.family == family && c.picture.is_none()) {
-            let ours = encode_prompt_with(&model, &c.prompt, PromptSyntax::A1111, c.clip_skip).unwrap();
+            let ours = encode_prompt_with(&model, &c.prompt, PromptSyntax::A1111, c.clip_skip, &[]).unwrap();
             let context = &tensors[&format!("{}.context", c.name)];
             let mut check = |what: &str, ours: &Tensor, reference: &Tensor| {
                 let d = max_abs_diff(ours, reference);
@@ -266,15 +266,15 @@ fn pictures_match_diffusers_unet_on_a1111_conditioning() {
 #[test]
 fn plain_syntax_reads_brackets_as_text() {
     let model = load_model("sd1-tiny");
-    let a = encode_prompt_with(&model, "a (red:1.5) fox", PromptSyntax::Plain, 1).unwrap();
+    let a = encode_prompt_with(&model, "a (red:1.5) fox", PromptSyntax::Plain, 1, &[]).unwrap();
     let b = pipeline::prompt::encode_prompt(&model, "a (red:1.5) fox").unwrap();
     assert_eq!(max_abs_diff(&a.context, &b.context), 0.0);
-    let c = encode_prompt_with(&model, "a (red:1.5) fox", PromptSyntax::A1111, 1).unwrap();
+    let c = encode_prompt_with(&model, "a (red:1.5) fox", PromptSyntax::A1111, 1, &[]).unwrap();
     assert!(max_abs_diff(&a.context, &c.context) > 1e-2);
     // Plain cuts at 77; A1111 keeps going.
     let long = "fox ".repeat(100);
-    let p = encode_prompt_with(&model, &long, PromptSyntax::Plain, 1).unwrap();
-    let q = encode_prompt_with(&model, &long, PromptSyntax::A1111, 1).unwrap();
+    let p = encode_prompt_with(&model, &long, PromptSyntax::Plain, 1, &[]).unwrap();
+    let q = encode_prompt_with(&model, &long, PromptSyntax::A1111, 1, &[]).unwrap();
     assert_eq!((p.context.dim(1).unwrap(), q.context.dim(1).unwrap()), (77, 154));
     let tok = &model.text_encoders[0].tokenizer;
     let plain = count_tokens(tok, &long, PromptSyntax::Plain).unwrap();

@@ -353,6 +353,55 @@ fn a_lora_tag_is_applied_and_recorded() {
     assert!(!tmp.path().join("x.png").exists());
 }
 
+/// An embedding's name in the prompt uses it (found in `--embedding-dir`), and the PNG
+/// records A1111's `TI hashes` (12 hex digits of the file's SHA-256).
+#[test]
+fn an_embedding_name_is_used_and_recorded() {
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixtures().join("embeddings");
+    let out = tmp.path().join("ti.png");
+    let o = lantern(tmp.path())
+        .args(["generate", "--model"])
+        .arg(sd1())
+        .args([
+            "--prompt",
+            "a lighthouse in lanternstyle",
+            "--negative-prompt",
+            "lanternone",
+        ])
+        .args([
+            "--steps",
+            "2",
+            "--seed",
+            "3",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--no-history",
+        ])
+        .arg("--embedding-dir")
+        .arg(&dir)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
+    let hash = |name: &str| {
+        let bytes = std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap();
+        let digest = sha2::Sha256::digest(&bytes);
+        digest.iter().map(|b| format!("{b:02x}")).collect::<String>()[..12].to_string()
+    };
+    let expected = format!(
+        "TI hashes: \"lanternone: {}, lanternstyle: {}\"",
+        hash("lanternone"),
+        hash("lanternstyle")
+    );
+    assert!(text.contains(&expected), "{text}");
+}
+
 #[test]
 fn bad_input_gives_one_clear_line() {
     let tmp = tempfile::tempdir().unwrap();

@@ -67,6 +67,7 @@ fn full_params(prompt: &str, negative: &str, sampler: SamplerKind) -> Recipe {
             ("add_detail".into(), "7c6bad76eb54".into()),
             ("film".into(), "0123abcd".into()),
         ],
+        ti_hashes: vec![("easynegative".into(), "c74b4e810b03".into())],
         batch_index: 2,
         batch_size: 4,
         rng: NoiseKind::Cpu,
@@ -218,6 +219,7 @@ fn every_sampler_and_simple_values_round_trip() {
             vae: None,
             vae_hash: None,
             lora_hashes: Vec::new(),
+            ti_hashes: Vec::new(),
             batch_index: 0,
             batch_size: 1,
             rng: NoiseKind::ALL[i % NoiseKind::ALL.len()],
@@ -332,10 +334,11 @@ Model hash: 4199bcdd14, Model: revAnimated_v122, TI hashes: \"easynegative: c74b
     assert_eq!(p.recipe.negative_prompt, "easynegative");
     assert_eq!(
         p.recipe.extra,
-        vec![
-            ("Face restoration".to_string(), "CodeFormer".to_string()),
-            ("TI hashes".to_string(), "easynegative: c74b4e810b03".to_string()),
-        ]
+        vec![("Face restoration".to_string(), "CodeFormer".to_string())]
+    );
+    assert_eq!(
+        p.recipe.ti_hashes,
+        vec![("easynegative".to_string(), "c74b4e810b03".to_string())]
     );
 }
 

@@ -36,6 +36,11 @@ pub struct GenerateArgs {
     /// Repeatable.
     #[arg(long = "lora-dir", value_name = "DIR")]
     pub lora_dirs: Vec<PathBuf>,
+    /// Also look for textual-inversion embeddings (used by writing their name in a prompt) in
+    /// this folder (besides the data folder's embeddings/, weights/embeddings/ and the
+    /// embeddings folders of an A1111 or ComfyUI install the model lives in). Repeatable.
+    #[arg(long = "embedding-dir", value_name = "DIR")]
+    pub embedding_dirs: Vec<PathBuf>,
     /// What the model predicts: `epsilon` or `v` (SD 2.x 768 models). Default: what the
     /// model's files say (for a single file: its metadata and family; see `models list`).
     #[arg(long, value_name = "epsilon|v", value_parser = parse_prediction)]
@@ -213,6 +218,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let request = Request {
         init_latents,
         lora_files: lora_files(&args),
+        embedding_files: crate::hub::discover_embeddings(
+            &crate::hub::DiscoveryRoots::standard(vec![args.model.clone()]),
+            &args.embedding_dirs,
+        ),
         ..Request::new(recipe)
     };
     let history = (!args.no_history).then(|| {

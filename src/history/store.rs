@@ -407,6 +407,7 @@ fn recipe_from_columns(r: &Row<'_>) -> rusqlite::Result<Recipe> {
         vae: None,
         vae_hash: None,
         lora_hashes: Vec::new(),
+        ti_hashes: Vec::new(),
         sampler,
         steps: u32_col(7)?,
         guidance: r.get(8)?,

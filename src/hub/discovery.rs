@@ -255,6 +255,43 @@ pub fn discover_loras(roots: &DiscoveryRoots, lora_folders: &[PathBuf]) -> Vec<P
     out
 }
 
+/// Textual-inversion embedding files where people keep them: the data folder's `embeddings/`
+/// (beside its `models/`), `weights/embeddings/`, and for each added folder the folder itself
+/// when it is called `embeddings`, else the `embeddings` folder beside it (ComfyUI's
+/// `models/embeddings`) and beside its parent (A1111's `embeddings/` at the top of the web UI,
+/// two levels above `models/Stable-diffusion`). `embedding_folders` are scanned as they are.
+pub fn discover_embeddings(roots: &DiscoveryRoots, embedding_folders: &[PathBuf]) -> Vec<PathBuf> {
+    let mut places: Vec<PathBuf> = embedding_folders.to_vec();
+    if let Some(data) = roots.data_dir_models.as_deref().and_then(Path::parent) {
+        places.push(data.join("embeddings"));
+    }
+    places.extend(roots.project_weights.iter().map(|w| w.join("embeddings")));
+    for folder in &roots.user_folders {
+        let folder = if folder.is_file() {
+            folder.parent().unwrap_or(folder)
+        } else {
+            folder
+        };
+        if folder_name(folder).eq_ignore_ascii_case("embeddings") {
+            places.push(folder.to_path_buf());
+            continue;
+        }
+        let parent = folder.parent();
+        places.extend(parent.map(|p| p.join("embeddings")));
+        places.extend(parent.and_then(Path::parent).map(|p| p.join("embeddings")));
+    }
+    let mut seen_places = HashSet::new();
+    places.retain(|p| seen_places.insert(fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())));
+    let mut seen = HashSet::new();
+    let mut out: Vec<PathBuf> = places
+        .iter()
+        .flat_map(|root| checkpoint_files(root, 2))
+        .filter(|file| seen.insert(fs::canonicalize(file).unwrap_or_else(|_| file.clone())))
+        .collect();
+    out.sort_by_key(|f| folder_name(f).to_lowercase());
+    out
+}
+
 fn is_lora_folder(folder: &Path) -> bool {
     let name = folder_name(folder).to_ascii_lowercase();
     name == "lora" || name == "loras"

@@ -144,6 +144,50 @@ pub struct TextEncoderOutput {
     pub text_embeds: Option<Tensor>,
 }
 
+/// Vectors that stand in for the token embeddings of `row` from `position` on (cut at the
+/// row's end): a textual-inversion embedding placed in the prompt.
+#[derive(Clone, Debug)]
+pub struct TokenFix {
+    pub row: usize,
+    pub position: usize,
+    /// [n, hidden]
+    pub vectors: Tensor,
+}
+
+impl TokenFix {
+    fn apply(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (batch, seq, hidden) = tokens.dims3()?;
+        let (n, width) = self.vectors.dims2()?;
+        if width != hidden || self.row >= batch || self.position >= seq {
+            return Err(Error::invalid(format!(
+                "an embedding of {n}×{width} cannot go at token {} of a {seq}×{hidden} prompt",
+                self.position
+            )));
+        }
+        let n = n.min(seq - self.position);
+        let vectors = self
+            .vectors
+            .narrow(0, 0, n)?
+            .to_device(tokens.device())?
+            .to_dtype(tokens.dtype())?;
+        let row = tokens.get(self.row)?;
+        let mut parts = vec![row.narrow(0, 0, self.position)?, vectors];
+        if self.position + n < seq {
+            parts.push(row.narrow(0, self.position + n, seq - self.position - n)?);
+        }
+        let row = Tensor::cat(&parts, 0)?.unsqueeze(0)?;
+        let mut rows = Vec::with_capacity(batch);
+        for r in 0..batch {
+            rows.push(if r == self.row {
+                row.clone()
+            } else {
+                tokens.narrow(0, r, 1)?
+            });
+        }
+        Ok(Tensor::cat(&rows, 0)?)
+    }
+}
+
 /// A chosen hidden state and the pooled projection ([`ClipTextModel::forward_hidden`]).
 pub struct HiddenOutput {
     /// [batch, seq, hidden]
@@ -240,13 +284,26 @@ impl ClipTextModel {
     /// projected pooled output of the full model, whatever `skip` is, for encoders with a
     /// projection. `skip` runs from 1 to the number of layers.
     pub fn forward_hidden(&self, ids: &[Vec<u32>], skip: usize, final_norm: bool) -> Result<HiddenOutput> {
+        self.forward_hidden_fixed(ids, &[], skip, final_norm)
+    }
+
+    /// [`Self::forward_hidden`] with textual-inversion vectors in place of some token
+    /// embeddings (before the position embeddings are added, as A1111's
+    /// `EmbeddingsWithFixes` and diffusers' resized embedding table both do).
+    pub fn forward_hidden_fixed(
+        &self,
+        ids: &[Vec<u32>],
+        fixes: &[TokenFix],
+        skip: usize,
+        final_norm: bool,
+    ) -> Result<HiddenOutput> {
         let n = self.layers.len();
         if skip == 0 || skip > n {
             return Err(Error::invalid(format!(
                 "clip skip {skip} is beyond this text encoder's depth ({n} layers)"
             )));
         }
-        let mut x = self.embed(ids)?;
+        let mut x = self.embed_fixed(ids, fixes)?;
         let seq = x.dim(1)?;
         let mask = causal_mask(seq, self.dtype, &self.device)?;
         let keep_after = n + 1 - skip;
@@ -279,6 +336,11 @@ impl ClipTextModel {
 
     /// Token plus position embeddings of checked id rows.
     fn embed(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
+        self.embed_fixed(ids, &[])
+    }
+
+    /// [`Self::embed`] with `fixes` written over the token embeddings first.
+    fn embed_fixed(&self, ids: &[Vec<u32>], fixes: &[TokenFix]) -> Result<Tensor> {
         let batch = ids.len();
         let seq = ids.first().map(Vec::len).unwrap_or(0);
         if batch == 0 || seq == 0 || seq > self.config.max_position_embeddings || ids.iter().any(|r| r.len() != seq) {
@@ -294,11 +356,14 @@ impl ClipTextModel {
         }
         let flat: Vec<u32> = ids.iter().flatten().copied().collect();
         let ids_t = Tensor::from_vec(flat, (batch * seq,), &self.device)?;
-        let tokens = self
+        let mut tokens = self
             .token_embedding
             .index_select(&ids_t, 0)?
             .to_dtype(self.dtype)?
             .reshape((batch, seq, self.config.hidden_size))?;
+        for fix in fixes {
+            tokens = fix.apply(&tokens)?;
+        }
         let positions = self.position_embedding.narrow(0, 0, seq)?.to_dtype(self.dtype)?;
         Ok(tokens.broadcast_add(&positions)?)
     }

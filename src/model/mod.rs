@@ -5,6 +5,7 @@
 pub mod clip;
 pub mod config;
 pub mod cpu;
+pub mod embedding;
 pub mod layers;
 pub mod lora;
 pub mod resnet;

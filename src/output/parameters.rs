@@ -140,6 +140,14 @@ const FIELDS: &[Field] = &[
         },
     },
     Field {
+        key: "TI hashes",
+        write: |r| (!r.ti_hashes.is_empty()).then(|| format_lora_hashes(&r.ti_hashes)),
+        read: |p, v| {
+            p.recipe.ti_hashes = parse_lora_hashes(v);
+            Ok(())
+        },
+    },
+    Field {
         key: "Batch size",
         write: |r| (r.batch_size > 1).then(|| r.batch_size.to_string()),
         read: |p, v| {
@@ -217,7 +225,8 @@ fn is_typed_key(key: &str) -> bool {
     key == VERSION_KEY || FIELDS.iter().any(|f| f.key == key)
 }
 
-/// A1111's `Lora hashes` value, `name: hash, name: hash` (names lose `:` and `,` as there).
+/// A1111's `Lora hashes` (and `TI hashes`) value, `name: hash, name: hash` (names lose `:`
+/// and `,` as there).
 fn format_lora_hashes(hashes: &[(String, String)]) -> String {
     hashes
         .iter()

@@ -4,6 +4,7 @@
 //! initial latents, and for the same seed with `--rng cpu` (diffusers'
 //! `generator=torch.Generator("cpu").manual_seed(seed)`); see [`noise`].
 
+pub mod embeddings;
 pub mod loras;
 pub mod noise;
 pub mod preview;
@@ -17,6 +18,7 @@ use candle_core::{DType, Tensor};
 use self::noise::Noise;
 use self::prompt::{PromptEmbeddings, encode_prompts};
 use crate::error::{Error, Result};
+use crate::model::embedding::TextualInversion;
 use crate::model::unet::TextTimeConditioning;
 use crate::model::{LoadedModel, PipelineKind};
 use crate::output::RgbImage;
@@ -38,6 +40,9 @@ pub struct Request {
     /// The LoRA files the prompt's `<lora:NAME:…>` tags may name (by file stem); see
     /// [`loras::choose`]. The model's LoRA set is made to match the prompt's tags.
     pub lora_files: Vec<std::path::PathBuf>,
+    /// The textual-inversion embedding files the prompts may name (by file stem); see
+    /// [`embeddings::choose`].
+    pub embedding_files: Vec<std::path::PathBuf>,
 }
 
 impl Request {
@@ -153,7 +158,19 @@ pub fn generate(
         prompt: stripped.text,
         ..recipe.clone()
     };
-    let conditioning = Conditioning::new(model, &text_recipe, on_event)?;
+    let inversions = embeddings::choose(
+        model,
+        &[&text_recipe.prompt, &text_recipe.negative_prompt],
+        &req.embedding_files,
+    )?;
+    let conditioning = Conditioning::new(model, &text_recipe, &inversions, on_event)?;
+    let ti_hashes = inversions
+        .iter()
+        .map(|inv| {
+            let hash = crate::model::single_file::hash::sha256_cached(&inv.path)?;
+            Ok((inv.name.clone(), hash[..12].to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut seeds = Vec::new();
     for i in 0..recipe.batch_size {
         if cancel.load(Ordering::Relaxed) {
@@ -202,6 +219,7 @@ pub fn generate(
         image_recipe.vae = model.vae_name();
         image_recipe.vae_hash = model.vae_hash.clone();
         image_recipe.lora_hashes = lora_hashes.clone();
+        image_recipe.ti_hashes = ti_hashes.clone();
         seeds.push(image_recipe.seed);
         on_event(Event::ImageReady(Box::new(Generated {
             image,
@@ -230,7 +248,12 @@ struct Conditioning {
 }
 
 impl Conditioning {
-    fn new(model: &LoadedModel, req: &Recipe, on_event: &mut dyn FnMut(Event)) -> Result<Conditioning> {
+    fn new(
+        model: &LoadedModel,
+        req: &Recipe,
+        inversions: &[TextualInversion],
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Conditioning> {
         prompt::check_clip_skip(model, req.clip_skip)?;
         let plain = req.prompt_syntax == PromptSyntax::Plain;
         if plain && let Some(enc) = model.text_encoders.first() {
@@ -242,28 +265,30 @@ impl Conditioning {
         let zeros_for_negative = !req.has_negative_prompt()
             && model.kind() == PipelineKind::StableDiffusionXl
             && model.folder.force_zeros_for_empty_prompt;
-        let (positive, negative) = if plain && req.clip_skip == 1 && req.uses_guidance() && !zeros_for_negative {
-            // diffusers: the prompt and the negative prompt in one batch.
-            let mut both = encode_prompts(model, &[&req.negative_prompt, &req.prompt])?;
-            let positive = both.pop().expect("two");
-            (positive, Some(both.pop().expect("two")))
-        } else {
-            let encode = |text: &str| prompt::encode_prompt_with(model, text, req.prompt_syntax, req.clip_skip);
-            let positive = encode(&req.prompt)?;
-            let negative = if !req.uses_guidance() {
-                None
-            } else if zeros_for_negative {
-                // Zeros shaped like an empty prompt's conditioning (one chunk).
-                let first = PromptEmbeddings {
-                    context: positive.context.narrow(1, 0, CHUNK_IDS.min(positive.context.dim(1)?))?,
-                    pooled: positive.pooled.clone(),
-                };
-                Some(PromptEmbeddings::zeros_like(&first)?)
+        let (positive, negative) =
+            if plain && req.clip_skip == 1 && req.uses_guidance() && !zeros_for_negative && inversions.is_empty() {
+                // diffusers: the prompt and the negative prompt in one batch.
+                let mut both = encode_prompts(model, &[&req.negative_prompt, &req.prompt])?;
+                let positive = both.pop().expect("two");
+                (positive, Some(both.pop().expect("two")))
             } else {
-                Some(encode(&req.negative_prompt)?)
+                let encode =
+                    |text: &str| prompt::encode_prompt_with(model, text, req.prompt_syntax, req.clip_skip, inversions);
+                let positive = encode(&req.prompt)?;
+                let negative = if !req.uses_guidance() {
+                    None
+                } else if zeros_for_negative {
+                    // Zeros shaped like an empty prompt's conditioning (one chunk).
+                    let first = PromptEmbeddings {
+                        context: positive.context.narrow(1, 0, CHUNK_IDS.min(positive.context.dim(1)?))?,
+                        pooled: positive.pooled.clone(),
+                    };
+                    Some(PromptEmbeddings::zeros_like(&first)?)
+                } else {
+                    Some(encode(&req.negative_prompt)?)
+                };
+                (positive, negative)
             };
-            (positive, negative)
-        };
         let calls = match negative {
             Some(negative) if negative.context.dim(1)? == positive.context.dim(1)? => {
                 vec![cond_inputs(model, req, &[&negative, &positive])?]

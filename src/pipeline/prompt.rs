@@ -5,9 +5,11 @@
 use candle_core::{D, DType, Tensor};
 
 use crate::error::{Error, Result};
+use crate::model::clip::TokenFix;
+use crate::model::embedding::TextualInversion;
 use crate::model::{LoadedModel, PipelineKind};
 use crate::text::PromptSyntax;
-use crate::text::prompt::{CHUNK_TOKENS, Chunk, MAX_CHUNKS, chunk_prompt, empty_chunk};
+use crate::text::prompt::{CHUNK_TOKENS, Chunk, MAX_CHUNKS, chunk_prompt_with, empty_chunk, plain_chunk};
 
 /// A prompt's conditioning for one image.
 #[derive(Clone, Debug)]
@@ -81,16 +83,15 @@ pub fn encode_prompt_with(
     text: &str,
     syntax: PromptSyntax,
     clip_skip: u32,
+    inversions: &[TextualInversion],
 ) -> Result<PromptEmbeddings> {
     match syntax {
-        PromptSyntax::Plain if clip_skip <= 1 => encode_prompt(model, text),
-        PromptSyntax::Plain => encode_chunks(model, clip_skip, |tokenizer| {
-            Ok(vec![Chunk {
-                ids: tokenizer.encode_for_model(text),
-                weights: vec![1.0; tokenizer.max_length()],
-            }])
+        PromptSyntax::Plain if clip_skip <= 1 && inversions.is_empty() => encode_prompt(model, text),
+        PromptSyntax::Plain => encode_chunks(model, clip_skip, inversions, |encoder, tokenizer| {
+            let tokens = super::embeddings::tokens_for(model, encoder, inversions);
+            Ok(vec![plain_chunk(tokenizer, text, &tokens)])
         }),
-        PromptSyntax::A1111 => encode_prompt_a1111(model, text, clip_skip),
+        PromptSyntax::A1111 => encode_prompt_a1111(model, text, clip_skip, inversions),
     }
 }
 
@@ -106,9 +107,15 @@ pub fn encode_prompt_with(
 /// default always takes the penultimate one), and the pooled output of the second encoder's
 /// first chunk. When SDXL's two tokenizers give different chunk counts (they differ on `!`),
 /// the shorter list is padded with empty chunks, as A1111 pads a batch.
-pub fn encode_prompt_a1111(model: &LoadedModel, text: &str, clip_skip: u32) -> Result<PromptEmbeddings> {
-    encode_chunks(model, clip_skip, |tokenizer| {
-        let chunked = chunk_prompt(tokenizer, text)?;
+pub fn encode_prompt_a1111(
+    model: &LoadedModel,
+    text: &str,
+    clip_skip: u32,
+    inversions: &[TextualInversion],
+) -> Result<PromptEmbeddings> {
+    encode_chunks(model, clip_skip, inversions, |encoder, tokenizer| {
+        let tokens = super::embeddings::tokens_for(model, encoder, inversions);
+        let chunked = chunk_prompt_with(tokenizer, text, &tokens)?;
         if chunked.chunks.len() > MAX_CHUNKS {
             return Err(Error::invalid(format!(
                 "the prompt needs {} chunks of {CHUNK_TOKENS} tokens; Lantern allows at most {MAX_CHUNKS} ({} tokens)",
@@ -145,14 +152,16 @@ pub fn check_clip_skip(model: &LoadedModel, clip_skip: u32) -> Result<()> {
 fn encode_chunks(
     model: &LoadedModel,
     clip_skip: u32,
-    chunks_for: impl Fn(&crate::text::ClipTokenizer) -> Result<Vec<Chunk>>,
+    inversions: &[TextualInversion],
+    chunks_for: impl Fn(usize, &crate::text::ClipTokenizer) -> Result<Vec<Chunk>>,
 ) -> Result<PromptEmbeddings> {
     check_clip_skip(model, clip_skip)?;
     let (skip, final_norm) = layer_for(model, clip_skip);
     let mut per_encoder: Vec<Vec<Chunk>> = model
         .text_encoders
         .iter()
-        .map(|e| chunks_for(&e.tokenizer))
+        .enumerate()
+        .map(|(i, e)| chunks_for(i, &e.tokenizer))
         .collect::<Result<_>>()?;
     let most = per_encoder.iter().map(Vec::len).max().unwrap_or(0);
     for (chunks, encoder) in per_encoder.iter_mut().zip(&model.text_encoders) {
@@ -160,14 +169,25 @@ fn encode_chunks(
     }
     let mut contexts = Vec::new();
     let mut pooled = None;
-    for (chunks, encoder) in per_encoder.iter().zip(&model.text_encoders) {
+    for (index, (chunks, encoder)) in per_encoder.iter().zip(&model.text_encoders).enumerate() {
         if let Some(w) = chunks.iter().flat_map(|c| &c.weights).find(|w| !w.is_finite()) {
             return Err(Error::invalid(format!(
                 "a prompt weight comes to {w}, too large to use (deeply nested brackets or a huge `(word:N)`)"
             )));
         }
         let ids: Vec<Vec<u32>> = chunks.iter().map(|c| c.ids.clone()).collect();
-        let out = encoder.model.forward_hidden(&ids, skip, final_norm)?;
+        let fixes: Vec<TokenFix> = chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(row, c)| {
+                c.fixes.iter().map(move |&(position, which)| TokenFix {
+                    row,
+                    position,
+                    vectors: inversions[which].vectors[index].clone(),
+                })
+            })
+            .collect();
+        let out = encoder.model.forward_hidden_fixed(&ids, &fixes, skip, final_norm)?;
         let z = emphasis_original(&out.hidden, chunks)?;
         let (n, seq, dim) = z.dims3()?;
         contexts.push(z.reshape((1, n * seq, dim))?);

@@ -233,13 +233,66 @@ fn split_break(text: &str) -> Vec<&str> {
 }
 
 /// One chunk as the text encoder receives it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Chunk {
     /// [`CHUNK_IDS`] ids: start, content, end padding (the pad id after the first end token).
     pub ids: Vec<u32>,
     /// One weight per id (1 for start, end and padding), as the emphasis multiplies them.
     pub weights: Vec<f32>,
+    /// Textual-inversion embeddings placed in the chunk: (position in `ids`, which
+    /// embedding). Its vectors replace the token embeddings from that position on (A1111's
+    /// `PromptChunkFix`); the ids there are placeholders.
+    pub fixes: Vec<(usize, usize)>,
 }
+
+/// A textual-inversion embedding as the chunker sees it: the name's token ids (how the
+/// prompt spells it) and how many vectors stand in for them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddingTokens {
+    pub ids: Vec<u32>,
+    pub vectors: usize,
+    /// Which embedding (index into the caller's list).
+    pub index: usize,
+}
+
+/// The embedding whose name's ids start at `tokens[at]`, the longest first (A1111's
+/// `find_embedding_at_position`).
+fn embedding_at<'a>(embeddings: &'a [EmbeddingTokens], tokens: &[u32], at: usize) -> Option<&'a EmbeddingTokens> {
+    embeddings
+        .iter()
+        .filter(|e| !e.ids.is_empty() && tokens[at..].starts_with(&e.ids))
+        .max_by_key(|e| e.ids.len())
+}
+
+/// A plain (diffusers-style) prompt with embeddings: the name's tokens replaced by the
+/// embedding's placeholders, cut at 75 content tokens, in one chunk.
+pub fn plain_chunk(tokenizer: &ClipTokenizer, text: &str, embeddings: &[EmbeddingTokens]) -> Chunk {
+    let tokens = tokenizer.encode(text);
+    let (mut ids, mut fixes) = (Vec::new(), Vec::new());
+    let mut at = 0;
+    while at < tokens.len() {
+        match embedding_at(embeddings, &tokens, at) {
+            Some(e) => {
+                fixes.push((ids.len() + 1, e.index));
+                ids.extend(std::iter::repeat_n(PLACEHOLDER, e.vectors));
+                at += e.ids.len();
+            }
+            None => {
+                ids.push(tokens[at]);
+                at += 1;
+            }
+        }
+    }
+    ids.truncate(CHUNK_TOKENS);
+    let mut chunk = Chunk::default();
+    let weights = vec![1.0; ids.len()];
+    finish_chunk(tokenizer, &mut chunk, ids, weights);
+    chunk.fixes = fixes;
+    chunk
+}
+
+/// The id an embedding's positions carry (A1111 uses 0); its token embedding is replaced.
+const PLACEHOLDER: u32 = 0;
 
 impl Chunk {
     /// Whether every weight is 1 (the emphasis then changes nothing).
@@ -288,14 +341,38 @@ impl fmt::Display for TokenCount {
 /// Fast enough for every keystroke: one tokenizer pass, no model. Errors only on a weight
 /// that is not a number, which the box can show as it would the run's error.
 pub fn count_tokens(tokenizer: &ClipTokenizer, text: &str, syntax: PromptSyntax) -> Result<TokenCount> {
+    count_tokens_with(tokenizer, text, syntax, &[])
+}
+
+/// [`count_tokens`] with textual-inversion embeddings: each takes as many tokens as vectors.
+pub fn count_tokens_with(
+    tokenizer: &ClipTokenizer,
+    text: &str,
+    syntax: PromptSyntax,
+    embeddings: &[EmbeddingTokens],
+) -> Result<TokenCount> {
     match syntax {
-        PromptSyntax::Plain => Ok(TokenCount {
+        PromptSyntax::Plain if embeddings.is_empty() => Ok(TokenCount {
             tokens: tokenizer.count_tokens(text),
             limit: tokenizer.max_content_tokens(),
         }),
+        PromptSyntax::Plain => {
+            let tokens = tokenizer.encode(text);
+            let mut count = 0;
+            let mut at = 0;
+            while at < tokens.len() {
+                let e = embedding_at(embeddings, &tokens, at);
+                count += e.map_or(1, |e| e.vectors);
+                at += e.map_or(1, |e| e.ids.len());
+            }
+            Ok(TokenCount {
+                tokens: count,
+                limit: tokenizer.max_content_tokens(),
+            })
+        }
         PromptSyntax::A1111 => {
             let parsed = parse_prompt_attention(text)?;
-            let tokens = chunk_pieces(tokenizer, &parsed, false).token_count;
+            let tokens = chunk_pieces(tokenizer, &parsed, false, embeddings).token_count;
             Ok(TokenCount {
                 tokens,
                 limit: tokens.max(1).div_ceil(CHUNK_TOKENS) * CHUNK_TOKENS,
@@ -306,16 +383,22 @@ pub fn count_tokens(tokenizer: &ClipTokenizer, text: &str, syntax: PromptSyntax)
 
 /// A1111's `tokenize_line`: the prompt in chunks with per-token weights, for one tokenizer.
 pub fn chunk_prompt(tokenizer: &ClipTokenizer, text: &str) -> Result<ChunkedPrompt> {
+    chunk_prompt_with(tokenizer, text, &[])
+}
+
+/// [`chunk_prompt`] with textual-inversion embeddings found by their names' tokens.
+pub fn chunk_prompt_with(
+    tokenizer: &ClipTokenizer,
+    text: &str,
+    embeddings: &[EmbeddingTokens],
+) -> Result<ChunkedPrompt> {
     let parsed = parse_prompt_attention(text)?;
-    Ok(chunk_pieces(tokenizer, &parsed, true))
+    Ok(chunk_pieces(tokenizer, &parsed, true, embeddings))
 }
 
 /// The chunk an A1111 batch pads with (`empty_chunk`): start, then end tokens.
 pub fn empty_chunk(tokenizer: &ClipTokenizer) -> Chunk {
-    let mut chunk = Chunk {
-        ids: vec![tokenizer.bos_id()],
-        weights: vec![1.0],
-    };
+    let mut chunk = Chunk::default();
     finish_chunk(tokenizer, &mut chunk, Vec::new(), Vec::new());
     chunk
 }
@@ -351,6 +434,8 @@ struct Chunker<'a> {
     token_count: usize,
     ids: Vec<u32>,
     weights: Vec<f64>,
+    /// Embeddings placed in the chunk being filled: (content position, embedding).
+    fixes: Vec<(usize, usize)>,
 }
 
 impl Chunker<'_> {
@@ -359,19 +444,24 @@ impl Chunker<'_> {
         self.token_count += if is_last { self.ids.len() } else { CHUNK_TOKENS };
         self.emitted += 1;
         let (ids, weights) = (std::mem::take(&mut self.ids), std::mem::take(&mut self.weights));
+        let fixes = std::mem::take(&mut self.fixes);
         if self.build {
-            let mut chunk = Chunk {
-                ids: Vec::with_capacity(CHUNK_IDS),
-                weights: Vec::with_capacity(CHUNK_IDS),
-            };
+            let mut chunk = Chunk::default();
             finish_chunk(self.tokenizer, &mut chunk, ids, weights);
+            // Content position p is id p + 1, after the start token.
+            chunk.fixes = fixes.into_iter().map(|(p, e)| (p + 1, e)).collect();
             self.chunks.push(chunk);
         }
     }
 }
 
 /// The chunking loop; `build` false only counts (no chunk vectors are kept).
-fn chunk_pieces(tokenizer: &ClipTokenizer, parsed: &[AttentionPiece], build: bool) -> ChunkedPrompt {
+fn chunk_pieces(
+    tokenizer: &ClipTokenizer,
+    parsed: &[AttentionPiece],
+    build: bool,
+    embeddings: &[EmbeddingTokens],
+) -> ChunkedPrompt {
     let comma = tokenizer.vocab_id(",</w>");
     let mut c = Chunker {
         tokenizer,
@@ -381,6 +471,7 @@ fn chunk_pieces(tokenizer: &ClipTokenizer, parsed: &[AttentionPiece], build: boo
         token_count: 0,
         ids: Vec::with_capacity(CHUNK_TOKENS),
         weights: Vec::with_capacity(CHUNK_TOKENS),
+        fixes: Vec::new(),
     };
     let mut last_comma: Option<usize> = None;
     for piece in parsed {
@@ -389,7 +480,10 @@ fn chunk_pieces(tokenizer: &ClipTokenizer, parsed: &[AttentionPiece], build: boo
             last_comma = None;
             continue;
         }
-        for token in tokenizer.encode(&piece.text) {
+        let tokens = tokenizer.encode(&piece.text);
+        let mut position = 0;
+        while position < tokens.len() {
+            let token = tokens[position];
             if Some(token) == comma {
                 last_comma = Some(c.ids.len());
             } else if c.ids.len() == CHUNK_TOKENS
@@ -397,17 +491,38 @@ fn chunk_pieces(tokenizer: &ClipTokenizer, parsed: &[AttentionPiece], build: boo
             {
                 let moved_ids = c.ids.split_off(at + 1);
                 let moved_weights = c.weights.split_off(at + 1);
+                // Embeddings past the comma move with their tokens (A1111 leaves them behind,
+                // which writes their vectors over the old chunk's padding).
+                let (kept, moved): (Vec<_>, Vec<_>) = c.fixes.drain(..).partition(|&(p, _)| p <= at);
+                c.fixes = kept;
                 c.next_chunk(false);
                 last_comma = None;
                 c.ids = moved_ids;
                 c.weights = moved_weights;
+                c.fixes = moved.into_iter().map(|(p, e)| (p - (at + 1), e)).collect();
             }
             if c.ids.len() == CHUNK_TOKENS {
                 c.next_chunk(false);
                 last_comma = None;
             }
-            c.ids.push(token);
-            c.weights.push(piece.weight);
+            match embedding_at(embeddings, &tokens, position) {
+                None => {
+                    c.ids.push(token);
+                    c.weights.push(piece.weight);
+                    position += 1;
+                }
+                Some(e) => {
+                    // An embedding is never split across chunks.
+                    if c.ids.len() + e.vectors > CHUNK_TOKENS {
+                        c.next_chunk(false);
+                        last_comma = None;
+                    }
+                    c.fixes.push((c.ids.len(), e.index));
+                    c.ids.extend(std::iter::repeat_n(PLACEHOLDER, e.vectors));
+                    c.weights.extend(std::iter::repeat_n(piece.weight, e.vectors));
+                    position += e.ids.len();
+                }
+            }
         }
     }
     if !c.ids.is_empty() || c.emitted == 0 {
