@@ -370,3 +370,35 @@ fn loras_are_found_where_people_keep_them() {
     let only = lantern::hub::discover_loras(&DiscoveryRoots::default(), &[a1111.join("Lora")]);
     assert_eq!(only.len(), 2);
 }
+
+/// Embeddings in A1111's top-level `embeddings/`, ComfyUI's `models/embeddings`, Lantern's
+/// own folder and a folder named by hand.
+#[test]
+fn embeddings_are_found_where_people_keep_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let webui = tmp.path().join("stable-diffusion-webui");
+    let comfy = tmp.path().join("ComfyUI/models");
+    for path in [
+        webui.join("models/Stable-diffusion/model.safetensors"),
+        webui.join("embeddings/easynegative.safetensors"),
+        webui.join("embeddings/styles/ink.safetensors"),
+        comfy.join("checkpoints/xl.safetensors"),
+        comfy.join("embeddings/xl-style.safetensors"),
+        tmp.path().join("data/embeddings/own.safetensors"),
+        tmp.path().join("mine/byhand.safetensors"),
+    ] {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, b"x").unwrap();
+    }
+    let roots = DiscoveryRoots {
+        project_weights: Vec::new(),
+        data_dir_models: Some(tmp.path().join("data/models")),
+        user_folders: vec![webui.join("models/Stable-diffusion"), comfy.join("checkpoints")],
+        hf_caches: Vec::new(),
+    };
+    let names: Vec<String> = lantern::hub::discover_embeddings(&roots, &[tmp.path().join("mine")])
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["byhand", "easynegative", "ink", "own", "xl-style"]);
+}

@@ -272,6 +272,9 @@ pub fn plain_chunk(tokenizer: &ClipTokenizer, text: &str, embeddings: &[Embeddin
     let mut at = 0;
     while at < tokens.len() {
         match embedding_at(embeddings, &tokens, at) {
+            // An embedding that would cross the 75-token cut is cut whole (diffusers would
+            // keep its first vectors); the text after it is cut anyway.
+            Some(e) if ids.len() + e.vectors > CHUNK_TOKENS => break,
             Some(e) => {
                 fixes.push((ids.len() + 1, e.index));
                 ids.extend(std::iter::repeat_n(PLACEHOLDER, e.vectors));
@@ -604,5 +607,80 @@ mod tests {
             assert_eq!(s.name().parse::<PromptSyntax>().unwrap(), s);
         }
         assert!("markdown".parse::<PromptSyntax>().is_err());
+    }
+
+    fn tok() -> ClipTokenizer {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd1-tiny/tokenizer");
+        ClipTokenizer::from_folder(&dir).unwrap()
+    }
+
+    fn emb(tok: &ClipTokenizer, name: &str, vectors: usize, index: usize) -> EmbeddingTokens {
+        EmbeddingTokens {
+            ids: tok.encode(name),
+            vectors,
+            index,
+        }
+    }
+
+    #[test]
+    fn an_embedding_takes_its_vector_count_and_carries_its_weight() {
+        let tok = tok();
+        let e = [emb(&tok, "lanternstyle", 3, 0)];
+        let c = chunk_prompt_with(&tok, "a (lanternstyle:1.5) fox", &e).unwrap();
+        let a = tok.encode("a").len();
+        let chunk = &c.chunks[0];
+        assert_eq!(chunk.fixes, vec![(1 + a, 0)]);
+        assert_eq!(&chunk.ids[1 + a..4 + a], &[PLACEHOLDER; 3]);
+        assert_eq!(&chunk.weights[1 + a..4 + a], &[1.5f32; 3]);
+        let plain = tok.encode("a fox").len();
+        assert_eq!(c.token_count, plain + 3);
+        let counted = count_tokens_with(&tok, "a (lanternstyle:1.5) fox", PromptSyntax::A1111, &e).unwrap();
+        assert_eq!(counted.tokens, plain + 3);
+        let counted = count_tokens_with(&tok, "a lanternstyle fox", PromptSyntax::Plain, &e).unwrap();
+        assert_eq!(counted.tokens, plain + 3);
+    }
+
+    #[test]
+    fn an_embedding_is_never_split_across_chunks() {
+        let tok = tok();
+        let e = [emb(&tok, "lanternstyle", 4, 0)];
+        let per_word = tok.encode("cat").len();
+        assert_eq!(per_word, 1);
+        // 73 words, then a 4-vector embedding: it does not fit in the first chunk's 2 slots.
+        let prompt = format!("{} lanternstyle", vec!["cat"; 73].join(" "));
+        let c = chunk_prompt_with(&tok, &prompt, &e).unwrap();
+        assert_eq!(c.chunks.len(), 2);
+        assert!(c.chunks[0].fixes.is_empty());
+        assert_eq!(c.chunks[1].fixes, vec![(1, 0)]);
+        assert_eq!(c.token_count, 75 + 4);
+    }
+
+    #[test]
+    fn a_comma_break_moves_the_embeddings_after_it() {
+        let tok = tok();
+        let e = [emb(&tok, "lanternstyle", 2, 0)];
+        // 70 words, a comma, the embedding (2), then words past 75: the chunk breaks after the
+        // comma and the embedding moves to the second chunk with its tokens.
+        let prompt = format!("{}, lanternstyle cat cat cat cat", vec!["cat"; 70].join(" "));
+        let c = chunk_prompt_with(&tok, &prompt, &e).unwrap();
+        assert_eq!(c.chunks.len(), 2);
+        assert!(c.chunks[0].fixes.is_empty(), "{:?}", c.chunks[0].fixes);
+        assert_eq!(c.chunks[1].fixes, vec![(1, 0)]);
+        assert_eq!(&c.chunks[1].ids[1..3], &[PLACEHOLDER; 2]);
+    }
+
+    #[test]
+    fn plain_chunks_place_embeddings_and_cut_at_75() {
+        let tok = tok();
+        let e = [emb(&tok, "lanternstyle", 2, 0), emb(&tok, "lanternone", 1, 1)];
+        let chunk = plain_chunk(&tok, "lanternone harbour lanternstyle", &e);
+        let harbour = tok.encode("harbour").len();
+        assert_eq!(chunk.fixes, vec![(1, 1), (2 + harbour, 0)]);
+        assert_eq!(chunk.ids.len(), CHUNK_IDS);
+        let long = format!("{} lanternstyle", vec!["cat"; 80].join(" "));
+        let chunk = plain_chunk(&tok, &long, &e);
+        assert_eq!(chunk.ids.len(), CHUNK_IDS);
+        assert_eq!(chunk.ids[CHUNK_IDS - 1], tok.eos_id());
+        assert!(chunk.fixes.is_empty(), "the embedding was cut off with the text");
     }
 }
