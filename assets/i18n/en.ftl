@@ -306,3 +306,42 @@ about-data-folder = Data folder
 about-outputs = Pictures saved to
 about-language = Language
 about-copy = Copy these details
+
+## LoRA browser
+loras-toggle = LoRAs
+loras-toggle-tip = Browse your LoRA files and add them to the prompt
+loras-toggle-tip-used = { $count ->
+    [one] The prompt uses { $count } LoRA. Browse your LoRA files and add them to the prompt
+   *[other] The prompt uses { $count } LoRAs. Browse your LoRA files and add them to the prompt
+}
+loras-heading = LoRA browser
+loras-count = { $count ->
+    [one] { $count } LoRA found
+   *[other] { $count } LoRAs found
+}
+loras-rescan-tip = Look for models and LoRA files again
+loras-open-folder = Open folder
+lora-weight-label = Weight
+lora-weight-tip = The weight a click writes into the tag (1 = as trained; negative weights push the other way)
+lora-weight-reset = Reset
+lora-weight-reset-tip = Back to 1 (the strength it was trained at)
+loras-click-hint = Click a LoRA to add { $tag } to the prompt; click it again to change the weight.
+loras-in-prompt = In this prompt
+lora-remove-tip = Take { $name } out of the prompt
+lora-not-found-tip = Not found: put the file in { $folder } (or a Lora folder beside your models), then Rescan.
+loras-filter-label = Filter
+loras-filter-hint = part of a name
+loras-no-match = No LoRA name has “{ $filter }”.
+loras-scanning = Looking for LoRA files…
+loras-none = No LoRA files found.
+loras-none-where = Put LoRA files (.safetensors) in { $folder }, or in a Lora or loras folder beside your models, then press Rescan.
+lora-family-unknown = unknown family
+lora-family-sd-1-or-2 = SD 1.x or 2.x
+lora-not-a-lora = not a LoRA
+lora-not-a-lora-tip = This file is not a LoRA (or cannot be read), so it cannot be added.
+lora-wrong-family = made for { $lora }; this model is { $model }
+lora-details-other-family = { $family } · { $size } · not for this model
+lora-add-tip = Click to add { $tag } to the prompt
+lora-set-weight-tip = In the prompt. Click to make it { $tag }
+lora-refused = { $name } was not added: { $reason }.
+loras-missing = Missing LoRAs: { $names } — put them in { $folder }, then press Rescan.

@@ -283,3 +283,36 @@ about-data-folder = 数据文件夹
 about-outputs = 图片保存位置
 about-language = 语言
 about-copy = 复制这些信息
+
+## LoRA browser
+loras-toggle = LoRA
+loras-toggle-tip = 浏览 LoRA 文件并添加到提示词
+loras-toggle-tip-used = 提示词使用了 { $count } 个 LoRA。浏览 LoRA 文件并添加到提示词
+loras-heading = LoRA 浏览器
+loras-count = 找到 { $count } 个 LoRA
+loras-rescan-tip = 重新查找模型和 LoRA 文件
+loras-open-folder = 打开文件夹
+lora-weight-label = 权重
+lora-weight-tip = 点击时写入标签的权重（1 = 训练时的强度；负权重产生相反的效果）
+lora-weight-reset = 重置
+lora-weight-reset-tip = 恢复为 1
+loras-click-hint = 点击 LoRA 即可把 { $tag } 添加到提示词；再次点击可修改权重。
+loras-in-prompt = 提示词中的 LoRA
+lora-remove-tip = 从提示词中移除 { $name }
+lora-not-found-tip = 找不到该文件：请把它放到 { $folder }（或模型旁边的 Lora 文件夹），然后重新扫描。
+loras-filter-label = 筛选
+loras-filter-hint = 名称中的文字
+loras-no-match = 没有名称包含“{ $filter }”的 LoRA。
+loras-scanning = 正在查找 LoRA 文件…
+loras-none = 没有找到 LoRA 文件。
+loras-none-where = 请把 LoRA 文件（.safetensors）放到 { $folder }，或模型旁边的 Lora、loras 文件夹中，然后点击“重新扫描”。
+lora-family-unknown = 未知系列
+lora-family-sd-1-or-2 = SD 1.x 或 2.x
+lora-not-a-lora = 不是 LoRA
+lora-not-a-lora-tip = 这个文件不是 LoRA（或无法读取），不能添加。
+lora-wrong-family = 适用于 { $lora }；当前模型是 { $model }
+lora-details-other-family = { $family } · { $size } · 不适用于当前模型
+lora-add-tip = 点击把 { $tag } 添加到提示词
+lora-set-weight-tip = 已在提示词中。点击改为 { $tag }
+lora-refused = 未添加 { $name }：{ $reason }。
+loras-missing = 缺少 LoRA：{ $names } —— 请把它们放到 { $folder }，然后点击“重新扫描”。

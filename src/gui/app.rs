@@ -3,6 +3,7 @@
 //! dialogs all run on other threads.
 
 mod history;
+mod loras;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,6 +71,8 @@ pub struct LanternApp {
     models: ModelsController,
     /// The history view's query thread and thumbnail loader.
     history: history::HistoryRuntime,
+    /// Makes the LoRA browser's preview thumbnails.
+    lora_previews: super::thumb_loader::ThumbLoader,
 }
 
 impl LanternApp {
@@ -93,7 +96,9 @@ impl LanternApp {
             _ => super::i18n::language_for_locale(super::i18n::system_locale().as_deref(), &state.languages),
         };
         set_language(&mut state, &language);
+        state.loras.folder = data.loras();
         let models = ModelsController::new(ctx, env, &mut state.models);
+        let lora_previews = loras::preview_loader(ctx, &data);
         let mut app = LanternApp {
             state,
             worker,
@@ -104,6 +109,7 @@ impl LanternApp {
             ask_model_path: false,
             models,
             history,
+            lora_previews,
         };
         if let Some(model) = options.model.or_else(|| app.state.settings.model.clone()) {
             app.choose_model(model);
@@ -124,6 +130,7 @@ impl LanternApp {
         self.models.rescan(
             &mut self.state.models,
             &self.state.settings.user_models,
+            &[self.data.loras()],
             self.state.settings.precision.dtype(),
         );
     }
@@ -356,7 +363,15 @@ impl LanternApp {
                     ));
                 }
             }
-            Action::UseSettings(params) => self.use_settings(&params),
+            Action::UseSettings(params) => {
+                self.use_settings(&params);
+                self.note_missing_loras(&params);
+            }
+            Action::OpenLoraFolder => self.open_lora_folder(),
+            Action::ToggleLoras => {
+                self.state.settings.loras_open = !self.state.settings.loras_open;
+                self.save_settings();
+            }
             Action::Rescan => self.rescan(),
             Action::Download(name) => match self.models.download(&mut self.state.models, &name) {
                 Ok(()) => self.state.info(t!("download-started", name = name.as_str())),
@@ -627,6 +642,7 @@ impl LanternApp {
             self.handle_models_notice(notice);
         }
         self.poll_history();
+        self.poll_lora_previews();
         self.take_dropped_files(ui);
         let mut actions = Vec::new();
         let quit = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::Q);
@@ -639,6 +655,13 @@ impl LanternApp {
                 .resizable(true)
                 .default_size(340.0)
                 .show(ui, |ui| panels::parameters::show(ui, &mut self.state, &mut actions));
+            if self.state.settings.loras_open {
+                egui::Panel::right("loras")
+                    .resizable(true)
+                    .default_size(300.0)
+                    .min_size(240.0)
+                    .show(ui, |ui| panels::loras::show(ui, &mut self.state, &mut actions));
+            }
             egui::CentralPanel::default().show(ui, |ui| {
                 if self.state.settings.model.is_none()
                     || (matches!(self.state.model, ModelStatus::Failed { .. }) && self.state.images.is_empty())
@@ -661,6 +684,7 @@ impl LanternApp {
             self.handle_action(action);
         }
         self.sync_history();
+        self.sync_lora_previews();
         if self.state.running.is_some() || matches!(self.state.model, ModelStatus::Loading { .. }) {
             // Keep the elapsed time and spinner moving even between worker events.
             ctx.request_repaint_after(Duration::from_millis(200));

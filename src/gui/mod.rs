@@ -6,6 +6,7 @@ pub mod fonts;
 pub mod history_service;
 pub mod history_state;
 pub mod i18n;
+pub mod loras_state;
 pub mod models_state;
 pub mod panels;
 pub mod prompt_weight;

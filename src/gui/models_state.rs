@@ -302,6 +302,8 @@ pub struct ModelsState {
     pub vaes: Vec<PathBuf>,
     /// LoRA files found on disk (see `hub::discover_loras`), with what their headers say.
     pub loras: Vec<crate::hub::LoraInfo>,
+    /// How many scans have finished (the LoRA browser reloads its previews after each).
+    pub scans_done: u64,
 }
 
 impl ModelsState {
@@ -454,8 +456,16 @@ impl ModelsController {
         self.catalog.as_ref()
     }
 
-    /// Starts a scan of every root plus the user's folders.
-    pub fn rescan(&mut self, state: &mut ModelsState, user_folders: &[PathBuf], dtype: candle_core::DType) {
+    /// Starts a scan of every root plus the user's folders; LoRAs are also looked for in
+    /// `lora_folders` (the data folder's `loras/`).
+    pub fn rescan(
+        &mut self,
+        state: &mut ModelsState,
+        user_folders: &[PathBuf],
+        lora_folders: &[PathBuf],
+        dtype: candle_core::DType,
+    ) {
+        let lora_folders = lora_folders.to_vec();
         self.scan_generation += 1;
         let generation = self.scan_generation;
         let mut roots = self.env.roots.clone();
@@ -472,7 +482,14 @@ impl ModelsController {
             }
             models.sort_by_key(|m| !m.is_complete());
             let vaes = discover_vaes(&roots);
-            let loras = discover_loras(&roots, &[]).iter().map(|f| describe_lora(f)).collect();
+            let loras = discover_loras(&roots, &lora_folders)
+                .iter()
+                .map(|f| {
+                    let mut lora = describe_lora(f);
+                    crate::hub::lora_family::refine(&mut lora);
+                    lora
+                })
+                .collect();
             Msg::Scanned {
                 generation,
                 models,
@@ -598,6 +615,7 @@ impl ModelsController {
                         state.vaes = vaes;
                         state.loras = loras;
                         state.scan = ScanState::Done;
+                        state.scans_done += 1;
                     }
                 }
                 Msg::Hashed { generation, hashes } => {
@@ -608,6 +626,7 @@ impl ModelsController {
                 Msg::ScanFailed { generation, why } => {
                     if generation == self.scan_generation {
                         state.scan = ScanState::Done;
+                        state.scans_done += 1;
                         notices.push(ModelsNotice::ScanFailed(why));
                     }
                 }

@@ -41,6 +41,10 @@ pub struct Settings {
     pub language: Option<String>,
     /// Per-model load choices (only models with a choice made are listed).
     pub model_choices: Vec<ModelChoice>,
+    /// Whether the LoRA browser is open beside the parameters.
+    pub loras_open: bool,
+    /// The weight a click in the LoRA browser writes into the prompt's tag.
+    pub lora_weight: f64,
 }
 
 impl Default for Settings {
@@ -55,6 +59,8 @@ impl Default for Settings {
             show_history: false,
             language: None,
             model_choices: Vec::new(),
+            loras_open: false,
+            lora_weight: 1.0,
         }
     }
 }

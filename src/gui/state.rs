@@ -14,6 +14,7 @@ use crate::worker::ModelInfo;
 
 use super::history_state::{HistoryAction, HistoryView};
 use super::i18n::{Catalog, Language};
+use super::loras_state::LoraBrowser;
 use super::models_state::ModelsState;
 use super::settings::Settings;
 
@@ -47,6 +48,10 @@ pub enum Action {
     SetModelChoice(crate::gui::settings::ModelChoice),
     /// Something in the history view (browse, restore, favourite, delete, …).
     History(HistoryAction),
+    /// Open the data folder's `loras/` in the file manager (made first if need be).
+    OpenLoraFolder,
+    /// Show or hide the LoRA browser (remembered in the settings).
+    ToggleLoras,
 }
 
 #[derive(Clone, Debug)]
@@ -159,6 +164,8 @@ pub struct AppState {
     pub about_open: bool,
     /// Whether the model's load options (VAE, prediction) are shown under the picker.
     pub model_options_open: bool,
+    /// The LoRA browser: filter, preview thumbnails.
+    pub loras: LoraBrowser,
 }
 
 impl AppState {
@@ -185,6 +192,7 @@ impl AppState {
             cjk_font: None,
             about_open: false,
             model_options_open: false,
+            loras: LoraBrowser::default(),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod download;
 pub mod hf_cache;
 mod http;
 pub mod inspect;
+pub mod lora_family;
 pub mod proxy;
 pub mod safetensors_header;
 

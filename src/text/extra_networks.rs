@@ -141,6 +141,43 @@ fn weight(whole: &str, value: &str) -> Result<f64> {
     }
 }
 
+/// A `<lora:…>` tag where it stands in a prompt (for editing the prompt around it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoraSpan {
+    /// Byte range of the whole tag, `<` to `>`.
+    pub range: std::ops::Range<usize>,
+    /// The LoRA's name as written (trimmed).
+    pub name: String,
+    /// Its weights; `None` when the tag cannot be read (a weight that is not a number, …).
+    pub tag: Option<LoraTag>,
+}
+
+/// Every `<lora:…>` (and `<lyco:…>`) tag of `prompt` in order, readable or not, with where
+/// it stands. Tags with no name at all are left out.
+pub fn lora_spans(prompt: &str) -> Vec<LoraSpan> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(tag) = next_tag(prompt, at) {
+        at = tag.range.end;
+        if !matches!(tag.network, "lora" | "lyco") {
+            continue;
+        }
+        let parsed = lora_tag(&prompt[tag.range.clone()], tag.args).ok();
+        let name = match &parsed {
+            Some(t) => t.name.clone(),
+            None => tag.args.split(':').next().unwrap_or_default().trim().to_string(),
+        };
+        if !name.is_empty() {
+            out.push(LoraSpan {
+                range: tag.range,
+                name,
+                tag: parsed,
+            });
+        }
+    }
+    out
+}
+
 /// `<lora:NAME:WEIGHT>` as A1111 writes it (the weight without trailing zeros).
 pub fn lora_tag_text(name: &str, weight: f64) -> String {
     let w = format!("{weight:.2}");
@@ -206,6 +243,17 @@ mod tests {
             assert!(e.contains(says) && !e.contains('\n'), "{text}: {e}");
         }
         assert_eq!(text_without_tags("a <lora:x:abc> b <hypernet:h>"), "a  b ");
+    }
+
+    #[test]
+    fn spans_say_where_each_lora_tag_stands() {
+        let prompt = "a <lora:ink:0.5> b <hypernet:h:1> <lyco:x:abc> <lora: :1>";
+        let spans = lora_spans(prompt);
+        assert_eq!(spans.len(), 2);
+        assert_eq!(&prompt[spans[0].range.clone()], "<lora:ink:0.5>");
+        assert_eq!(spans[0].tag, Some(tag("ink", 0.5, 0.5)));
+        assert_eq!((spans[1].name.as_str(), spans[1].tag.is_none()), ("x", true));
+        assert_eq!(&prompt[spans[1].range.clone()], "<lyco:x:abc>");
     }
 
     #[test]

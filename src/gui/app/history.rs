@@ -394,6 +394,7 @@ impl LanternApp {
                 false
             }
         };
+        self.note_missing_loras(params);
         self.save_settings();
         ok
     }

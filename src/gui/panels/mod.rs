@@ -4,6 +4,7 @@
 pub mod about;
 pub mod history;
 pub mod image_view;
+pub mod loras;
 pub mod models;
 pub mod parameters;
 pub mod status;

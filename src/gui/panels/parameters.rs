@@ -53,7 +53,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
         model_picker(ui, state, actions);
         ui.separator();
-        prompts(ui, state);
+        prompts(ui, state, actions);
         ui.separator();
         settings_grid(ui, state);
         advanced(ui, state);
@@ -193,8 +193,16 @@ fn emphasis_keys(ui: &mut Ui, id: egui::Id, text: &mut String) {
     }
 }
 
-fn prompts(ui: &mut Ui, state: &mut AppState) {
-    let label = ui.label(RichText::new(t!("prompt-label")).strong());
+fn prompts(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
+    let label = ui
+        .horizontal(|ui| {
+            let label = ui.label(RichText::new(t!("prompt-label")).strong());
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                super::loras::toggle(ui, state, actions)
+            });
+            label
+        })
+        .inner;
     emphasis_keys(ui, text_edit_id(ui, "prompt"), &mut state.settings.params.prompt);
     let prompt = egui::TextEdit::multiline(&mut state.settings.params.prompt)
         .hint_text(t!("prompt-hint"))
