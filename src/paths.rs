@@ -72,6 +72,11 @@ impl DataDir {
     pub fn loras(&self) -> PathBuf {
         self.root.join("loras")
     }
+
+    /// Textual-inversion embeddings placed in Lantern's own folder (beside `models/`).
+    pub fn embeddings(&self) -> PathBuf {
+        self.root.join("embeddings")
+    }
 }
 
 #[cfg(test)]

@@ -358,13 +358,13 @@ fn loras_are_found_where_people_keep_them() {
     assert_eq!(
         summary,
         vec![
-            ("ink".to_string(), Unknown, false),
+            ("ink".to_string(), For(BaseArch::Sd1), false),
             ("junk".to_string(), NotALora, false),
-            ("own".to_string(), Unknown, false),
+            ("own".to_string(), For(BaseArch::Sd1), false),
             ("peft".to_string(), Unknown, false),
             ("xl".to_string(), For(BaseArch::Sdxl), true),
         ],
-        "the tiny SD 1 fixtures' text width is no real family's, so they say Unknown"
+        "the tiny SD 1 fixtures' text width is no real family's: kohya's metadata names it, the PEFT file says nothing"
     );
     // A folder named as a LoRA folder is scanned as it is.
     let only = lantern::hub::discover_loras(&DiscoveryRoots::default(), &[a1111.join("Lora")]);

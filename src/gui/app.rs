@@ -130,7 +130,7 @@ impl LanternApp {
         self.models.rescan(
             &mut self.state.models,
             &self.state.settings.user_models,
-            &[self.data.loras()],
+            (&[self.data.loras()], &[self.data.embeddings()]),
             self.state.settings.precision.dtype(),
         );
     }
@@ -251,6 +251,7 @@ impl LanternApp {
         Request {
             previews: true,
             lora_files: self.state.models.loras.iter().map(|l| l.path.clone()).collect(),
+            embedding_files: self.state.models.embeddings.iter().map(|e| e.path.clone()).collect(),
             ..Request::new(recipe)
         }
     }

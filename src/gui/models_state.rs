@@ -304,6 +304,8 @@ pub struct ModelsState {
     pub loras: Vec<crate::hub::LoraInfo>,
     /// How many scans have finished (the LoRA browser reloads its previews after each).
     pub scans_done: u64,
+    /// Textual-inversion embeddings found on disk (see `hub::discover_embeddings`).
+    pub embeddings: Vec<crate::hub::EmbeddingInfo>,
 }
 
 impl ModelsState {
@@ -383,6 +385,7 @@ enum Msg {
         models: Vec<LocalModel>,
         vaes: Vec<PathBuf>,
         loras: Vec<crate::hub::LoraInfo>,
+        embeddings: Vec<crate::hub::EmbeddingInfo>,
     },
     /// The listed models' hashes, after the list (a few MiB read per folder).
     Hashed {
@@ -457,15 +460,16 @@ impl ModelsController {
     }
 
     /// Starts a scan of every root plus the user's folders; LoRAs are also looked for in
-    /// `lora_folders` (the data folder's `loras/`).
+    /// `lora_folders` (the data folder's `loras/`), embeddings in `embedding_folders`.
     pub fn rescan(
         &mut self,
         state: &mut ModelsState,
         user_folders: &[PathBuf],
-        lora_folders: &[PathBuf],
+        (lora_folders, embedding_folders): (&[PathBuf], &[PathBuf]),
         dtype: candle_core::DType,
     ) {
         let lora_folders = lora_folders.to_vec();
+        let embedding_folders = embedding_folders.to_vec();
         self.scan_generation += 1;
         let generation = self.scan_generation;
         let mut roots = self.env.roots.clone();
@@ -484,17 +488,18 @@ impl ModelsController {
             let vaes = discover_vaes(&roots);
             let loras = discover_loras(&roots, &lora_folders)
                 .iter()
-                .map(|f| {
-                    let mut lora = describe_lora(f);
-                    crate::hub::lora_family::refine(&mut lora);
-                    lora
-                })
+                .map(|f| describe_lora(f))
+                .collect();
+            let embeddings = crate::hub::discover_embeddings(&roots, &embedding_folders)
+                .iter()
+                .map(|f| crate::hub::describe_embedding(f))
                 .collect();
             Msg::Scanned {
                 generation,
                 models,
                 vaes,
                 loras,
+                embeddings,
             }
         };
         let mut roots = self.env.roots.clone();
@@ -609,11 +614,13 @@ impl ModelsController {
                     models,
                     vaes,
                     loras,
+                    embeddings,
                 } => {
                     if generation == self.scan_generation {
                         state.local = models;
                         state.vaes = vaes;
                         state.loras = loras;
+                        state.embeddings = embeddings;
                         state.scan = ScanState::Done;
                         state.scans_done += 1;
                     }

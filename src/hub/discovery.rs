@@ -292,6 +292,41 @@ pub fn discover_embeddings(roots: &DiscoveryRoots, embedding_folders: &[PathBuf]
     out
 }
 
+/// What the prompt boxes need of an embedding file: its name and how many tokens it takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddingInfo {
+    pub path: PathBuf,
+    /// The name a prompt writes (the file stem).
+    pub name: String,
+    /// Vectors, from the header (`None`: not an embedding file).
+    pub vectors: Option<usize>,
+}
+
+/// Reads an embedding file's header: one tensor [n, width], or SDXL's `clip_l`/`clip_g`.
+pub fn describe_embedding(path: &Path) -> EmbeddingInfo {
+    let vectors = crate::model::single_file::header::read(path).ok().and_then(|h| {
+        let names: Vec<&str> = h.names().collect();
+        let main = if h.has("clip_l") {
+            Some("clip_l")
+        } else if names.len() == 1 {
+            Some(names[0])
+        } else {
+            None
+        };
+        let shape = h.shape(main?)?;
+        match shape {
+            [n, _] => Some(*n),
+            [_] => Some(1),
+            _ => None,
+        }
+    });
+    EmbeddingInfo {
+        path: path.to_path_buf(),
+        name: crate::pipeline::loras::lora_name(path),
+        vectors,
+    }
+}
+
 fn is_lora_folder(folder: &Path) -> bool {
     let name = folder_name(folder).to_ascii_lowercase();
     name == "lora" || name == "loras"
@@ -350,7 +385,8 @@ pub fn describe_lora(path: &Path) -> LoraInfo {
             Some(2048) => LoraKind::For(BaseArch::Sdxl),
             Some(1024) => LoraKind::For(BaseArch::Sd2),
             Some(768) => LoraKind::For(BaseArch::Sd1),
-            _ => LoraKind::Unknown,
+            // Widths of no released family: what the trainer wrote in the file, if anything.
+            _ => super::lora_family::family_from_metadata(&h.metadata).map_or(LoraKind::Unknown, LoraKind::For),
         }
     });
     let stem = path.with_extension("");

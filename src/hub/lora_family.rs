@@ -1,12 +1,13 @@
 //! A LoRA's family from what its trainer wrote into the file, for files whose layer widths do
-//! not tell (`discovery::describe_lora` reads those first: they cannot be wrong). kohya's
+//! not tell (`discovery::describe_lora` reads those first: they cannot be wrong, and asks
+//! this only when they say nothing). kohya's
 //! scripts write `ss_base_model_version` (`sd_v1`, `sd_v2_768_v`, `sdxl_base_v1-0`, …) and the
 //! model spec's `modelspec.architecture` (`stable-diffusion-xl-v1-base/lora`, …); A1111 reads
 //! the same fields.
 
 use std::collections::HashMap;
 
-use super::{BaseArch, LoraInfo, LoraKind};
+use super::BaseArch;
 
 /// The family the metadata names, if it names one.
 pub fn family_from_metadata(metadata: &HashMap<String, String>) -> Option<BaseArch> {
@@ -31,19 +32,6 @@ pub fn family_from_metadata(metadata: &HashMap<String, String>) -> Option<BaseAr
         Some(BaseArch::Sd1)
     } else {
         None
-    }
-}
-
-/// A LoRA of unknown family gets the one its metadata names (the header is read again: it is
-/// a few kilobytes).
-pub fn refine(info: &mut LoraInfo) {
-    if info.kind != LoraKind::Unknown {
-        return;
-    }
-    if let Ok(header) = crate::model::single_file::header::read(&info.path)
-        && let Some(base) = family_from_metadata(&header.metadata)
-    {
-        info.kind = LoraKind::For(base);
     }
 }
 

@@ -22,8 +22,8 @@ pub mod safetensors_header;
 
 pub use catalog::{Catalog, CatalogEntry, RecommendedSettings};
 pub use discovery::{
-    DiscoveryRoots, LocalModel, LoraInfo, LoraKind, ModelSource, ModelStatus, describe_lora, discover,
-    discover_embeddings, discover_loras, discover_vaes,
+    DiscoveryRoots, EmbeddingInfo, LocalModel, LoraInfo, LoraKind, ModelSource, ModelStatus, describe_embedding,
+    describe_lora, discover, discover_embeddings, discover_loras, discover_vaes,
 };
 pub use download::{
     CancelFlag, DownloadEvent, DownloadHandle, DownloadRequest, FileSelection, HubConfig, Progress, download,

@@ -221,10 +221,12 @@ fn prompts(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         ui.ctx().memory_mut(|m| m.data.insert_temp(focused_once, true));
     }
     let syntax = state.settings.params.prompt_syntax;
-    let counted = state
-        .token_counters
-        .prompt
-        .count(state.tokenizer.as_ref(), &state.settings.params.prompt, syntax);
+    let counted = state.token_counters.prompt.count(
+        state.tokenizer.as_ref(),
+        &state.settings.params.prompt,
+        syntax,
+        &state.models.embeddings,
+    );
     counter(ui, counted, syntax);
 
     let label = ui.label(RichText::new(t!("negative-prompt-label")).strong());
@@ -239,11 +241,12 @@ fn prompts(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         .desired_width(f32::INFINITY)
         .id_salt("negative_prompt");
     ui.add(negative).labelled_by(label.id);
-    let counted =
-        state
-            .token_counters
-            .negative
-            .count(state.tokenizer.as_ref(), &state.settings.params.negative_prompt, syntax);
+    let counted = state.token_counters.negative.count(
+        state.tokenizer.as_ref(),
+        &state.settings.params.negative_prompt,
+        syntax,
+        &state.models.embeddings,
+    );
     counter(ui, counted, syntax);
 }
 
