@@ -1,6 +1,7 @@
 //! Fuzzing the parser surface on stable Rust: the PNG chunk and metadata reader, the A1111
-//! `parameters` parser, the safetensors header and weight-shape checks, and the config readers
-//! with the model loaders behind them. Each target mutates a seed corpus taken from the
+//! `parameters` parser, the safetensors header and weight-shape checks, the config readers
+//! with the model loaders behind them, the prompt parser (emphasis, chunks, `<lora:…>` tags,
+//! Ctrl+Up/Down) and LoRA files (key mapper, layer checks, the merge and its exact restore). Each target mutates a seed corpus taken from the
 //! fixtures (real PNGs, real configs, real safetensors headers) with a fixed-seed generator,
 //! and every input must give a value or an error: a panic fails the test with the input saved
 //! (an abort or a hang would end or stall the run, which is as visible).
@@ -687,4 +688,269 @@ fn fuzz_configs_and_loaders() {
             load_component(CONFIGS[i].1, &path, &weights[i]);
         },
     );
+}
+
+// ---- prompts: A1111's emphasis parser, chunks, extra-network tags, Ctrl+Up/Down ----
+
+fn prompt_corpus() -> Vec<Vec<u8>> {
+    let text = std::fs::read_to_string(fixtures().join("a1111_prompts/cases.json")).unwrap();
+    let cases: Value = serde_json::from_str(&text).unwrap();
+    let mut prompts: Vec<String> = ["doctests", "cases"]
+        .iter()
+        .flat_map(|k| cases[k].as_array().unwrap().iter())
+        .filter_map(|c| c["prompt"].as_str().map(str::to_owned))
+        .collect();
+    prompts.extend(
+        [
+            "a lighthouse, <lora:ink:0.8> <lora:paper:0.5:1.2>, (lanternstyle:1.2)",
+            "<lora:a:b:c:d> <lora::> <hypernet:x:1> <lora:名前:-0.7>",
+            "((a:1.5) [b] \\(c\\) \\\\ BREAK d:1.2) e",
+            "lanternstyle lanternstyle lanternstyle, 狐狸 🦊 , ,,,, BREAK",
+        ]
+        .map(str::to_owned),
+    );
+    prompts.into_iter().map(String::into_bytes).collect()
+}
+
+/// Everything that reads a prompt's text, on one input: the first four bytes are the
+/// selection Ctrl+Up/Down acts on, the rest the text.
+fn read_prompt(
+    input: &[u8],
+    tokenizer: &lantern::text::ClipTokenizer,
+    embeddings: &[lantern::text::prompt::EmbeddingTokens],
+) {
+    use lantern::text::extra_networks;
+    use lantern::text::prompt::{self, PromptSyntax};
+    let (a, b) = (
+        u16::from_le_bytes([input[0], input[1]]) as usize,
+        u16::from_le_bytes([input[2], input[3]]) as usize,
+    );
+    let text = String::from_utf8_lossy(&input[4..]);
+    let _ = prompt::parse_prompt_attention(&text);
+    for syntax in [PromptSyntax::A1111, PromptSyntax::Plain] {
+        let _ = prompt::count_tokens_with(tokenizer, &text, syntax, embeddings);
+    }
+    if let Ok(stripped) = extra_networks::strip(&text) {
+        if let Ok(chunked) = prompt::chunk_prompt_with(tokenizer, &stripped.text, embeddings) {
+            // What the encoder will be given: whole 77-token chunks.
+            assert!(chunked.chunks.iter().all(|c| c.ids.len() == 77));
+        }
+    }
+    let _ = prompt::plain_chunk(tokenizer, &text, embeddings);
+    for span in extra_networks::lora_spans(&text) {
+        // Byte ranges the browser slices the prompt with.
+        assert!(
+            text.get(span.range.clone()).is_some(),
+            "{span:?} in {} bytes",
+            text.len()
+        );
+    }
+    let _ = extra_networks::text_without_tags(&text);
+    if let Some(edit) = lantern::gui::prompt_weight::adjust(&text, a..b, a % 2 == 0) {
+        let n = edit.text.chars().count();
+        assert!(
+            edit.selection.start <= edit.selection.end && edit.selection.end <= n,
+            "selection {:?} in {n} chars",
+            edit.selection
+        );
+    }
+}
+
+#[test]
+fn fuzz_prompt_parser() {
+    use lantern::text::prompt::EmbeddingTokens;
+    let tokenizer = lantern::text::ClipTokenizer::from_folder(&fixtures().join("sd1-tiny/tokenizer")).unwrap();
+    let embeddings = [EmbeddingTokens {
+        ids: tokenizer.encode("lanternstyle"),
+        vectors: 2,
+        index: 0,
+    }];
+    let corpus = prompt_corpus();
+    fuzz(
+        "prompt",
+        iters(4000),
+        |rng| {
+            let mut text = rng.pick(&corpus).clone();
+            mutate_bytes(rng, &mut text, &corpus);
+            if rng.chance(200) {
+                // Depth and count: thousands of brackets or BREAKs.
+                let unit = *rng.pick(&["(", "[", "(a:1.1)", "BREAK ", "\\", "<lora:x:1>", ", "]);
+                text = unit.repeat(1 + rng.below(3000)).into_bytes();
+            }
+            let mut input = Vec::with_capacity(text.len() + 4);
+            for _ in 0..2 {
+                let at = rng.below(text.len() + 8) as u16;
+                input.extend(at.to_le_bytes());
+            }
+            input.extend(text);
+            input
+        },
+        |input| read_prompt(input, &tokenizer, &embeddings),
+    );
+}
+
+// ---- LoRA files: the key mapper, the layer checks and the in-place merge ----
+
+/// The LoRA fixtures (kohya, PEFT, LoCon for SD 1.x; kohya with SGM names for SDXL) with the
+/// model each is for.
+const LORAS: &[(&str, &str)] = &[
+    ("sd1-kohya.safetensors", "sd1-tiny"),
+    ("sd1-peft.safetensors", "sd1-tiny"),
+    ("sd1-locon.safetensors", "sd1-tiny"),
+    ("sdxl-kohya.safetensors", "sdxl-tiny"),
+];
+
+fn one_picture(model: &lantern::model::LoadedModel, prompt: &str, loras: &[PathBuf]) -> Vec<u8> {
+    use lantern::pipeline::{self, Event, Request};
+    let recipe = lantern::recipe::Recipe {
+        prompt: prompt.into(),
+        steps: 2,
+        width: 64,
+        height: 64,
+        seed: 7,
+        ..Default::default()
+    };
+    let request = Request {
+        lora_files: loras.to_vec(),
+        ..Request::new(recipe)
+    };
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let mut image = Vec::new();
+    pipeline::generate(model, &request, &cancel, &mut |e| {
+        if let Event::ImageReady(g) = e {
+            image = g.image.data;
+        }
+    })
+    .unwrap();
+    image
+}
+
+#[test]
+fn fuzz_lora_files() {
+    use lantern::model::LoadedModel;
+    use lantern::model::lora::patch::LoraChoice;
+    let lora_dir = fixtures().join("loras");
+    let models: Vec<(&str, LoadedModel)> = ["sd1-tiny", "sdxl-tiny"]
+        .iter()
+        .map(|m| {
+            (
+                *m,
+                LoadedModel::load(&fixtures().join(m), Default::default(), &mut |_| {}).unwrap(),
+            )
+        })
+        .collect();
+    let model_for = |name: &str| &models.iter().find(|(m, _)| *m == name).unwrap().1;
+    let files: Vec<(Value, Vec<u8>)> = LORAS
+        .iter()
+        .map(|(f, _)| split_safetensors(&std::fs::read(lora_dir.join(f)).unwrap()))
+        .collect();
+    let raw: Vec<Vec<u8>> = LORAS
+        .iter()
+        .map(|(f, _)| std::fs::read(lora_dir.join(f)).unwrap())
+        .collect();
+    let headers: Vec<Value> = files.iter().map(|(h, _)| h.clone()).collect();
+    // Each model wears a good LoRA while the fuzzed ones are tried; its picture before and
+    // after must be the same to the bit (refusals change nothing, removals restore exactly).
+    let good = |model: &str| {
+        let (file, _) = LORAS.iter().find(|(_, m)| *m == model).unwrap();
+        let stem = file.trim_end_matches(".safetensors");
+        (format!("a lighthouse <lora:{stem}:0.8>"), vec![lora_dir.join(file)])
+    };
+    let before: Vec<Vec<u8>> = models
+        .iter()
+        .map(|(m, model)| {
+            let (prompt, loras) = good(m);
+            one_picture(model, &prompt, &loras)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let accepted = std::sync::atomic::AtomicUsize::new(0);
+    fuzz(
+        "lora",
+        iters(300),
+        |rng| {
+            let i = rng.below(LORAS.len());
+            let body = if rng.chance(4) {
+                let mut bytes = raw[i].clone();
+                mutate_bytes(rng, &mut bytes, &raw);
+                bytes
+            } else {
+                let (header, data) = &files[i];
+                let mut header = header.clone();
+                let names: Vec<String> = header.as_object().unwrap().keys().cloned().collect();
+                for _ in 0..1 + rng.below(3) {
+                    let name = rng.pick(&names).clone();
+                    let Some(entry) = header.as_object_mut().unwrap().remove(&name) else {
+                        continue;
+                    };
+                    // The key mapper's input: names renamed, moved to other blocks, other
+                    // layouts' suffixes; and the shapes and dtypes the layer checks read.
+                    let new_name = match rng.below(6) {
+                        0 => name.replace(
+                            rng.pick(&["lora_unet_", "lora_te_", "unet.", "text_encoder."]),
+                            *rng.pick(&["lora_te2_", "lora_unet_input_blocks_", "", "unet.down_blocks.9."]),
+                        ),
+                        1 => name.replace(char::is_numeric, *rng.pick(&["0", "7", "99", "18446744073709551616"])),
+                        2 => name.replace(
+                            rng.pick(&[".lora_down", ".lora_A", ".alpha", ".lora_up"]),
+                            *rng.pick(&[".lora_up", ".lora_B", ".hada_w1_a", ".alpha", ".lora_mid"]),
+                        ),
+                        3 => format!("{name}{}", *rng.pick(&["_", ".weight", "\u{0}", "é"])),
+                        _ => name.clone(),
+                    };
+                    let mut entry = entry;
+                    if rng.chance(2) {
+                        let key = *rng.pick(&["shape", "dtype", "data_offsets"]);
+                        let mut inner = json!({ "v": entry[key].clone() });
+                        mutate_json(rng, &mut inner, &headers);
+                        entry[key] = inner["v"].clone();
+                    }
+                    header.as_object_mut().unwrap().insert(new_name, entry);
+                }
+                if rng.chance(5) {
+                    header["__metadata__"] = json!({"ss_network_dim": hostile_value(rng, &json!(4)), "ss_base_model_version": "sdxl_base_v1-0"});
+                }
+                join_safetensors(&serde_json::to_vec(&header).unwrap(), data)
+            };
+            // First byte: which fixture (and so which model); second: the weight.
+            let mut input = vec![i as u8, rng.below(256) as u8];
+            input.extend(body);
+            input
+        },
+        |input| {
+            let (file, model_name) = LORAS[input[0] as usize % LORAS.len()];
+            let model = model_for(model_name);
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.path().join(format!("fuzzed-{n}.safetensors"));
+            std::fs::write(&path, &input[2..]).unwrap();
+            let weight = [1.0, -0.7, 0.0, 1e30, f64::NAN, 2.5][input[1] as usize % 6];
+            let good_file = lora_dir.join(file);
+            let choice = |name: &str, path: &Path, w: f64| LoraChoice {
+                name: name.into(),
+                path: path.to_path_buf(),
+                te: w,
+                unet: w,
+            };
+            let wearing = [choice("good", &good_file, 0.8)];
+            model.lora.apply(&wearing).unwrap();
+            let tried = [choice("good", &good_file, 0.8), choice("fuzzed", &path, weight)];
+            match model.lora.apply(&tried) {
+                Ok(_) => {
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(_) => assert_eq!(model.lora.applied().len(), 1, "a refused LoRA left a change behind"),
+            }
+            let _ = std::fs::remove_file(&path);
+        },
+    );
+    // Reported: how many fuzzed files were merged (the rest were refused).
+    eprintln!("fuzz lora: {} inputs merged", accepted.into_inner());
+    for ((m, model), before) in models.iter().zip(&before) {
+        let (prompt, loras) = good(m);
+        assert!(
+            one_picture(model, &prompt, &loras) == *before,
+            "{m}: the picture with its LoRA changed after the fuzzed LoRAs came and went"
+        );
+    }
 }
