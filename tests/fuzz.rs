@@ -730,11 +730,11 @@ fn read_prompt(
     for syntax in [PromptSyntax::A1111, PromptSyntax::Plain] {
         let _ = prompt::count_tokens_with(tokenizer, &text, syntax, embeddings);
     }
-    if let Ok(stripped) = extra_networks::strip(&text) {
-        if let Ok(chunked) = prompt::chunk_prompt_with(tokenizer, &stripped.text, embeddings) {
-            // What the encoder will be given: whole 77-token chunks.
-            assert!(chunked.chunks.iter().all(|c| c.ids.len() == 77));
-        }
+    if let Ok(stripped) = extra_networks::strip(&text)
+        && let Ok(chunked) = prompt::chunk_prompt_with(tokenizer, &stripped.text, embeddings)
+    {
+        // What the encoder will be given: whole 77-token chunks.
+        assert!(chunked.chunks.iter().all(|c| c.ids.len() == 77));
     }
     let _ = prompt::plain_chunk(tokenizer, &text, embeddings);
     for span in extra_networks::lora_spans(&text) {
@@ -886,16 +886,31 @@ fn fuzz_lora_files() {
                     };
                     // The key mapper's input: names renamed, moved to other blocks, other
                     // layouts' suffixes; and the shapes and dtypes the layer checks read.
-                    let new_name = match rng.below(6) {
-                        0 => name.replace(
-                            rng.pick(&["lora_unet_", "lora_te_", "unet.", "text_encoder."]),
-                            *rng.pick(&["lora_te2_", "lora_unet_input_blocks_", "", "unet.down_blocks.9."]),
-                        ),
-                        1 => name.replace(char::is_numeric, *rng.pick(&["0", "7", "99", "18446744073709551616"])),
-                        2 => name.replace(
-                            rng.pick(&[".lora_down", ".lora_A", ".alpha", ".lora_up"]),
-                            *rng.pick(&[".lora_up", ".lora_B", ".hada_w1_a", ".alpha", ".lora_mid"]),
-                        ),
+                    let from = *rng.pick(&[
+                        "lora_unet_",
+                        "lora_te_",
+                        "unet.",
+                        "text_encoder.",
+                        ".lora_down",
+                        ".lora_A",
+                        ".alpha",
+                        ".lora_up",
+                    ]);
+                    let to = *rng.pick(&[
+                        "lora_te2_",
+                        "lora_unet_input_blocks_",
+                        "",
+                        "unet.down_blocks.9.",
+                        ".lora_up",
+                        ".lora_B",
+                        ".hada_w1_a",
+                        ".alpha",
+                        ".lora_mid",
+                    ]);
+                    let number = *rng.pick(&["0", "7", "99", "18446744073709551616"]);
+                    let new_name = match rng.below(5) {
+                        0 | 1 => name.replace(from, to),
+                        2 => name.replace(char::is_numeric, number),
                         3 => format!("{name}{}", *rng.pick(&["_", ".weight", "\u{0}", "é"])),
                         _ => name.clone(),
                     };
