@@ -347,3 +347,56 @@ fn a_vae_chosen_for_a_model_is_used_remembered_and_recorded() {
     assert!(text.contains("VAE: tiny.vae.safetensors"), "{text}");
     assert!(text.contains("Model: novae"), "{text}");
 }
+
+/// A checkpoint without a VAE, and a diffusers model of its family installed: the window loads it
+/// with that model's VAE once the scan has found it (the first load, before the scan, fails),
+/// says so under ⚙, and the picture names the VAE.
+#[test]
+fn a_checkpoint_without_a_vae_borrows_its_familys_in_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("my-models");
+    std::fs::create_dir_all(&models).unwrap();
+    let model = models.join("novae.safetensors");
+    rewrite_safetensors(&fixtures().join("single-file/sd1/sd1-tiny.safetensors"), &model, |n| {
+        (!n.starts_with("first_stage_model.")).then(|| n.to_string())
+    });
+    // Installed the usual way: in Lantern's own models folder.
+    copy_dir(&fixtures().join("sd1-tiny"), &tmp.path().join("models/sd1-tiny"));
+    let mut env = lantern::gui::models_state::ModelsEnv::isolated(&tmp.path().join("hf-cache"), "http://127.0.0.1:9");
+    env.roots.data_dir_models = Some(tmp.path().join("models"));
+    let mut h = window(tmp.path())
+        .model(model.clone())
+        .models_env(env)
+        .size(1200.0, 800.0)
+        .build();
+    wait_for(&mut h, "the model with the borrowed VAE", |a| {
+        matches!(a.state.model, ModelStatus::Ready(_))
+    });
+    small_settings(&mut h);
+    h.get_by_label("⚙").click();
+    h.run_steps(2);
+    // The VAE box says whose VAE it decodes with.
+    h.get_by_value("sd1-tiny's (this file has none)");
+    h.get_by_label("Prompt").type_text("a lighthouse");
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Enter);
+    h.step();
+    wait_for(&mut h, "the image", |a| a.is_idle());
+    let path = h.state().state.images[0].path.clone().expect("saved");
+    let text = lantern::output::read_parameters_file(&path).unwrap().unwrap();
+    assert!(text.contains("VAE: sd1-tiny/vae"), "{text}");
+    // Nothing was written into the model's choices: the borrowing follows what is installed.
+    assert_eq!(h.state().state.settings.choice_for(&model).vae, None);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dst = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dst);
+        } else {
+            std::fs::copy(entry.path(), dst).unwrap();
+        }
+    }
+}

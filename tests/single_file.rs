@@ -408,3 +408,101 @@ fn the_cli_generates_from_a_single_file() {
         "{err}"
     );
 }
+
+/// A checkpoint without its VAE borrows the VAE of an installed diffusers model of the same
+/// family and says so: `--vae` takes a diffusers VAE folder (or a model folder), and with no
+/// `--vae` the CLI finds one itself, prints a note, lists it in `models list`, and names it in
+/// the PNG. The fixture's VAE is the same weights, so the picture is diffusers' own.
+#[test]
+fn a_checkpoint_without_a_vae_borrows_its_familys() {
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let novae = models.join("novae.safetensors");
+    rewrite_safetensors(&file("sd1"), &novae, |n| {
+        (!n.starts_with("first_stage_model.")).then(|| n.to_string())
+    });
+    // In the library: a VAE folder, or a whole model folder, as the separate VAE.
+    for vae in [fixtures().join("sd1-tiny/vae"), fixtures().join("sd1-tiny")] {
+        let options = LoadOptions {
+            vae: Some(vae.clone()),
+            ..LoadOptions::default()
+        };
+        let model = load(&novae, options).unwrap();
+        compare("sd1", &model);
+        assert_eq!(model.vae_name().as_deref(), Some("sd1-tiny/vae"), "{}", vae.display());
+        assert_eq!(model.vae_hash, None, "folders have no A1111 VAE hash");
+    }
+    let Err(e) = load(
+        &novae,
+        LoadOptions {
+            vae: Some(tmp.path().to_path_buf()),
+            ..LoadOptions::default()
+        },
+    ) else {
+        panic!("a folder without a VAE was used as one")
+    };
+    assert!(e.to_string().contains("not a VAE folder"), "{e}");
+
+    let lantern = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lantern"));
+        c.env("LANTERN_DATA_DIR", tmp.path())
+            .env("HF_HOME", tmp.path().join("hf"))
+            .env("HF_HUB_CACHE", tmp.path().join("hf"))
+            .env("NO_COLOR", "1");
+        c
+    };
+    let out = tmp.path().join("out.png");
+    let generate = || {
+        lantern()
+            .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
+            .args(["--negative-prompt", "blurry, low quality", "--steps", "6"])
+            .args(["--guidance", "7.5", "--width", "64", "--height", "64"])
+            .args(["--no-history", "-q", "--model"])
+            .arg(&novae)
+            .arg("--init-latents")
+            .arg(fixtures().join("latents/64x64.safetensors"))
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    // Nothing to borrow from yet: the load says what to do.
+    let o = generate();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("no VAE") && err.contains("--vae"),
+        "{err}"
+    );
+
+    copy_dir(&fixtures().join("sd1-tiny"), &models.join("sd1-tiny"));
+    let o = lantern().args(["models", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&o.stdout);
+    assert!(list.contains("no VAE in the file, uses sd1-tiny's"), "{list}");
+    let o = generate();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("novae has no VAE: decoding with the VAE of sd1-tiny (same family)"),
+        "{err}"
+    );
+    let reference = read_png(&fixtures().join("single-file/sd1/reference/default-sq-g7.png"));
+    let (max, mean) = pixel_diff(&read_png(&out), &reference);
+    assert!(max <= MAX_ABS && mean <= MAX_MEAN, "max {max} mean {mean}");
+    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
+    assert!(text.contains("VAE: sd1-tiny/vae"), "{text}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dst = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dst);
+        } else {
+            std::fs::copy(entry.path(), dst).unwrap();
+        }
+    }
+}

@@ -166,6 +166,26 @@ impl RecipeArgs {
     }
 }
 
+/// For a checkpoint without its VAE (and no `--vae`): the VAE of an installed diffusers model of
+/// the same family, said on stderr. `None` when the file has a VAE or nothing can lend one (the
+/// load then says what to do).
+fn borrowed_vae(model: &Path, bar: &mut ProgressBar) -> Option<PathBuf> {
+    use crate::hub::{DiscoveryRoots, ModelSource, describe_file, discover, family_vae_donor};
+    let described = describe_file(model, ModelSource::UserFolder)?;
+    if !described.needs_vae {
+        return None;
+    }
+    let models = discover(&DiscoveryRoots::standard(Vec::new()));
+    let donor = family_vae_donor(&models, described.base)?;
+    bar.clear();
+    eprintln!(
+        "note: {} has no VAE: decoding with the VAE of {} (same family); --vae FILE chooses another",
+        printable(&described.name),
+        printable(&donor.name)
+    );
+    Some(donor.path.join("vae"))
+}
+
 /// The LoRA files the prompt may name: only looked for when it has a tag.
 fn lora_files(args: &GenerateArgs) -> Vec<PathBuf> {
     if crate::text::extra_networks::text_without_tags(&args.recipe.prompt) == args.recipe.prompt {
@@ -203,7 +223,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let options = LoadOptions {
         dtype: args.dtype.dtype(),
         device,
-        vae: args.vae.clone(),
+        vae: args.vae.clone().or_else(|| borrowed_vae(&args.model, &mut bar)),
         prediction: args.prediction,
     };
     let model = LoadedModel::load(&args.model, options, &mut |stage| {

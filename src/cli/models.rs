@@ -150,7 +150,15 @@ fn print_table(models: &[LocalModel], out: &mut dyn Write) -> std::io::Result<()
         "NAME", "FAMILY", "PRECISION", "SIZE", "SOURCE"
     )?;
     for m in models {
+        let donor = m
+            .needs_vae
+            .then(|| crate::hub::family_vae_donor(models, m.base))
+            .flatten();
         let status = match &m.status {
+            ModelStatus::Complete if m.needs_vae && donor.is_some() => format!(
+                "ok: no VAE in the file, uses {}'s (--vae FILE for another)",
+                printable(donor.map(|d| d.name.as_str()).unwrap_or_default())
+            ),
             ModelStatus::Complete if m.needs_vae => "needs a VAE: no VAE in the file (--vae FILE)".to_owned(),
             ModelStatus::Complete => "ok".to_owned(),
             ModelStatus::Incomplete(problems) => format!("incomplete: {}", printable(&problems.join("; "))),

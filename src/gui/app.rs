@@ -73,6 +73,8 @@ pub struct LanternApp {
     history: history::HistoryRuntime,
     /// Makes the LoRA browser's preview thumbnails.
     lora_previews: super::thumb_loader::ThumbLoader,
+    /// The separate VAE the last load asked for (a borrowed one is retried at most once).
+    last_load_vae: Option<PathBuf>,
 }
 
 impl LanternApp {
@@ -110,6 +112,7 @@ impl LanternApp {
             models,
             history,
             lora_previews,
+            last_load_vae: None,
         };
         if let Some(model) = options.model.or_else(|| app.state.settings.model.clone()) {
             app.choose_model(model);
@@ -146,7 +149,8 @@ impl LanternApp {
         match self.state.models.find_local(&path).cloned() {
             Some(model) => {
                 // A file without its VAE cannot load until one is chosen: show where.
-                if model.needs_vae && self.state.settings.choice_for(&path).vae.is_none() {
+                let chosen = self.state.settings.choice_for(&path).vae;
+                if self.state.models.needs_vae_choice(&path, chosen.as_deref()) {
                     self.state.model_options_open = true;
                 }
                 self.apply_recommendation(&model)
@@ -209,9 +213,11 @@ impl LanternApp {
             stage: None,
         };
         self.state.tokenizer = None;
+        let options = self.load_options(&path);
+        self.last_load_vae = options.vae.clone();
         self.worker.submit(Job::Load {
             model: path.clone(),
-            options: self.load_options(&path),
+            options,
         });
         let load = move || {
             let tokenizer = crate::model::ModelFolder::open(&path)
@@ -224,13 +230,30 @@ impl LanternApp {
         self.save_settings();
     }
 
+    /// The chosen model failed to load before the scan found a model of its family that can lend
+    /// it a VAE (a checkpoint without one, opened at start): load it again, now with that VAE.
+    fn retry_with_borrowed_vae(&mut self) {
+        let Some(path) = self.state.settings.model.clone() else {
+            return;
+        };
+        let failed = matches!(self.state.model, ModelStatus::Failed { .. });
+        let chosen = self.state.settings.choice_for(&path).vae;
+        let tried_without = self.last_load_vae.is_none();
+        if failed && tried_without && chosen.is_none() && self.state.models.vae_donor(&path).is_some() {
+            self.choose_model(path);
+        }
+    }
+
     /// How `model` is loaded: the window's precision and the user's choices for that model.
     fn load_options(&self, model: &Path) -> LoadOptions {
         let choice = self.state.settings.choice_for(model);
         LoadOptions {
             dtype: self.state.settings.precision.dtype(),
             device: candle_core::Device::Cpu,
-            vae: choice.vae,
+            // A file without a VAE, none chosen: the same family's, as the options panel says.
+            vae: choice
+                .vae
+                .or_else(|| self.state.models.vae_donor(model).map(|d| d.path.join("vae"))),
             prediction: choice.prediction,
         }
     }
@@ -492,6 +515,7 @@ impl LanternApp {
                     kind: failure.kind,
                     message: failure.message,
                 };
+                self.retry_with_borrowed_vae();
             }
             WorkerEvent::Started { .. } => {}
             WorkerEvent::Progress {
@@ -639,8 +663,12 @@ impl LanternApp {
         while let Some(event) = self.worker.try_recv() {
             self.handle_worker_event(event);
         }
+        let scans = self.state.models.scans_done;
         for notice in self.models.poll(&mut self.state.models) {
             self.handle_models_notice(notice);
+        }
+        if self.state.models.scans_done != scans {
+            self.retry_with_borrowed_vae();
         }
         self.poll_history();
         self.poll_lora_previews();

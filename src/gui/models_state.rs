@@ -317,6 +317,18 @@ impl ModelsState {
         self.local.iter().find(|m| m.path == path)
     }
 
+    /// The installed model whose VAE the checkpoint at `path` decodes with when it has none
+    /// of its own and the user chose none (see `hub::family_vae_donor`).
+    pub fn vae_donor(&self, path: &Path) -> Option<&LocalModel> {
+        let model = self.find_local(path).filter(|m| m.needs_vae)?;
+        crate::hub::family_vae_donor(&self.local, model.base)
+    }
+
+    /// Whether the model at `path` cannot load until the user chooses a VAE for it.
+    pub fn needs_vae_choice(&self, path: &Path, chosen: Option<&Path>) -> bool {
+        chosen.is_none() && self.find_local(path).is_some_and(|m| m.needs_vae) && self.vae_donor(path).is_none()
+    }
+
     pub fn download(&self, repo_id: &str) -> Option<&DownloadView> {
         self.downloads.iter().find(|d| d.repo_id == repo_id)
     }

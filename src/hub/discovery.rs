@@ -161,6 +161,11 @@ pub fn discover(roots: &DiscoveryRoots) -> Vec<LocalModel> {
         }
     }
     for root in &roots.user_folders {
+        // A checkpoint opened by hand is listed as itself (family, size, whether it has a VAE).
+        if root.is_file() && root.extension().is_some_and(|e| e == "safetensors") {
+            add_file(root, ModelSource::UserFolder, &mut out);
+            continue;
+        }
         for dir in model_dirs(root, 1) {
             add(&dir, folder_name(&dir), ModelSource::UserFolder, &mut out);
         }
@@ -212,6 +217,15 @@ pub fn discover_vaes(roots: &DiscoveryRoots) -> Vec<PathBuf> {
         .collect();
     out.sort_by_key(|f| folder_name(f).to_lowercase());
     out
+}
+
+/// The model whose VAE a checkpoint without one borrows: the first complete diffusers folder
+/// of the same base architecture (SD 1.x, SD 2.x and SDXL each share one VAE across their
+/// fine-tunes). `None` when no such model is installed.
+pub fn family_vae_donor(models: &[LocalModel], base: BaseArch) -> Option<&LocalModel> {
+    models
+        .iter()
+        .find(|m| m.is_complete() && m.base == base && m.path.join("vae").join("config.json").is_file())
 }
 
 /// LoRA files where people keep them: the data folder's `loras/` (beside its `models/`),

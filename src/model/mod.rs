@@ -291,7 +291,7 @@ pub struct LoadedModel {
 /// The separate VAE file's A1111 hash (cached like a checkpoint's); `None` without one, or
 /// when it cannot be read (the load itself would have failed first).
 fn vae_file_hash(options: &LoadOptions) -> Option<String> {
-    let file = options.vae.as_deref()?;
+    let file = options.vae.as_deref().filter(|f| f.is_file())?;
     single_file::hash::model_hash(file).ok()
 }
 
@@ -390,9 +390,18 @@ impl LoadedModel {
     }
 
     /// The separate VAE's file name as A1111 records it (`VAE: name.vae.safetensors`).
+    /// A VAE folder is named by its model: `stable-diffusion-v1-5/vae`.
     pub fn vae_name(&self) -> Option<String> {
         let file = self.options.vae.as_deref()?;
-        Some(file.file_name()?.to_string_lossy().into_owned())
+        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        if file.is_dir() {
+            let (model, vae) = match file.file_name().is_some_and(|n| n == "vae") {
+                true => (file.parent()?, file),
+                false => (file, &*file.join("vae")),
+            };
+            return Some(format!("{}/{}", name(model)?, name(vae)?));
+        }
+        name(file)
     }
 
     /// Image pixels per latent pixel (8 for SD).

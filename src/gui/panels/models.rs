@@ -20,8 +20,11 @@ pub fn picker_items(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
     let models = &state.models;
     for m in &models.local {
         let mut text = format!("{}  ·  {}", m.name, model_details(m));
-        if m.needs_vae && state.settings.choice_for(&m.path).vae.is_none() {
+        let chosen_vae = state.settings.choice_for(&m.path).vae;
+        if models.needs_vae_choice(&m.path, chosen_vae.as_deref()) {
             text = format!("{text}  ·  {}", t!("model-needs-vae"));
+        } else if let (None, Some(donor)) = (&chosen_vae, models.vae_donor(&m.path)) {
+            text = format!("{text}  ·  VAE: {}", t!("vae-family", model = donor.name.as_str()));
         }
         let selected = chosen == Some(&m.path);
         let response = ui.add_enabled(m.is_complete(), egui::Button::selectable(selected, text));

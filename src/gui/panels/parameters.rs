@@ -115,12 +115,21 @@ fn model_options(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
         .spacing([8.0, 6.0])
         .show(ui, |ui| {
             let l = ui.label(t!("vae-label"));
-            let shown = wanted.vae.as_deref().map_or_else(|| t!("vae-own"), file_name);
+            // A file without a VAE of its own borrows its family's (or needs one chosen).
+            let none_label = match (
+                state.models.find_local(model).is_some_and(|m| m.needs_vae),
+                state.models.vae_donor(model),
+            ) {
+                (false, _) => t!("vae-own"),
+                (true, Some(donor)) => t!("vae-family", model = donor.name.as_str()),
+                (true, None) => t!("vae-none-in-file"),
+            };
+            let shown = wanted.vae.as_deref().map_or_else(|| none_label.clone(), file_name);
             egui::ComboBox::from_id_salt("vae_choice")
                 .selected_text(shown)
                 .width(200.0)
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut wanted.vae, None, t!("vae-own"));
+                    ui.selectable_value(&mut wanted.vae, None, none_label.clone());
                     for vae in &state.models.vaes {
                         ui.selectable_value(&mut wanted.vae, Some(vae.clone()), file_name(vae))
                             .on_hover_text(vae.display().to_string());

@@ -210,9 +210,13 @@ impl SingleFile {
     }
 }
 
-/// A separate VAE file (`*.vae.safetensors`, LDM layout with or without `first_stage_model.`)
-/// decoded with `scaling_factor` (the model's).
+/// A separate VAE (`*.vae.safetensors`, LDM layout with or without `first_stage_model.`; or a
+/// diffusers VAE folder, or a diffusers model folder whose `vae/` is used) decoded with
+/// `scaling_factor` (the model's).
 pub fn load_vae_file(path: &Path, scaling_factor: f64, options: &LoadOptions) -> Result<VaeDecoder> {
+    if path.is_dir() {
+        return load_vae_folder(path, scaling_factor, options);
+    }
     if is_pickle(path) {
         return Err(pickle_error(path));
     }
@@ -237,6 +241,28 @@ pub fn load_vae_file(path: &Path, scaling_factor: f64, options: &LoadOptions) ->
     let dtype = if config.force_upcast { DType::F32 } else { options.dtype };
     let w = Weights::mapped(path, m, dtype, &options.device)?;
     VaeDecoder::load(&w.pp("vae"), config)
+}
+
+/// A VAE in the diffusers layout: `config.json` and `diffusion_pytorch_model*.safetensors`,
+/// in `dir` or in its `vae/` (a whole model folder lends its VAE).
+fn load_vae_folder(dir: &Path, scaling_factor: f64, options: &LoadOptions) -> Result<VaeDecoder> {
+    let vae_dir = if dir.join("vae").join("config.json").is_file() {
+        dir.join("vae")
+    } else {
+        dir.to_path_buf()
+    };
+    if !vae_dir.join("config.json").is_file() {
+        return Err(Error::model(
+            dir,
+            "not a VAE folder (no config.json, and no vae/ with one)",
+        ));
+    }
+    let mut config = VaeConfig::read(&vae_dir.join("config.json"))?;
+    config.scaling_factor = scaling_factor;
+    let dtype = if config.force_upcast { DType::F32 } else { options.dtype };
+    let prefer = super::variant_preference(options.dtype);
+    let w = Weights::open(&vae_dir, "diffusion_pytorch_model", prefer, dtype, &options.device)?;
+    VaeDecoder::load(&w, config)
 }
 
 /// Loads a single-file checkpoint (the folder value `open` made for it).
