@@ -506,3 +506,87 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A checkpoint without its text encoder(s) uses those of an installed diffusers model of the
+/// same family (the fixtures' folders hold the same weights, so the pictures are diffusers'
+/// own); one of another family is refused by width; with nothing to borrow from, the CLI's
+/// error and `models list` say what to do.
+#[test]
+fn a_checkpoint_without_a_text_encoder_borrows_its_familys() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (family, prefix) in [("sd1", "cond_stage_model."), ("sdxl", "conditioner.")] {
+        let notext = tmp.path().join(format!("{family}-notext.safetensors"));
+        rewrite_safetensors(&file(family), &notext, |n| {
+            (!n.starts_with(prefix)).then(|| n.to_string())
+        });
+        let options = LoadOptions {
+            text_encoders: Some(fixtures().join(format!("{family}-tiny"))),
+            ..LoadOptions::default()
+        };
+        let model = load(&notext, options).unwrap();
+        assert_eq!(model.text_encoders.len(), if family == "sdxl" { 2 } else { 1 });
+        compare(family, &model);
+    }
+    let notext = tmp.path().join("sd1-notext.safetensors");
+    // (The tiny SD 1 and SD 2 encoders have the same width; SDXL's pair is wider.)
+    let other_family = LoadOptions {
+        text_encoders: Some(fixtures().join("sdxl-tiny")),
+        ..LoadOptions::default()
+    };
+    let Err(e) = load(&notext, other_family) else {
+        panic!("SDXL text encoders were used for an SD 1 UNet")
+    };
+    assert!(e.to_string().contains("-wide text"), "{e}");
+
+    // The CLI: listed as incomplete with the reason, then borrowing once a model is installed.
+    use std::process::Command;
+    let data = tmp.path().join("data");
+    let models = data.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::rename(&notext, models.join("notext.safetensors")).unwrap();
+    let lantern = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lantern"));
+        c.env("LANTERN_DATA_DIR", &data)
+            .env("HF_HOME", tmp.path().join("hf"))
+            .env("HF_HUB_CACHE", tmp.path().join("hf"))
+            .env("NO_COLOR", "1");
+        c
+    };
+    let list = || {
+        let o = lantern().args(["models", "list"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let before = list();
+    assert!(
+        before.contains("no text encoder in the file, and no installed diffusers model of its family"),
+        "{before}"
+    );
+    copy_dir(&fixtures().join("sd1-tiny"), &models.join("sd1-tiny"));
+    let after = list();
+    assert!(
+        after.contains("ok: no text encoder in the file, uses sd1-tiny's"),
+        "{after}"
+    );
+    let out = tmp.path().join("out.png");
+    let o = lantern()
+        .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
+        .args(["--negative-prompt", "blurry, low quality", "--steps", "6"])
+        .args(["--guidance", "7.5", "--width", "64", "--height", "64"])
+        .args(["--no-history", "-q", "--model"])
+        .arg(models.join("notext.safetensors"))
+        .arg("--init-latents")
+        .arg(fixtures().join("latents/64x64.safetensors"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("notext has no text encoder: using the text encoder of sd1-tiny (same family)"),
+        "{err}"
+    );
+    let reference = read_png(&fixtures().join("single-file/sd1/reference/default-sq-g7.png"));
+    let (max, mean) = pixel_diff(&read_png(&out), &reference);
+    assert!(max <= MAX_ABS && mean <= MAX_MEAN, "max {max} mean {mean}");
+}

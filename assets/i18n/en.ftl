@@ -16,6 +16,7 @@ vae-label = VAE
 vae-own = The model's own
 vae-family = { $model }'s (this file has none)
 vae-none-in-file = None in the file: choose one
+text-encoder-family = text encoder: { $model }'s (this file has none)
 vae-tip = Decode with a separate VAE file (A1111's VAE setting). Files named *.vae.safetensors beside your models, or in a VAE folder, are listed. The picture records it.
 prediction-label = Prediction
 prediction-auto = As the model says

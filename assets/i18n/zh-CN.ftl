@@ -16,6 +16,7 @@ vae-label = VAE
 vae-own = 模型自带
 vae-family = 借用 { $model } 的（此文件不含 VAE）
 vae-none-in-file = 文件不含 VAE，请选择
+text-encoder-family = 文本编码器：借用 { $model } 的（此文件不含）
 vae-tip = 使用单独的 VAE 文件解码（即 A1111 的 VAE 设置）。模型旁边名为 *.vae.safetensors 的文件或 VAE 文件夹中的文件会列在这里。图片会记录所用的 VAE。
 prediction-label = 预测类型
 prediction-auto = 按模型设定

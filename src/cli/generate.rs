@@ -166,24 +166,45 @@ impl RecipeArgs {
     }
 }
 
-/// For a checkpoint without its VAE (and no `--vae`): the VAE of an installed diffusers model of
-/// the same family, said on stderr. `None` when the file has a VAE or nothing can lend one (the
-/// load then says what to do).
-fn borrowed_vae(model: &Path, bar: &mut ProgressBar) -> Option<PathBuf> {
-    use crate::hub::{DiscoveryRoots, ModelSource, describe_file, discover, family_vae_donor};
-    let described = describe_file(model, ModelSource::UserFolder)?;
-    if !described.needs_vae {
-        return None;
+/// What a checkpoint without its own VAE or text encoder borrows (see [`borrowed_parts`]).
+#[derive(Default)]
+struct Borrowed {
+    vae: Option<PathBuf>,
+    text_encoders: Option<PathBuf>,
+}
+
+/// For a checkpoint without its VAE (and no `--vae`: `wants_vae`) or its text encoder: those of
+/// an installed diffusers model of the same family, said on stderr. Nothing when the file has
+/// them or nothing can lend them (the load then says what to do).
+fn borrowed_parts(model: &Path, wants_vae: bool, bar: &mut ProgressBar) -> Borrowed {
+    use crate::hub::{DiscoveryRoots, ModelSource, describe_file, discover, family_donor};
+    let Some(described) = describe_file(model, ModelSource::UserFolder) else {
+        return Borrowed::default();
+    };
+    let (vae, text) = (described.needs_vae && wants_vae, described.needs_text_encoder);
+    if !vae && !text {
+        return Borrowed::default();
     }
     let models = discover(&DiscoveryRoots::standard(Vec::new()));
-    let donor = family_vae_donor(&models, described.base)?;
+    let Some(donor) = family_donor(&models, described.base) else {
+        return Borrowed::default();
+    };
+    let parts = match (vae, text) {
+        (true, true) => "VAE or text encoder: using those",
+        (true, false) => "VAE: decoding with the VAE",
+        _ => "text encoder: using the text encoder",
+    };
     bar.clear();
     eprintln!(
-        "note: {} has no VAE: decoding with the VAE of {} (same family); --vae FILE chooses another",
+        "note: {} has no {parts} of {} (same family){}",
         printable(&described.name),
-        printable(&donor.name)
+        printable(&donor.name),
+        if vae { "; --vae FILE chooses another VAE" } else { "" }
     );
-    Some(donor.path.join("vae"))
+    Borrowed {
+        vae: vae.then(|| donor.path.join("vae")),
+        text_encoders: text.then(|| donor.path.clone()),
+    }
 }
 
 /// The LoRA files the prompt may name: only looked for when it has a tag.
@@ -220,11 +241,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
 
     let mut bar = ProgressBar::new(args.quiet);
     bar.message("loading model…");
+    let borrowed = borrowed_parts(&args.model, args.vae.is_none(), &mut bar);
     let options = LoadOptions {
         dtype: args.dtype.dtype(),
         device,
-        vae: args.vae.clone().or_else(|| borrowed_vae(&args.model, &mut bar)),
+        vae: args.vae.clone().or(borrowed.vae),
         prediction: args.prediction,
+        text_encoders: borrowed.text_encoders,
     };
     let model = LoadedModel::load(&args.model, options, &mut |stage| {
         bar.message(match stage {

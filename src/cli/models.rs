@@ -150,13 +150,17 @@ fn print_table(models: &[LocalModel], out: &mut dyn Write) -> std::io::Result<()
         "NAME", "FAMILY", "PRECISION", "SIZE", "SOURCE"
     )?;
     for m in models {
-        let donor = m
-            .needs_vae
-            .then(|| crate::hub::family_vae_donor(models, m.base))
+        let donor = (m.needs_vae || m.needs_text_encoder)
+            .then(|| crate::hub::family_donor(models, m.base))
             .flatten();
+        let lacks = match (m.needs_vae, m.needs_text_encoder) {
+            (true, true) => "VAE or text encoder",
+            (false, true) => "text encoder",
+            _ => "VAE",
+        };
         let status = match &m.status {
-            ModelStatus::Complete if m.needs_vae && donor.is_some() => format!(
-                "ok: no VAE in the file, uses {}'s (--vae FILE for another)",
+            ModelStatus::Complete if donor.is_some() => format!(
+                "ok: no {lacks} in the file, uses {}'s",
                 printable(donor.map(|d| d.name.as_str()).unwrap_or_default())
             ),
             ModelStatus::Complete if m.needs_vae => "needs a VAE: no VAE in the file (--vae FILE)".to_owned(),

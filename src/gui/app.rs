@@ -255,6 +255,7 @@ impl LanternApp {
                 .vae
                 .or_else(|| self.state.models.vae_donor(model).map(|d| d.path.join("vae"))),
             prediction: choice.prediction,
+            text_encoders: self.state.models.text_encoder_donor(model).map(|d| d.path.clone()),
         }
     }
 

@@ -318,10 +318,16 @@ impl ModelsState {
     }
 
     /// The installed model whose VAE the checkpoint at `path` decodes with when it has none
-    /// of its own and the user chose none (see `hub::family_vae_donor`).
+    /// of its own and the user chose none (see `hub::family_donor`).
     pub fn vae_donor(&self, path: &Path) -> Option<&LocalModel> {
         let model = self.find_local(path).filter(|m| m.needs_vae)?;
-        crate::hub::family_vae_donor(&self.local, model.base)
+        crate::hub::family_donor(&self.local, model.base)
+    }
+
+    /// The installed model whose text encoders the checkpoint at `path` uses, having none.
+    pub fn text_encoder_donor(&self, path: &Path) -> Option<&LocalModel> {
+        let model = self.find_local(path).filter(|m| m.needs_text_encoder)?;
+        crate::hub::family_donor(&self.local, model.base)
     }
 
     /// Whether the model at `path` cannot load until the user chooses a VAE for it.
@@ -783,6 +789,7 @@ mod tests {
             status: crate::hub::ModelStatus::Complete,
             catalog_id: None,
             needs_vae: false,
+            needs_text_encoder: false,
         };
         let (from, r) = recommendation(&catalog, &model).unwrap();
         assert_eq!(from, "SD-Turbo");

@@ -74,8 +74,12 @@ pub struct LocalModel {
     pub status: ModelStatus,
     /// The catalog entry this is (matched by repo id), whose recommended settings apply.
     pub catalog_id: Option<String>,
-    /// A single file without its VAE: usable once a separate VAE is chosen for it.
+    /// A single file without its VAE: usable once a separate VAE is chosen for it (or with
+    /// the VAE of an installed model of its family, see [`family_donor`]).
     pub needs_vae: bool,
+    /// A single file without its text encoder: usable with those of an installed model of its
+    /// family (listed as incomplete when there is none).
+    pub needs_text_encoder: bool,
 }
 
 impl LocalModel {
@@ -187,6 +191,7 @@ pub fn discover(roots: &DiscoveryRoots) -> Vec<LocalModel> {
             }
         }
     }
+    mark_missing_text_encoders(&mut out);
     out
 }
 
@@ -219,13 +224,26 @@ pub fn discover_vaes(roots: &DiscoveryRoots) -> Vec<PathBuf> {
     out
 }
 
-/// The model whose VAE a checkpoint without one borrows: the first complete diffusers folder
-/// of the same base architecture (SD 1.x, SD 2.x and SDXL each share one VAE across their
-/// fine-tunes). `None` when no such model is installed.
-pub fn family_vae_donor(models: &[LocalModel], base: BaseArch) -> Option<&LocalModel> {
+/// The model whose VAE or text encoders a checkpoint without them borrows: the first complete
+/// diffusers folder of the same base architecture (SD 1.x, SD 2.x and SDXL each keep one VAE
+/// and one text encoder across their fine-tunes). `None` when no such model is installed.
+pub fn family_donor(models: &[LocalModel], base: BaseArch) -> Option<&LocalModel> {
     models
         .iter()
-        .find(|m| m.is_complete() && m.base == base && m.path.join("vae").join("config.json").is_file())
+        .find(|m| m.is_complete() && m.base == base && m.path.join("model_index.json").is_file())
+}
+
+/// A checkpoint without a text encoder and no installed model of its family to lend one
+/// cannot run: listed as incomplete, saying so.
+fn mark_missing_text_encoders(models: &mut [LocalModel]) {
+    let lonely: Vec<usize> = (0..models.len())
+        .filter(|&i| models[i].needs_text_encoder && family_donor(models, models[i].base).is_none())
+        .collect();
+    for i in lonely {
+        models[i].status = ModelStatus::Incomplete(vec![
+            "no text encoder in the file, and no installed diffusers model of its family to lend one".into(),
+        ]);
+    }
 }
 
 /// LoRA files where people keep them: the data folder's `loras/` (beside its `models/`),
@@ -453,6 +471,7 @@ pub fn describe(dir: &Path, name: String, source: ModelSource, catalog: Option<&
         status,
         catalog_id,
         needs_vae: false,
+        needs_text_encoder: false,
     })
 }
 
@@ -476,10 +495,7 @@ pub fn describe_file(file: &Path, source: ModelSource) -> Option<LocalModel> {
         (Arch::Sdxl, false) => (BaseArch::Sdxl, Family::Sdxl),
         (Arch::Sdxl, true) => (BaseArch::Sdxl, Family::SdxlTurbo),
     };
-    let mut problems = Vec::new();
-    if d.text == TextLayout::Missing {
-        problems.push("no text encoder in the file".to_string());
-    }
+    let problems: Vec<String> = Vec::new();
     let dtypes = sf.header.float_dtypes();
     let precision = match dtypes.as_slice() {
         ["F32"] => Precision::Fp32,
@@ -510,6 +526,7 @@ pub fn describe_file(file: &Path, source: ModelSource) -> Option<LocalModel> {
         precision,
         status,
         needs_vae: d.vae_prefix.is_none(),
+        needs_text_encoder: d.text == TextLayout::Missing,
         catalog_id: None,
     })
 }

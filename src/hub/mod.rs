@@ -23,7 +23,7 @@ pub mod safetensors_header;
 pub use catalog::{Catalog, CatalogEntry, RecommendedSettings};
 pub use discovery::{
     DiscoveryRoots, EmbeddingInfo, LocalModel, LoraInfo, LoraKind, ModelSource, ModelStatus, describe_embedding,
-    describe_file, describe_lora, discover, discover_embeddings, discover_loras, discover_vaes, family_vae_donor,
+    describe_file, describe_lora, discover, discover_embeddings, discover_loras, discover_vaes, family_donor,
 };
 pub use download::{
     CancelFlag, DownloadEvent, DownloadHandle, DownloadRequest, FileSelection, HubConfig, Progress, download,

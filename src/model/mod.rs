@@ -241,6 +241,9 @@ pub struct LoadOptions {
     pub vae: Option<PathBuf>,
     /// What the UNet predicts, overriding what a single file's contents suggest.
     pub prediction: Option<single_file::Prediction>,
+    /// A diffusers model folder of the same family whose text encoders (and tokenizers) a
+    /// single file without its own uses.
+    pub text_encoders: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -250,6 +253,7 @@ impl Default for LoadOptions {
             device: Device::Cpu,
             vae: None,
             prediction: None,
+            text_encoders: None,
         }
     }
 }
@@ -261,6 +265,7 @@ impl LoadOptions {
             && self.device.same_device(&other.device)
             && self.vae == other.vae
             && self.prediction == other.prediction
+            && self.text_encoders == other.text_encoders
     }
 }
 
@@ -522,6 +527,33 @@ fn check_components(
         }
     }
     Ok(())
+}
+
+/// The text encoders of the diffusers model folder `donor` (tokenizer, tracked weights, config
+/// each), for a single file that has none: read as that model reads them.
+fn borrowed_text_encoders(
+    donor: &Path,
+    options: &LoadOptions,
+) -> Result<Vec<(ClipTokenizer, Weights, ClipTextConfig)>> {
+    let folder = ModelFolder::open(donor)?;
+    if folder.single_file.is_some() {
+        return Err(Error::model(
+            donor,
+            "text encoders are borrowed from a diffusers model folder only",
+        ));
+    }
+    let prefer = variant_preference(options.dtype);
+    folder
+        .text_components()
+        .into_iter()
+        .map(|(tok_dir, enc_dir, projection)| {
+            let tokenizer = ClipTokenizer::from_folder(&folder.root.join(tok_dir))?;
+            let dir = folder.root.join(enc_dir);
+            let config = ClipTextConfig::read(&dir.join("config.json"), projection)?;
+            let w = Weights::open(&dir, "model", prefer, options.dtype, &options.device)?.tracked();
+            Ok((tokenizer, w, config))
+        })
+        .collect()
 }
 
 /// Which weight files a load in `dtype` reads when a folder has both.

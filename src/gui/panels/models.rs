@@ -26,6 +26,9 @@ pub fn picker_items(ui: &mut Ui, state: &AppState, actions: &mut Vec<Action>) {
         } else if let (None, Some(donor)) = (&chosen_vae, models.vae_donor(&m.path)) {
             text = format!("{text}  ·  VAE: {}", t!("vae-family", model = donor.name.as_str()));
         }
+        if let Some(donor) = models.text_encoder_donor(&m.path) {
+            text = format!("{text}  ·  {}", t!("text-encoder-family", model = donor.name.as_str()));
+        }
         let selected = chosen == Some(&m.path);
         let response = ui.add_enabled(m.is_complete(), egui::Button::selectable(selected, text));
         let response = response

@@ -171,7 +171,13 @@ impl SingleFile {
 
     /// The UNet's config, from the file's shapes.
     pub fn unet_config(&self) -> Result<UnetConfig> {
-        let v = arch::unet(&self.header, self.family(), self.pooled_width());
+        self.unet_config_pooled(self.pooled_width())
+    }
+
+    /// The UNet's config when SDXL's pooled text width is known from elsewhere (text encoders
+    /// borrowed from a model folder: its `text_encoder_2` projection).
+    fn unet_config_pooled(&self, pooled_width: Option<usize>) -> Result<UnetConfig> {
+        let v = arch::unet(&self.header, self.family(), pooled_width);
         UnetConfig::from_config(&self.config("unet", v)?)
     }
 
@@ -265,6 +271,13 @@ fn load_vae_folder(dir: &Path, scaling_factor: f64, options: &LoadOptions) -> Re
     VaeDecoder::load(&w, config)
 }
 
+/// The pooled text width a diffusers model folder's second text encoder projects to (SDXL).
+fn donor_pooled_width(donor: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(donor.join("text_encoder_2").join("config.json")).ok()?;
+    let config: Value = serde_json::from_str(&text).ok()?;
+    config["projection_dim"].as_u64().map(|n| n as usize)
+}
+
 /// Loads a single-file checkpoint (the folder value `open` made for it).
 pub(super) fn load(
     folder: ModelFolder,
@@ -301,13 +314,16 @@ fn load_parts(
     on_stage: &mut dyn FnMut(LoadStage),
 ) -> Result<(Vec<TextEncoder>, Unet, VaeDecoder, crate::model::lora::Patcher)> {
     let path = &file.path;
-    if file.detected.text == TextLayout::Missing {
+    if file.detected.text == TextLayout::Missing && options.text_encoders.is_none() {
         return Err(Error::model(
             path,
-            "this checkpoint has no text encoder (no cond_stage_model.* or conditioner.* tensors); Lantern needs a checkpoint that includes it",
+            "this checkpoint has no text encoder (no cond_stage_model.* or conditioner.* tensors); install a diffusers model of the same family to lend it one, or use a checkpoint that includes it",
         ));
     }
-    let unet_config = file.unet_config()?;
+    let unet_config = match (&options.text_encoders, file.detected.text) {
+        (Some(donor), TextLayout::Missing) => file.unet_config_pooled(donor_pooled_width(donor))?,
+        _ => file.unet_config()?,
+    };
     let text_configs = file.text_configs()?;
     let scaling = file.family()["vae"]["scaling_factor"].as_f64().unwrap_or(0.18215);
     if file.detected.vae_prefix.is_none() && options.vae.is_none() {
@@ -325,16 +341,31 @@ fn load_parts(
 
     let mut text_encoders = Vec::new();
     let mut lora_parts = Vec::new();
-    let tokenizers = file.tokenizers()?;
-    let names: Vec<&str> = file.text_parts().iter().map(|p| p.2).collect();
-    for (i, ((config, tokenizer), name)) in text_configs.into_iter().zip(tokenizers).zip(names).enumerate() {
-        on_stage(LoadStage::TextEncoder(i));
-        let part = w.pp(name).tracked();
-        text_encoders.push(TextEncoder {
-            tokenizer,
-            model: ClipTextModel::load(&part, config)?,
-        });
-        lora_parts.push((crate::model::lora::Part::TextEncoder(i), part));
+    match (&options.text_encoders, file.detected.text) {
+        (Some(donor), TextLayout::Missing) => {
+            for (i, (tokenizer, part, config)) in super::borrowed_text_encoders(donor, options)?.into_iter().enumerate()
+            {
+                on_stage(LoadStage::TextEncoder(i));
+                text_encoders.push(TextEncoder {
+                    tokenizer,
+                    model: ClipTextModel::load(&part, config)?,
+                });
+                lora_parts.push((crate::model::lora::Part::TextEncoder(i), part));
+            }
+        }
+        _ => {
+            let tokenizers = file.tokenizers()?;
+            let names: Vec<&str> = file.text_parts().iter().map(|p| p.2).collect();
+            for (i, ((config, tokenizer), name)) in text_configs.into_iter().zip(tokenizers).zip(names).enumerate() {
+                on_stage(LoadStage::TextEncoder(i));
+                let part = w.pp(name).tracked();
+                text_encoders.push(TextEncoder {
+                    tokenizer,
+                    model: ClipTextModel::load(&part, config)?,
+                });
+                lora_parts.push((crate::model::lora::Part::TextEncoder(i), part));
+            }
+        }
     }
     let width: usize = text_encoders.iter().map(|e| e.model.config().hidden_size).sum();
     if width != unet_config.context_dim() {
