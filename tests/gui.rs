@@ -12,7 +12,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lantern::gui::LanternApp;
 use lantern::gui::state::ModelStatus;
-use support::{fixtures, rewrite_safetensors};
+use support::{copy_dir, fixtures, rewrite_safetensors};
 
 fn harness(data_dir: &Path, model: Option<&Path>) -> Harness<'static, LanternApp> {
     window(data_dir)
@@ -386,17 +386,4 @@ fn a_checkpoint_without_a_vae_borrows_its_familys_in_the_window() {
     assert!(text.contains("VAE: sd1-tiny/vae"), "{text}");
     // Nothing was written into the model's choices: the borrowing follows what is installed.
     assert_eq!(h.state().state.settings.choice_for(&model).vae, None);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dst = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dst);
-        } else {
-            std::fs::copy(entry.path(), dst).unwrap();
-        }
-    }
 }

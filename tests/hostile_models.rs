@@ -10,19 +10,6 @@ use lantern::model::{LoadOptions, LoadedModel};
 use serde_json::{Value, json};
 use support::*;
 
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
-
 /// A copy of fixture `family` in a temp dir (named so no assertion can match the path) with
 /// `edit` applied to `component/config.json`.
 fn hostile(family: &str, component: &str, edit: impl FnOnce(&mut Value)) -> (tempfile::TempDir, PathBuf) {

@@ -136,7 +136,7 @@ fn component_file(model_dir: &Path, component: &str) -> PathBuf {
 fn merged_copy(model: &str, loras: &[(&LoraCase, f64)]) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let src = fixtures().join(model);
-    copy_tree(&src, tmp.path());
+    copy_dir(&src, tmp.path());
     let mut by_component: HashMap<String, Vec<(Target, Tensor, Tensor, f64)>> = HashMap::new();
     for (case, weight) in loras {
         let lora = candle_core::safetensors::load(lora_dir().join(&case.file), &Device::Cpu).unwrap();
@@ -180,19 +180,6 @@ fn merged_copy(model: &str, loras: &[(&LoraCase, f64)]) -> tempfile::TempDir {
         candle_core::safetensors::save(&tensors, &file).unwrap();
     }
     tmp
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dst = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &dst);
-        } else {
-            std::fs::copy(entry.path(), dst).unwrap();
-        }
-    }
 }
 
 fn load(dir: &Path) -> LoadedModel {

@@ -415,7 +415,6 @@ fn the_cli_generates_from_a_single_file() {
 /// the PNG. The fixture's VAE is the same weights, so the picture is diffusers' own.
 #[test]
 fn a_checkpoint_without_a_vae_borrows_its_familys() {
-    use std::process::Command;
     let tmp = tempfile::tempdir().unwrap();
     let models = tmp.path().join("models");
     std::fs::create_dir_all(&models).unwrap();
@@ -445,29 +444,9 @@ fn a_checkpoint_without_a_vae_borrows_its_familys() {
     };
     assert!(e.to_string().contains("not a VAE folder"), "{e}");
 
-    let lantern = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_lantern"));
-        c.env("LANTERN_DATA_DIR", tmp.path())
-            .env("HF_HOME", tmp.path().join("hf"))
-            .env("HF_HUB_CACHE", tmp.path().join("hf"))
-            .env("NO_COLOR", "1");
-        c
-    };
+    let lantern = || isolated_lantern(tmp.path(), tmp.path());
     let out = tmp.path().join("out.png");
-    let generate = || {
-        lantern()
-            .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
-            .args(["--negative-prompt", "blurry, low quality", "--steps", "6"])
-            .args(["--guidance", "7.5", "--width", "64", "--height", "64"])
-            .args(["--no-history", "-q", "--model"])
-            .arg(&novae)
-            .arg("--init-latents")
-            .arg(fixtures().join("latents/64x64.safetensors"))
-            .arg("--output")
-            .arg(&out)
-            .output()
-            .unwrap()
-    };
+    let generate = || reference_run(lantern(), &novae, &out);
     // Nothing to borrow from yet: the load says what to do.
     let o = generate();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -492,19 +471,6 @@ fn a_checkpoint_without_a_vae_borrows_its_familys() {
     assert!(max <= MAX_ABS && mean <= MAX_MEAN, "max {max} mean {mean}");
     let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
     assert!(text.contains("VAE: sd1-tiny/vae"), "{text}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dst = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dst);
-        } else {
-            std::fs::copy(entry.path(), dst).unwrap();
-        }
-    }
 }
 
 /// A checkpoint without its text encoder(s) uses those of an installed diffusers model of the
@@ -539,19 +505,11 @@ fn a_checkpoint_without_a_text_encoder_borrows_its_familys() {
     assert!(e.to_string().contains("-wide text"), "{e}");
 
     // The CLI: listed as incomplete with the reason, then borrowing once a model is installed.
-    use std::process::Command;
     let data = tmp.path().join("data");
     let models = data.join("models");
     std::fs::create_dir_all(&models).unwrap();
     std::fs::rename(&notext, models.join("notext.safetensors")).unwrap();
-    let lantern = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_lantern"));
-        c.env("LANTERN_DATA_DIR", &data)
-            .env("HF_HOME", tmp.path().join("hf"))
-            .env("HF_HUB_CACHE", tmp.path().join("hf"))
-            .env("NO_COLOR", "1");
-        c
-    };
+    let lantern = || isolated_lantern(&data, tmp.path());
     let list = || {
         let o = lantern().args(["models", "list"]).output().unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
@@ -568,18 +526,7 @@ fn a_checkpoint_without_a_text_encoder_borrows_its_familys() {
         "{after}"
     );
     let out = tmp.path().join("out.png");
-    let o = lantern()
-        .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
-        .args(["--negative-prompt", "blurry, low quality", "--steps", "6"])
-        .args(["--guidance", "7.5", "--width", "64", "--height", "64"])
-        .args(["--no-history", "-q", "--model"])
-        .arg(models.join("notext.safetensors"))
-        .arg("--init-latents")
-        .arg(fixtures().join("latents/64x64.safetensors"))
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = reference_run(lantern(), &models.join("notext.safetensors"), &out);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
@@ -589,4 +536,31 @@ fn a_checkpoint_without_a_text_encoder_borrows_its_familys() {
     let reference = read_png(&fixtures().join("single-file/sd1/reference/default-sq-g7.png"));
     let (max, mean) = pixel_diff(&read_png(&out), &reference);
     assert!(max <= MAX_ABS && mean <= MAX_MEAN, "max {max} mean {mean}");
+}
+
+/// `lantern` with its data in `data` and a Hugging Face cache under `scratch` (nothing of the
+/// user's own is seen).
+fn isolated_lantern(data: &Path, scratch: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_lantern"));
+    c.env("LANTERN_DATA_DIR", data)
+        .env("HF_HOME", scratch.join("hf"))
+        .env("HF_HUB_CACHE", scratch.join("hf"))
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// `lantern generate` of the single-file reference case `default-sq-g7` from `model`, into `out`.
+fn reference_run(mut lantern: std::process::Command, model: &Path, out: &Path) -> std::process::Output {
+    lantern
+        .args(["generate", "--prompt", "a lighthouse at dusk, oil painting"])
+        .args(["--negative-prompt", "blurry, low quality", "--steps", "6"])
+        .args(["--guidance", "7.5", "--width", "64", "--height", "64"])
+        .args(["--no-history", "-q", "--model"])
+        .arg(model)
+        .arg("--init-latents")
+        .arg(fixtures().join("latents/64x64.safetensors"))
+        .arg("--output")
+        .arg(out)
+        .output()
+        .unwrap()
 }

@@ -274,13 +274,21 @@ pub fn discover_loras(roots: &DiscoveryRoots, lora_folders: &[PathBuf]) -> Vec<P
             places.extend(NAMES.map(|n| parent.join(n)));
         }
     }
+    files_in(places, |file| {
+        !folder_name(file).to_ascii_lowercase().ends_with(".vae.safetensors")
+    })
+}
+
+/// The `.safetensors` files `keep` accepts in `places` (two levels down), each once however
+/// it is reached, sorted by name.
+fn files_in(mut places: Vec<PathBuf>, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut seen_places = HashSet::new();
     places.retain(|p| seen_places.insert(fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())));
     let mut seen = HashSet::new();
     let mut out: Vec<PathBuf> = places
         .iter()
         .flat_map(|root| checkpoint_files(root, 2))
-        .filter(|file| !folder_name(file).to_ascii_lowercase().ends_with(".vae.safetensors"))
+        .filter(|file| keep(file))
         .filter(|file| seen.insert(fs::canonicalize(file).unwrap_or_else(|_| file.clone())))
         .collect();
     out.sort_by_key(|f| folder_name(f).to_lowercase());
@@ -312,16 +320,7 @@ pub fn discover_embeddings(roots: &DiscoveryRoots, embedding_folders: &[PathBuf]
         places.extend(parent.map(|p| p.join("embeddings")));
         places.extend(parent.and_then(Path::parent).map(|p| p.join("embeddings")));
     }
-    let mut seen_places = HashSet::new();
-    places.retain(|p| seen_places.insert(fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())));
-    let mut seen = HashSet::new();
-    let mut out: Vec<PathBuf> = places
-        .iter()
-        .flat_map(|root| checkpoint_files(root, 2))
-        .filter(|file| seen.insert(fs::canonicalize(file).unwrap_or_else(|_| file.clone())))
-        .collect();
-    out.sort_by_key(|f| folder_name(f).to_lowercase());
-    out
+    files_in(places, |_| true)
 }
 
 /// What the prompt boxes need of an embedding file: its name and how many tokens it takes.

@@ -142,3 +142,17 @@ pub fn rewrite_safetensors(src: &Path, dst: &Path, keep: impl Fn(&str) -> Option
         .collect();
     safetensors::serialize_to_file(views, None, dst).unwrap();
 }
+
+/// Copies the folder `from` to `to`, subfolders included (a fixture model to edit or install).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dst = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dst);
+        } else {
+            std::fs::copy(entry.path(), dst).unwrap();
+        }
+    }
+}
