@@ -12,6 +12,7 @@ pub mod resnet;
 pub mod single_file;
 pub mod unet;
 pub mod vae;
+pub mod vae_encoder;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
@@ -407,6 +408,35 @@ impl LoadedModel {
             return Some(format!("{}/{}", name(model)?, name(vae)?));
         }
         name(file)
+    }
+
+    /// The weights of the VAE this model decodes with (the separate VAE in `options.vae`, the
+    /// checkpoint's `first_stage_model.*`, or the folder's `vae/`), in the diffusers layout and
+    /// the dtype the decoder runs in; mapped again, nothing read until a tensor is asked for.
+    pub fn vae_weights(&self) -> Result<Weights> {
+        let config = self.vae.config();
+        let o = &self.options;
+        if let Some(file) = &o.vae {
+            return Ok(single_file::vae_file_weights(file, config.scaling_factor, o)?.0);
+        }
+        if let Some(file) = &self.folder.single_file {
+            return Ok(single_file::own_vae_weights(file, o)?.0);
+        }
+        let dtype = if config.force_upcast { DType::F32 } else { o.dtype };
+        let prefer = variant_preference(o.dtype);
+        Weights::open(
+            &self.folder.root.join("vae"),
+            "diffusion_pytorch_model",
+            prefer,
+            dtype,
+            &o.device,
+        )
+    }
+
+    /// The encoder of the VAE this model decodes with (same config, same scaling), for
+    /// starting from a picture; loaded on demand, never by [`LoadedModel::load`].
+    pub fn load_vae_encoder(&self) -> Result<vae_encoder::VaeEncoder> {
+        vae_encoder::VaeEncoder::load(&self.vae_weights()?, self.vae.config().clone())
     }
 
     /// Image pixels per latent pixel (8 for SD).

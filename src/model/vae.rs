@@ -15,6 +15,8 @@ use crate::error::Result;
 #[derive(Clone, Debug)]
 pub struct VaeConfig {
     pub latent_channels: usize,
+    /// Image channels the encoder takes (3).
+    pub in_channels: usize,
     pub out_channels: usize,
     pub block_out_channels: Vec<usize>,
     pub layers_per_block: usize,
@@ -23,10 +25,14 @@ pub struct VaeConfig {
     /// Decode in f32 even when the rest runs in f16 (SDXL's VAE overflows in f16).
     pub force_upcast: bool,
     pub use_post_quant_conv: bool,
+    /// The encoder's 1×1 conv after `conv_out` (every SD VAE has one).
+    pub use_quant_conv: bool,
     pub mid_block_add_attention: bool,
     /// Per-channel latent statistics some VAEs declare (`latents_mean` / `latents_std`).
     pub latents_mean: Option<Vec<f64>>,
     pub latents_std: Option<Vec<f64>>,
+    /// Subtracted before scaling when encoding (SD3-style VAEs; `None` for SD's).
+    pub shift_factor: Option<f64>,
 }
 
 impl VaeConfig {
@@ -78,6 +84,7 @@ impl VaeConfig {
         }
         Ok(VaeConfig {
             latent_channels,
+            in_channels: c.usize_or("in_channels", 3)?,
             out_channels: c.usize_or("out_channels", 3)?,
             block_out_channels,
             layers_per_block: c.usize_or("layers_per_block", 1)?,
@@ -85,9 +92,14 @@ impl VaeConfig {
             scaling_factor: c.f64_or("scaling_factor", 0.18215)?,
             force_upcast: c.bool_or("force_upcast", true)?,
             use_post_quant_conv: c.bool_or("use_post_quant_conv", true)?,
+            use_quant_conv: c.bool_or("use_quant_conv", true)?,
             mid_block_add_attention: c.bool_or("mid_block_add_attention", true)?,
             latents_mean,
             latents_std,
+            shift_factor: match c.has("shift_factor") {
+                true => Some(c.f64_or("shift_factor", 0.0)?),
+                false => None,
+            },
         })
     }
 
@@ -97,8 +109,9 @@ impl VaeConfig {
     }
 }
 
-/// Single-head self-attention over all pixels with a residual (the VAE mid block's).
-struct SpatialAttention {
+/// Single-head self-attention over all pixels with a residual (the VAE mid block's, in the
+/// decoder and the encoder).
+pub(super) struct SpatialAttention {
     group_norm: GroupNorm,
     to_q: Linear,
     to_k: Linear,
@@ -107,7 +120,7 @@ struct SpatialAttention {
 }
 
 impl SpatialAttention {
-    fn load(w: &Weights, channels: usize, groups: usize) -> Result<SpatialAttention> {
+    pub(super) fn load(w: &Weights, channels: usize, groups: usize) -> Result<SpatialAttention> {
         // Older checkpoints use query/key/value/proj_attn; diffusers converts them on load.
         let (q, k, v, o) = if w.contains("query.weight") {
             ("query", "key", "value", "proj_attn")
@@ -131,7 +144,7 @@ impl SpatialAttention {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let normed = self.group_norm.forward(x)?;
         let scale = (c as f64).powf(-0.5);

@@ -185,9 +185,15 @@ pub fn vae(h: &Header, prefix: &str, fam: &Value) -> R<Value> {
     if resnets < 2 {
         return Err("the VAE's decoder levels have fewer than 2 resnets".into());
     }
+    // The encoder's input width, when the file has an encoder (a decoder-only VAE decodes).
+    let in_channels = match h.has(&v("encoder.conv_in.weight")) {
+        true => dim(h, &v("encoder.conv_in.weight"), 1)?,
+        false => 3,
+    };
     Ok(json!({
         "_class_name": "AutoencoderKL",
         "block_out_channels": channels,
+        "in_channels": in_channels,
         "layers_per_block": resnets - 1,
         "latent_channels": dim(h, &v("decoder.conv_in.weight"), 1)?,
         "out_channels": dim(h, &v("decoder.conv_out.weight"), 0)?,
@@ -195,6 +201,7 @@ pub fn vae(h: &Header, prefix: &str, fam: &Value) -> R<Value> {
         "scaling_factor": fam["vae"]["scaling_factor"],
         "force_upcast": true,
         "use_post_quant_conv": h.has(&v("post_quant_conv.weight")),
+        "use_quant_conv": h.has(&v("quant_conv.weight")),
         "mid_block_add_attention": h.has(&v("decoder.mid.attn_1.q.weight")),
     }))
 }

@@ -311,4 +311,47 @@ mod tests {
             Some("decoder.conv_norm_out.bias")
         );
     }
+
+    #[test]
+    fn vae_encoder_names_keep_the_level_order() {
+        let n = |s| vae_name(s, 4);
+        let cases = [
+            ("encoder.conv_in.weight", "encoder.conv_in.weight"),
+            (
+                "encoder.down.0.block.1.norm2.bias",
+                "encoder.down_blocks.0.resnets.1.norm2.bias",
+            ),
+            (
+                "encoder.down.1.downsample.conv.weight",
+                "encoder.down_blocks.1.downsamplers.0.conv.weight",
+            ),
+            (
+                "encoder.mid.block_1.conv1.bias",
+                "encoder.mid_block.resnets.0.conv1.bias",
+            ),
+            (
+                "encoder.mid.block_2.norm1.weight",
+                "encoder.mid_block.resnets.1.norm1.weight",
+            ),
+            (
+                "encoder.mid.attn_1.norm.bias",
+                "encoder.mid_block.attentions.0.group_norm.bias",
+            ),
+            (
+                "encoder.mid.attn_1.q.weight",
+                "encoder.mid_block.attentions.0.to_q.weight",
+            ),
+            (
+                "encoder.mid.attn_1.proj_out.bias",
+                "encoder.mid_block.attentions.0.to_out.0.bias",
+            ),
+            ("encoder.norm_out.weight", "encoder.conv_norm_out.weight"),
+            ("encoder.conv_out.bias", "encoder.conv_out.bias"),
+            ("quant_conv.weight", "quant_conv.weight"),
+        ];
+        for (ldm, diffusers) in cases {
+            assert_eq!(n(ldm).as_deref(), Some(diffusers), "{ldm}");
+        }
+        assert_eq!(n("encoder.down.1.upsample.conv.weight"), None);
+    }
 }

@@ -220,8 +220,16 @@ impl SingleFile {
 /// diffusers VAE folder, or a diffusers model folder whose `vae/` is used) decoded with
 /// `scaling_factor` (the model's).
 pub fn load_vae_file(path: &Path, scaling_factor: f64, options: &LoadOptions) -> Result<VaeDecoder> {
+    let (w, config) = vae_file_weights(path, scaling_factor, options)?;
+    VaeDecoder::load(&w, config)
+}
+
+/// A separate VAE's weights seen in the diffusers layout (`decoder.*`, `encoder.*`,
+/// `quant_conv.*`, …; mapped, nothing read yet) and its config with `scaling_factor`: what
+/// [`load_vae_file`] decodes with, and what the encoder reads.
+pub fn vae_file_weights(path: &Path, scaling_factor: f64, options: &LoadOptions) -> Result<(Weights, VaeConfig)> {
     if path.is_dir() {
-        return load_vae_folder(path, scaling_factor, options);
+        return vae_folder_weights(path, scaling_factor, options);
     }
     if is_pickle(path) {
         return Err(pickle_error(path));
@@ -246,12 +254,12 @@ pub fn load_vae_file(path: &Path, scaling_factor: f64, options: &LoadOptions) ->
     keymap::vae(&h, prefix, &mut m);
     let dtype = if config.force_upcast { DType::F32 } else { options.dtype };
     let w = Weights::mapped(path, m, dtype, &options.device)?;
-    VaeDecoder::load(&w.pp("vae"), config)
+    Ok((w.pp("vae"), config))
 }
 
 /// A VAE in the diffusers layout: `config.json` and `diffusion_pytorch_model*.safetensors`,
 /// in `dir` or in its `vae/` (a whole model folder lends its VAE).
-fn load_vae_folder(dir: &Path, scaling_factor: f64, options: &LoadOptions) -> Result<VaeDecoder> {
+fn vae_folder_weights(dir: &Path, scaling_factor: f64, options: &LoadOptions) -> Result<(Weights, VaeConfig)> {
     let vae_dir = if dir.join("vae").join("config.json").is_file() {
         dir.join("vae")
     } else {
@@ -268,7 +276,26 @@ fn load_vae_folder(dir: &Path, scaling_factor: f64, options: &LoadOptions) -> Re
     let dtype = if config.force_upcast { DType::F32 } else { options.dtype };
     let prefer = super::variant_preference(options.dtype);
     let w = Weights::open(&vae_dir, "diffusion_pytorch_model", prefer, dtype, &options.device)?;
-    VaeDecoder::load(&w, config)
+    Ok((w, config))
+}
+
+/// The checkpoint's own VAE (`first_stage_model.*`) seen in the diffusers layout, alone
+/// (mapped, nothing read yet), in the dtype its decoder runs in; for the encoder.
+pub(super) fn own_vae_weights(file: &SingleFile, options: &LoadOptions) -> Result<(Weights, VaeConfig)> {
+    let path = &file.path;
+    let Some(prefix) = file.detected.vae_prefix else {
+        return Err(Error::model(
+            path,
+            "this checkpoint has no VAE (no first_stage_model.* tensors)",
+        ));
+    };
+    let v = arch::vae(&file.header, prefix, file.family());
+    let config = VaeConfig::from_config(&file.config("vae", v)?)?;
+    let mut m = HashMap::new();
+    keymap::vae(&file.header, prefix, &mut m);
+    let dtype = if config.force_upcast { DType::F32 } else { options.dtype };
+    let w = Weights::mapped(path, m, dtype, &options.device)?;
+    Ok((w.pp("vae"), config))
 }
 
 /// The pooled text width a diffusers model folder's second text encoder projects to (SDXL).
