@@ -184,9 +184,7 @@ pub struct VaeDecoder {
     config: VaeConfig,
     post_quant_conv: Option<Conv2d>,
     conv_in: Conv2d,
-    mid_resnet_1: ResnetBlock,
-    mid_attention: Option<SpatialAttention>,
-    mid_resnet_2: ResnetBlock,
+    mid: MidBlock,
     up: Vec<(Vec<ResnetBlock>, Option<Upsample>)>,
     conv_norm_out: GroupNorm,
     conv_out: Conv2d,
@@ -227,23 +225,57 @@ fn blend_edge(a: &Tensor, b: &Tensor, dim: usize, extent: usize) -> Result<Tenso
     Ok(Tensor::cat(&[&mixed, &rest_b], dim)?)
 }
 
+/// A resnet block of the VAE's (no time embedding, eps 1e-6), encoder and decoder alike.
+pub(crate) fn vae_resnet(w: &Weights, in_channels: usize, out_channels: usize, groups: usize) -> Result<ResnetBlock> {
+    ResnetBlock::load(
+        w,
+        &ResnetConfig {
+            in_channels,
+            out_channels,
+            temb_channels: None,
+            groups,
+            eps: 1e-6,
+            output_scale_factor: 1.0,
+        },
+    )
+}
+
+/// `UNetMidBlock2D` of the VAE: resnet, self-attention (unless the config leaves it out),
+/// resnet, at the widest channel count. The encoder and the decoder each have one.
+pub(crate) struct MidBlock {
+    resnet_1: ResnetBlock,
+    attention: Option<SpatialAttention>,
+    resnet_2: ResnetBlock,
+}
+
+impl MidBlock {
+    pub(crate) fn load(w: &Weights, channels: usize, c: &VaeConfig) -> Result<MidBlock> {
+        let groups = c.norm_num_groups;
+        Ok(MidBlock {
+            resnet_1: vae_resnet(&w.pp("resnets").pp(0), channels, channels, groups)?,
+            attention: if c.mid_block_add_attention {
+                Some(SpatialAttention::load(&w.pp("attentions").pp(0), channels, groups)?)
+            } else {
+                None
+            },
+            resnet_2: vae_resnet(&w.pp("resnets").pp(1), channels, channels, groups)?,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = self.resnet_1.forward(x, None)?;
+        if let Some(attn) = &self.attention {
+            x = attn.forward(&x)?;
+        }
+        self.resnet_2.forward(&x, None)
+    }
+}
+
 impl VaeDecoder {
     pub fn load(w: &Weights, config: VaeConfig) -> Result<VaeDecoder> {
         let c = &config;
         let groups = c.norm_num_groups;
-        let resnet = |w: &Weights, i: usize, o: usize| {
-            ResnetBlock::load(
-                w,
-                &ResnetConfig {
-                    in_channels: i,
-                    out_channels: o,
-                    temb_channels: None,
-                    groups,
-                    eps: 1e-6,
-                    output_scale_factor: 1.0,
-                },
-            )
-        };
+        let resnet = |w: &Weights, i: usize, o: usize| vae_resnet(w, i, o, groups);
         let lc = c.latent_channels;
         let post_quant_conv = if c.use_post_quant_conv {
             Some(Conv2d::load(&w.pp("post_quant_conv"), lc, lc, 1, 1, 0)?)
@@ -273,13 +305,7 @@ impl VaeDecoder {
         Ok(VaeDecoder {
             post_quant_conv,
             conv_in: Conv2d::load(&d.pp("conv_in"), lc, top, 3, 1, 1)?,
-            mid_resnet_1: resnet(&mid.pp("resnets").pp(0), top, top)?,
-            mid_attention: if c.mid_block_add_attention {
-                Some(SpatialAttention::load(&mid.pp("attentions").pp(0), top, groups)?)
-            } else {
-                None
-            },
-            mid_resnet_2: resnet(&mid.pp("resnets").pp(1), top, top)?,
+            mid: MidBlock::load(&mid, top, c)?,
             up,
             conv_norm_out: GroupNorm::load(&d.pp("conv_norm_out"), groups, c.block_out_channels[0], 1e-6)?,
             conv_out: Conv2d::load(&d.pp("conv_out"), c.block_out_channels[0], c.out_channels, 3, 1, 1)?,
@@ -371,11 +397,7 @@ impl VaeDecoder {
             x = pq.forward(&x)?;
         }
         x = self.conv_in.forward(&x)?;
-        x = self.mid_resnet_1.forward(&x, None)?;
-        if let Some(attn) = &self.mid_attention {
-            x = attn.forward(&x)?;
-        }
-        x = self.mid_resnet_2.forward(&x, None)?;
+        x = self.mid.forward(&x)?;
         for (resnets, upsample) in &self.up {
             for r in resnets {
                 x = r.forward(&x, None)?;

@@ -5,8 +5,8 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::layers::{Conv2d, GroupNorm};
-use super::resnet::{Downsample, ResnetBlock, ResnetConfig};
-use super::vae::{SpatialAttention, VaeConfig};
+use super::resnet::{Downsample, ResnetBlock};
+use super::vae::{MidBlock, VaeConfig, vae_resnet};
 use super::weights::Weights;
 use crate::error::{Error, Result};
 
@@ -21,9 +21,7 @@ pub struct VaeEncoder {
     config: VaeConfig,
     conv_in: Conv2d,
     down: Vec<(Vec<ResnetBlock>, Option<Downsample>)>,
-    mid_resnet_1: ResnetBlock,
-    mid_attention: Option<SpatialAttention>,
-    mid_resnet_2: ResnetBlock,
+    mid: MidBlock,
     conv_norm_out: GroupNorm,
     conv_out: Conv2d,
     quant_conv: Option<Conv2d>,
@@ -42,19 +40,7 @@ impl VaeEncoder {
         }
         let c = &config;
         let groups = c.norm_num_groups;
-        let resnet = |w: &Weights, i: usize, o: usize| {
-            ResnetBlock::load(
-                w,
-                &ResnetConfig {
-                    in_channels: i,
-                    out_channels: o,
-                    temb_channels: None,
-                    groups,
-                    eps: 1e-6,
-                    output_scale_factor: 1.0,
-                },
-            )
-        };
+        let resnet = |w: &Weights, i: usize, o: usize| vae_resnet(w, i, o, groups);
         let e = w.pp("encoder");
         let channels = &c.block_out_channels;
         let top = *channels.last().expect("VaeConfig has at least one block");
@@ -81,13 +67,7 @@ impl VaeEncoder {
         Ok(VaeEncoder {
             conv_in: Conv2d::load(&e.pp("conv_in"), c.in_channels, channels[0], 3, 1, 1)?,
             down,
-            mid_resnet_1: resnet(&mid.pp("resnets").pp(0), top, top)?,
-            mid_attention: if c.mid_block_add_attention {
-                Some(SpatialAttention::load(&mid.pp("attentions").pp(0), top, groups)?)
-            } else {
-                None
-            },
-            mid_resnet_2: resnet(&mid.pp("resnets").pp(1), top, top)?,
+            mid: MidBlock::load(&mid, top, c)?,
             conv_norm_out: GroupNorm::load(&e.pp("conv_norm_out"), groups, top, 1e-6)?,
             conv_out: Conv2d::load(&e.pp("conv_out"), top, lc2, 3, 1, 1)?,
             quant_conv: if c.use_quant_conv {
@@ -140,11 +120,7 @@ impl VaeEncoder {
                 x = d.forward(&x)?;
             }
         }
-        x = self.mid_resnet_1.forward(&x, None)?;
-        if let Some(attn) = &self.mid_attention {
-            x = attn.forward(&x)?;
-        }
-        x = self.mid_resnet_2.forward(&x, None)?;
+        x = self.mid.forward(&x)?;
         x = self.conv_norm_out.forward_silu(&x)?;
         x = self.conv_out.forward(&x)?;
         if let Some(q) = &self.quant_conv {
