@@ -336,7 +336,7 @@ fn loras_that_do_not_fit_are_refused_and_change_nothing() {
 }
 
 /// A LoRA on a single-file checkpoint (names mapped from the LDM layout) merges the same as on
-/// the diffusers folder of the same weights.
+/// the diffusers folder of the same weights, also when the file borrows its text encoder.
 #[test]
 fn a_single_file_checkpoint_takes_the_same_lora() {
     let cases = cases();
@@ -351,6 +351,28 @@ fn a_single_file_checkpoint_takes_the_same_lora() {
     let file = run(&load(&single), &request(r, &prompt)).remove(0);
     let (max, _) = pixel_diff(&folder, &file);
     assert!(max <= 1, "single file vs folder with the same LoRA: {max}/255");
+
+    // A file without its text encoder, using the folder's: the LoRA's text-encoder layers
+    // patch the borrowed encoder the same way.
+    assert!(kohya.targets.iter().any(|t| t.component == "text_encoder"));
+    let tmp = tempfile::tempdir().unwrap();
+    let notext = tmp.path().join("notext.safetensors");
+    rewrite_safetensors(&single, &notext, |n| {
+        (!n.starts_with("cond_stage_model.")).then(|| n.to_string())
+    });
+    let options = lantern::model::LoadOptions {
+        text_encoders: Some(fixtures().join(&kohya.model)),
+        ..Default::default()
+    };
+    let borrowed = LoadedModel::load(&notext, options, &mut |_| {}).unwrap();
+    let with_borrowed = run(&borrowed, &request(r, &prompt)).remove(0);
+    let (max, _) = pixel_diff(&folder, &with_borrowed);
+    assert!(
+        max <= 1,
+        "borrowed text encoder vs folder with the same LoRA: {max}/255"
+    );
+    let applied = borrowed.lora.applied();
+    assert_eq!(applied[0].layers, kohya.targets.len(), "{applied:?}");
 }
 
 /// Layers that name nothing in the model are skipped, as A1111 does, and said so; the rest
