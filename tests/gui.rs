@@ -372,6 +372,8 @@ fn a_checkpoint_without_a_vae_borrows_its_familys_in_the_window() {
     wait_for(&mut h, "the model with the borrowed VAE", |a| {
         matches!(a.state.model, ModelStatus::Ready(_))
     });
+    let status = h.state().state.status.clone().map(|s| s.text).unwrap_or_default();
+    assert!(status.contains("VAE: sd1-tiny's (this file has none)"), "{status}");
     small_settings(&mut h);
     h.get_by_label("⚙").click();
     h.run_steps(2);

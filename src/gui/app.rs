@@ -501,8 +501,12 @@ impl LanternApp {
             }
             WorkerEvent::Loaded(info) => {
                 let note = state.models.applied_note.take();
-                match note.filter(|(path, _)| state.settings.model.as_ref() == Some(path)) {
-                    Some((_, said)) => state.info(t!("model-ready-applied", name = info.name.as_str(), applied = said)),
+                let note = note
+                    .filter(|(path, _)| state.settings.model.as_ref() == Some(path))
+                    .map(|(_, said)| said)
+                    .or_else(|| borrowed_parts_note(state, &info.path));
+                match note {
+                    Some(said) => state.info(t!("model-ready-applied", name = info.name.as_str(), applied = said)),
                     None => state.info(t!("model-ready", name = info.name.as_str())),
                 }
                 state.models.hashes.insert(info.path.clone(), info.hash.clone());
@@ -811,4 +815,21 @@ pub fn reveal_in_folder(path: &Path) -> std::io::Result<()> {
         opener::OpenError::Io(e) => e,
         other => std::io::Error::other(other),
     })
+}
+
+/// What a checkpoint without its own VAE or text encoder was loaded with, for the status line
+/// ("VAE: sd1-tiny's (this file has none)"); `None` when it has both or a VAE was chosen.
+fn borrowed_parts_note(state: &AppState, model: &Path) -> Option<String> {
+    let chosen_vae = state.settings.choice_for(model).vae;
+    let vae = chosen_vae
+        .is_none()
+        .then(|| state.models.vae_donor(model))
+        .flatten()
+        .map(|d| format!("VAE: {}", t!("vae-family", model = d.name.as_str())));
+    let text = state
+        .models
+        .text_encoder_donor(model)
+        .map(|d| t!("text-encoder-family", model = d.name.as_str()));
+    let parts: Vec<String> = vae.into_iter().chain(text).collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
