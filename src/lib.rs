@@ -28,6 +28,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod recipe;
 pub mod save;
+pub mod source;
 pub mod schedulers;
 pub mod text;
 pub mod worker;

@@ -73,6 +73,12 @@ impl DataDir {
         self.root.join("loras")
     }
 
+    /// The pictures jobs started from (init images, masks), one PNG per content hash, so a
+    /// history entry can give its whole job back.
+    pub fn inputs(&self) -> PathBuf {
+        self.root.join("inputs")
+    }
+
     /// Textual-inversion embeddings placed in Lantern's own folder (beside `models/`).
     pub fn embeddings(&self) -> PathBuf {
         self.root.join("embeddings")

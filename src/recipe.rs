@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::schedulers::SamplerKind;
+pub use crate::source::prepare::ResizeMode;
 pub use crate::text::PromptSyntax;
 
 /// The largest side we accept; beyond it a CPU run would take hours and memory explodes.
@@ -22,6 +23,8 @@ pub const MAX_STEPS: u32 = 1000;
 pub const MAX_BATCH: u32 = 100;
 /// The largest clip skip a recipe may ask for; the model's own depth is checked at run time.
 pub const MAX_CLIP_SKIP: u32 = 64;
+/// The widest mask blur accepted, in pixels.
+pub const MAX_MASK_BLUR: u32 = 64;
 
 /// Where a picture's noise comes from: the same seed gives the same picture as the tool that
 /// uses this source. See `pipeline::noise`.
@@ -154,6 +157,22 @@ pub struct Recipe {
     /// How the prompts are read. Recipes saved before this field existed were plain.
     #[serde(default = "PromptSyntax::legacy")]
     pub prompt_syntax: PromptSyntax,
+    /// img2img and inpainting: the picture the job starts from, by the hash it is kept under
+    /// in the data folder's `inputs/` ([`crate::source::InputStore`]); `None` for txt2img.
+    pub init_image: Option<String>,
+    /// Inpainting: the mask (white = repaint), by its hash in `inputs/`.
+    pub mask: Option<String>,
+    /// A1111's "Denoising strength": how much of the start picture is redrawn, 0 < s ≤ 1;
+    /// the sampler runs the last ⌊steps·s⌋ of its steps (diffusers' img2img).
+    pub strength: f64,
+    /// How a start picture of another shape is brought to the size (A1111's resize mode).
+    pub resize_mode: ResizeMode,
+    /// A1111's "Mask blur": the mask's edge softened by a Gaussian of this many pixels.
+    pub mask_blur: u32,
+    /// Inpainting: paste the original back outside the mask after decoding, so the pixels not
+    /// repainted stay exactly as they were (A1111 does; diffusers returns the decoded picture,
+    /// whose every pixel went through the VAE and shifts slightly). On by default.
+    pub keep_unmasked: bool,
     /// Fields read from other tools' PNGs that we do not interpret, kept in order so that
     /// writing the recipe again keeps them.
     pub extra: Vec<(String, String)>,
@@ -181,6 +200,12 @@ impl Default for Recipe {
             rng: NoiseKind::Gpu,
             clip_skip: 1,
             prompt_syntax: PromptSyntax::A1111,
+            init_image: None,
+            mask: None,
+            strength: 0.75,
+            resize_mode: ResizeMode::Stretch,
+            mask_blur: 4,
+            keep_unmasked: true,
             extra: Vec::new(),
         }
     }
@@ -225,9 +250,55 @@ impl Recipe {
                 self.clip_skip
             )));
         }
+        self.validate_start_picture()?;
         // A malformed `<lora:…>` tag is a mistake in the prompt, found before any model loads.
         crate::text::extra_networks::strip(&self.prompt)?;
         Ok(())
+    }
+
+    /// img2img's settings: a strength that runs at least one step, a mask only with a picture.
+    fn validate_start_picture(&self) -> Result<()> {
+        if self.mask.is_some() && self.init_image.is_none() {
+            return Err(Error::invalid("a mask needs a picture to inpaint (an init image)"));
+        }
+        if self.mask_blur > MAX_MASK_BLUR {
+            return Err(Error::invalid(format!(
+                "mask blur must be between 0 and {MAX_MASK_BLUR} pixels (got {})",
+                self.mask_blur
+            )));
+        }
+        if self.init_image.is_none() {
+            return Ok(());
+        }
+        if !self.strength.is_finite() || self.strength <= 0.0 || self.strength > 1.0 {
+            return Err(Error::invalid(format!(
+                "denoising strength must be above 0 and at most 1 (got {})",
+                self.strength
+            )));
+        }
+        if self.img2img_steps() == 0 {
+            return Err(Error::invalid(format!(
+                "denoising strength {} with {} steps runs no step (it runs ⌊steps × strength⌋); raise the strength to at least {:.2} or the steps",
+                self.strength,
+                self.steps,
+                1.0 / f64::from(self.steps.max(1))
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the job starts from a picture (img2img or inpainting).
+    pub fn is_img2img(&self) -> bool {
+        self.init_image.is_some()
+    }
+
+    /// How many of its steps an img2img job runs: diffusers' `min(int(steps · strength),
+    /// steps)`; all of them for txt2img.
+    pub fn img2img_steps(&self) -> u32 {
+        if self.init_image.is_none() {
+            return self.steps;
+        }
+        ((f64::from(self.steps) * self.strength) as u32).min(self.steps)
     }
 
     /// Classifier-free guidance runs the UNet twice per step; at guidance ≤ 1 it is skipped.

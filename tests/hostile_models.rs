@@ -65,7 +65,7 @@ fn a_vae_with_other_latent_channels_than_the_unet_is_refused() {
     refused(
         &root,
         "unet/config.json",
-        Some("in_channels"),
+        Some("out_channels"),
         "is 4 but the VAE's latent_channels is 1",
     );
 }

@@ -86,7 +86,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     if wants("vae512") {
-        let z = Tensor::randn(0f32, 1f32, (1, model.latent_channels(), 64, 64), &Device::Cpu)?.to_device(&device)?;
+        let z = Tensor::randn(0f32, 1f32, (1, model.unet_input_channels(), 64, 64), &Device::Cpu)?.to_device(&device)?;
         let t = best_of(args.repeats, || {
             pipeline::decode(&model, &z)?;
             Ok(())
@@ -95,7 +95,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if wants("vae1024") {
         // A 1024² decode goes through the tiled path; its peak memory is the point.
-        let z = Tensor::randn(0f32, 1f32, (1, model.latent_channels(), 128, 128), &Device::Cpu)?.to_device(&device)?;
+        let z = Tensor::randn(0f32, 1f32, (1, model.unet_input_channels(), 128, 128), &Device::Cpu)?.to_device(&device)?;
         let started = Instant::now();
         pipeline::decode(&model, &z)?;
         report("vae1024", started.elapsed().as_secs_f64(), &[]);
@@ -108,7 +108,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         // SD-Turbo's fast path: one step, no guidance, batch 1.
         let t = generation(&model, 1, 0.0, SamplerKind::Euler)?;
         let vae = best_of(1, || {
-            let z = Tensor::zeros((1, model.latent_channels(), 64, 64), DType::F32, &device)?;
+            let z = Tensor::zeros((1, model.unet_input_channels(), 64, 64), DType::F32, &device)?;
             pipeline::decode(&model, &z)?;
             Ok(())
         })?;
@@ -161,7 +161,7 @@ fn generation(model: &LoadedModel, steps: u32, guidance: f64, sampler: SamplerKi
 
 fn unet_step(model: &LoadedModel, side: usize, repeats: usize, device: &Device) -> Result<f64> {
     let lat = side / model.vae_scale_factor();
-    let x = Tensor::randn(0f32, 1f32, (2, model.latent_channels(), lat, lat), &Device::Cpu)?.to_device(device)?;
+    let x = Tensor::randn(0f32, 1f32, (2, model.unet_input_channels(), lat, lat), &Device::Cpu)?.to_device(device)?;
     let a = encode_prompt(model, PROMPT)?;
     let b = encode_prompt(model, NEGATIVE)?;
     let context = Tensor::cat(&[&b.context, &a.context], 0)?;

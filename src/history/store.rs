@@ -422,6 +422,8 @@ fn recipe_from_columns(r: &Row<'_>) -> rusqlite::Result<Recipe> {
         // Rows this old were made when every prompt was plain text.
         prompt_syntax: crate::recipe::PromptSyntax::legacy(),
         extra,
+        // Rows this old were all txt2img.
+        ..Recipe::default()
     })
 }
 

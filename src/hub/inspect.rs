@@ -110,7 +110,13 @@ impl fmt::Display for Precision {
 }
 
 /// Pipelines Lantern can run.
-pub const SUPPORTED_PIPELINES: [&str; 2] = ["StableDiffusionPipeline", "StableDiffusionXLPipeline"];
+pub const SUPPORTED_PIPELINES: [&str; 5] = [
+    "StableDiffusionPipeline",
+    "StableDiffusionXLPipeline",
+    "StableDiffusionInpaintPipeline",
+    "StableDiffusionImg2ImgPipeline",
+    "StableDiffusionXLInpaintPipeline",
+];
 
 /// model_index.json entries that are not needed to generate (the safety checker is never used).
 const OPTIONAL_COMPONENTS: [&str; 3] = ["safety_checker", "feature_extractor", "image_encoder"];
@@ -141,7 +147,7 @@ pub fn inspect(dir: &Path, name_hint: &str) -> Option<Inspection> {
         tracing::debug!(dir = %dir.display(), pipeline, "skipping unsupported pipeline");
         return None;
     }
-    let is_xl = pipeline == "StableDiffusionXLPipeline";
+    let is_xl = pipeline.starts_with("StableDiffusionXL");
 
     let unet_config = read_json(&dir.join("unet").join("config.json"));
     let scheduler_config = read_json(&dir.join("scheduler").join("scheduler_config.json"));

@@ -77,12 +77,19 @@ impl ModelFolder {
         let index = ConfigFile::read(&index_path)?;
         let class = index.str_or("_class_name", "")?;
         let kind = match class {
-            "StableDiffusionPipeline" => PipelineKind::StableDiffusion,
-            "StableDiffusionXLPipeline" => PipelineKind::StableDiffusionXl,
+            // Inpainting and img2img repos name their pipeline; the networks are the same kind
+            // (an inpainting UNet reads 9 channels, see `LoadedModel::is_inpainting`).
+            "StableDiffusionPipeline" | "StableDiffusionInpaintPipeline" | "StableDiffusionImg2ImgPipeline" => {
+                PipelineKind::StableDiffusion
+            }
+            "StableDiffusionXLPipeline" | "StableDiffusionXLInpaintPipeline" => PipelineKind::StableDiffusionXl,
             other => {
                 return Err(index.error(
                     "_class_name",
-                    format!("pipeline `{other}` is not supported (StableDiffusionPipeline, StableDiffusionXLPipeline)"),
+                    format!(
+                        "pipeline `{other}` is not supported ({})",
+                        crate::hub::inspect::SUPPORTED_PIPELINES.join(", ")
+                    ),
                 ));
             }
         };
@@ -444,8 +451,21 @@ impl LoadedModel {
         self.vae.config().scale_factor()
     }
 
+    /// The channels of the latents the sampler walks (the VAE's).
     pub fn latent_channels(&self) -> usize {
+        self.unet.config().out_channels
+    }
+
+    /// The channels the UNet reads: the latents, plus the mask and the masked picture's
+    /// latents for an inpainting model.
+    pub fn unet_input_channels(&self) -> usize {
         self.unet.config().in_channels
+    }
+
+    /// An inpainting model (sd-1.5-inpainting, SDXL inpainting): its UNet reads 2·C + 1
+    /// channels.
+    pub fn is_inpainting(&self) -> bool {
+        self.unet_input_channels() == 2 * self.latent_channels() + 1
     }
 
     /// The size the model was trained at: UNet sample size × VAE factor (512 for SD 1.5, 768
@@ -475,16 +495,26 @@ fn check_components(
 ) -> Result<()> {
     let unet_json = folder.root.join("unet").join("config.json");
     let unet_error = |field: &str, message: String| Error::config(&unet_json, field, message);
-    for (field, value) in [("in_channels", unet.in_channels), ("out_channels", unet.out_channels)] {
-        if value != vae.latent_channels {
-            return Err(unet_error(
-                field,
-                format!(
-                    "is {value} but the VAE's latent_channels is {} (vae/config.json)",
-                    vae.latent_channels
-                ),
-            ));
-        }
+    let latent = vae.latent_channels;
+    if unet.out_channels != latent {
+        return Err(unet_error(
+            "out_channels",
+            format!(
+                "is {} but the VAE's latent_channels is {latent} (vae/config.json)",
+                unet.out_channels
+            ),
+        ));
+    }
+    // An inpainting UNet also reads the mask and the masked picture's latents.
+    if unet.in_channels != latent && unet.in_channels != 2 * latent + 1 {
+        return Err(unet_error(
+            "in_channels",
+            format!(
+                "is {} but the VAE's latent_channels is {latent} (vae/config.json): a UNet reads {latent} channels, or {} for inpainting",
+                unet.in_channels,
+                2 * latent + 1
+            ),
+        ));
     }
 
     let width: usize = encoders.iter().map(|(_, c, _)| c.hidden_size).sum();

@@ -5,6 +5,7 @@
 //! `generator=torch.Generator("cpu").manual_seed(seed)`); see [`noise`].
 
 pub mod embeddings;
+mod img2img;
 pub mod loras;
 pub mod noise;
 pub mod preview;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Tensor};
 
+use self::img2img::{Begun, Guide, Start};
 use self::noise::Noise;
 use self::prompt::{PromptEmbeddings, encode_prompts};
 use crate::error::{Error, Result};
@@ -24,6 +26,8 @@ use crate::model::{LoadedModel, PipelineKind};
 use crate::output::RgbImage;
 use crate::recipe::{PromptSyntax, Recipe};
 use crate::schedulers;
+use crate::source::SourceImages;
+use crate::source::store::content_hash;
 use crate::text::prompt::CHUNK_IDS;
 
 /// What to make: a recipe, and how to run it.
@@ -35,6 +39,10 @@ pub struct Request {
     /// Replaces the seeded initial noise: [1, C, H/8, W/8] f32, diffusers' `latents=`
     /// argument (ancestral samplers still draw their per-step noise from the seed).
     pub init_latents: Option<Tensor>,
+    /// img2img and inpainting: the picture (and mask) to start from, as given. The recipe's
+    /// `init_image` and `mask` are set from them (their content hashes); a recipe that names a
+    /// start picture needs it here.
+    pub source: Option<SourceImages>,
     /// Emit a cheap preview image every step.
     pub previews: bool,
     /// The LoRA files the prompt's `<lora:NAME:…>` tags may name (by file stem); see
@@ -111,8 +119,11 @@ pub fn generate(
     cancel: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Vec<u64>> {
-    let recipe = &req.recipe;
+    let recipe = &with_source_hashes(&req.recipe, req.source.as_ref())?;
     recipe.validate()?;
+    if req.source.is_some() && req.init_latents.is_some() {
+        return Err(Error::invalid("init latents and an init image cannot be given together"));
+    }
     let scale = model.vae_scale_factor() as u32;
     if !recipe.width.is_multiple_of(scale) || !recipe.height.is_multiple_of(scale) {
         return Err(Error::invalid(format!(
@@ -171,6 +182,12 @@ pub fn generate(
             Ok((inv.name.clone(), hash[..12].to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
+    // img2img, inpainting, and any use of an inpainting model: the start picture encoded once.
+    let start = if req.source.is_some() || model.is_inpainting() {
+        Some(Start::new(model, recipe, req.source.as_ref())?)
+    } else {
+        None
+    };
     let mut seeds = Vec::new();
     for i in 0..recipe.batch_size {
         if cancel.load(Ordering::Relaxed) {
@@ -181,22 +198,32 @@ pub fn generate(
         // Image i's own generator from its own seed (seed + i), as A1111 draws a batch.
         let mut noise = Noise::new(recipe.rng, image_recipe.seed);
         let device = &model.options.device;
-        let init = match &req.init_latents {
-            Some(l) => l.to_device(device)?.to_dtype(DType::F32)?,
-            None => noise.randn(&latent_shape, device)?,
-        };
         let mut scheduler = schedulers::build(
             recipe.sampler,
             &model.scheduler_config,
             &model.folder.scheduler_config_path(),
             recipe.steps as usize,
         )?;
+        let begun = match &start {
+            Some(start) => start.begin_image(model, scheduler.as_mut(), recipe.steps as usize, &mut noise)?,
+            None => {
+                let init = match &req.init_latents {
+                    Some(l) => l.to_device(device)?.to_dtype(DType::F32)?,
+                    None => noise.randn(&latent_shape, device)?,
+                };
+                Begun {
+                    latents: (init * scheduler.init_noise_sigma())?,
+                    begin: 0,
+                    guide: Guide::default(),
+                }
+            }
+        };
         let latents = denoise(
             model,
             req,
             &conditioning,
             scheduler.as_mut(),
-            init,
+            begun,
             &mut noise,
             cancel,
             i,
@@ -208,8 +235,11 @@ pub fn generate(
         on_event(Event::Decoding { image: i });
         // The UNet's buffers are not the VAE's: give them back before decoding.
         release_buffers();
-        let image = decode(model, &latents)?;
+        let mut image = decode(model, &latents)?;
         release_buffers();
+        if let Some(start) = &start {
+            image = start.finish(recipe, image)?;
+        }
         // The picture's recipe says what was done: the sampler that ran, the model used, and
         // none of the uninterpreted fields a restored recipe may still carry.
         image_recipe.sampler = scheduler.kind();
@@ -228,6 +258,25 @@ pub fn generate(
         })));
     }
     Ok(seeds)
+}
+
+/// The request's recipe with its start pictures named by their content hashes (the hashes
+/// they are kept under), or an error when the recipe names a picture the request lacks.
+fn with_source_hashes(recipe: &Recipe, source: Option<&SourceImages>) -> Result<Recipe> {
+    let mut recipe = recipe.clone();
+    match source {
+        Some(source) => {
+            recipe.init_image = Some(content_hash(&source.image));
+            recipe.mask = source.mask.as_ref().map(|m| content_hash(&m.to_rgb()));
+        }
+        None if recipe.init_image.is_some() => {
+            return Err(Error::invalid(
+                "this recipe starts from a picture, but the picture was not given",
+            ));
+        }
+        None => {}
+    }
+    Ok(recipe)
 }
 
 /// What one UNet call is conditioned on.
@@ -347,18 +396,33 @@ fn denoise(
     req: &Request,
     cond: &Conditioning,
     scheduler: &mut dyn schedulers::Scheduler,
-    init: Tensor,
+    begun: Begun,
     noise: &mut Noise,
     cancel: &AtomicBool,
     image: u32,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Tensor> {
-    let mut latents = (init * scheduler.init_noise_sigma())?;
+    let Begun {
+        mut latents,
+        begin,
+        guide,
+    } = begun;
     let timesteps = scheduler.timesteps().to_vec();
-    let total = timesteps.len();
+    let total = timesteps.len() - begin;
     let started = Instant::now();
     let guided = req.recipe.uses_guidance();
-    for (i, &t) in timesteps.iter().enumerate() {
+    // An inpainting model reads the mask and the masked picture beside the latents.
+    let with_extra = |input: Tensor| -> Result<Tensor> {
+        match &guide.extra_input {
+            None => Ok(input),
+            Some(extra) => {
+                let rows = input.dim(0)?;
+                let extra = if rows == 1 { extra.clone() } else { Tensor::cat(&vec![extra; rows], 0)? };
+                Ok(Tensor::cat(&[&input, &extra], 1)?)
+            }
+        }
+    };
+    for (i, &t) in timesteps.iter().enumerate().skip(begin) {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
@@ -375,30 +439,34 @@ fn denoise(
         let prediction = match (guided, cond.calls.as_slice()) {
             (true, [both]) => {
                 let input = scheduler.scale_model_input(&Tensor::cat(&[&latents, &latents], 0)?, i)?;
-                let out = unet(both, &input)?;
+                let out = unet(both, &with_extra(input)?)?;
                 let uncond = out.get(0)?.unsqueeze(0)?;
                 let text = out.get(1)?.unsqueeze(0)?;
                 (&uncond + ((text - &uncond)? * req.recipe.guidance)?)?
             }
             (true, [negative, positive]) => {
-                let input = scheduler.scale_model_input(&latents, i)?;
+                let input = with_extra(scheduler.scale_model_input(&latents, i)?)?;
                 let uncond = unet(negative, &input)?;
                 let text = unet(positive, &input)?;
                 (&uncond + ((text - &uncond)? * req.recipe.guidance)?)?
             }
-            (false, [positive]) => unet(positive, &scheduler.scale_model_input(&latents, i)?)?,
+            (false, [positive]) => unet(positive, &with_extra(scheduler.scale_model_input(&latents, i)?)?)?,
             _ => return Err(Error::invalid("internal: conditioning does not match guidance")),
         };
         latents = scheduler.step(&prediction, i, &latents, noise)?;
+        if let Some(blend) = &guide.blend {
+            latents = blend.apply(scheduler, &latents, i)?;
+        }
+        let done = i - begin + 1;
         let elapsed = started.elapsed();
-        let per_step = elapsed / (i as u32 + 1);
+        let per_step = elapsed / done as u32;
         on_event(Event::Step {
             image,
             batch: req.recipe.batch_size,
-            step: i + 1,
+            step: done,
             total,
             elapsed,
-            eta: per_step * (total - i - 1) as u32,
+            eta: per_step * (total - done) as u32,
         });
         if req.previews
             && let Some(preview) = preview::latent_preview(&latents, model.kind())?

@@ -34,16 +34,44 @@ pub(crate) struct Schedule {
     /// What the initial noise is multiplied by.
     pub init_noise_sigma: f64,
     pub input: ModelInput,
+    /// How a clean sample is noised to a timestep's level (img2img, inpainting).
+    pub noising: Noising,
+    /// diffusers' `scheduler.order`: UNet calls per inference step (2 for Heun, whose list
+    /// holds every timestep after the first twice). An img2img run that skips `k` inference
+    /// steps starts at entry `k · order`.
+    pub order: usize,
+}
+
+/// diffusers' `add_noise` of each sampler family: x₀ brought to the noise level of a timestep.
+pub(crate) enum Noising {
+    /// x₀ + σ·ε (Euler, Euler a, LMS, Heun): σ of the entry.
+    Sigma,
+    /// α·x₀ + σ_t·ε with α = 1/√(σ²+1), σ_t = σ·α (DPM-Solver, UniPC): σ of the entry.
+    VariancePreservingSigma,
+    /// √ᾱ_t·x₀ + √(1−ᾱ_t)·ε with ᾱ looked up at the entry's timestep (DDIM, PNDM).
+    AlphasCumprod(Vec<f32>),
 }
 
 impl Schedule {
-    /// A variance-preserving schedule: unit initial noise, the UNet sees x_t unchanged.
+    /// A variance-preserving schedule on σ (DPM-Solver, UniPC): unit initial noise, the UNet
+    /// sees x_t unchanged.
     pub fn unscaled(timesteps: Vec<f64>, sigmas: Vec<f32>) -> Schedule {
         Schedule {
             timesteps,
             sigmas,
             init_noise_sigma: 1.0,
             input: ModelInput::AsIs,
+            noising: Noising::VariancePreservingSigma,
+            order: 1,
+        }
+    }
+
+    /// A variance-preserving schedule on ᾱ (DDIM, PNDM): no σ table; noising looks the
+    /// timestep up in the training `alphas_cumprod`.
+    pub fn alpha_bar(timesteps: Vec<f64>, alphas_cumprod: Vec<f32>) -> Schedule {
+        Schedule {
+            noising: Noising::AlphasCumprod(alphas_cumprod),
+            ..Schedule::unscaled(timesteps, Vec::new())
         }
     }
 
@@ -55,7 +83,33 @@ impl Schedule {
             timesteps,
             sigmas,
             input: ModelInput::ScaledBySigma,
+            noising: Noising::Sigma,
+            order: 1,
         }
+    }
+
+    /// diffusers' `add_noise` at entry `index`: `original` (x₀, the encoded picture) noised
+    /// with `noise` to that entry's level, in float32 as diffusers computes it.
+    pub fn add_noise(&self, original: &Tensor, noise: &Tensor, index: usize) -> Result<Tensor> {
+        check_index(index, self.timesteps.len())?;
+        let (a, b) = match &self.noising {
+            Noising::Sigma => (1.0, self.sigmas[index]),
+            Noising::VariancePreservingSigma => {
+                let sigma = self.sigmas[index];
+                let alpha = 1.0 / (sigma * sigma + 1.0).sqrt();
+                (alpha, sigma * alpha)
+            }
+            Noising::AlphasCumprod(ac) => {
+                let t = self.timesteps[index];
+                let a = usize::try_from(t as i64)
+                    .ok()
+                    .and_then(|t| ac.get(t).copied())
+                    .ok_or_else(|| Error::invalid(format!("timestep {t} is outside the training schedule")))?;
+                (a.sqrt(), (1.0 - a).sqrt())
+            }
+        };
+        let scaled = if a == 1.0 { original.clone() } else { schedule::mul32(original, a)? };
+        Ok((scaled + schedule::mul32(noise, b)?)?)
     }
 }
 
@@ -114,6 +168,23 @@ impl Scheduler for Sampler {
 
     fn init_noise_sigma(&self) -> f64 {
         self.schedule.init_noise_sigma
+    }
+
+    fn order(&self) -> usize {
+        self.schedule.order
+    }
+
+    fn begin_at(&mut self, index: usize) -> Result<()> {
+        if self.steps_taken != 0 {
+            return Err(Error::invalid("internal: a sampler's start is set before its first step"));
+        }
+        check_index(index, self.schedule.timesteps.len())?;
+        self.steps_taken = index;
+        Ok(())
+    }
+
+    fn add_noise(&self, original: &Tensor, noise: &Tensor, index: usize) -> Result<Tensor> {
+        self.schedule.add_noise(original, noise, index)
     }
 
     fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor> {

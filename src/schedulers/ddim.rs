@@ -46,6 +46,7 @@ struct Ddim {
 fn build(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Parts> {
     let alphas_cumprod = schedule::alphas_cumprod(cfg, false);
     let final_alpha_cumprod = if cfg.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
+    let ac_for_noising = alphas_cumprod.clone();
     let timesteps = integer_timesteps(cfg, steps, path)?;
     let ddim = Ddim {
         alphas_cumprod,
@@ -54,7 +55,7 @@ fn build(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Parts> {
         prediction: cfg.prediction_type,
         clip: cfg.clip_sample.then_some(cfg.clip_sample_range),
     };
-    Ok(Parts::new(Schedule::unscaled(timesteps, Vec::new()), ddim))
+    Ok(Parts::new(Schedule::alpha_bar(timesteps, ac_for_noising), ddim))
 }
 
 impl Ddim {

@@ -54,10 +54,11 @@ fn build(cfg: &SchedulerConfig, steps: usize, _: &Path) -> Result<Parts> {
         clip: cfg.clip_sample.then_some(cfg.clip_sample_range),
         first_stage: None,
     };
-    Ok(Parts::new(
-        Schedule::sigma_scaled(timesteps, sigmas, cfg.timestep_spacing),
-        heun,
-    ))
+    let schedule = Schedule {
+        order: 2,
+        ..Schedule::sigma_scaled(timesteps, sigmas, cfg.timestep_spacing)
+    };
+    Ok(Parts::new(schedule, heun))
 }
 
 impl Heun {

@@ -90,6 +90,17 @@ pub trait Scheduler: Send {
     /// What the initial noise is multiplied by (diffusers' `init_noise_sigma`).
     fn init_noise_sigma(&self) -> f64;
 
+    /// UNet calls per inference step (diffusers' `scheduler.order`: 2 for Heun, else 1).
+    fn order(&self) -> usize;
+
+    /// Starts the walk at entry `index` instead of 0 (diffusers' `set_begin_index`, which
+    /// img2img uses to skip the noisiest steps). Only before the first step.
+    fn begin_at(&mut self, index: usize) -> Result<()>;
+
+    /// diffusers' `add_noise`: the clean latents `original` noised with `noise` to the level
+    /// of entry `index` (img2img's start, inpainting's re-noised original at every step).
+    fn add_noise(&self, original: &Tensor, noise: &Tensor, index: usize) -> Result<Tensor>;
+
     /// diffusers' `scale_model_input` for the UNet call at `index`.
     fn scale_model_input(&self, sample: &Tensor, index: usize) -> Result<Tensor>;
 

@@ -55,6 +55,7 @@ struct Pndm {
 fn build(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Parts> {
     let alphas_cumprod = schedule::alphas_cumprod(cfg, false);
     let final_alpha_cumprod = if cfg.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
+    let ac_for_noising = alphas_cumprod.clone();
     let step_ratio = (cfg.num_train_timesteps / steps) as i64;
     let (prk, plms) = pndm_timesteps(cfg, steps, step_ratio, path)?;
     let timesteps: Vec<f64> = prk.iter().chain(&plms).map(|&t| t as f64).collect();
@@ -70,7 +71,7 @@ fn build(cfg: &SchedulerConfig, steps: usize, path: &Path) -> Result<Parts> {
         cur_sample: None,
     };
     pndm.check_reachable(&timesteps, path)?;
-    Ok(Parts::new(Schedule::unscaled(timesteps, Vec::new()), pndm))
+    Ok(Parts::new(Schedule::alpha_bar(timesteps, ac_for_noising), pndm))
 }
 
 /// The PRK timesteps (none with `skip_prk_steps`) and the PLMS ones, in evaluation order.

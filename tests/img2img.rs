@@ -1,0 +1,290 @@
+//! img2img and inpainting against diffusers' own pipelines (`StableDiffusionImg2ImgPipeline`,
+//! `StableDiffusionXLImg2ImgPipeline`, `StableDiffusionInpaintPipeline` with a regular and a
+//! 9-channel inpainting UNet), seeded with torch's CPU generator: every sampler, strengths
+//! 0.2–1.0, square and not. References from `tools/make_img2img_refs.py`; max abs diff
+//! ≤ 3/255 and mean ≤ 0.5/255 on the 8-bit images, as in `tests/parity.rs`.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use lantern::pipeline::Request;
+use lantern::pipeline::noise::NoiseKind;
+use lantern::recipe::{PromptSyntax, Recipe};
+use lantern::schedulers::SamplerKind;
+use lantern::source::{SourceImages, read_init_image, read_mask};
+use serde::Deserialize;
+use support::*;
+
+const MAX_ABS: u8 = 3;
+const MAX_MEAN: f64 = 0.5;
+
+#[derive(Deserialize, Clone)]
+struct Case {
+    name: String,
+    file: String,
+    model: String,
+    kind: String,
+    scheduler: String,
+    seed: String,
+    picture: String,
+    mask: Option<String>,
+    width: u32,
+    height: u32,
+    strength: f64,
+    guidance: f64,
+    prompt: String,
+    negative_prompt: Option<String>,
+    steps: u32,
+}
+
+#[derive(Deserialize)]
+struct Set {
+    cases: Vec<Case>,
+}
+
+fn dir() -> std::path::PathBuf {
+    fixtures().join("reference/img2img")
+}
+
+fn cases() -> Vec<Case> {
+    let text = std::fs::read_to_string(dir().join("cases.json")).unwrap();
+    serde_json::from_str::<Set>(&text).unwrap().cases
+}
+
+/// The case as diffusers ran it: no mask blur, the decoded picture as it is (diffusers does
+/// not paste the original back).
+fn request(case: &Case) -> Request {
+    let recipe = Recipe {
+        prompt: case.prompt.clone(),
+        negative_prompt: case.negative_prompt.clone().unwrap_or_default(),
+        steps: case.steps,
+        guidance: case.guidance,
+        width: case.width,
+        height: case.height,
+        seed: case.seed.parse().unwrap(),
+        sampler: SamplerKind::from_cli_name(&case.scheduler).unwrap(),
+        rng: NoiseKind::Cpu,
+        prompt_syntax: PromptSyntax::Plain,
+        strength: case.strength,
+        mask_blur: 0,
+        keep_unmasked: false,
+        ..Recipe::default()
+    };
+    Request {
+        source: Some(SourceImages {
+            image: read_init_image(&dir().join(&case.picture)).unwrap(),
+            mask: case.mask.as_ref().map(|m| read_mask(&dir().join(m)).unwrap()),
+        }),
+        ..Request::new(recipe)
+    }
+}
+
+fn check(model_name: &str, kind: &str) {
+    let model = load_model(model_name);
+    let (mut failures, mut images) = (Vec::new(), 0);
+    let (mut worst_max, mut worst_mean) = (0u8, 0f64);
+    let mut samplers = BTreeSet::new();
+    for case in cases().iter().filter(|c| c.model == model_name && c.kind == kind) {
+        let generated = run_generated(&model, &request(case));
+        let g = &generated[0];
+        assert!(g.params.init_image.is_some(), "{}: the recipe names its start", case.name);
+        assert_eq!(g.params.mask.is_some(), case.mask.is_some(), "{}", case.name);
+        assert_eq!(g.params.strength, case.strength);
+        let reference = read_png(&dir().join(&case.file));
+        let (max, mean) = pixel_diff(&g.image, &reference);
+        worst_max = worst_max.max(max);
+        worst_mean = worst_mean.max(mean);
+        images += 1;
+        samplers.insert(case.scheduler.clone());
+        if max > MAX_ABS || mean > MAX_MEAN {
+            failures.push(format!("{}: max {max}, mean {mean:.3}", case.name));
+        }
+    }
+    println!(
+        "{model_name} {kind}: {images} images, samplers {samplers:?}, worst max abs {worst_max}/255, worst mean {worst_mean:.3}/255"
+    );
+    assert!(images >= 3, "{model_name} {kind}: only {images} cases");
+    assert!(
+        failures.is_empty(),
+        "{model_name} {kind} differs from diffusers:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn sd1_img2img_matches_diffusers() {
+    check("sd1-tiny", "img2img");
+}
+
+#[test]
+fn sd2_img2img_matches_diffusers() {
+    check("sd2-tiny", "img2img");
+}
+
+#[test]
+fn sdxl_img2img_matches_diffusers() {
+    check("sdxl-tiny", "img2img");
+}
+
+#[test]
+fn sd1_inpainting_with_a_regular_model_matches_diffusers() {
+    check("sd1-tiny", "inpaint");
+}
+
+#[test]
+fn sd1_inpainting_model_matches_diffusers() {
+    check("sd1-inpaint-tiny", "inpaint");
+}
+
+/// The references depend on what the test varies: another seed, another strength, or no mask
+/// gives a picture far from diffusers'.
+#[test]
+fn references_are_distinguishable() {
+    let model = load_model("sd1-tiny");
+    let all = cases();
+    let far = |req: &Request, file: &str| {
+        let ours = run(&model, req);
+        let (max, mean) = pixel_diff(&ours[0], &read_png(&dir().join(file)));
+        assert!(max > MAX_ABS || mean > MAX_MEAN, "{file}: max {max}, mean {mean:.3}");
+    };
+    let inpaint = all.iter().find(|c| c.name == "sd1-inpaint-euler-a-100").unwrap();
+    let mut req = request(inpaint);
+    req.recipe.seed += 1;
+    far(&req, &inpaint.file);
+    let mut req = request(inpaint);
+    req.source.as_mut().unwrap().mask = None;
+    far(&req, &inpaint.file);
+    let img2img = all.iter().find(|c| c.name == "sd1-euler-a-75").unwrap();
+    let mut req = request(img2img);
+    req.recipe.strength = 0.6;
+    far(&req, &img2img.file);
+}
+
+/// With "keep the unmasked pixels" (the default) every pixel the blurred mask leaves at 0 is
+/// the original's, exactly; inside, the picture is the model's.
+#[test]
+fn keeping_the_unmasked_pixels_pastes_the_original_back() {
+    let model = load_model("sd1-tiny");
+    let case = cases().into_iter().find(|c| c.name == "sd1-inpaint-euler-75").unwrap();
+    let mut req = request(&case);
+    req.recipe.keep_unmasked = true;
+    req.recipe.mask_blur = 2;
+    let out = &run(&model, &req)[0];
+    let source = req.source.as_ref().unwrap();
+    let original = &source.image;
+    let soft = lantern::source::prepare::prepare(source, case.width, case.height, Default::default(), 2)
+        .unwrap()
+        .soft_mask
+        .unwrap();
+    let (mut outside, mut inside_changed) = (0, 0);
+    for (i, &m) in soft.iter().enumerate() {
+        let (a, b) = (&out.data[i * 3..i * 3 + 3], &original.data[i * 3..i * 3 + 3]);
+        if m == 0.0 {
+            assert_eq!(a, b, "pixel {i} outside the mask changed");
+            outside += 1;
+        } else if m == 1.0 && a != b {
+            inside_changed += 1;
+        }
+    }
+    assert!(outside > 1000 && inside_changed > 300, "{outside} kept, {inside_changed} repainted");
+    // diffusers' way (no paste) changes pixels outside the mask too: the VAE round trip.
+    req.recipe.keep_unmasked = false;
+    let raw = &run(&model, &req)[0];
+    let moved = soft
+        .iter()
+        .enumerate()
+        .filter(|&(i, &m)| m == 0.0 && raw.data[i * 3..i * 3 + 3] != original.data[i * 3..i * 3 + 3])
+        .count();
+    assert!(moved > 100, "{moved}");
+}
+
+fn base_request() -> Request {
+    let case = cases().into_iter().find(|c| c.name == "sd1-euler-60").unwrap();
+    let mut req = request(&case);
+    req.recipe.steps = 4;
+    req
+}
+
+fn error_of(req: &Request) -> String {
+    let model = load_model("sd1-tiny");
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    lantern::pipeline::generate(&model, req, &cancel, &mut |_| {})
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn strengths_outside_the_range_are_one_line_each() {
+    for (strength, expect) in [
+        (0.0, "above 0 and at most 1"),
+        (1.5, "above 0 and at most 1"),
+        (f64::NAN, "above 0 and at most 1"),
+        (0.2, "runs no step"),
+    ] {
+        let mut req = base_request();
+        req.recipe.strength = strength;
+        let e = error_of(&req);
+        assert!(e.contains(expect) && !e.contains('\n'), "{strength}: {e}");
+    }
+    // A recipe naming a start picture that was not given.
+    let mut req = base_request();
+    req.source = None;
+    req.recipe.init_image = Some("0123456789abcdef".into());
+    assert!(error_of(&req).contains("was not given"));
+}
+
+#[test]
+fn masks_that_cover_nothing_everything_or_another_size() {
+    let model = load_model("sd1-tiny");
+    let mut req = base_request();
+    let (w, h) = (req.recipe.width, req.recipe.height);
+    let plane = |v: u8, w: u32, h: u32| lantern::source::GrayImage {
+        width: w,
+        height: h,
+        data: vec![v; (w * h) as usize],
+    };
+    req.source.as_mut().unwrap().mask = Some(plane(0, w, h));
+    assert!(error_of(&req).contains("covers nothing"));
+    // All white: everything is redrawn (img2img through the inpainting path).
+    req.source.as_mut().unwrap().mask = Some(plane(255, w, h));
+    assert_eq!(run(&model, &req).len(), 1);
+    // A mask of another size and shape is resized to the picture.
+    let mut small = plane(0, 9, 5);
+    small.data[..20].fill(255);
+    req.source.as_mut().unwrap().mask = Some(small);
+    let out = run_generated(&model, &req);
+    assert_eq!((out[0].image.width, out[0].image.height), (w, h));
+    assert!(out[0].params.mask.is_some());
+}
+
+/// Pictures people have: whatever their format or size, a start picture of the asked size
+/// comes out, or one line says why not.
+#[test]
+fn awkward_start_pictures() {
+    use lantern::source::{decode_init_image, read_init_image, read_mask};
+    let pics = fixtures().join("pictures");
+    // CMYK JPEG: the colours PIL (diffusers' reader) gives, within JPEG's rounding.
+    let ours = read_init_image(&pics.join("cmyk.jpg")).unwrap();
+    let pil = read_png(&pics.join("cmyk-as-pil-reads-it.png"));
+    let (max, _) = pixel_diff(&ours, &pil);
+    assert!(max <= 3, "CMYK JPEG differs from PIL's reading by {max}");
+    let grey16 = read_init_image(&pics.join("grey16.png")).unwrap();
+    assert_eq!(grey16.pixel(39, 0), [(f64::from(39u32 * 1600) / 257.0).round() as u8; 3]);
+    let gif = read_init_image(&pics.join("animated.gif")).unwrap();
+    assert_eq!((gif.width, gif.height), (40, 48));
+    let mask = read_mask(&pics.join("palette-transparent.png")).unwrap();
+    assert_eq!((mask.width, mask.height), (40, 48));
+    let e = read_init_image(&pics.join("not-a-picture.png")).unwrap_err().to_string();
+    assert!(e.contains("not-a-picture.png") && e.contains("not a picture"), "{e}");
+    assert!(decode_init_image(&[]).is_err());
+
+    // Each becomes a start picture of the asked size.
+    let model = load_model("sd1-tiny");
+    for file in ["cmyk.jpg", "grey16.png", "animated.gif", "one-pixel.png"] {
+        let mut req = base_request();
+        req.source.as_mut().unwrap().image = read_init_image(&pics.join(file)).unwrap();
+        let out = run(&model, &req);
+        assert_eq!((out[0].width, out[0].height), (req.recipe.width, req.recipe.height), "{file}");
+    }
+}

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""img2img and inpainting references: diffusers' own pipelines on the tiny fixtures, seeded with
+`generator=torch.Generator("cpu").manual_seed(seed)`, which `lantern generate --rng cpu
+--init-image … [--mask …] --strength S` must reproduce (tests/img2img.rs).
+
+    /tmp/fxv/bin/python tools/make_img2img_refs.py     (versions: tools/requirements-fixtures.txt)
+
+Writes:
+- tests/fixtures/sd1-inpaint-tiny/: sd1-tiny with an inpainting UNet (in_channels 9: the
+  latents, the mask, the masked picture's latents), as sd-1.5-inpainting is laid out; the
+  other components are byte-identical copies of sd1-tiny's (git stores them once);
+- tests/fixtures/reference/img2img/: the start pictures (`square.png` 64×64, `wide.png` 72×48,
+  drawn from a formula) and their masks (`square-mask.png`, `wide-mask.png`: an ellipse with a
+  soft grey edge, which diffusers binarizes at one half), then for each case `<name>.png` and
+  `cases.json`.
+
+Pipelines: StableDiffusionImg2ImgPipeline (sd1, sd2), StableDiffusionXLImg2ImgPipeline (sdxl),
+StableDiffusionInpaintPipeline with sd1-tiny (a regular UNet: the latents outside the mask are
+replaced by the re-noised original after every step) and with sd1-inpaint-tiny (9 channels).
+Every sampler Lantern offers appears, at strengths from 0.2 to 1.0, square and not.
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_fixtures as fx  # noqa: E402
+from diffusers import (  # noqa: E402
+    EulerAncestralDiscreteScheduler,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+    UNet2DConditionModel,
+)
+
+SCHEDULERS = dict(fx.SCHEDULERS)
+SCHEDULERS["euler-a"] = (EulerAncestralDiscreteScheduler, {})
+
+OUT = fx.FIX / "reference" / "img2img"
+STEPS = 10
+PROMPT = "a small boat on a calm lake"
+NEGATIVE = "blurry"
+PICTURES = {"square": (64, 64), "wide": (72, 48)}
+
+# (name, pipeline kind, scheduler, seed, picture, strength, guidance)
+CASES = {
+    "sd1": [
+        ("default-75", "img2img", "default", 0, "square", 0.75, 7.5),
+        ("ddim-50", "img2img", "ddim", 42, "wide", 0.5, 1.0),
+        ("pndm-20", "img2img", "pndm", 7, "square", 0.2, 7.5),
+        ("euler-60", "img2img", "euler", 1234, "wide", 0.6, 7.5),
+        ("euler-a-75", "img2img", "euler-a", 2**32 + 5, "square", 0.75, 7.5),
+        ("dpmpp-2m-30", "img2img", "dpmpp-2m", 99, "square", 0.3, 1.0),
+        ("dpmpp-2m-karras-100", "img2img", "dpmpp-2m-karras", 31337, "wide", 1.0, 7.5),
+        ("unipc-80", "img2img", "unipc", 5, "square", 0.8, 7.5),
+        ("lms-50", "img2img", "lms", 11, "wide", 0.5, 7.5),
+        ("heun-50", "img2img", "heun", 2**31 - 1, "square", 0.5, 1.0),
+        ("inpaint-euler-75", "inpaint", "euler", 3, "square", 0.75, 7.5),
+        ("inpaint-euler-a-100", "inpaint", "euler-a", 8, "square", 1.0, 7.5),
+        ("inpaint-ddim-60", "inpaint", "ddim", 21, "wide", 0.6, 1.0),
+        ("inpaint-dpmpp-2m-100", "inpaint", "dpmpp-2m", 77, "wide", 1.0, 7.5),
+        ("inpaint-heun-80", "inpaint", "heun", 123, "square", 0.8, 7.5),
+    ],
+    "sd1-inpaint": [
+        ("euler-100", "inpaint", "euler", 1, "square", 1.0, 7.5),
+        ("euler-a-75", "inpaint", "euler-a", 2, "square", 0.75, 7.5),
+        ("dpmpp-2m-50", "inpaint", "dpmpp-2m", 3, "wide", 0.5, 1.0),
+        ("default-100", "inpaint", "default", 4, "wide", 1.0, 7.5),
+        ("lms-90", "inpaint", "lms", 5, "square", 0.9, 7.5),
+    ],
+    "sd2": [
+        ("default-70", "img2img", "default", 13, "square", 0.7, 7.5),
+        ("euler-a-50", "img2img", "euler-a", 14, "wide", 0.5, 7.5),
+        ("unipc-40", "img2img", "unipc", 15, "square", 0.4, 1.0),
+    ],
+    "sdxl": [
+        ("default-60", "img2img", "default", 16, "square", 0.6, 7.5),
+        ("dpmpp-2m-50", "img2img", "dpmpp-2m", 17, "wide", 0.5, 7.5),
+        ("euler-a-100", "img2img", "euler-a", 18, "square", 1.0, 1.0),
+        ("heun-30", "img2img", "heun", 19, "wide", 0.3, 7.5),
+    ],
+}
+
+MODELS = {
+    "sd1": ("sd1-tiny", {"safety_checker": None}),
+    "sd1-inpaint": ("sd1-inpaint-tiny", {"safety_checker": None}),
+    "sd2": ("sd2-tiny", {"safety_checker": None}),
+    "sdxl": ("sdxl-tiny", {"variant": "fp16"}),
+}
+
+
+def make_inpaint_fixture():
+    """sd1-tiny with a 9-channel UNet (same shape otherwise, its own random weights)."""
+    src, dst = fx.FIX / "sd1-tiny", fx.FIX / "sd1-inpaint-tiny"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    shutil.rmtree(dst / "unet")
+    torch.manual_seed(31)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=9,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(32, 32, 48),
+        layers_per_block=2,
+        attention_head_dim=8,
+        cross_attention_dim=32,
+        norm_num_groups=16,
+    ).eval()
+    fx.enliven_unet(unet)
+    with torch.no_grad():
+        # Make the mask and masked-picture channels matter as much as the latents.
+        unet.conv_in.weight[:, 4:].mul_(3)
+    unet.save_pretrained(dst / "unet")
+    index = (dst / "model_index.json").read_text().replace("StableDiffusionPipeline", "StableDiffusionInpaintPipeline")
+    (dst / "model_index.json").write_text(index)
+
+
+def draw(width, height):
+    """Gradients, a ripple and a hard-edged disc (as tools/make_vae_encoder_refs.py)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = 255.0 * x / (width - 1)
+    g = 127.5 + 127.5 * np.sin(x / 5.0 + y / 7.0)
+    b = 255.0 * y / (height - 1)
+    disc = (x - width * 0.6) ** 2 + (y - height * 0.4) ** 2 < (min(width, height) * 0.25) ** 2
+    r, g, b = (np.where(disc, c, v) for c, v in ((240.0, r), (30.0, g), (60.0, b)))
+    return np.clip(np.round(np.stack([r, g, b], axis=-1)), 0, 255).astype(np.uint8)
+
+
+def draw_mask(width, height):
+    """An ellipse left of centre, white inside, a grey ramp 6 pixels wide around it."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    d = np.sqrt(((x - width * 0.35) / (width * 0.3)) ** 2 + ((y - height * 0.55) / (height * 0.35)) ** 2)
+    v = np.clip((1.15 - d) / 0.3, 0.0, 1.0) * 255.0
+    return np.round(v).astype(np.uint8)
+
+
+def set_scheduler(pipe, name):
+    spec = SCHEDULERS[name]
+    if spec is None:
+        pipe.scheduler = pipe._lantern_default.__class__.from_config(pipe._lantern_default.config)
+    else:
+        cls, extra = spec
+        pipe.scheduler = cls.from_config(pipe._lantern_default.config, **extra)
+
+
+def load(family, kind):
+    folder, kwargs = MODELS[family]
+    cls = {
+        ("sdxl", "img2img"): StableDiffusionXLImg2ImgPipeline,
+        ("sd1", "img2img"): StableDiffusionImg2ImgPipeline,
+        ("sd2", "img2img"): StableDiffusionImg2ImgPipeline,
+    }.get((family, kind), StableDiffusionInpaintPipeline)
+    pipe = cls.from_pretrained(fx.FIX / folder, torch_dtype=torch.float32, **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    pipe._lantern_default = pipe.scheduler
+    return pipe
+
+
+def main():
+    make_inpaint_fixture()
+    fx.clean_folder(OUT)
+    pictures, masks = {}, {}
+    for name, (w, h) in PICTURES.items():
+        Image.fromarray(draw(w, h), mode="RGB").save(OUT / f"{name}.png", optimize=True)
+        Image.fromarray(draw_mask(w, h), mode="L").save(OUT / f"{name}-mask.png", optimize=True)
+        pictures[name] = Image.open(OUT / f"{name}.png").convert("RGB")
+        masks[name] = Image.open(OUT / f"{name}-mask.png")
+    records = []
+    for family, cases in CASES.items():
+        pipes = {}
+        for name, kind, sched, seed, picture, strength, g in cases:
+            if kind not in pipes:
+                pipes[kind] = load(family, kind)
+            pipe = pipes[kind]
+            set_scheduler(pipe, sched)
+            w, h = PICTURES[picture]
+            kwargs = dict(
+                prompt=PROMPT,
+                negative_prompt=NEGATIVE if g > 1 else None,
+                image=pictures[picture],
+                strength=strength,
+                num_inference_steps=STEPS,
+                guidance_scale=g,
+                generator=torch.Generator("cpu").manual_seed(seed),
+                output_type="np",
+            )
+            if kind == "inpaint":
+                kwargs.update(mask_image=masks[picture], height=h, width=w)
+            with torch.no_grad():
+                image = pipe(**kwargs).images[0]
+            file = f"{family}-{name}.png"
+            Image.fromarray((image * 255).round().astype("uint8")).save(OUT / file, optimize=False)
+            records.append(
+                dict(
+                    name=f"{family}-{name}",
+                    file=file,
+                    model=MODELS[family][0],
+                    kind=kind,
+                    scheduler=sched,
+                    seed=str(seed),
+                    picture=f"{picture}.png",
+                    mask=f"{picture}-mask.png" if kind == "inpaint" else None,
+                    width=w,
+                    height=h,
+                    strength=strength,
+                    guidance=g,
+                    prompt=PROMPT,
+                    negative_prompt=NEGATIVE if g > 1 else None,
+                    steps=STEPS,
+                    pixel_std=round(float(np.std(image * 255)), 2),
+                )
+            )
+            print(f"{family:12} {name:22} std={records[-1]['pixel_std']}", flush=True)
+    fx.write_json(OUT / "cases.json", {"cases": records})
+
+
+if __name__ == "__main__":
+    main()
