@@ -28,8 +28,8 @@ pub mod paths;
 pub mod pipeline;
 pub mod recipe;
 pub mod save;
-pub mod source;
 pub mod schedulers;
+pub mod source;
 pub mod text;
 pub mod worker;
 

@@ -13,6 +13,19 @@ use crate::pipeline::Generated;
 pub struct HistoryLocation {
     pub db: PathBuf,
     pub outputs: PathBuf,
+    /// Where the pictures jobs started from are kept ([`crate::source::InputStore`]).
+    pub inputs: PathBuf,
+}
+
+impl HistoryLocation {
+    /// The data folder's history, with pictures saved into `outputs`.
+    pub fn in_data_dir(data: &crate::paths::DataDir, outputs: PathBuf) -> HistoryLocation {
+        HistoryLocation {
+            db: data.history_db(),
+            outputs,
+            inputs: data.inputs(),
+        }
+    }
 }
 
 /// What became of one picture.
@@ -73,6 +86,14 @@ impl Saver {
         path: &Path,
         notice: &mut Option<String>,
     ) -> Result<i64> {
+        // The start pictures first: a row that names them can always give them back.
+        if let Some(source) = &generated.source {
+            let inputs = crate::source::InputStore::new(&location.inputs);
+            inputs.put(&source.image)?;
+            if let Some(mask) = &source.mask {
+                inputs.put_mask(mask)?;
+            }
+        }
         let store = self.open_history(location, notice)?;
         crate::history::record_in(store, &generated.params, path, generated.duration)
     }
@@ -117,6 +138,7 @@ mod tests {
                 ..Recipe::default()
             },
             duration: Duration::from_millis(5),
+            source: None,
         }
     }
 
@@ -124,6 +146,7 @@ mod tests {
         HistoryLocation {
             db: dir.join("history.sqlite3"),
             outputs: dir.join("outputs"),
+            inputs: dir.join("inputs"),
         }
     }
 
@@ -147,6 +170,35 @@ mod tests {
     }
 
     #[test]
+    fn a_job_started_from_a_picture_keeps_it_beside_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut saver = Saver::new(dir.path().join("outputs"), Some(location(dir.path())));
+        let start = RgbImage::from_raw(2, 1, vec![9, 8, 7, 6, 5, 4]).unwrap();
+        let mask = crate::source::GrayImage {
+            width: 2,
+            height: 1,
+            data: vec![0, 255],
+        };
+        let mut g = generated(7);
+        g.params.init_image = Some(crate::source::store::content_hash(&start));
+        g.params.mask = Some(crate::source::store::content_hash(&mask.to_rgb()));
+        g.source = Some(std::sync::Arc::new(crate::source::SourceImages {
+            image: start.clone(),
+            mask: Some(mask.clone()),
+        }));
+        let saved = saver.save(&g, None).unwrap();
+        let id = saved.recorded.unwrap().unwrap();
+        let entry = History::open(&location(dir.path()).db)
+            .unwrap()
+            .get(id)
+            .unwrap()
+            .unwrap();
+        let inputs = crate::source::InputStore::new(dir.path().join("inputs"));
+        assert_eq!(inputs.get(entry.params.init_image.as_deref().unwrap()).unwrap(), start);
+        assert_eq!(inputs.get_mask(entry.params.mask.as_deref().unwrap()).unwrap(), mask);
+    }
+
+    #[test]
     fn without_a_history_only_the_file_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let mut saver = Saver::new(dir.path().to_path_buf(), None);
@@ -164,6 +216,7 @@ mod tests {
         let broken = HistoryLocation {
             db: dir.path().join("blocked").join("history.sqlite3"),
             outputs: dir.path().join("outputs"),
+            inputs: dir.path().join("inputs"),
         };
         let mut saver = Saver::new(dir.path().join("outputs"), Some(broken));
         let saved = saver.save(&generated(4), None).unwrap();

@@ -792,3 +792,106 @@ fn a_search_of_a_thousand_words_answers_once() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("a red fox"), "{o:?}");
 }
+
+/// `--init-image`, `--mask`, `--strength` from the command line give diffusers' inpainting
+/// picture (the sd1 regular-model case of tests/img2img.rs), keep the start pictures beside
+/// the history, and write A1111's fields; without a size the init image's is used.
+#[test]
+fn generate_inpaints_from_files_like_diffusers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let refs = fixtures().join("reference/img2img");
+    let out = tmp.path().join("boat.png");
+    let o = lantern(tmp.path())
+        .args(["generate", "--model"])
+        .arg(sd1())
+        .args(["--prompt", "a small boat on a calm lake", "--negative-prompt", "blurry"])
+        .args([
+            "--steps",
+            "10",
+            "--guidance",
+            "7.5",
+            "--scheduler",
+            "euler",
+            "--seed",
+            "3",
+        ])
+        .args(["--rng", "cpu", "--prompt-syntax", "plain", "--strength", "0.75"])
+        .args(["--mask-blur", "0", "--keep-unmasked", "false"])
+        .arg("--init-image")
+        .arg(refs.join("square.png"))
+        .arg("--mask")
+        .arg(refs.join("square-mask.png"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (max, mean) = pixel_diff(&read_png(&out), &read_png(&refs.join("sd1-inpaint-euler-75.png")));
+    assert!(max <= 3 && mean <= 0.5, "max {max} mean {mean}");
+    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
+    for field in [
+        "Size: 64x64",
+        "Denoising strength: 0.75",
+        "Mask blur: 0",
+        "Init image hash: ",
+        "Mask hash: ",
+        "Keep unmasked: false",
+    ] {
+        assert!(text.contains(field), "missing `{field}` in {text}");
+    }
+    let kept = std::fs::read_dir(tmp.path().join("inputs")).unwrap().count();
+    assert_eq!(kept, 2, "the init image and the mask are kept");
+}
+
+#[test]
+fn bad_start_pictures_and_strengths_are_one_line_each() {
+    let tmp = tempfile::tempdir().unwrap();
+    let refs = fixtures().join("reference/img2img");
+    let pics = fixtures().join("pictures");
+    let base = |extra: &[&std::ffi::OsStr]| {
+        lantern(tmp.path())
+            .args(["generate", "--model"])
+            .arg(sd1())
+            .args(["--prompt", "a boat", "--steps", "4", "--no-history", "-q"])
+            .args(extra)
+            .arg("--output")
+            .arg(tmp.path().join("x.png"))
+            .output()
+            .unwrap()
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let init = |p: PathBuf| vec![os("--init-image"), p.into_os_string()];
+    let not_a_picture = init(pics.join("not-a-picture.png"));
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (not_a_picture, "not a picture"),
+        (init(tmp.path().join("missing.png")), "missing.png"),
+        (
+            [init(refs.join("square.png")), vec![os("--strength"), os("0")]].concat(),
+            "above 0",
+        ),
+        (
+            [init(refs.join("square.png")), vec![os("--strength"), os("1.5")]].concat(),
+            "at most 1",
+        ),
+        (
+            [init(refs.join("square.png")), vec![os("--strength"), os("0.1")]].concat(),
+            "runs no step",
+        ),
+        (
+            [
+                init(refs.join("square.png")),
+                vec![os("--mask"), pics.join("black.png").into_os_string()],
+            ]
+            .concat(),
+            "covers nothing",
+        ),
+        (
+            vec![os("--mask"), refs.join("square-mask.png").into_os_string()],
+            "--init-image",
+        ),
+    ];
+    for (args, expect) in cases {
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        assert_one_line_error(&base(&refs), expect);
+    }
+}

@@ -88,7 +88,11 @@ fn check(model_name: &str, kind: &str) {
     for case in cases().iter().filter(|c| c.model == model_name && c.kind == kind) {
         let generated = run_generated(&model, &request(case));
         let g = &generated[0];
-        assert!(g.params.init_image.is_some(), "{}: the recipe names its start", case.name);
+        assert!(
+            g.params.init_image.is_some(),
+            "{}: the recipe names its start",
+            case.name
+        );
         assert_eq!(g.params.mask.is_some(), case.mask.is_some(), "{}", case.name);
         assert_eq!(g.params.strength, case.strength);
         let reference = read_png(&dir().join(&case.file));
@@ -187,7 +191,10 @@ fn keeping_the_unmasked_pixels_pastes_the_original_back() {
             inside_changed += 1;
         }
     }
-    assert!(outside > 1000 && inside_changed > 300, "{outside} kept, {inside_changed} repainted");
+    assert!(
+        outside > 1000 && inside_changed > 300,
+        "{outside} kept, {inside_changed} repainted"
+    );
     // diffusers' way (no paste) changes pixels outside the mask too: the VAE round trip.
     req.recipe.keep_unmasked = false;
     let raw = &run(&model, &req)[0];
@@ -270,12 +277,17 @@ fn awkward_start_pictures() {
     let (max, _) = pixel_diff(&ours, &pil);
     assert!(max <= 3, "CMYK JPEG differs from PIL's reading by {max}");
     let grey16 = read_init_image(&pics.join("grey16.png")).unwrap();
-    assert_eq!(grey16.pixel(39, 0), [(f64::from(39u32 * 1600) / 257.0).round() as u8; 3]);
+    assert_eq!(
+        grey16.pixel(39, 0),
+        [(f64::from(39u32 * 1600) / 257.0).round() as u8; 3]
+    );
     let gif = read_init_image(&pics.join("animated.gif")).unwrap();
     assert_eq!((gif.width, gif.height), (40, 48));
     let mask = read_mask(&pics.join("palette-transparent.png")).unwrap();
     assert_eq!((mask.width, mask.height), (40, 48));
-    let e = read_init_image(&pics.join("not-a-picture.png")).unwrap_err().to_string();
+    let e = read_init_image(&pics.join("not-a-picture.png"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not-a-picture.png") && e.contains("not a picture"), "{e}");
     assert!(decode_init_image(&[]).is_err());
 
@@ -285,6 +297,10 @@ fn awkward_start_pictures() {
         let mut req = base_request();
         req.source.as_mut().unwrap().image = read_init_image(&pics.join(file)).unwrap();
         let out = run(&model, &req);
-        assert_eq!((out[0].width, out[0].height), (req.recipe.width, req.recipe.height), "{file}");
+        assert_eq!(
+            (out[0].width, out[0].height),
+            (req.recipe.width, req.recipe.height),
+            "{file}"
+        );
     }
 }

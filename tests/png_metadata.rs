@@ -74,6 +74,7 @@ fn full_params(prompt: &str, negative: &str, sampler: SamplerKind) -> Recipe {
         clip_skip: 2,
         prompt_syntax: PromptSyntax::A1111,
         extra: vec![("Note".into(), "first line\nsecond \"quoted\" line".into())],
+        ..Recipe::default()
     }
 }
 
@@ -143,6 +144,53 @@ fn every_parameter_round_trips_through_a_latin1_text_chunk() {
         "{text}"
     );
     assert!(text.contains("Batch pos: 2, RNG: CPU,"), "{text}");
+}
+
+/// An inpainting job's fields: A1111's `Denoising strength` and `Mask blur`, Lantern's
+/// start-picture hashes and the choices A1111 does not record; none of them on txt2img.
+#[test]
+fn img2img_fields_round_trip_and_stay_off_txt2img() {
+    use lantern::recipe::ResizeMode;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = output_dir(&tmp);
+    let txt2img = full_params("a fox", "", SamplerKind::Euler);
+    let text = format_parameters(&txt2img);
+    for key in [
+        "Denoising strength",
+        "Mask blur",
+        "Init image hash",
+        "Mask hash",
+        "Resize mode",
+        "Keep unmasked",
+    ] {
+        assert!(!text.contains(key), "{key} on txt2img: {text}");
+    }
+    let params = Recipe {
+        init_image: Some("0123456789abcdef".into()),
+        mask: Some("fedcba9876543210".into()),
+        strength: 0.35,
+        mask_blur: 7,
+        resize_mode: ResizeMode::Crop,
+        keep_unmasked: false,
+        ..txt2img
+    };
+    let path = round_trip(&params, "tEXt", &dir);
+    let text = read_parameters_file(&path).unwrap().unwrap();
+    assert!(text.contains("Denoising strength: 0.35, Mask blur: 7,"), "{text}");
+    assert!(
+        text.contains(
+            "Init image hash: 0123456789abcdef, Mask hash: fedcba9876543210, Resize mode: crop, Keep unmasked: false"
+        ),
+        "{text}"
+    );
+    // A1111's own text: its label for the resize mode reads too.
+    let a1111 = "a fox\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, Denoising strength: 0.6, Mask blur: 4, Resize mode: Crop and resize";
+    let parsed = parse_parameters(a1111).unwrap().recipe;
+    assert_eq!(
+        (parsed.strength, parsed.mask_blur, parsed.resize_mode),
+        (0.6, 4, ResizeMode::Crop)
+    );
+    assert!(parsed.keep_unmasked);
 }
 
 /// The noise source through the PNG: each of ours written and read back; A1111's texts read
@@ -230,6 +278,7 @@ fn every_sampler_and_simple_values_round_trip() {
                 PromptSyntax::Plain
             },
             extra: Vec::new(),
+            ..Recipe::default()
         };
         let path = round_trip(&params, "tEXt", &dir);
         let text = read_parameters_file(&path).unwrap().unwrap();
@@ -260,6 +309,7 @@ fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
         "Size",
         "Model hash",
         "Model",
+        "Denoising strength",
         "Clip skip",
         "Lora hashes",
     ];
@@ -285,14 +335,8 @@ fn a1111_multiline_prompt_old_sampler_name_and_quoted_lora_hashes() {
     assert_eq!(p.recipe.clip_skip, 2);
     assert_eq!(p.recipe.prompt_syntax, PromptSyntax::A1111);
     let extra: Vec<(&str, &str)> = p.recipe.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    assert_eq!(
-        extra,
-        vec![
-            ("Denoising strength", "0.7"),
-            ("Hires upscale", "2"),
-            ("Hires upscaler", "Latent"),
-        ]
-    );
+    assert_eq!(extra, vec![("Hires upscale", "2"), ("Hires upscaler", "Latent")]);
+    assert_eq!(p.recipe.strength, 0.7);
     assert_eq!(
         p.recipe.lora_hashes,
         vec![("add_detail".to_string(), "7c6bad76eb54".to_string())]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Awkward start pictures for tests/img2img.rs, written with PIL (the library diffusers reads
 pictures with): a CMYK JPEG, a 16-bit PNG, a two-frame animated GIF, a palette PNG with
-transparency, a 1×1 PNG, and a text file named .png.
+transparency, a 1×1 PNG, an all-black mask, and a text file named .png.
 
     /tmp/fxv/bin/python tools/make_picture_fixtures.py
 """
@@ -29,6 +29,7 @@ def main():
     pal.info["transparency"] = 0
     pal.save(OUT / "palette-transparent.png", transparency=0)
     Image.new("RGB", (1, 1), (200, 100, 50)).save(OUT / "one-pixel.png")
+    Image.new("L", (16, 16), 0).save(OUT / "black.png")
     (OUT / "not-a-picture.png").write_text("this is a text file with a .png name\n")
 
 

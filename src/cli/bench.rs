@@ -86,7 +86,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     if wants("vae512") {
-        let z = Tensor::randn(0f32, 1f32, (1, model.unet_input_channels(), 64, 64), &Device::Cpu)?.to_device(&device)?;
+        let z =
+            Tensor::randn(0f32, 1f32, (1, model.unet_input_channels(), 64, 64), &Device::Cpu)?.to_device(&device)?;
         let t = best_of(args.repeats, || {
             pipeline::decode(&model, &z)?;
             Ok(())
@@ -95,7 +96,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if wants("vae1024") {
         // A 1024² decode goes through the tiled path; its peak memory is the point.
-        let z = Tensor::randn(0f32, 1f32, (1, model.unet_input_channels(), 128, 128), &Device::Cpu)?.to_device(&device)?;
+        let z =
+            Tensor::randn(0f32, 1f32, (1, model.unet_input_channels(), 128, 128), &Device::Cpu)?.to_device(&device)?;
         let started = Instant::now();
         pipeline::decode(&model, &z)?;
         report("vae1024", started.elapsed().as_secs_f64(), &[]);

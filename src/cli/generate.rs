@@ -17,9 +17,10 @@ use crate::model::{LoadOptions, LoadStage, LoadedModel};
 use crate::output::atomic::MAX_FILE_NAME_BYTES;
 use crate::pipeline::noise::random_seed;
 use crate::pipeline::{self, Event, Request};
-use crate::recipe::{NoiseKind, PromptSyntax, Recipe};
+use crate::recipe::{NoiseKind, PromptSyntax, Recipe, ResizeMode};
 use crate::save::{HistoryLocation, Saver};
 use crate::schedulers::SamplerKind;
+use crate::source::SourceImages;
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
@@ -47,6 +48,15 @@ pub struct GenerateArgs {
     pub prediction: Option<Prediction>,
     #[command(flatten)]
     pub recipe: RecipeArgs,
+    /// Start from this picture (img2img): PNG, JPEG, WebP, GIF or BMP. Without --width and
+    /// --height the picture's own size is used (scaled down to the model's native area when
+    /// larger), rounded down to multiples of 8.
+    #[arg(long, value_name = "FILE")]
+    pub init_image: Option<PathBuf>,
+    /// Inpaint: repaint where this picture is white (black = keep, greys in between; a
+    /// transparent pixel keeps). Any size: it is resized with the init image.
+    #[arg(long, value_name = "FILE")]
+    pub mask: Option<PathBuf>,
     /// A safetensors file with one f32 tensor `latents` [1, C, H/8, W/8] to use instead of
     /// seeded noise (what diffusers' pipeline takes as `latents=`).
     #[arg(long, value_name = "FILE")]
@@ -112,6 +122,22 @@ pub struct RecipeArgs {
     /// `plain` (diffusers: the text as written, cut at 75 tokens).
     #[arg(long, default_value_t = Recipe::default().prompt_syntax, value_name = "a1111|plain")]
     pub prompt_syntax: PromptSyntax,
+    /// img2img: how much of the init image is redrawn (A1111's "Denoising strength"), above 0
+    /// and at most 1; the last ⌊steps × strength⌋ steps run.
+    #[arg(long, default_value_t = Recipe::default().strength, value_name = "S")]
+    pub strength: f64,
+    /// img2img: how an init image of another shape is brought to the size: `stretch`
+    /// (A1111's "Just resize"), `crop` (cover, cut the overhang) or `fill` (fit, extend the
+    /// edges).
+    #[arg(long, default_value_t = Recipe::default().resize_mode, value_name = "stretch|crop|fill")]
+    pub resize_mode: ResizeMode,
+    /// Inpainting: soften the mask's edge by this many pixels (A1111's "Mask blur").
+    #[arg(long, default_value_t = Recipe::default().mask_blur, value_name = "PX")]
+    pub mask_blur: u32,
+    /// Inpainting: paste the original back outside the mask so those pixels stay exactly as
+    /// they were (A1111's way); `false` keeps the decoded picture everywhere (diffusers' way).
+    #[arg(long, default_value_t = Recipe::default().keep_unmasked, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub keep_unmasked: bool,
 }
 
 /// A `--seed` value: a number, or none for A1111's `-1` ("random").
@@ -161,6 +187,10 @@ impl RecipeArgs {
             batch_size: self.batch,
             clip_skip: self.clip_skip,
             prompt_syntax: self.prompt_syntax,
+            strength: self.strength,
+            resize_mode: self.resize_mode,
+            mask_blur: self.mask_blur,
+            keep_unmasked: self.keep_unmasked,
             ..Recipe::default()
         }
     }
@@ -220,9 +250,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     // Everything that does not need the model is checked before loading it (a sizeless
     // request is checked at the default size, then again at the model's own).
     let seed = random_seed();
-    args.recipe
-        .recipe((Recipe::default().width, Recipe::default().height), seed)
-        .validate()?;
+    let source = read_source(&args)?;
+    let default_size = (Recipe::default().width, Recipe::default().height);
+    start_recipe(args.recipe.recipe(default_size, seed), source.as_ref()).validate()?;
     let init_latents = args.init_latents.as_deref().map(read_init_latents).transpose()?;
     if let Some(out) = &args.output {
         check_output_path(out, args.recipe.batch)?;
@@ -256,10 +286,15 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             LoadStage::Vae => "loading VAE…",
         })
     })?;
-    let recipe = args.recipe.recipe(model.native_size(), seed);
+    let size = match &source {
+        Some(s) => crate::source::prepare::default_size(s.image.width, s.image.height, model.native_size()),
+        None => model.native_size(),
+    };
+    let recipe = start_recipe(args.recipe.recipe(size, seed), source.as_ref());
     recipe.validate()?;
     let request = Request {
         init_latents,
+        source,
         lora_files: lora_files(&args),
         embedding_files: crate::hub::discover_embeddings(
             &crate::hub::DiscoveryRoots::standard(vec![args.model.clone()]),
@@ -269,10 +304,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let history = (!args.no_history).then(|| {
         let data = crate::paths::DataDir::from_env();
-        HistoryLocation {
-            db: data.history_db(),
-            outputs: data.outputs(),
-        }
+        HistoryLocation::in_data_dir(&data, data.outputs())
     });
     let mut saver = Saver::new(PathBuf::from("."), history);
 
@@ -356,6 +388,33 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `--init-image` and `--mask`, read (and refused if unreadable) before the model loads.
+fn read_source(args: &GenerateArgs) -> Result<Option<SourceImages>> {
+    let Some(path) = &args.init_image else {
+        if args.mask.is_some() {
+            bail!("--mask needs --init-image: the picture to inpaint");
+        }
+        return Ok(None);
+    };
+    if args.init_latents.is_some() {
+        bail!("--init-latents and --init-image cannot be given together");
+    }
+    let image = crate::source::read_init_image(path)?;
+    let mask = args.mask.as_deref().map(crate::source::read_mask).transpose()?;
+    Ok(Some(SourceImages { image, mask }))
+}
+
+/// The recipe naming its start pictures (by the hashes the pipeline will give them), so the
+/// img2img settings are checked before the model loads.
+fn start_recipe(mut recipe: Recipe, source: Option<&SourceImages>) -> Recipe {
+    use crate::source::store::content_hash;
+    if let Some(source) = source {
+        recipe.init_image = Some(content_hash(&source.image));
+        recipe.mask = source.mask.as_ref().map(|m| content_hash(&m.to_rgb()));
+    }
+    recipe
 }
 
 fn read_init_latents(path: &Path) -> Result<Tensor> {

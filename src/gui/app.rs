@@ -329,10 +329,10 @@ impl LanternApp {
             model: job.model,
             request: job.request,
             output_dir: self.state.settings.output_dir(&self.data),
-            history: Some(HistoryLocation {
-                db: self.data.history_db(),
-                outputs: self.state.settings.output_dir(&self.data),
-            }),
+            history: Some(HistoryLocation::in_data_dir(
+                &self.data,
+                self.state.settings.output_dir(&self.data),
+            )),
         })));
     }
 

@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::error::{Error, Result};
-use crate::recipe::{NoiseKind, PromptSyntax, Recipe};
+use crate::recipe::{NoiseKind, PromptSyntax, Recipe, ResizeMode};
 use crate::schedulers::SamplerKind;
 
 /// What we write in the `Version` field.
@@ -132,6 +132,29 @@ const FIELDS: &[Field] = &[
         },
     },
     Field {
+        key: "Denoising strength",
+        // A1111 writes it for img2img and for hires fix (whose fields an imported text keeps).
+        write: |r| (r.is_img2img() || r.extra_value("Hires upscale").is_some()).then(|| format_guidance(r.strength)),
+        read: |p, v| {
+            let s: f64 = parse_number("Denoising strength", v)?;
+            if !s.is_finite() {
+                return Err(Error::Parameters(format!(
+                    "`Denoising strength: {v}` is not a finite number"
+                )));
+            }
+            p.recipe.strength = s;
+            Ok(())
+        },
+    },
+    Field {
+        key: "Mask blur",
+        write: |r| r.mask.is_some().then(|| r.mask_blur.to_string()),
+        read: |p, v| {
+            p.recipe.mask_blur = parse_number("Mask blur", v)?;
+            Ok(())
+        },
+    },
+    Field {
         key: "Lora hashes",
         write: |r| (!r.lora_hashes.is_empty()).then(|| format_lora_hashes(&r.lora_hashes)),
         read: |p, v| {
@@ -198,6 +221,46 @@ const FIELDS: &[Field] = &[
             p.recipe.prompt_syntax = v
                 .parse::<PromptSyntax>()
                 .map_err(|_| Error::Parameters(format!("`{PROMPT_SYNTAX_KEY}: {v}` is not a1111 or plain")))?;
+            Ok(())
+        },
+    },
+    // Lantern's own img2img fields: the start pictures by the hash they are kept under in the
+    // data folder, and the choices A1111 does not record.
+    Field {
+        key: "Init image hash",
+        write: |r| r.init_image.clone(),
+        read: |p, v| {
+            p.recipe.init_image = Some(v.trim().to_string()).filter(|h| !h.is_empty());
+            Ok(())
+        },
+    },
+    Field {
+        key: "Mask hash",
+        write: |r| r.mask.clone(),
+        read: |p, v| {
+            p.recipe.mask = Some(v.trim().to_string()).filter(|h| !h.is_empty());
+            Ok(())
+        },
+    },
+    Field {
+        key: "Resize mode",
+        write: |r| (r.is_img2img() && r.resize_mode != ResizeMode::default()).then(|| r.resize_mode.name().to_string()),
+        read: |p, v| {
+            p.recipe.resize_mode = ResizeMode::parse(v)
+                .ok_or_else(|| Error::Parameters(format!("`Resize mode: {v}` is not stretch, crop or fill")))?;
+            Ok(())
+        },
+    },
+    Field {
+        // Absent means kept, as A1111 always pastes the original back.
+        key: "Keep unmasked",
+        write: |r| (r.mask.is_some() && !r.keep_unmasked).then(|| "false".to_string()),
+        read: |p, v| {
+            p.recipe.keep_unmasked = match v.trim() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(Error::Parameters(format!("`Keep unmasked: {v}` is not true or false"))),
+            };
             Ok(())
         },
     },

@@ -102,7 +102,11 @@ impl Start {
         let Some(source) = source else {
             // txt2img on an inpainting model: A1111's way, the whole (grey) picture masked.
             let grey = Tensor::zeros((1, 3, h as usize, w as usize), DType::F32, &device)?;
-            start.mask = Some(Tensor::ones((1, 1, h as usize / factor, w as usize / factor), DType::F32, &device)?);
+            start.mask = Some(Tensor::ones(
+                (1, 1, h as usize / factor, w as usize / factor),
+                DType::F32,
+                &device,
+            )?);
             start.masked = Some(MaskedPicture::Fixed(start.encoder.encode_mean(&grey)?));
             start.strength = 1.0;
             return Ok(start);
@@ -120,7 +124,11 @@ impl Start {
                     "the mask covers nothing to repaint (paint white where the picture should change)",
                 ));
             }
-            start.mask = Some(Tensor::from_vec(small, (1, 1, h as usize / factor, w as usize / factor), &device)?);
+            start.mask = Some(Tensor::from_vec(
+                small,
+                (1, 1, h as usize / factor, w as usize / factor),
+                &device,
+            )?);
             if model.is_inpainting() {
                 // diffusers: `init_image * (mask < 0.5)`, the masked part grey (0).
                 let keep: Vec<f32> = hard.iter().map(|&m| if m < 0.5 { 1.0 } else { 0.0 }).collect();
@@ -142,7 +150,13 @@ impl Start {
     }
 
     /// One image's start latents from its own generator, in diffusers' order of draws.
-    pub fn begin_image(&self, model: &LoadedModel, scheduler: &mut dyn Scheduler, steps: usize, noise: &mut Noise) -> Result<Begun> {
+    pub fn begin_image(
+        &self,
+        model: &LoadedModel,
+        scheduler: &mut dyn Scheduler,
+        steps: usize,
+        noise: &mut Noise,
+    ) -> Result<Begun> {
         let begin = self.begin(steps, scheduler.order());
         scheduler.begin_at(begin)?;
         let inpainting = self.mask.is_some();
@@ -176,7 +190,8 @@ impl Start {
                 None => None,
             };
             if model.is_inpainting() {
-                let masked = masked.ok_or_else(|| Error::invalid("internal: no masked picture for an inpainting model"))?;
+                let masked =
+                    masked.ok_or_else(|| Error::invalid("internal: no masked picture for an inpainting model"))?;
                 guide.extra_input = Some(Tensor::cat(&[mask, &masked], 1)?);
             } else if let Some(original) = original {
                 guide.blend = Some(Blend {

@@ -70,6 +70,8 @@ pub struct Generated {
     pub params: Recipe,
     /// Sampling and decoding time of this image.
     pub duration: Duration,
+    /// The pictures it started from (img2img, inpainting), kept with its history row.
+    pub source: Option<std::sync::Arc<SourceImages>>,
 }
 
 /// Progress reports, in order.
@@ -122,7 +124,9 @@ pub fn generate(
     let recipe = &with_source_hashes(&req.recipe, req.source.as_ref())?;
     recipe.validate()?;
     if req.source.is_some() && req.init_latents.is_some() {
-        return Err(Error::invalid("init latents and an init image cannot be given together"));
+        return Err(Error::invalid(
+            "init latents and an init image cannot be given together",
+        ));
     }
     let scale = model.vae_scale_factor() as u32;
     if !recipe.width.is_multiple_of(scale) || !recipe.height.is_multiple_of(scale) {
@@ -188,6 +192,7 @@ pub fn generate(
     } else {
         None
     };
+    let source = req.source.clone().map(std::sync::Arc::new);
     let mut seeds = Vec::new();
     for i in 0..recipe.batch_size {
         if cancel.load(Ordering::Relaxed) {
@@ -255,6 +260,7 @@ pub fn generate(
             image,
             params: image_recipe,
             duration: started.elapsed(),
+            source: source.clone(),
         })));
     }
     Ok(seeds)
@@ -417,7 +423,11 @@ fn denoise(
             None => Ok(input),
             Some(extra) => {
                 let rows = input.dim(0)?;
-                let extra = if rows == 1 { extra.clone() } else { Tensor::cat(&vec![extra; rows], 0)? };
+                let extra = if rows == 1 {
+                    extra.clone()
+                } else {
+                    Tensor::cat(&vec![extra; rows], 0)?
+                };
                 Ok(Tensor::cat(&[&input, &extra], 1)?)
             }
         }

@@ -108,7 +108,11 @@ impl Schedule {
                 (a.sqrt(), (1.0 - a).sqrt())
             }
         };
-        let scaled = if a == 1.0 { original.clone() } else { schedule::mul32(original, a)? };
+        let scaled = if a == 1.0 {
+            original.clone()
+        } else {
+            schedule::mul32(original, a)?
+        };
         Ok((scaled + schedule::mul32(noise, b)?)?)
     }
 }
@@ -176,7 +180,9 @@ impl Scheduler for Sampler {
 
     fn begin_at(&mut self, index: usize) -> Result<()> {
         if self.steps_taken != 0 {
-            return Err(Error::invalid("internal: a sampler's start is set before its first step"));
+            return Err(Error::invalid(
+                "internal: a sampler's start is set before its first step",
+            ));
         }
         check_index(index, self.schedule.timesteps.len())?;
         self.steps_taken = index;

@@ -150,15 +150,8 @@ mod tests {
 
     fn png(w: u32, h: u32, color: image::ColorType, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        image::write_buffer_with_format(
-            &mut Cursor::new(&mut out),
-            data,
-            w,
-            h,
-            color,
-            image::ImageFormat::Png,
-        )
-        .unwrap();
+        image::write_buffer_with_format(&mut Cursor::new(&mut out), data, w, h, color, image::ImageFormat::Png)
+            .unwrap();
         out
     }
 
@@ -208,9 +201,13 @@ mod tests {
 
     #[test]
     fn text_is_not_a_picture() {
-        let e = decode_init_image(b"hello, this is not an image").unwrap_err().to_string();
+        let e = decode_init_image(b"hello, this is not an image")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a picture"), "{e}");
-        let e = decode_mask(&[0x89, b'P', b'N', b'G', 13, 10, 26, 10, 0, 0]).unwrap_err().to_string();
+        let e = decode_mask(&[0x89, b'P', b'N', b'G', 13, 10, 26, 10, 0, 0])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a picture"), "{e}");
     }
 }

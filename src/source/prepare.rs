@@ -98,7 +98,12 @@ pub fn prepare(source: &SourceImages, width: u32, height: u32, mode: ResizeMode,
             mask.validate()?;
             let mask = resize_gray(mask, width, height, mode)?;
             let values: Vec<f32> = mask.data.iter().map(|&v| f32::from(v) / 255.0).collect();
-            Some(gaussian_blur(&values, width as usize, height as usize, mask_blur as f32))
+            Some(gaussian_blur(
+                &values,
+                width as usize,
+                height as usize,
+                mask_blur as f32,
+            ))
         }
     };
     Ok(Prepared { image, soft_mask })
@@ -158,12 +163,31 @@ where
     }
 }
 
+/// The size to generate at when only a start picture is given: the picture's own, scaled
+/// down (keeping its shape) to the model's native area when larger, each side rounded down to
+/// a multiple of 8 (at least 8).
+pub fn default_size(width: u32, height: u32, native: (u32, u32)) -> (u32, u32) {
+    let area = f64::from(width) * f64::from(height);
+    let native_area = f64::from(native.0) * f64::from(native.1);
+    let scale = if area > native_area {
+        (native_area / area).sqrt()
+    } else {
+        1.0
+    };
+    let side = |v: u32| (((f64::from(v) * scale) as u32) / 8 * 8).max(8);
+    (side(width), side(height))
+}
+
 /// The scaled size, at least 1 pixel and (for covering) at least the target, (for fitting) at
 /// most the target.
 fn scaled(sw: f64, sh: f64, ratio: f64, width: u32, height: u32, cover: bool) -> (u32, u32) {
     let w = ((sw * ratio).round() as u32).max(1);
     let h = ((sh * ratio).round() as u32).max(1);
-    if cover { (w.max(width), h.max(height)) } else { (w.min(width), h.min(height)) }
+    if cover {
+        (w.max(width), h.max(height))
+    } else {
+        (w.min(width), h.min(height))
+    }
 }
 
 /// A separable Gaussian of standard deviation `sigma` over a `width`×`height` plane, with
@@ -231,7 +255,9 @@ pub fn paste_back(original: &RgbImage, generated: &RgbImage, soft_mask: &[f32]) 
     if (original.width, original.height) != (generated.width, generated.height)
         || soft_mask.len() * 3 != original.data.len()
     {
-        return Err(Error::invalid("internal: the picture, the original and the mask differ in size"));
+        return Err(Error::invalid(
+            "internal: the picture, the original and the mask differ in size",
+        ));
     }
     let data = original
         .data
@@ -252,7 +278,9 @@ mod tests {
 
     fn gradient(w: u32, h: u32) -> RgbImage {
         let data = (0..h)
-            .flat_map(|y| (0..w).flat_map(move |x| [(x * 255 / w.max(2).saturating_sub(1).max(1)) as u8, (y % 256) as u8, 7]))
+            .flat_map(|y| {
+                (0..w).flat_map(move |x| [(x * 255 / w.max(2).saturating_sub(1).max(1)) as u8, (y % 256) as u8, 7])
+            })
             .collect();
         RgbImage::from_raw(w, h, data).unwrap()
     }
@@ -297,6 +325,16 @@ mod tests {
         let c = prepare(&src, 20, 20, ResizeMode::Crop, 0).unwrap();
         // The crop keeps the middle columns: the left edge is no longer the source's black.
         assert!(c.image.pixel(0, 10)[0] > 40, "{:?}", c.image.pixel(0, 10));
+    }
+
+    #[test]
+    fn default_sizes_keep_the_shape_within_the_native_area() {
+        assert_eq!(default_size(72, 48, (512, 512)), (72, 48));
+        assert_eq!(default_size(75, 50, (512, 512)), (72, 48));
+        assert_eq!(default_size(4000, 3000, (512, 512)), (584, 440));
+        assert_eq!(default_size(1, 1, (512, 512)), (8, 8));
+        // A panorama too long to generate keeps its size; the recipe check then says so.
+        assert_eq!(default_size(40000, 10, (1024, 1024)), (40000, 8));
     }
 
     #[test]

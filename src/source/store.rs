@@ -124,6 +124,12 @@ mod tests {
         for bad in ["../../etc/passwd", "", "0123456789abcdeg", "0123456789abcdef0"] {
             assert!(store.path_of(bad).is_err(), "{bad}");
         }
-        assert!(store.get("0123456789abcdef").unwrap_err().to_string().contains("no longer"));
+        assert!(
+            store
+                .get("0123456789abcdef")
+                .unwrap_err()
+                .to_string()
+                .contains("no longer")
+        );
     }
 }
