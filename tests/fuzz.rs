@@ -1,5 +1,6 @@
 //! Fuzzing the parser surface on stable Rust: the PNG chunk and metadata reader, the A1111
-//! `parameters` parser, the safetensors header and weight-shape checks, the config readers
+//! `parameters` parser, start pictures (init images and masks in every format the `image`
+//! crate reads, resized in each mode), the safetensors header and weight-shape checks, the config readers
 //! with the model loaders behind them, the prompt parser (emphasis, chunks, `<lora:…>` tags,
 //! Ctrl+Up/Down) and LoRA files (key mapper, layer checks, the merge and its exact restore). Each target mutates a seed corpus taken from the
 //! fixtures (real PNGs, real configs, real safetensors headers) with a fixed-seed generator,
@@ -397,6 +398,63 @@ fn fuzz_png_reader() {
             data
         },
         read_png,
+    );
+}
+
+// ---- start pictures (init images and masks, any format) ----
+
+fn picture_corpus() -> Vec<Vec<u8>> {
+    let mut corpus = Vec::new();
+    for dir in [fixtures().join("pictures"), fixtures().join("reference/img2img")] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for f in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e != "json"))
+            .take(12)
+        {
+            corpus.push(std::fs::read(f).unwrap());
+        }
+    }
+    corpus
+}
+
+/// What the CLI and the window do with a dropped file: read it as an init image and as a
+/// mask, then bring both to a picture's size as the pipeline would.
+fn read_picture(bytes: &[u8]) {
+    use lantern::source::prepare::{ResizeMode, prepare};
+    let image = lantern::source::decode_init_image(bytes);
+    let mask = lantern::source::decode_mask(bytes);
+    if let (Ok(image), Ok(mask)) = (image, mask)
+        && u64::from(image.width) * u64::from(image.height) <= 1 << 16
+    {
+        let source = lantern::source::SourceImages {
+            image,
+            mask: Some(mask),
+        };
+        for mode in ResizeMode::ALL {
+            let p = prepare(&source, 24, 16, mode, 2).unwrap();
+            assert_eq!((p.image.width, p.image.height), (24, 16));
+        }
+    }
+}
+
+#[test]
+fn fuzz_picture_reader() {
+    let corpus = picture_corpus();
+    assert!(corpus.len() >= 8, "{} seeds", corpus.len());
+    fuzz(
+        "picture",
+        iters(3000),
+        |rng| {
+            let mut data = rng.pick(&corpus).clone();
+            mutate_bytes(rng, &mut data, &corpus);
+            if data.starts_with(b"\x89PNG") && !rng.chance(4) {
+                fix_png_crcs(&mut data);
+            }
+            data
+        },
+        read_picture,
     );
 }
 

@@ -475,23 +475,26 @@ fn dropping_an_a1111_png_restores_its_settings() {
     assert!(status.contains("from-a1111.png"), "{status}");
     assert!(status.contains("v1-5-pruned-emaonly"), "{status}");
 
-    // A PNG without settings and a file that is no PNG get plain messages, and change nothing.
+    // A picture without settings becomes the start picture; a file that is no picture gets a
+    // plain message; neither changes the settings.
     let bare = data.path().join("photo.png");
     std::fs::write(&bare, lantern::output::png::encode_png(&picture(2), None).unwrap()).unwrap();
     drop_file(&mut h, &bare);
-    wait_for(&mut h, "the message", |a| {
-        a.state.status.as_ref().is_some_and(|s| s.text.starts_with("photo.png"))
-    });
+    wait_for(&mut h, "the start picture", |a| a.state.start.picture.is_some());
     let status = h.state().state.status.as_ref().unwrap().text.clone();
-    assert!(status.contains("has no generation settings"), "{status}");
+    assert!(status.contains("Starting from photo.png"), "{status}");
+    assert!(h.state().state.settings.params.init_image.is_some());
     let text = data.path().join("notes.txt");
     std::fs::write(&text, "hello").unwrap();
     drop_file(&mut h, &text);
     wait_for(&mut h, "the message", |a| {
-        a.state.status.as_ref().is_some_and(|s| s.text.starts_with("notes.txt"))
+        a.state.status.as_ref().is_some_and(|s| s.text.contains("notes.txt"))
     });
     let status = h.state().state.status.as_ref().unwrap().text.clone();
-    assert!(status.contains("is not a PNG image"), "{status}");
+    assert!(
+        status.contains("Could not use the picture: notes.txt: not a picture"),
+        "{status}"
+    );
     assert_eq!(h.state().state.settings.params.seed, 987654321);
 }
 

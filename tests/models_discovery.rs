@@ -169,6 +169,8 @@ fn user_folders_project_weights_and_the_turbo_rule() {
             "distilled",
             "pickles",
             "sdxl-turbo-copy",
+            // An inpainting model (StableDiffusionInpaintPipeline) is a model like the others.
+            "sd1-inpaint-tiny",
             "sd1-tiny",
             "sd2-tiny",
             "sdxl-tiny",

@@ -25,8 +25,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Make images from a prompt, headless.
-    Generate(generate::GenerateArgs),
+    /// Make images from a prompt (or a start picture), headless.
+    Generate(Box<generate::GenerateArgs>),
     /// Print the token ids each text encoder of a model receives for a prompt.
     Tokenize(tokenize::TokenizeArgs),
     /// List past generations (newest first), search them, or export them.
@@ -79,7 +79,7 @@ pub fn parse() -> Result<Cli, i32> {
 /// Runs a headless subcommand.
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Generate(args) => generate::run(args),
+        Command::Generate(args) => generate::run(*args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::History(args) => history::run(args),
         Command::Import(args) => history::run_import(args),

@@ -4,6 +4,7 @@
 
 mod history;
 mod loras;
+mod start;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct LanternApp {
     /// Where settings, outputs, the history and thumbnails live.
     pub data: DataDir,
     background: Tasks<Background>,
+    /// The start picture's file reading, keeping and previewing.
+    start_tasks: Tasks<start::StartMsg>,
     ctx: egui::Context,
     /// Show the "type a path" window (no native file dialog available).
     ask_model_path: bool,
@@ -107,6 +110,7 @@ impl LanternApp {
             next_id: 1,
             data,
             background: Tasks::new(ctx),
+            start_tasks: Tasks::new(ctx),
             ctx: ctx.clone(),
             ask_model_path: false,
             models,
@@ -116,6 +120,12 @@ impl LanternApp {
         };
         if let Some(model) = options.model.or_else(|| app.state.settings.model.clone()) {
             app.choose_model(model);
+        }
+        // The start picture the settings name, fetched from the data folder.
+        let params = &app.state.settings.params;
+        let (image, mask) = (params.init_image.clone(), params.mask.clone());
+        if image.is_some() {
+            app.restore_start(image, mask);
         }
         // After the choice: a model opened from the command line is among the user's folders,
         // and the scan lists what sits beside it (its VAEs).
@@ -274,6 +284,7 @@ impl LanternApp {
         }
         Request {
             previews: true,
+            source: self.state.start.source(),
             lora_files: self.state.models.loras.iter().map(|l| l.path.clone()).collect(),
             embedding_files: self.state.models.embeddings.iter().map(|e| e.path.clone()).collect(),
             ..Request::new(recipe)
@@ -285,6 +296,10 @@ impl LanternApp {
             self.state.error(t!("choose-model-first"));
             return;
         };
+        if self.state.settings.params.init_image.is_some() && self.state.start.picture.is_none() {
+            self.state.error(t!("start-still-loading"));
+            return;
+        }
         let request = self.request();
         if let Err(e) = request.recipe.validate() {
             self.state.error(e.to_string());
@@ -397,6 +412,7 @@ impl LanternApp {
                 self.state.settings.loras_open = !self.state.settings.loras_open;
                 self.save_settings();
             }
+            Action::Start(action) => self.handle_start_action(action),
             Action::Rescan => self.rescan(),
             Action::Download(name) => match self.models.download(&mut self.state.models, &name) {
                 Ok(()) => self.state.info(t!("download-started", name = name.as_str())),
@@ -441,6 +457,7 @@ impl LanternApp {
             ..recipe.as_single()
         };
         settings.seed_locked = true;
+        self.restore_start(recipe.init_image.clone(), recipe.mask.clone());
     }
 
     fn save_as(&mut self) {
@@ -677,6 +694,7 @@ impl LanternApp {
         }
         self.poll_history();
         self.poll_lora_previews();
+        self.poll_start();
         self.take_dropped_files(ui);
         let mut actions = Vec::new();
         let quit = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::Q);
@@ -701,6 +719,8 @@ impl LanternApp {
                     || (matches!(self.state.model, ModelStatus::Failed { .. }) && self.state.images.is_empty())
                 {
                     panels::welcome::show(ui, &mut self.state, &mut actions);
+                } else if self.state.start.painter.is_some() {
+                    panels::mask_painter::show(ui, &mut self.state, &mut actions);
                 } else {
                     panels::image_view::show(ui, &mut self.state, &mut actions);
                 }

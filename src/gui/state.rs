@@ -52,6 +52,8 @@ pub enum Action {
     OpenLoraFolder,
     /// Show or hide the LoRA browser (remembered in the settings).
     ToggleLoras,
+    /// Something about the start picture (img2img, inpainting).
+    Start(super::start_state::StartAction),
 }
 
 #[derive(Clone, Debug)]
@@ -166,6 +168,8 @@ pub struct AppState {
     pub model_options_open: bool,
     /// The LoRA browser: filter, preview thumbnails.
     pub loras: LoraBrowser,
+    /// The picture img2img and inpainting start from.
+    pub start: super::start_state::StartState,
 }
 
 impl AppState {
@@ -193,6 +197,7 @@ impl AppState {
             about_open: false,
             model_options_open: false,
             loras: LoraBrowser::default(),
+            start: Default::default(),
         }
     }
 

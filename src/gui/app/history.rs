@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{LanternApp, panels, reveal_in_folder};
@@ -33,6 +34,8 @@ pub(super) enum HistoryMsg {
     Dropped {
         name: String,
         result: Box<Result<Recipe, DropProblem>>,
+        /// The file's bytes, to start from it when it carries no settings.
+        bytes: Option<Arc<[u8]>>,
     },
 }
 
@@ -190,13 +193,15 @@ impl LanternApp {
             .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let failed = name.clone();
         let read = move || {
-            let result = file
-                .bytes()
+            let bytes = file.bytes().map(Arc::<[u8]>::from);
+            let result = bytes
+                .clone()
                 .map_err(DropProblem::Unreadable)
                 .and_then(|bytes| params_from_png(&bytes));
             HistoryMsg::Dropped {
                 name,
                 result: Box::new(result),
+                bytes: bytes.ok(),
             }
         };
         self.history
@@ -204,6 +209,7 @@ impl LanternApp {
             .spawn("dropped-file", read, move |why| HistoryMsg::Dropped {
                 name: failed,
                 result: Box::new(Err(DropProblem::Unreadable(why))),
+                bytes: None,
             });
     }
 
@@ -296,13 +302,18 @@ impl LanternApp {
                     Err(why) => DetailImage::Unavailable(why.unwrap_or_else(|| t!("file-moved-or-deleted"))),
                 };
             }
-            HistoryMsg::Dropped { name, result } => match *result {
-                Ok(params) => {
+            HistoryMsg::Dropped { name, result, bytes } => match (*result, bytes) {
+                (Ok(params), _) => {
                     self.restore_params(&params, &name);
                     self.state.settings.show_history = false;
                     self.save_settings();
                 }
-                Err(why) => self.state.warn(why.message(&name)),
+                // A picture without generation settings is one to start from.
+                (Err(DropProblem::NotPng | DropProblem::NoSettings), Some(bytes)) => {
+                    self.state.settings.show_history = false;
+                    self.start_from_dropped(name, bytes);
+                }
+                (Err(why), _) => self.state.warn(why.message(&name)),
             },
         }
     }

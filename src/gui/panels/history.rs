@@ -356,6 +356,16 @@ fn detail_actions(ui: &mut Ui, entry: &Entry, file_ok: bool, actions: &mut Vec<A
         {
             act(actions, HistoryAction::Rerun(boxed()));
         }
+        if ui
+            .button(format!("🖼 {}", t!("use-as-start")))
+            .on_hover_text(t!("use-as-start-tip"))
+            .clicked()
+        {
+            actions.push(Action::Start(crate::gui::start_state::StartAction::UseFile(
+                entry.image_path.clone(),
+            )));
+            act(actions, HistoryAction::ShowHistory(false));
+        }
         let mut favourite = entry.favourite;
         if ui.checkbox(&mut favourite, t!("favourite")).changed() {
             act(

@@ -61,6 +61,16 @@ fn toolbar(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         {
             actions.push(Action::ShowInFolder);
         }
+        if let Some(img) = state.selected_image()
+            && ui
+                .button(format!("🖼 {}", t!("use-as-start")))
+                .on_hover_text(t!("use-as-start-tip"))
+                .clicked()
+        {
+            actions.push(Action::Start(crate::gui::start_state::StartAction::UseImage(
+                img.pixels.clone(),
+            )));
+        }
         if let Some(img) = state.selected_image() {
             ui.separator();
             let p = &img.params;

@@ -56,6 +56,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         prompts(ui, state, actions);
         ui.separator();
         settings_grid(ui, state);
+        super::start::show(ui, state, actions);
         advanced(ui, state);
         ui.separator();
         buttons(ui, state, actions);
