@@ -6,7 +6,10 @@
 Writes tests/fixtures/reference/vae_tiled/decode.safetensors with `latents` [1, 4, 40, 28]
 (seeded) and `tiled` [1, 3, 320, 224]: `AutoencoderKL.decode` with tiling on, 16-latent tiles
 (128 pixels) and diffusers' default overlap factor of 0.25, so three tile rows by two columns,
-the last ones partial. Lantern's `VaeDecoder::decode_tiled(z, 16, 4)` must give the same image.
+the last ones partial. Lantern's `VaeDecoder::decode_tiled(z, 16, 4)` must give the same image. Also
+`encode.safetensors`: that image (clamped to [-1, 1]) as `picture`, and diffusers' tiled
+`AutoencoderKL.encode` of it (128-pixel tiles, a quarter overlap) as `mean` and `logvar`, which
+`VaeEncoder::encode_tiled(x, 128, 32)` must give.
 A second run writes identical bytes.
 """
 
@@ -39,6 +42,20 @@ def main():
         metadata={"format": "pt"},
     )
     print(f"wrote {out / 'decode.safetensors'}: {tuple(tiled.shape)}")
+
+    # The encoder: a 320×224 picture (from the decode above, so it has structure) in 128-pixel
+    # tiles with a quarter overlap, diffusers' `_tiled_encode`; its posterior's mean and logvar.
+    vae.tile_sample_min_size = 128
+    vae.tile_latent_min_size = 16
+    picture = tiled.clamp(-1, 1)
+    with torch.no_grad():
+        dist = vae.encode(picture).latent_dist
+    save_file(
+        {"picture": picture.contiguous(), "mean": dist.mean.contiguous(), "logvar": dist.logvar.contiguous()},
+        out / "encode.safetensors",
+        metadata={"format": "pt"},
+    )
+    print(f"wrote {out / 'encode.safetensors'}: {tuple(dist.mean.shape)}")
 
 
 if __name__ == "__main__":

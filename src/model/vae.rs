@@ -199,7 +199,7 @@ pub const TILE_OVERLAP: usize = 16;
 
 /// Blends the first `extent` pixels of `b` along `dim` (2 = rows, 3 = columns) with the last
 /// `extent` of `a`, weights going linearly from `a` to `b` (diffusers' `blend_v`/`blend_h`).
-fn blend_edge(a: &Tensor, b: &Tensor, dim: usize, extent: usize) -> Result<Tensor> {
+pub(crate) fn blend_edge(a: &Tensor, b: &Tensor, dim: usize, extent: usize) -> Result<Tensor> {
     let extent = extent.min(a.dim(dim)?).min(b.dim(dim)?);
     if extent == 0 {
         return Ok(b.clone());

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::layers::{Conv2d, GroupNorm};
 use super::resnet::{Downsample, ResnetBlock};
-use super::vae::{MidBlock, VaeConfig, vae_resnet};
+use super::vae::{MidBlock, TILE, TILE_ABOVE, TILE_OVERLAP, VaeConfig, blend_edge, vae_resnet};
 use super::weights::Weights;
 use crate::error::{Error, Result};
 
@@ -110,6 +110,73 @@ impl VaeEncoder {
                 "a {w}×{h} image cannot be encoded: width and height must be non-zero multiples of {f}"
             )));
         }
+        let above = TILE_ABOVE * f;
+        let moments = if h * w > above * above {
+            self.tiled_moments(image, TILE * f, TILE_OVERLAP * f)?
+        } else {
+            self.moments(image)?
+        };
+        self.posterior(moments)
+    }
+
+    /// `AutoencoderKL.encode` with tiling: `tile`×`tile`-pixel tiles overlapping by `overlap`
+    /// pixels, each encoded alone, their moments blended linearly over the overlap
+    /// (diffusers' `_tiled_encode`, 512-pixel tiles and a quarter overlap by default). Images
+    /// above 768² are encoded this way by [`Self::encode`], so a big start picture (hires fix,
+    /// a photo) needs one tile's memory.
+    pub fn encode_tiled(&self, image: &Tensor, tile: usize, overlap: usize) -> Result<Posterior> {
+        self.posterior(self.tiled_moments(image, tile, overlap)?)
+    }
+
+    fn tiled_moments(&self, image: &Tensor, tile: usize, overlap: usize) -> Result<Tensor> {
+        let (_, _, h, w) = image.dims4()?;
+        let f = self.config.scale_factor();
+        if tile <= overlap || tile % f != 0 || overlap % f != 0 {
+            return Err(Error::invalid(format!(
+                "internal: encoder tiles of {tile} pixels overlapping by {overlap}"
+            )));
+        }
+        let stride = tile - overlap;
+        let (blend, keep) = (overlap / f, stride / f);
+        let starts = |n: usize| -> Vec<usize> { (0..n).step_by(stride).collect() };
+        let mut rows: Vec<Vec<Tensor>> = Vec::new();
+        for (ri, &y) in starts(h).iter().enumerate() {
+            let mut row: Vec<Tensor> = Vec::new();
+            for (ci, &x) in starts(w).iter().enumerate() {
+                let part = image.narrow(2, y, tile.min(h - y))?.narrow(3, x, tile.min(w - x))?;
+                let mut m = self.moments(&part)?;
+                if ri > 0 {
+                    m = blend_edge(&rows[ri - 1][ci], &m, 2, blend)?;
+                }
+                if ci > 0 {
+                    m = blend_edge(&row[ci - 1], &m, 3, blend)?;
+                }
+                row.push(m);
+            }
+            rows.push(row);
+        }
+        let mut out_rows = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let parts = row
+                .iter()
+                .map(|t| -> Result<Tensor> { Ok(t.narrow(2, 0, keep.min(t.dim(2)?))?.narrow(3, 0, keep.min(t.dim(3)?))?) })
+                .collect::<Result<Vec<_>>>()?;
+            out_rows.push(Tensor::cat(&parts, 3)?);
+        }
+        Ok(Tensor::cat(&out_rows, 2)?)
+    }
+
+    /// Mean and log-variance (clamped to [-30, 20] as diffusers does) from the moments.
+    fn posterior(&self, moments: Tensor) -> Result<Posterior> {
+        let lc = self.config.latent_channels;
+        Ok(Posterior {
+            mean: moments.narrow(1, 0, lc)?,
+            logvar: moments.narrow(1, lc, lc)?.clamp(-30f32, 20f32)?,
+        })
+    }
+
+    /// The encoder and `quant_conv` on one piece: 2·latent_channels moments, f32.
+    fn moments(&self, image: &Tensor) -> Result<Tensor> {
         let mut x = image.to_dtype(self.dtype)?;
         x = self.conv_in.forward(&x)?;
         for (resnets, downsample) in &self.down {
@@ -126,12 +193,7 @@ impl VaeEncoder {
         if let Some(q) = &self.quant_conv {
             x = q.forward(&x)?;
         }
-        let x = x.to_dtype(DType::F32)?;
-        let lc = self.config.latent_channels;
-        Ok(Posterior {
-            mean: x.narrow(1, 0, lc)?,
-            logvar: x.narrow(1, lc, lc)?.clamp(-30f32, 20f32)?,
-        })
+        Ok(x.to_dtype(DType::F32)?)
     }
 
     /// The pipeline's latent scaling of an encoded mean, as diffusers' img2img pipelines do
