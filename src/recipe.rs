@@ -109,6 +109,96 @@ impl std::str::FromStr for NoiseKind {
     }
 }
 
+/// How hires fix brings the first pass's picture to the larger size before its second pass
+/// (A1111's "Hires upscaler").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HiresUpscaler {
+    /// The latents scaled bilinearly (A1111's "Latent", its default): cheap, and the second
+    /// pass redraws the detail (it wants a strength of about 0.5 or more).
+    #[default]
+    Latent,
+    /// The latents scaled by nearest neighbour (A1111's "Latent (nearest)").
+    LatentNearest,
+    /// The decoded picture scaled with Lanczos, then encoded again (A1111's "Lanczos"): keeps
+    /// the first picture closely at low strengths.
+    Lanczos,
+}
+
+impl HiresUpscaler {
+    pub const ALL: [HiresUpscaler; 3] = [
+        HiresUpscaler::Latent,
+        HiresUpscaler::LatentNearest,
+        HiresUpscaler::Lanczos,
+    ];
+
+    /// The `--hires-upscaler` name.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            HiresUpscaler::Latent => "latent",
+            HiresUpscaler::LatentNearest => "latent-nearest",
+            HiresUpscaler::Lanczos => "lanczos",
+        }
+    }
+
+    /// A1111's name, as its `Hires upscaler` field writes it.
+    pub fn a1111_name(self) -> &'static str {
+        match self {
+            HiresUpscaler::Latent => "Latent",
+            HiresUpscaler::LatentNearest => "Latent (nearest)",
+            HiresUpscaler::Lanczos => "Lanczos",
+        }
+    }
+
+    /// Reads our name or A1111's. A1111's other upscalers (ESRGAN and the like, bicubic
+    /// latents) are not here: `None`.
+    pub fn parse(text: &str) -> Option<HiresUpscaler> {
+        let t = text.trim().to_ascii_lowercase();
+        if t == "latent (nearest-exact)" {
+            return Some(HiresUpscaler::LatentNearest);
+        }
+        HiresUpscaler::ALL
+            .into_iter()
+            .find(|u| u.cli_name() == t || u.a1111_name().to_ascii_lowercase() == t)
+    }
+}
+
+impl std::str::FromStr for HiresUpscaler {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        HiresUpscaler::parse(s)
+            .ok_or_else(|| format!("unknown upscaler `{s}`; choose one of: latent, latent-nearest, lanczos"))
+    }
+}
+
+impl std::fmt::Display for HiresUpscaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.cli_name())
+    }
+}
+
+/// A1111's hires fix: generate at the recipe's size, bring the picture up by `scale`, then
+/// redraw it there with an img2img pass of the recipe's `strength`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HiresFix {
+    /// "Hires upscale": the final size over the first pass's, above 1 and at most 4.
+    pub scale: f64,
+    /// "Hires steps": the steps the second pass runs; 0 = as many as the first.
+    pub steps: u32,
+    pub upscaler: HiresUpscaler,
+}
+
+impl Default for HiresFix {
+    fn default() -> Self {
+        HiresFix {
+            scale: 2.0,
+            steps: 0,
+            upscaler: HiresUpscaler::Latent,
+        }
+    }
+}
+
 /// How one picture is made. For a job of several images this is the first image's recipe;
 /// image `i` of the batch has seed `seed + i` and `batch_index` `i` (AUTOMATIC1111's convention).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,6 +259,8 @@ pub struct Recipe {
     pub resize_mode: ResizeMode,
     /// A1111's "Mask blur": the mask's edge softened by a Gaussian of this many pixels.
     pub mask_blur: u32,
+    /// Hires fix (text-to-image only): a second, img2img pass at a larger size.
+    pub hires: Option<HiresFix>,
     /// Inpainting: paste the original back outside the mask after decoding, so the pixels not
     /// repainted stay exactly as they were (A1111 does; diffusers returns the decoded picture,
     /// whose every pixel went through the VAE and shifts slightly). On by default.
@@ -206,6 +298,7 @@ impl Default for Recipe {
             resize_mode: ResizeMode::Stretch,
             mask_blur: 4,
             keep_unmasked: true,
+            hires: None,
             extra: Vec::new(),
         }
     }
@@ -267,7 +360,10 @@ impl Recipe {
                 self.mask_blur
             )));
         }
-        if self.init_image.is_none() {
+        if let Some(hires) = &self.hires {
+            self.validate_hires(hires)?;
+        }
+        if self.init_image.is_none() && self.hires.is_none() {
             return Ok(());
         }
         if !self.strength.is_finite() || self.strength <= 0.0 || self.strength > 1.0 {
@@ -285,6 +381,46 @@ impl Recipe {
             )));
         }
         Ok(())
+    }
+
+    fn validate_hires(&self, hires: &HiresFix) -> Result<()> {
+        if self.init_image.is_some() {
+            return Err(Error::invalid(
+                "hires fix is for text-to-image; to redraw a start picture larger, set a larger size",
+            ));
+        }
+        if !hires.scale.is_finite() || hires.scale <= 1.0 || hires.scale > 4.0 {
+            return Err(Error::invalid(format!(
+                "the hires upscale must be above 1 and at most 4 (got {})",
+                hires.scale
+            )));
+        }
+        if hires.steps > MAX_STEPS {
+            return Err(Error::invalid(format!(
+                "hires steps must be at most {MAX_STEPS} (got {})",
+                hires.steps
+            )));
+        }
+        let (w, h) = self.hires_size().unwrap_or((self.width, self.height));
+        if w > MAX_SIDE || h > MAX_SIDE {
+            return Err(Error::invalid(format!(
+                "hires fix would make a {w}×{h} picture, larger than the {MAX_SIDE} pixels Lantern allows"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The size hires fix ends at: the recipe's size times the upscale, each side rounded down
+    /// to a multiple of 8 (A1111 truncates, the latents are 1/8 of it); `None` without hires fix.
+    pub fn hires_size(&self) -> Option<(u32, u32)> {
+        let hires = self.hires.as_ref()?;
+        let side = |v: u32| ((f64::from(v) * hires.scale) as u32 / 8 * 8).max(8);
+        Some((side(self.width), side(self.height)))
+    }
+
+    /// The size of the finished picture: the hires size, or the recipe's own.
+    pub fn output_size(&self) -> (u32, u32) {
+        self.hires_size().unwrap_or((self.width, self.height))
     }
 
     /// Whether the job starts from a picture (img2img or inpainting).

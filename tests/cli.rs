@@ -895,3 +895,87 @@ fn bad_start_pictures_and_strengths_are_one_line_each() {
         assert_one_line_error(&base(&refs), expect);
     }
 }
+
+/// `--hires-scale` from the command line: diffusers' pipelines composed as A1111's hires fix
+/// (tests/img2img.rs has every case), the bigger picture written, A1111's fields in the PNG.
+#[test]
+fn generate_with_hires_fix_like_a1111() {
+    let tmp = tempfile::tempdir().unwrap();
+    let refs = fixtures().join("reference/hires");
+    let out = tmp.path().join("hires.png");
+    let o = lantern(tmp.path())
+        .args(["generate", "--model"])
+        .arg(sd1())
+        .args(["--prompt", "a small boat on a calm lake", "--negative-prompt", "blurry"])
+        .args([
+            "--steps",
+            "6",
+            "--guidance",
+            "7.5",
+            "--scheduler",
+            "euler-a",
+            "--seed",
+            "7",
+        ])
+        .args([
+            "--width",
+            "64",
+            "--height",
+            "48",
+            "--rng",
+            "cpu",
+            "--prompt-syntax",
+            "plain",
+        ])
+        .args(["--hires-scale", "1.5", "--hires-steps", "4", "--strength", "0.6"])
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ours = read_png(&out);
+    assert_eq!((ours.width, ours.height), (96, 72));
+    let (max, mean) = pixel_diff(&ours, &read_png(&refs.join("sd1-euler-a-latent.png")));
+    assert!(max <= 3 && mean <= 0.5, "max {max} mean {mean}");
+    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
+    for field in [
+        "Size: 64x48",
+        "Denoising strength: 0.6",
+        "Hires upscale: 1.5",
+        "Hires steps: 4",
+        "Hires upscaler: Latent",
+    ] {
+        assert!(text.contains(field), "missing `{field}` in {text}");
+    }
+    // Hires settings without a scale, a scale out of range, hires with a start picture.
+    for (args, expect) in [
+        (vec!["--hires-steps", "4"], "need --hires-scale"),
+        (vec!["--hires-scale", "5"], "at most 4"),
+        (vec!["--hires-scale", "1"], "above 1"),
+    ] {
+        let o = lantern(tmp.path())
+            .args(["generate", "--model"])
+            .arg(sd1())
+            .args(["--prompt", "x", "--no-history", "-q"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_one_line_error(&o, expect);
+    }
+    let o = lantern(tmp.path())
+        .args(["generate", "--model"])
+        .arg(sd1())
+        .args([
+            "--prompt",
+            "x",
+            "--no-history",
+            "-q",
+            "--hires-scale",
+            "2",
+            "--init-image",
+        ])
+        .arg(fixtures().join("reference/img2img/square.png"))
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "hires fix is for text-to-image");
+}

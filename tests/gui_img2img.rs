@@ -148,3 +148,41 @@ fn drop_a_picture_paint_a_mask_and_inpaint() {
     wait_for(&mut h, "the restored start", |a| a.state.start.picture.is_some());
     assert!(h.state().state.start.has_mask());
 }
+
+/// Hires fix from the window: switched on in its section, the picture comes out at the
+/// larger size with A1111's fields, the heading says the size.
+#[test]
+fn hires_fix_in_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = window(tmp.path())
+        .model(Some(fixtures().join("sd1-tiny")))
+        .size(1200.0, 900.0)
+        .build();
+    wait_for(&mut h, "model load", |a| matches!(a.state.model, ModelStatus::Ready(_)));
+    {
+        let p = &mut h.state_mut().state.settings.params;
+        (p.width, p.height, p.steps, p.prompt) = (64, 64, 3, "a small boat".into());
+    }
+    h.run_steps(2);
+    h.get_by_label("Hires fix").click();
+    // The section opens with an animation.
+    h.run_steps(10);
+    h.get_by_label("Make it larger with a second pass").click();
+    h.run_steps(2);
+    assert!(h.state().state.settings.params.hires.is_some());
+    h.get_by_label_contains("Hires fix (on: 128×128)");
+    h.get_by_label_contains("Generate").click();
+    h.step();
+    wait_for(&mut h, "the hires picture", |a| {
+        a.is_idle() && !a.state.images.is_empty()
+    });
+    let shown = &h.state().state.images[0];
+    assert_eq!((shown.pixels.width, shown.pixels.height), (128, 128));
+    let text = lantern::output::read_parameters_file(shown.path.as_ref().unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(
+        text.contains("Size: 64x64") && text.contains("Hires upscale: 2, Hires upscaler: Latent"),
+        "{text}"
+    );
+}

@@ -304,3 +304,99 @@ fn awkward_start_pictures() {
         );
     }
 }
+
+#[derive(Deserialize)]
+struct HiresCase {
+    name: String,
+    file: String,
+    model: String,
+    scheduler: String,
+    seed: String,
+    width: u32,
+    height: u32,
+    scale: f64,
+    steps: u32,
+    hires_steps: u32,
+    strength: f64,
+    upscaler: String,
+    guidance: f64,
+    prompt: String,
+    negative_prompt: Option<String>,
+    out_width: u32,
+    out_height: u32,
+}
+
+/// Hires fix against diffusers' pipelines composed the way A1111's hires fix works
+/// (`tools/make_hires_refs.py`): latent bilinear and nearest upscaling, Lanczos on the decoded
+/// picture, SD 1 and SDXL (whose second pass is conditioned on the larger size).
+#[test]
+fn hires_fix_matches_diffusers_composed_as_a1111_does_it() {
+    use lantern::recipe::{HiresFix, HiresUpscaler};
+    let dir = fixtures().join("reference/hires");
+    #[derive(Deserialize)]
+    struct Set {
+        cases: Vec<HiresCase>,
+    }
+    let set: Set = serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let mut failures = Vec::new();
+    let mut upscalers = BTreeSet::new();
+    for case in &set.cases {
+        let model = load_model(&case.model);
+        let recipe = Recipe {
+            prompt: case.prompt.clone(),
+            negative_prompt: case.negative_prompt.clone().unwrap_or_default(),
+            steps: case.steps,
+            guidance: case.guidance,
+            width: case.width,
+            height: case.height,
+            seed: case.seed.parse().unwrap(),
+            sampler: SamplerKind::from_cli_name(&case.scheduler).unwrap(),
+            rng: NoiseKind::Cpu,
+            prompt_syntax: PromptSyntax::Plain,
+            strength: case.strength,
+            hires: Some(HiresFix {
+                scale: case.scale,
+                steps: case.hires_steps,
+                upscaler: case.upscaler.parse::<HiresUpscaler>().unwrap(),
+            }),
+            ..Recipe::default()
+        };
+        let mut steps_seen = Vec::new();
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        let mut images = Vec::new();
+        lantern::pipeline::generate(&model, &Request::new(recipe), &cancel, &mut |e| match e {
+            lantern::pipeline::Event::Step { step, total, .. } => steps_seen.push((step, total)),
+            lantern::pipeline::Event::ImageReady(g) => images.push(g.image),
+            _ => {}
+        })
+        .unwrap();
+        let image = &images[0];
+        assert_eq!(
+            (image.width, image.height),
+            (case.out_width, case.out_height),
+            "{}",
+            case.name
+        );
+        // Progress counts both passes: the first's steps, then exactly the hires steps.
+        let run = if case.hires_steps == 0 {
+            case.steps
+        } else {
+            case.hires_steps
+        };
+        let total = steps_seen.last().unwrap().1;
+        assert_eq!(steps_seen.len(), total, "{}: {steps_seen:?}", case.name);
+        assert_eq!(total as u32, case.steps + run, "{}", case.name);
+        let (max, mean) = pixel_diff(image, &read_png(&dir.join(&case.file)));
+        println!("{}: max {max}, mean {mean:.3}", case.name);
+        upscalers.insert(case.upscaler.clone());
+        if max > MAX_ABS || mean > MAX_MEAN {
+            failures.push(format!("{}: max {max}, mean {mean:.3}", case.name));
+        }
+    }
+    assert_eq!(upscalers.len(), 3);
+    assert!(
+        failures.is_empty(),
+        "hires fix differs from diffusers:\n{}",
+        failures.join("\n")
+    );
+}

@@ -124,7 +124,10 @@ fn tiled_encode_matches_diffusers_tiled_encode() {
             .to_scalar::<f32>()
             .unwrap()
     };
-    let (m, l) = (max_diff(&ours.mean, &reference["mean"]), max_diff(&ours.logvar, &reference["logvar"]));
+    let (m, l) = (
+        max_diff(&ours.mean, &reference["mean"]),
+        max_diff(&ours.logvar, &reference["logvar"]),
+    );
     let whole = encoder.encode(picture).unwrap();
     println!(
         "tiled encode vs diffusers: mean {m:.2e}, logvar {l:.2e}; tiled vs whole mean: {:.3}",

@@ -403,3 +403,19 @@ redo = Redo
 mask-clear-all = Clear
 mask-done = Done
 mask-kept = Mask kept: the red part is repainted, the rest kept.
+
+## Hires fix
+hires-heading = Hires fix
+hires-heading-on = Hires fix (on: { $width }×{ $height })
+hires-enable = Make it larger with a second pass
+hires-enable-tip = AUTOMATIC1111's hires fix: the picture is made at the size above, scaled up, then redrawn at the larger size. How a CPU gets a sharp 1024×1024 from an SD 1.5 model.
+hires-scale-label = Upscale by
+hires-steps-label = Hires steps
+hires-steps-tip = The steps of the second pass; 0 = as many as Steps.
+hires-upscaler-label = Upscaler
+hires-upscaler-latent = Latent (bilinear)
+hires-upscaler-nearest = Latent (nearest)
+hires-upscaler-lanczos = Lanczos (picture)
+hires-upscaler-tip = Latent scales the latents (fast; wants a strength of 0.5 or more). Lanczos scales the decoded picture and keeps it closely at low strengths.
+hires-strength-tip = How much the second pass redraws: 0.3 keeps the first picture, 0.7 adds new detail.
+hires-not-with-start = Hires fix is for text-to-image; with a start picture, set a larger size instead.

@@ -374,3 +374,19 @@ redo = 重做
 mask-clear-all = 清空
 mask-done = 完成
 mask-kept = 已保留蒙版：红色部分将被重绘，其余保留。
+
+## 高清修复
+hires-heading = 高清修复
+hires-heading-on = 高清修复（已开启：{ $width }×{ $height }）
+hires-enable = 用第二遍生成放大
+hires-enable-tip = AUTOMATIC1111 的高清修复：先按上面的尺寸生成，放大后在更大的尺寸上重绘。CPU 用 SD 1.5 模型得到清晰 1024×1024 的方法。
+hires-scale-label = 放大倍数
+hires-steps-label = 高清修复步数
+hires-steps-tip = 第二遍的步数；0 = 与“步数”相同。
+hires-upscaler-label = 放大算法
+hires-upscaler-latent = Latent（双线性）
+hires-upscaler-nearest = Latent（最近邻）
+hires-upscaler-lanczos = Lanczos（图片）
+hires-upscaler-tip = Latent 放大潜空间（快；重绘幅度宜在 0.5 以上）。Lanczos 放大解码后的图片，低重绘幅度下更贴近原图。
+hires-strength-tip = 第二遍重绘的程度：0.3 保留第一遍的图片，0.7 增加新的细节。
+hires-not-with-start = 高清修复只用于文生图；使用起始图时请直接设置更大的尺寸。

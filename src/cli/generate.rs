@@ -17,7 +17,7 @@ use crate::model::{LoadOptions, LoadStage, LoadedModel};
 use crate::output::atomic::MAX_FILE_NAME_BYTES;
 use crate::pipeline::noise::random_seed;
 use crate::pipeline::{self, Event, Request};
-use crate::recipe::{NoiseKind, PromptSyntax, Recipe, ResizeMode};
+use crate::recipe::{HiresFix, HiresUpscaler, NoiseKind, PromptSyntax, Recipe, ResizeMode};
 use crate::save::{HistoryLocation, Saver};
 use crate::schedulers::SamplerKind;
 use crate::source::SourceImages;
@@ -138,6 +138,17 @@ pub struct RecipeArgs {
     /// they were (A1111's way); `false` keeps the decoded picture everywhere (diffusers' way).
     #[arg(long, default_value_t = Recipe::default().keep_unmasked, action = clap::ArgAction::Set, value_name = "true|false")]
     pub keep_unmasked: bool,
+    /// Hires fix (A1111's): generate at the size, scale the picture up by F (above 1, at most
+    /// 4), then redraw it there with an img2img pass of --strength.
+    #[arg(long, value_name = "F")]
+    pub hires_scale: Option<f64>,
+    /// Hires fix: the steps the second pass runs (default: as many as --steps).
+    #[arg(long, value_name = "N")]
+    pub hires_steps: Option<u32>,
+    /// Hires fix: `latent` (A1111's "Latent", bilinear), `latent-nearest`, or `lanczos` (the
+    /// decoded picture scaled, then encoded again).
+    #[arg(long, value_name = "NAME")]
+    pub hires_upscaler: Option<HiresUpscaler>,
 }
 
 /// A `--seed` value: a number, or none for A1111's `-1` ("random").
@@ -191,6 +202,11 @@ impl RecipeArgs {
             resize_mode: self.resize_mode,
             mask_blur: self.mask_blur,
             keep_unmasked: self.keep_unmasked,
+            hires: self.hires_scale.map(|scale| HiresFix {
+                scale,
+                steps: self.hires_steps.unwrap_or(0),
+                upscaler: self.hires_upscaler.unwrap_or_default(),
+            }),
             ..Recipe::default()
         }
     }
@@ -250,6 +266,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     // Everything that does not need the model is checked before loading it (a sizeless
     // request is checked at the default size, then again at the model's own).
     let seed = random_seed();
+    let hires = &args.recipe;
+    if hires.hires_scale.is_none() && (hires.hires_steps.is_some() || hires.hires_upscaler.is_some()) {
+        bail!("--hires-steps and --hires-upscaler need --hires-scale (how much larger the picture gets)");
+    }
     let source = read_source(&args)?;
     let default_size = (Recipe::default().width, Recipe::default().height);
     start_recipe(args.recipe.recipe(default_size, seed), source.as_ref()).validate()?;

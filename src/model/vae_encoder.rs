@@ -159,7 +159,9 @@ impl VaeEncoder {
         for row in &rows {
             let parts = row
                 .iter()
-                .map(|t| -> Result<Tensor> { Ok(t.narrow(2, 0, keep.min(t.dim(2)?))?.narrow(3, 0, keep.min(t.dim(3)?))?) })
+                .map(|t| -> Result<Tensor> {
+                    Ok(t.narrow(2, 0, keep.min(t.dim(2)?))?.narrow(3, 0, keep.min(t.dim(3)?))?)
+                })
                 .collect::<Result<Vec<_>>>()?;
             out_rows.push(Tensor::cat(&parts, 3)?);
         }

@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::error::{Error, Result};
-use crate::recipe::{NoiseKind, PromptSyntax, Recipe, ResizeMode};
+use crate::recipe::{HiresFix, HiresUpscaler, NoiseKind, PromptSyntax, Recipe, ResizeMode};
 use crate::schedulers::SamplerKind;
 
 /// What we write in the `Version` field.
@@ -133,8 +133,8 @@ const FIELDS: &[Field] = &[
     },
     Field {
         key: "Denoising strength",
-        // A1111 writes it for img2img and for hires fix (whose fields an imported text keeps).
-        write: |r| (r.is_img2img() || r.extra_value("Hires upscale").is_some()).then(|| format_guidance(r.strength)),
+        // A1111 writes it for img2img and for hires fix.
+        write: |r| (r.is_img2img() || r.hires.is_some()).then(|| format_guidance(r.strength)),
         read: |p, v| {
             let s: f64 = parse_number("Denoising strength", v)?;
             if !s.is_finite() {
@@ -151,6 +151,35 @@ const FIELDS: &[Field] = &[
         write: |r| r.mask.is_some().then(|| r.mask_blur.to_string()),
         read: |p, v| {
             p.recipe.mask_blur = parse_number("Mask blur", v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "Hires upscale",
+        write: |r| r.hires.map(|h| format_guidance(h.scale)),
+        read: |p, v| {
+            let scale: f64 = parse_number("Hires upscale", v)?;
+            p.recipe.hires.get_or_insert_with(HiresFix::default).scale = scale;
+            Ok(())
+        },
+    },
+    Field {
+        key: "Hires steps",
+        // A1111 writes it when the second pass has its own step count.
+        write: |r| r.hires.filter(|h| h.steps != 0).map(|h| h.steps.to_string()),
+        read: |p, v| {
+            p.recipe.hires.get_or_insert_with(HiresFix::default).steps = parse_number("Hires steps", v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "Hires upscaler",
+        write: |r| r.hires.map(|h| h.upscaler.a1111_name().to_string()),
+        read: |p, v| {
+            // A1111's other upscalers (ESRGAN and the like) scale the picture: Lanczos is the
+            // one of ours that does too.
+            let upscaler = HiresUpscaler::parse(v).unwrap_or(HiresUpscaler::Lanczos);
+            p.recipe.hires.get_or_insert_with(HiresFix::default).upscaler = upscaler;
             Ok(())
         },
     },

@@ -27,6 +27,32 @@ use crate::schedulers::Scheduler;
 use crate::source::SourceImages;
 use crate::source::prepare::{Prepared, latent_mask, paste_back, prepare};
 
+/// The first entry of a `steps`-step schedule that img2img runs: diffusers' `t_start · order`,
+/// with `t_start = steps − min(⌊steps·strength⌋, steps)`.
+pub(super) fn begin_index(steps: usize, strength: f64, order: usize) -> usize {
+    let run = ((steps as f64 * strength) as usize).min(steps);
+    (steps - run) * order
+}
+
+/// img2img from latents as they are (diffusers' img2img given 4-channel latents as its
+/// `image`: no encoding, no posterior draw): noised to the begin entry with fresh noise.
+pub(super) fn begin_from_latents(
+    scheduler: &mut dyn Scheduler,
+    steps: usize,
+    strength: f64,
+    latents: Tensor,
+    noise: &mut Noise,
+) -> Result<Begun> {
+    let begin = begin_index(steps, strength, scheduler.order());
+    scheduler.begin_at(begin)?;
+    let eps = noise.randn(latents.dims(), latents.device())?;
+    Ok(Begun {
+        latents: scheduler.add_noise(&latents, &eps, begin)?,
+        begin,
+        guide: Guide::default(),
+    })
+}
+
 /// A job's start, prepared once for every image of its batch.
 pub(super) struct Start {
     prepared: Option<Prepared>,
@@ -142,11 +168,8 @@ impl Start {
         Ok(start)
     }
 
-    /// The first entry of a `steps`-step schedule that img2img runs: diffusers' `t_start ·
-    /// order`, with `t_start = steps − min(⌊steps·strength⌋, steps)`.
     fn begin(&self, steps: usize, order: usize) -> usize {
-        let run = ((steps as f64 * self.strength) as usize).min(steps);
-        (steps - run) * order
+        begin_index(steps, self.strength, order)
     }
 
     /// One image's start latents from its own generator, in diffusers' order of draws.

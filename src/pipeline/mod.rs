@@ -5,6 +5,7 @@
 //! `generator=torch.Generator("cpu").manual_seed(seed)`); see [`noise`].
 
 pub mod embeddings;
+pub mod hires;
 mod img2img;
 pub mod loras;
 pub mod noise;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Tensor};
 
-use self::img2img::{Begun, Guide, Start};
+use self::img2img::{Begun, Guide, Start, begin_from_latents, begin_index};
 use self::noise::Noise;
 use self::prompt::{PromptEmbeddings, encode_prompts};
 use crate::error::{Error, Result};
@@ -24,7 +25,7 @@ use crate::model::embedding::TextualInversion;
 use crate::model::unet::TextTimeConditioning;
 use crate::model::{LoadedModel, PipelineKind};
 use crate::output::RgbImage;
-use crate::recipe::{PromptSyntax, Recipe};
+use crate::recipe::{HiresUpscaler, PromptSyntax, Recipe};
 use crate::schedulers;
 use crate::source::SourceImages;
 use crate::source::store::content_hash;
@@ -179,6 +180,20 @@ pub fn generate(
         &req.embedding_files,
     )?;
     let conditioning = Conditioning::new(model, &text_recipe, &inversions, on_event)?;
+    // Hires fix: the second pass's recipe, and its conditioning (SDXL's size ids are the
+    // larger size's).
+    let hires = match &recipe.hires {
+        Some(fix) => {
+            let second = hires::second_pass_recipe(recipe, fix)?;
+            let text = Recipe {
+                prompt: text_recipe.prompt.clone(),
+                ..second.clone()
+            };
+            let cond = Conditioning::new(model, &text, &inversions, &mut |_| {})?;
+            Some((*fix, second, cond))
+        }
+        None => None,
+    };
     let ti_hashes = inversions
         .iter()
         .map(|inv| {
@@ -203,12 +218,7 @@ pub fn generate(
         // Image i's own generator from its own seed (seed + i), as A1111 draws a batch.
         let mut noise = Noise::new(recipe.rng, image_recipe.seed);
         let device = &model.options.device;
-        let mut scheduler = schedulers::build(
-            recipe.sampler,
-            &model.scheduler_config,
-            &model.folder.scheduler_config_path(),
-            recipe.steps as usize,
-        )?;
+        let mut scheduler = build_scheduler(model, recipe, recipe.steps)?;
         let begun = match &start {
             Some(start) => start.begin_image(model, scheduler.as_mut(), recipe.steps as usize, &mut noise)?,
             None => {
@@ -223,7 +233,18 @@ pub fn generate(
                 }
             }
         };
-        let latents = denoise(
+        let first_len = scheduler.timesteps().len() - begun.begin;
+        let mut second_pass = match &hires {
+            Some((fix, second, cond)) => {
+                let s2 = build_scheduler(model, recipe, second.steps)?;
+                let begin = begin_index(second.steps as usize, second.strength, s2.order());
+                let len = s2.timesteps().len() - begin;
+                Some((fix, second, cond, s2, len))
+            }
+            None => None,
+        };
+        let total = first_len + second_pass.as_ref().map_or(0, |p| p.4);
+        let mut latents = denoise(
             model,
             req,
             &conditioning,
@@ -231,9 +252,42 @@ pub fn generate(
             begun,
             &mut noise,
             cancel,
-            i,
+            (i, 0, total),
             on_event,
         )?;
+        if let Some((fix, second, cond, s2, _)) = &mut second_pass {
+            // A1111 draws the second pass's noise from the image's seed again.
+            let mut noise = Noise::new(recipe.rng, image_recipe.seed);
+            let (w, h) = (second.width as usize, second.height as usize);
+            let f = model.vae_scale_factor();
+            let begun = match fix.upscaler {
+                HiresUpscaler::Latent | HiresUpscaler::LatentNearest => {
+                    let up = hires::upscale_latents(&latents, h / f, w / f, fix.upscaler)?;
+                    begin_from_latents(s2.as_mut(), second.steps as usize, second.strength, up, &mut noise)?
+                }
+                HiresUpscaler::Lanczos => {
+                    release_buffers();
+                    let picture = decode(model, &latents)?;
+                    let source = SourceImages {
+                        image: picture,
+                        mask: None,
+                    };
+                    let start = Start::new(model, second, Some(&source))?;
+                    start.begin_image(model, s2.as_mut(), second.steps as usize, &mut noise)?
+                }
+            };
+            latents = denoise(
+                model,
+                req,
+                cond,
+                s2.as_mut(),
+                begun,
+                &mut noise,
+                cancel,
+                (i, first_len, total),
+                on_event,
+            )?;
+        }
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
@@ -264,6 +318,16 @@ pub fn generate(
         })));
     }
     Ok(seeds)
+}
+
+/// The recipe's sampler set up for `steps` steps on this model's scheduler config.
+fn build_scheduler(model: &LoadedModel, recipe: &Recipe, steps: u32) -> Result<Box<dyn schedulers::Scheduler>> {
+    schedulers::build(
+        recipe.sampler,
+        &model.scheduler_config,
+        &model.folder.scheduler_config_path(),
+        steps as usize,
+    )
 }
 
 /// The request's recipe with its start pictures named by their content hashes (the hashes
@@ -405,7 +469,8 @@ fn denoise(
     begun: Begun,
     noise: &mut Noise,
     cancel: &AtomicBool,
-    image: u32,
+    // The image's place in the batch, the steps of earlier passes, the steps of all passes.
+    (image, before, overall): (u32, usize, usize),
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Tensor> {
     let Begun {
@@ -470,13 +535,14 @@ fn denoise(
         let done = i - begin + 1;
         let elapsed = started.elapsed();
         let per_step = elapsed / done as u32;
+        let overall = overall.max(before + total);
         on_event(Event::Step {
             image,
             batch: req.recipe.batch_size,
-            step: done,
-            total,
+            step: before + done,
+            total: overall,
             elapsed,
-            eta: per_step * (total - done) as u32,
+            eta: per_step * (overall - before - done) as u32,
         });
         if req.previews
             && let Some(preview) = preview::latent_preview(&latents, model.kind())?

@@ -2,6 +2,7 @@
 //! and pushes [`Action`](super::state::Action)s; none holds model code.
 
 pub mod about;
+pub mod hires;
 pub mod history;
 pub mod image_view;
 pub mod loras;

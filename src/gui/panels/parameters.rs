@@ -57,6 +57,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         ui.separator();
         settings_grid(ui, state);
         super::start::show(ui, state, actions);
+        super::hires::show(ui, state);
         advanced(ui, state);
         ui.separator();
         buttons(ui, state, actions);
