@@ -105,7 +105,7 @@ impl VaeEncoder {
             )));
         }
         let f = self.config.scale_factor();
-        if h == 0 || w == 0 || h % f != 0 || w % f != 0 {
+        if h == 0 || w == 0 || !h.is_multiple_of(f) || !w.is_multiple_of(f) {
             return Err(Error::invalid(format!(
                 "a {w}×{h} image cannot be encoded: width and height must be non-zero multiples of {f}"
             )));
@@ -131,7 +131,7 @@ impl VaeEncoder {
     fn tiled_moments(&self, image: &Tensor, tile: usize, overlap: usize) -> Result<Tensor> {
         let (_, _, h, w) = image.dims4()?;
         let f = self.config.scale_factor();
-        if tile <= overlap || tile % f != 0 || overlap % f != 0 {
+        if tile <= overlap || !tile.is_multiple_of(f) || !overlap.is_multiple_of(f) {
             return Err(Error::invalid(format!(
                 "internal: encoder tiles of {tile} pixels overlapping by {overlap}"
             )));
