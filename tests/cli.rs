@@ -979,3 +979,60 @@ fn generate_with_hires_fix_like_a1111() {
         .unwrap();
     assert_one_line_error(&o, "hires fix is for text-to-image");
 }
+
+/// `--outpaint right=32`: the canvas grows, the new band is painted by an inpainting model,
+/// the original (away from the seam) stays exactly as it was.
+#[test]
+fn generate_outpaints_a_wider_canvas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let square = fixtures().join("reference/img2img/square.png");
+    let out = tmp.path().join("wider.png");
+    let o = lantern(tmp.path())
+        .args(["generate", "--model"])
+        .arg(fixtures().join("sd1-inpaint-tiny"))
+        .args([
+            "--prompt",
+            "a small boat on a calm lake",
+            "--steps",
+            "4",
+            "--seed",
+            "3",
+            "--strength",
+            "1",
+        ])
+        // The tiny model's native area is 64×64: without a size the wider canvas would be
+        // scaled down to it.
+        .args(["--width", "96", "--height", "64"])
+        .arg("--init-image")
+        .arg(&square)
+        .args(["--outpaint", "right=32"])
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ours = read_png(&out);
+    assert_eq!((ours.width, ours.height), (96, 64));
+    let original = read_png(&square);
+    for y in [0u32, 31, 63] {
+        for x in [0u32, 20, 40] {
+            assert_eq!(ours.pixel(x, y), original.pixel(x, y), "({x}, {y}) is kept");
+        }
+    }
+    // The new band is painted, not the repeated edge column.
+    let repeated = (0..64).filter(|&y| ours.pixel(90, y) == original.pixel(63, y)).count();
+    assert!(repeated < 8, "{repeated} rows of the band still repeat the edge");
+    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
+    assert!(text.contains("Size: 96x64") && text.contains("Mask hash: "), "{text}");
+    let o = lantern(tmp.path())
+        .args(["generate", "--model"])
+        .arg(sd1())
+        .args(["--prompt", "x", "--no-history", "-q", "--outpaint", "up=3"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && stderr(&o).contains("not a side"),
+        "{}",
+        stderr(&o)
+    );
+}

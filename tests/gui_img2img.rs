@@ -186,3 +186,46 @@ fn hires_fix_in_the_window() {
         "{text}"
     );
 }
+
+/// The outpaint arrows: each extends the start picture's canvas on its side, masked for
+/// painting, and the size takes the new shape.
+#[test]
+fn outpaint_arrows_extend_the_canvas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = window(tmp.path()).size(1200.0, 900.0).build();
+    h.step();
+    let picture = fixtures().join("reference/img2img/wide.png");
+    h.input_mut().dropped_files.push(Arc::new(DroppedPath(picture)));
+    h.step();
+    wait_for(&mut h, "the start picture", |a| a.state.start.picture.is_some());
+    h.state_mut().state.start.extend_px = 24;
+    h.run_steps(2);
+    h.get_by_label("⏵").click();
+    wait_for(&mut h, "the wider canvas", |a| {
+        a.state
+            .start
+            .picture
+            .as_ref()
+            .is_some_and(|p| p.images.image.width == 96)
+    });
+    h.get_by_label("⏶").click();
+    wait_for(&mut h, "the taller canvas", |a| {
+        a.state
+            .start
+            .picture
+            .as_ref()
+            .is_some_and(|p| p.images.image.height == 72)
+    });
+    let app = h.state();
+    let images = &app.state.start.picture.as_ref().unwrap().images;
+    let mask = images.mask.as_ref().expect("outpainting masks the new bands");
+    assert_eq!(mask.data[0], 255, "the new top-left corner is painted");
+    assert_eq!(
+        mask.data[(50 * 96 + 20) as usize],
+        0,
+        "the middle of the original is kept"
+    );
+    assert!(app.state.settings.params.mask.is_some());
+    let status = app.state.status.as_ref().unwrap().text.clone();
+    assert!(status.contains("96×72"), "{status}");
+}

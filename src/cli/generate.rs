@@ -57,6 +57,10 @@ pub struct GenerateArgs {
     /// transparent pixel keeps). Any size: it is resized with the init image.
     #[arg(long, value_name = "FILE")]
     pub mask: Option<PathBuf>,
+    /// Outpaint: extend the init image's canvas, e.g. `right=128,bottom=64` (or `all=64`);
+    /// the new bands (and a thin seam of the original) are painted, the rest kept.
+    #[arg(long, value_name = "SIDE=PX,…", value_parser = parse_sides)]
+    pub outpaint: Option<crate::source::outpaint::Sides>,
     /// A safetensors file with one f32 tensor `latents` [1, C, H/8, W/8] to use instead of
     /// seeded noise (what diffusers' pipeline takes as `latents=`).
     #[arg(long, value_name = "FILE")]
@@ -75,6 +79,10 @@ pub struct GenerateArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+fn parse_sides(s: &str) -> std::result::Result<crate::source::outpaint::Sides, String> {
+    crate::source::outpaint::Sides::parse(s)
 }
 
 fn parse_prediction(s: &str) -> std::result::Result<Prediction, String> {
@@ -413,8 +421,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
 /// `--init-image` and `--mask`, read (and refused if unreadable) before the model loads.
 fn read_source(args: &GenerateArgs) -> Result<Option<SourceImages>> {
     let Some(path) = &args.init_image else {
-        if args.mask.is_some() {
-            bail!("--mask needs --init-image: the picture to inpaint");
+        if args.mask.is_some() || args.outpaint.is_some() {
+            bail!("--mask and --outpaint need --init-image: the picture to paint on");
         }
         return Ok(None);
     };
@@ -423,7 +431,11 @@ fn read_source(args: &GenerateArgs) -> Result<Option<SourceImages>> {
     }
     let image = crate::source::read_init_image(path)?;
     let mask = args.mask.as_deref().map(crate::source::read_mask).transpose()?;
-    Ok(Some(SourceImages { image, mask }))
+    let source = SourceImages { image, mask };
+    match args.outpaint {
+        Some(sides) => Ok(Some(crate::source::outpaint::extend(&source, sides)?)),
+        None => Ok(Some(source)),
+    }
 }
 
 /// The recipe naming its start pictures (by the hashes the pipeline will give them), so the

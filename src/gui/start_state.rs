@@ -27,12 +27,13 @@ pub enum StartAction {
     SetMask(crate::source::GrayImage),
     /// Close the mask painter.
     PaintDone,
+    /// Outpaint: extend the canvas on these sides (new bands masked for painting).
+    Extend(crate::source::outpaint::Sides),
     /// Back to text-to-image.
     Clear,
 }
 
 /// What the start-picture section shows.
-#[derive(Default)]
 pub struct StartState {
     /// The loaded picture and mask, with their preview.
     pub picture: Option<StartPicture>,
@@ -43,6 +44,21 @@ pub struct StartState {
     pub painter_texture: Option<egui::TextureHandle>,
     /// Where the painter's canvas was last drawn (screen points).
     pub painter_rect: Option<egui::Rect>,
+    /// How many pixels an outpaint arrow adds.
+    pub extend_px: u32,
+}
+
+impl Default for StartState {
+    fn default() -> Self {
+        StartState {
+            picture: None,
+            loading: false,
+            painter: None,
+            painter_texture: None,
+            painter_rect: None,
+            extend_px: 128,
+        }
+    }
 }
 
 pub struct StartPicture {

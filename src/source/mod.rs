@@ -9,6 +9,7 @@
 //!   outside the mask when asked.
 
 pub mod decode;
+pub mod outpaint;
 pub mod prepare;
 pub mod store;
 

@@ -82,6 +82,20 @@ impl LanternApp {
                 };
                 self.state.info(note);
             }
+            StartAction::Extend(sides) => {
+                let Some(current) = self.current_start() else { return };
+                self.load_start(move |store| {
+                    let extended = crate::source::outpaint::extend(&current, sides).map_err(|e| e.to_string())?;
+                    let (w, h) = (extended.image.width, extended.image.height);
+                    keep(
+                        store,
+                        extended.image,
+                        extended.mask,
+                        true,
+                        t!("start-extended", width = w, height = h),
+                    )
+                });
+            }
             StartAction::Clear => {
                 self.state.start.painter = None;
                 self.state.start.picture = None;

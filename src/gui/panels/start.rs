@@ -47,6 +47,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
                 ui.label(RichText::new(caption).weak().small());
                 let has_mask = picture.images.mask.is_some();
                 buttons(ui, has_mask, actions);
+                outpaint(ui, &mut state.start.extend_px, actions);
                 settings(ui, state, has_mask);
             }
         }
@@ -106,6 +107,60 @@ fn buttons(ui: &mut Ui, has_mask: bool, actions: &mut Vec<Action>) {
             }
             if ui.button(t!("start-mask-clear")).clicked() {
                 push(StartAction::ClearMask);
+            }
+        }
+    });
+}
+
+/// The outpaint arrows: each extends the canvas on its side by the chosen pixels.
+fn outpaint(ui: &mut Ui, px: &mut u32, actions: &mut Vec<Action>) {
+    use crate::source::outpaint::Sides;
+    ui.horizontal_wrapped(|ui| {
+        let l = ui.label(t!("outpaint-label"));
+        ui.add(egui::DragValue::new(px).range(8..=1024).speed(8).suffix(" px"))
+            .labelled_by(l.id)
+            .on_hover_text(t!("outpaint-tip"));
+        let n = (*px / 8 * 8).max(8);
+        for (glyph, side, sides) in [
+            (
+                "⏴",
+                t!("side-left"),
+                Sides {
+                    left: n,
+                    ..Sides::default()
+                },
+            ),
+            (
+                "⏶",
+                t!("side-top"),
+                Sides {
+                    top: n,
+                    ..Sides::default()
+                },
+            ),
+            (
+                "⏷",
+                t!("side-bottom"),
+                Sides {
+                    bottom: n,
+                    ..Sides::default()
+                },
+            ),
+            (
+                "⏵",
+                t!("side-right"),
+                Sides {
+                    right: n,
+                    ..Sides::default()
+                },
+            ),
+        ] {
+            if ui
+                .button(glyph)
+                .on_hover_text(t!("outpaint-side-tip", side = side.as_str(), px = n))
+                .clicked()
+            {
+                actions.push(Action::Start(StartAction::Extend(sides)));
             }
         }
     });
