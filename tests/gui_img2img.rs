@@ -13,7 +13,8 @@ use egui::{Event, PointerButton, Pos2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lantern::gui::LanternApp;
-use lantern::gui::state::ModelStatus;
+use lantern::gui::history_state::{DetailImage, HistoryAction};
+use lantern::gui::state::{Action, ModelStatus};
 use lantern::source::InputStore;
 use support::fixtures;
 
@@ -147,6 +148,20 @@ fn drop_a_picture_paint_a_mask_and_inpaint() {
     h.state_mut().use_settings(&params);
     wait_for(&mut h, "the restored start", |a| a.state.start.picture.is_some());
     assert!(h.state().state.start.has_mask());
+
+    // The history's detail panel shows what the picture started from.
+    let history = lantern::history::History::open(&tmp.path().join("history.sqlite3")).unwrap();
+    let entry = history.list(&Default::default()).unwrap().remove(0);
+    assert_eq!(entry.params.mask.as_deref(), Some(mask_hash.as_str()));
+    h.state_mut()
+        .handle_action(Action::History(HistoryAction::ShowHistory(true)));
+    h.state_mut()
+        .handle_action(Action::History(HistoryAction::Open(Box::new(entry))));
+    wait_for(&mut h, "the start picture in the detail", |a| {
+        matches!(a.state.history.detail_start, DetailImage::Ready(_))
+    });
+    h.run_steps(2);
+    h.get_by_label("Started from (red: the mask)");
 }
 
 /// Hires fix from the window: switched on in its section, the picture comes out at the

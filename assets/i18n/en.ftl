@@ -427,3 +427,6 @@ side-top = top
 side-bottom = bottom
 side-right = right
 start-extended = Canvas extended to { $width }×{ $height }: the new part will be painted.
+started-from = Started from
+started-from-masked = Started from (red: the mask)
+start-not-kept = The start picture is not in the data folder any more ({ $reason }).

@@ -398,3 +398,6 @@ side-top = 上
 side-bottom = 下
 side-right = 右
 start-extended = 画布已扩展到 { $width }×{ $height }：新增部分将被绘制。
+started-from = 起始图
+started-from-masked = 起始图（红色：蒙版）
+start-not-kept = 起始图已不在数据文件夹中（{ $reason }）。

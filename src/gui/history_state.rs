@@ -260,6 +260,8 @@ pub struct HistoryView {
     /// The entry in the detail panel.
     pub selected: Option<Entry>,
     pub detail: DetailImage,
+    /// The opened entry's start picture (its mask tinted over it), when it had one.
+    pub detail_start: DetailImage,
     pub confirm_delete: Option<DeleteConfirm>,
     pub thumbs: ThumbCache,
     /// Why the history cannot be shown (it could not be opened), if so.

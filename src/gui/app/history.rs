@@ -30,6 +30,11 @@ pub(super) enum HistoryMsg {
         /// `Err(None)`: the file is gone; `Err(Some(why))`: it could not be decoded.
         image: Result<egui::ColorImage, Option<String>>,
     },
+    /// The opened entry's start picture with its mask, from the data folder's `inputs/`.
+    DetailStart {
+        id: i64,
+        image: Result<egui::ColorImage, String>,
+    },
     /// A PNG dropped on the window, read: its settings, or why there are none.
     Dropped {
         name: String,
@@ -223,6 +228,7 @@ impl LanternApp {
             HistoryAction::CloseDetail => {
                 self.state.history.selected = None;
                 self.state.history.detail = DetailImage::None;
+                self.state.history.detail_start = DetailImage::None;
             }
             HistoryAction::UseSettings(entry) => {
                 self.restore_params(&entry.params, &t!("restore-source-history"));
@@ -284,6 +290,37 @@ impl LanternApp {
                 id,
                 image: Err(Some(why)),
             });
+        self.open_entry_start(id);
+    }
+
+    /// The start picture and mask of the opened entry, if it had them.
+    fn open_entry_start(&mut self, id: i64) {
+        let h = &mut self.state.history;
+        let Some(params) = h.selected.as_ref().map(|e| e.params.clone()) else {
+            return;
+        };
+        let Some(hash) = params.init_image.clone() else {
+            h.detail_start = DetailImage::None;
+            return;
+        };
+        h.detail_start = DetailImage::Loading;
+        let store = crate::source::InputStore::new(self.data.inputs());
+        let read = move || {
+            let image = store.get(&hash).and_then(|picture| {
+                let mask = params.mask.as_deref().map(|m| store.get_mask(m)).transpose()?;
+                Ok(crate::gui::start_state::preview(&picture, mask.as_ref()))
+            });
+            HistoryMsg::DetailStart {
+                id,
+                image: image.map_err(|e| e.to_string()),
+            }
+        };
+        self.history
+            .tasks
+            .spawn("history-start", read, move |why| HistoryMsg::DetailStart {
+                id,
+                image: Err(why),
+            });
     }
 
     fn on_history_msg(&mut self, msg: HistoryMsg) {
@@ -300,6 +337,20 @@ impl LanternApp {
                         egui::TextureOptions::LINEAR,
                     )),
                     Err(why) => DetailImage::Unavailable(why.unwrap_or_else(|| t!("file-moved-or-deleted"))),
+                };
+            }
+            HistoryMsg::DetailStart { id, image } => {
+                let h = &mut self.state.history;
+                if h.selected.as_ref().is_none_or(|e| e.id != id) {
+                    return;
+                }
+                h.detail_start = match image {
+                    Ok(image) => DetailImage::Ready(self.ctx.load_texture(
+                        format!("history-start-{id}"),
+                        image,
+                        egui::TextureOptions::LINEAR,
+                    )),
+                    Err(why) => DetailImage::Unavailable(why),
                 };
             }
             HistoryMsg::Dropped { name, result, bytes } => match (*result, bytes) {
@@ -364,6 +415,7 @@ impl LanternApp {
                 if h.selected.as_ref().is_some_and(|e| e.id == id) {
                     h.selected = None;
                     h.detail = DetailImage::None;
+                    h.detail_start = DetailImage::None;
                 }
                 match result {
                     Ok(Some(_)) if delete_file => self.state.info(t!("deleted-entry-and-file")),

@@ -301,9 +301,36 @@ pub fn details(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         ui.push_id("detail_actions", |ui| {
             detail_actions(ui, entry, !matches!(h.detail, DetailImage::Unavailable(_)), actions)
         });
+        start_picture(ui, &h.detail_start, entry);
         ui.separator();
         parameters_grid(ui, entry);
     });
+}
+
+/// The picture an img2img or inpainting job started from, its mask tinted red.
+fn start_picture(ui: &mut Ui, start: &DetailImage, entry: &Entry) {
+    if entry.params.init_image.is_none() {
+        return;
+    }
+    ui.separator();
+    let heading = if entry.params.mask.is_some() {
+        t!("started-from-masked")
+    } else {
+        t!("started-from")
+    };
+    ui.label(RichText::new(heading).strong());
+    match start {
+        DetailImage::Ready(texture) => {
+            let size = crate::gui::start_state::preview_size(texture.size()[0] as u32, texture.size()[1] as u32, 160.0);
+            ui.add(egui::Image::new((texture.id(), size)));
+        }
+        DetailImage::Unavailable(why) => {
+            ui.label(RichText::new(t!("start-not-kept", reason = why.as_str())).weak());
+        }
+        DetailImage::Loading | DetailImage::None => {
+            ui.spinner();
+        }
+    }
 }
 
 /// The picture's size in the detail panel: as wide as the panel, at most 420 high, at most 2×.
@@ -416,6 +443,25 @@ fn parameters_grid(ui: &mut Ui, entry: &Entry) {
                 crate::output::parameters::format_guidance(p.guidance),
             );
             row(ui, t!("size"), format!("{}×{}", p.width, p.height));
+            if p.is_img2img() || p.hires.is_some() {
+                row(
+                    ui,
+                    t!("strength-label"),
+                    crate::output::parameters::format_guidance(p.strength),
+                );
+            }
+            if let Some(hires) = &p.hires {
+                let (w, hgt) = p.output_size();
+                row(
+                    ui,
+                    t!("hires-heading"),
+                    format!(
+                        "×{} → {w}×{hgt}, {}",
+                        crate::output::parameters::format_guidance(hires.scale),
+                        hires.upscaler.a1111_name()
+                    ),
+                );
+            }
             let model = match (&p.model, &p.model_hash) {
                 (m, _) if m.is_empty() => t!("not-recorded"),
                 (m, Some(hash)) => format!("{m} ({hash})"),
