@@ -173,6 +173,7 @@ fn user_folders_project_weights_and_the_turbo_rule() {
             "sd1-inpaint-tiny",
             "sd1-tiny",
             "sd2-tiny",
+            "sdxl-inpaint-tiny",
             "sdxl-tiny",
             // The single-file fixtures (tests/fixtures/single-file/<family>/), two levels down.
             "sd1-tiny",

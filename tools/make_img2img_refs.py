@@ -6,6 +6,7 @@
     /tmp/fxv/bin/python tools/make_img2img_refs.py     (versions: tools/requirements-fixtures.txt)
 
 Writes:
+- tests/fixtures/sdxl-inpaint-tiny/: sdxl-tiny the same way (as SDXL inpainting 0.1);
 - tests/fixtures/sd1-inpaint-tiny/: sd1-tiny with an inpainting UNet (in_channels 9: the
   latents, the mask, the masked picture's latents), as sd-1.5-inpainting is laid out; the
   other components are byte-identical copies of sd1-tiny's (git stores them once);
@@ -15,6 +16,7 @@ Writes:
   `cases.json`.
 
 Pipelines: StableDiffusionImg2ImgPipeline (sd1, sd2), StableDiffusionXLImg2ImgPipeline (sdxl),
+StableDiffusionXLInpaintPipeline (sdxl-tiny and sdxl-inpaint-tiny),
 StableDiffusionInpaintPipeline with sd1-tiny (a regular UNet: the latents outside the mask are
 replaced by the re-noised original after every step) and with sd1-inpaint-tiny (9 channels).
 Every sampler Lantern offers appears, at strengths from 0.2 to 1.0, square and not.
@@ -35,6 +37,7 @@ from diffusers import (  # noqa: E402
     StableDiffusionImg2ImgPipeline,
     StableDiffusionInpaintPipeline,
     StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
     UNet2DConditionModel,
 )
 
@@ -83,6 +86,13 @@ CASES = {
         ("dpmpp-2m-50", "img2img", "dpmpp-2m", 17, "wide", 0.5, 7.5),
         ("euler-a-100", "img2img", "euler-a", 18, "square", 1.0, 1.0),
         ("heun-30", "img2img", "heun", 19, "wide", 0.3, 7.5),
+        ("inpaint-euler-a-80", "inpaint", "euler-a", 20, "square", 0.8, 7.5),
+        ("inpaint-dpmpp-2m-100", "inpaint", "dpmpp-2m", 21, "wide", 1.0, 7.5),
+    ],
+    "sdxl-inpaint": [
+        ("default-100", "inpaint", "default", 22, "square", 1.0, 7.5),
+        ("euler-a-60", "inpaint", "euler-a", 23, "wide", 0.6, 7.5),
+        ("unipc-90", "inpaint", "unipc", 24, "square", 0.9, 1.0),
     ],
 }
 
@@ -91,6 +101,7 @@ MODELS = {
     "sd1-inpaint": ("sd1-inpaint-tiny", {"safety_checker": None}),
     "sd2": ("sd2-tiny", {"safety_checker": None}),
     "sdxl": ("sdxl-tiny", {"variant": "fp16"}),
+    "sdxl-inpaint": ("sdxl-inpaint-tiny", {"variant": "fp16"}),
 }
 
 
@@ -120,6 +131,39 @@ def make_inpaint_fixture():
         unet.conv_in.weight[:, 4:].mul_(3)
     unet.save_pretrained(dst / "unet")
     index = (dst / "model_index.json").read_text().replace("StableDiffusionPipeline", "StableDiffusionInpaintPipeline")
+    (dst / "model_index.json").write_text(index)
+
+
+def make_sdxl_inpaint_fixture():
+    """sdxl-tiny with a 9-channel UNet (as SDXL inpainting 0.1 is laid out), fp16 variant."""
+    src, dst = fx.FIX / "sdxl-tiny", fx.FIX / "sdxl-inpaint-tiny"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    shutil.rmtree(dst / "unet")
+    torch.manual_seed(41)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=9,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(32, 32, 64),
+        layers_per_block=1,
+        attention_head_dim=[2, 4, 8],
+        transformer_layers_per_block=[1, 1, 2],
+        cross_attention_dim=64,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 32,
+        norm_num_groups=32,
+    ).eval()
+    fx.enliven_unet(unet)
+    with torch.no_grad():
+        unet.conv_in.weight[:, 4:].mul_(3)
+    fx.save_fp16_variant(unet, dst / "unet")
+    index = (dst / "model_index.json").read_text().replace("StableDiffusionXLPipeline", "StableDiffusionXLInpaintPipeline")
     (dst / "model_index.json").write_text(index)
 
 
@@ -155,6 +199,8 @@ def load(family, kind):
     folder, kwargs = MODELS[family]
     cls = {
         ("sdxl", "img2img"): StableDiffusionXLImg2ImgPipeline,
+        ("sdxl", "inpaint"): StableDiffusionXLInpaintPipeline,
+        ("sdxl-inpaint", "inpaint"): StableDiffusionXLInpaintPipeline,
         ("sd1", "img2img"): StableDiffusionImg2ImgPipeline,
         ("sd2", "img2img"): StableDiffusionImg2ImgPipeline,
     }.get((family, kind), StableDiffusionInpaintPipeline)
@@ -166,6 +212,7 @@ def load(family, kind):
 
 def main():
     make_inpaint_fixture()
+    make_sdxl_inpaint_fixture()
     fx.clean_folder(OUT)
     pictures, masks = {}, {}
     for name, (w, h) in PICTURES.items():
