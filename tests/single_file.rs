@@ -263,10 +263,10 @@ fn bad_files_are_refused_with_one_line() {
     refused(
         &tiny_file(
             dir,
-            "inpaint.safetensors",
-            &[("model.diffusion_model.input_blocks.0.0.weight", vec![4, 9, 3, 3])],
+            "pix2pix.safetensors",
+            &[("model.diffusion_model.input_blocks.0.0.weight", vec![4, 8, 3, 3])],
         ),
-        "9 input channels",
+        "8 input channels",
     );
     // Broken files.
     let empty = dir.join("empty.safetensors");
@@ -563,4 +563,48 @@ fn reference_run(mut lantern: std::process::Command, model: &Path, out: &Path) -
         .arg(out)
         .output()
         .unwrap()
+}
+
+/// An inpainting checkpoint (9-channel UNet, as sd-v1-5-inpainting.safetensors), UNet and VAE
+/// only, lent its text encoder: it inpaints as the same weights do from the diffusers folder,
+/// whose pictures diffusers made (tests/img2img.rs' references).
+#[test]
+fn an_inpainting_checkpoint_inpaints_like_diffusers() {
+    use lantern::pipeline::Request;
+    use lantern::recipe::{PromptSyntax, Recipe};
+    use lantern::source::{SourceImages, read_init_image, read_mask};
+    let path = fixtures().join("single-file/sd1/sd1-inpaint-tiny.safetensors");
+    let options = LoadOptions {
+        text_encoders: Some(fixtures().join("sd1-tiny")),
+        ..LoadOptions::default()
+    };
+    let model = load(&path, options).unwrap();
+    assert!(model.is_inpainting());
+    let refs = fixtures().join("reference/img2img");
+    let recipe = Recipe {
+        prompt: "a small boat on a calm lake".into(),
+        negative_prompt: "blurry".into(),
+        steps: 10,
+        guidance: 7.5,
+        width: 64,
+        height: 64,
+        seed: 1,
+        sampler: lantern::schedulers::SamplerKind::Euler,
+        rng: lantern::recipe::NoiseKind::Cpu,
+        prompt_syntax: PromptSyntax::Plain,
+        strength: 1.0,
+        mask_blur: 0,
+        keep_unmasked: false,
+        ..Recipe::default()
+    };
+    let req = Request {
+        source: Some(SourceImages {
+            image: read_init_image(&refs.join("square.png")).unwrap(),
+            mask: Some(read_mask(&refs.join("square-mask.png")).unwrap()),
+        }),
+        ..Request::new(recipe)
+    };
+    let ours = run(&model, &req);
+    let (max, mean) = pixel_diff(&ours[0], &read_png(&refs.join("sd1-inpaint-euler-100.png")));
+    assert!(max <= 3 && mean <= 0.5, "max {max}, mean {mean:.3}");
 }

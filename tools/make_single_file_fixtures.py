@@ -259,6 +259,18 @@ def make_sd1():
     return path
 
 
+def make_sd1_inpaint():
+    """sd1-inpaint-tiny (9-channel UNet) as an inpainting checkpoint, UNet and VAE only (its text
+    encoder is sd1-tiny's, which the test lends it, as Lantern lends an installed model's)."""
+    f = FIX / "sd1-inpaint-tiny"
+    sd = {}
+    sd.update(unet_ldm(f))
+    sd.update(vae_to_ldm(read(f, "vae")))
+    path = OUT / "sd1" / "sd1-inpaint-tiny.safetensors"
+    save(path, sd, torch.float32)
+    return path
+
+
 def make_sd2():
     f = FIX / "sd2-tiny"
     sd = {}
@@ -356,13 +368,17 @@ def render(family, path, cls):
 
 
 def main():
-    families = sys.argv[1:] or ["sd1", "sd2", "sdxl"]
+    families = sys.argv[1:] or ["sd1", "sd2", "sdxl", "sd1-inpaint"]
     makers = {
         "sd1": (make_sd1, StableDiffusionPipeline),
         "sd2": (make_sd2, StableDiffusionPipeline),
         "sdxl": (make_sdxl, StableDiffusionXLPipeline),
     }
     for fam in families:
+        if fam == "sd1-inpaint":
+            # Compared with the diffusers folder's own references (tests/single_file.rs).
+            make_sd1_inpaint()
+            continue
         make, cls = makers[fam]
         render(fam, make(), cls)
 

@@ -105,10 +105,11 @@ pub fn detect(path: &Path, h: &Header, prediction: Option<Prediction>) -> Result
     let Some(conv_in) = h.shape(&unet_in) else {
         return Err(refuse(&not_a_checkpoint(h)));
     };
-    if conv_in.len() != 4 || conv_in[1] != 4 {
+    // 4 channels: text-to-image; 9: an inpainting model (latents, mask, masked picture).
+    if conv_in.len() != 4 || (conv_in[1] != 4 && conv_in[1] != 9) {
         let ch = conv_in.get(1).copied().unwrap_or(0);
         return Err(refuse(&format!(
-            "a UNet with {ch} input channels (an inpainting, instruct-pix2pix or upscaler model); only text-to-image checkpoints (4 channels) are supported"
+            "a UNet with {ch} input channels (an instruct-pix2pix or upscaler model); text-to-image (4 channels) and inpainting (9) checkpoints are supported"
         )));
     }
     let has_prefix = |p: &str| h.names().any(|n| n.starts_with(p));
