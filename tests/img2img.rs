@@ -410,3 +410,25 @@ fn sdxl_inpainting_with_a_regular_model_matches_diffusers() {
 fn sdxl_inpainting_model_matches_diffusers() {
     check("sdxl-inpaint-tiny", "inpaint");
 }
+
+/// The SDXL refiner (second text encoder only, aesthetic-score conditioning: 6 for the
+/// prompt, 2.5 for the negative) against `StableDiffusionXLImg2ImgPipeline` with
+/// `requires_aesthetics_score`; text-to-image is refused with one line.
+#[test]
+fn sdxl_refiner_matches_diffusers_and_refines_only() {
+    check("sdxl-refiner-tiny", "img2img");
+    let model = load_model("sdxl-refiner-tiny");
+    assert!(model.folder.requires_aesthetics_score);
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let req = Request::new(Recipe {
+        prompt: "a boat".into(),
+        width: 64,
+        height: 64,
+        steps: 2,
+        ..Recipe::default()
+    });
+    let e = lantern::pipeline::generate(&model, &req, &cancel, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SDXL refiner") && e.contains("start picture"), "{e}");
+}

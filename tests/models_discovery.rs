@@ -174,16 +174,21 @@ fn user_folders_project_weights_and_the_turbo_rule() {
             "sd1-tiny",
             "sd2-tiny",
             "sdxl-inpaint-tiny",
+            // An SDXL refiner (StableDiffusionXLImg2ImgPipeline) too.
+            "sdxl-refiner-tiny",
             "sdxl-tiny",
             // The single-file fixtures (tests/fixtures/single-file/<family>/), two levels down.
+            "sd1-inpaint-tiny",
             "sd1-tiny",
             "sd2-tiny",
-            "sdxl-tiny"
+            "sdxl-tiny",
+            "sdxl-refiner-tiny"
         ],
     );
     let singles: Vec<_> = models.iter().filter(|m| m.path.is_file()).collect();
-    assert_eq!(singles.len(), 3);
-    for (m, family) in singles.iter().zip([Family::Sd1, Family::Sd2, Family::Sdxl]) {
+    assert_eq!(singles.len(), 5);
+    let families = [Family::Sd1, Family::Sd1, Family::Sd2, Family::Sdxl, Family::Sdxl];
+    for (m, family) in singles.iter().zip(families) {
         assert_eq!(m.family, family, "{}", m.path.display());
         assert!(m.pipeline.ends_with("(single file)"), "{}", m.pipeline);
         assert_eq!(m.status, ModelStatus::Complete);

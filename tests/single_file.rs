@@ -608,3 +608,42 @@ fn an_inpainting_checkpoint_inpaints_like_diffusers() {
     let (max, mean) = pixel_diff(&ours[0], &read_png(&refs.join("sd1-inpaint-euler-100.png")));
     assert!(max <= 3 && mean <= 0.5, "max {max}, mean {mean:.3}");
 }
+
+/// An SDXL refiner checkpoint (OpenCLIP bigG alone in `conditioner.embedders.0`, five size
+/// numbers with the aesthetic score): recognised, loaded with the refiner's settings, and
+/// refining a picture like the diffusers folder of the same weights does in diffusers.
+#[test]
+fn an_sdxl_refiner_checkpoint_refines_like_diffusers() {
+    use lantern::pipeline::Request;
+    use lantern::recipe::{PromptSyntax, Recipe};
+    use lantern::source::{SourceImages, read_init_image};
+    let path = fixtures().join("single-file/sdxl-refiner/sdxl-refiner-tiny.safetensors");
+    let model = load(&path, LoadOptions::default()).unwrap();
+    assert!(model.folder.requires_aesthetics_score);
+    assert_eq!(model.text_encoders.len(), 1);
+    let refs = fixtures().join("reference/img2img");
+    let recipe = Recipe {
+        prompt: "a small boat on a calm lake".into(),
+        negative_prompt: "blurry".into(),
+        steps: 10,
+        guidance: 7.5,
+        width: 72,
+        height: 48,
+        seed: 26,
+        sampler: lantern::schedulers::SamplerKind::from_cli_name("euler-a").unwrap(),
+        rng: lantern::recipe::NoiseKind::Cpu,
+        prompt_syntax: PromptSyntax::Plain,
+        strength: 0.5,
+        ..Recipe::default()
+    };
+    let req = Request {
+        source: Some(SourceImages {
+            image: read_init_image(&refs.join("wide.png")).unwrap(),
+            mask: None,
+        }),
+        ..Request::new(recipe)
+    };
+    let ours = run(&model, &req);
+    let (max, mean) = pixel_diff(&ours[0], &read_png(&refs.join("sdxl-refiner-euler-a-50.png")));
+    assert!(max <= 3 && mean <= 0.5, "max {max}, mean {mean:.3}");
+}

@@ -7,6 +7,8 @@
 
 Writes:
 - tests/fixtures/sdxl-inpaint-tiny/: sdxl-tiny the same way (as SDXL inpainting 0.1);
+- tests/fixtures/sdxl-refiner-tiny/: an SDXL refiner (second text encoder only, aesthetic-score
+  conditioning), its encoder, tokenizer, VAE and scheduler copied from sdxl-tiny;
 - tests/fixtures/sd1-inpaint-tiny/: sd1-tiny with an inpainting UNet (in_channels 9: the
   latents, the mask, the masked picture's latents), as sd-1.5-inpainting is laid out; the
   other components are byte-identical copies of sd1-tiny's (git stores them once);
@@ -22,6 +24,7 @@ replaced by the re-noised original after every step) and with sd1-inpaint-tiny (
 Every sampler Lantern offers appears, at strengths from 0.2 to 1.0, square and not.
 """
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -89,6 +92,11 @@ CASES = {
         ("inpaint-euler-a-80", "inpaint", "euler-a", 20, "square", 0.8, 7.5),
         ("inpaint-dpmpp-2m-100", "inpaint", "dpmpp-2m", 21, "wide", 1.0, 7.5),
     ],
+    "sdxl-refiner": [
+        ("default-30", "img2img", "default", 25, "square", 0.3, 7.5),
+        ("euler-a-50", "img2img", "euler-a", 26, "wide", 0.5, 7.5),
+        ("dpmpp-2m-25", "img2img", "dpmpp-2m", 27, "square", 0.25, 1.0),
+    ],
     "sdxl-inpaint": [
         ("default-100", "inpaint", "default", 22, "square", 1.0, 7.5),
         ("euler-a-60", "inpaint", "euler-a", 23, "wide", 0.6, 7.5),
@@ -102,6 +110,7 @@ MODELS = {
     "sd2": ("sd2-tiny", {"safety_checker": None}),
     "sdxl": ("sdxl-tiny", {"variant": "fp16"}),
     "sdxl-inpaint": ("sdxl-inpaint-tiny", {"variant": "fp16"}),
+    "sdxl-refiner": ("sdxl-refiner-tiny", {"variant": "fp16"}),
 }
 
 
@@ -167,6 +176,55 @@ def make_sdxl_inpaint_fixture():
     (dst / "model_index.json").write_text(index)
 
 
+def make_sdxl_refiner_fixture():
+    """An SDXL refiner laid out as stabilityai/stable-diffusion-xl-refiner-1.0: only the second
+    (OpenCLIP-style, projected) text encoder, a UNet conditioned on its hidden states alone and on
+    five size numbers (original size, crop, aesthetic score), `requires_aesthetics_score`."""
+    src, dst = fx.FIX / "sdxl-tiny", fx.FIX / "sdxl-refiner-tiny"
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir()
+    for part in ["text_encoder_2", "tokenizer_2", "vae", "scheduler"]:
+        shutil.copytree(src / part, dst / part)
+    width = json.loads((src / "text_encoder_2" / "config.json").read_text())["hidden_size"]
+    projection = json.loads((src / "text_encoder_2" / "config.json").read_text())["projection_dim"]
+    torch.manual_seed(51)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(32, 32, 64),
+        layers_per_block=1,
+        attention_head_dim=[2, 4, 8],
+        transformer_layers_per_block=[1, 1, 2],
+        cross_attention_dim=width,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=5 * 8 + projection,
+        norm_num_groups=32,
+    ).eval()
+    fx.save_fp16_variant(fx.enliven_unet(unet), dst / "unet")
+    fx.write_json(
+        dst / "model_index.json",
+        {
+            "_class_name": "StableDiffusionXLImg2ImgPipeline",
+            "_diffusers_version": "0.19.0.dev0",
+            "force_zeros_for_empty_prompt": False,
+            "requires_aesthetics_score": True,
+            "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+            "text_encoder": [None, None],
+            "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+            "tokenizer": [None, None],
+            "tokenizer_2": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        },
+    )
+
+
 def draw(width, height):
     """Gradients, a ripple and a hard-edged disc (as tools/make_vae_encoder_refs.py)."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
@@ -200,6 +258,7 @@ def load(family, kind):
     cls = {
         ("sdxl", "img2img"): StableDiffusionXLImg2ImgPipeline,
         ("sdxl", "inpaint"): StableDiffusionXLInpaintPipeline,
+        ("sdxl-refiner", "img2img"): StableDiffusionXLImg2ImgPipeline,
         ("sdxl-inpaint", "inpaint"): StableDiffusionXLInpaintPipeline,
         ("sd1", "img2img"): StableDiffusionImg2ImgPipeline,
         ("sd2", "img2img"): StableDiffusionImg2ImgPipeline,
@@ -213,6 +272,7 @@ def load(family, kind):
 def main():
     make_inpaint_fixture()
     make_sdxl_inpaint_fixture()
+    make_sdxl_refiner_fixture()
     fx.clean_folder(OUT)
     pictures, masks = {}, {}
     for name, (w, h) in PICTURES.items():

@@ -271,6 +271,20 @@ def make_sd1_inpaint():
     return path
 
 
+def make_sdxl_refiner():
+    """sdxl-refiner-tiny as a refiner checkpoint: OpenCLIP bigG alone in `conditioner.embedders.0`,
+    the 5-number size conditioning (aesthetic score) in label_emb; fp16 as the refiner ships."""
+    f = FIX / "sdxl-refiner-tiny"
+    sd = {}
+    sd.update(unet_ldm(f, "fp16"))
+    sd.update(vae_to_ldm(read(f, "vae", "fp16")))
+    sd.update(open_clip_to_ldm(read(f, "text_encoder_2", "fp16"), "conditioner.embedders.0."))
+    path = OUT / "sdxl-refiner" / "sdxl-refiner-tiny.safetensors"
+    meta = {"format": "pt", "modelspec.architecture": "stable-diffusion-xl-v1-refiner", "modelspec.title": "tiny"}
+    save(path, sd, torch.float16, meta)
+    return path
+
+
 def make_sd2():
     f = FIX / "sd2-tiny"
     sd = {}
@@ -368,16 +382,19 @@ def render(family, path, cls):
 
 
 def main():
-    families = sys.argv[1:] or ["sd1", "sd2", "sdxl", "sd1-inpaint"]
+    families = sys.argv[1:] or ["sd1", "sd2", "sdxl", "sd1-inpaint", "sdxl-refiner"]
     makers = {
         "sd1": (make_sd1, StableDiffusionPipeline),
         "sd2": (make_sd2, StableDiffusionPipeline),
         "sdxl": (make_sdxl, StableDiffusionXLPipeline),
     }
     for fam in families:
+        # Compared with the diffusers folders' own references (tests/single_file.rs).
         if fam == "sd1-inpaint":
-            # Compared with the diffusers folder's own references (tests/single_file.rs).
             make_sd1_inpaint()
+            continue
+        if fam == "sdxl-refiner":
+            make_sdxl_refiner()
             continue
         make, cls = makers[fam]
         render(fam, make(), cls)

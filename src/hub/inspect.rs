@@ -110,12 +110,13 @@ impl fmt::Display for Precision {
 }
 
 /// Pipelines Lantern can run.
-pub const SUPPORTED_PIPELINES: [&str; 5] = [
+pub const SUPPORTED_PIPELINES: [&str; 6] = [
     "StableDiffusionPipeline",
     "StableDiffusionXLPipeline",
     "StableDiffusionInpaintPipeline",
     "StableDiffusionImg2ImgPipeline",
     "StableDiffusionXLInpaintPipeline",
+    "StableDiffusionXLImg2ImgPipeline",
 ];
 
 /// model_index.json entries that are not needed to generate (the safety checker is never used).

@@ -46,6 +46,10 @@ pub struct ModelFolder {
     components: Vec<String>,
     /// SDXL: use zero embeddings for the unconditional pass when no negative prompt is given.
     pub force_zeros_for_empty_prompt: bool,
+    /// The SDXL refiner: conditioned on an aesthetic score (6 for the prompt, 2.5 for the
+    /// negative, diffusers' defaults) in place of the target size, five size numbers in all;
+    /// it refines pictures (img2img) and makes none from text.
+    pub requires_aesthetics_score: bool,
     /// Set when `root` is a single-file checkpoint rather than a folder.
     pub single_file: Option<Box<single_file::SingleFile>>,
 }
@@ -82,7 +86,10 @@ impl ModelFolder {
             "StableDiffusionPipeline" | "StableDiffusionInpaintPipeline" | "StableDiffusionImg2ImgPipeline" => {
                 PipelineKind::StableDiffusion
             }
-            "StableDiffusionXLPipeline" | "StableDiffusionXLInpaintPipeline" => PipelineKind::StableDiffusionXl,
+            // The SDXL refiner's repo names the img2img pipeline (see `requires_aesthetics_score`).
+            "StableDiffusionXLPipeline" | "StableDiffusionXLInpaintPipeline" | "StableDiffusionXLImg2ImgPipeline" => {
+                PipelineKind::StableDiffusionXl
+            }
             other => {
                 return Err(index.error(
                     "_class_name",
@@ -136,6 +143,7 @@ impl ModelFolder {
             kind,
             force_zeros_for_empty_prompt: index
                 .bool_or("force_zeros_for_empty_prompt", kind == PipelineKind::StableDiffusionXl)?,
+            requires_aesthetics_score: index.bool_or("requires_aesthetics_score", false)?,
             components,
             single_file: None,
         })
@@ -145,15 +153,19 @@ impl ModelFolder {
     fn open_single_file(path: &Path) -> Result<ModelFolder> {
         let file = single_file::SingleFile::open(path, None)?;
         let kind = file.kind();
+        let requires_aesthetics_score = file.detected.is_refiner();
         let components = match file.detected.text {
             single_file::TextLayout::SdxlPair => vec!["unet", "vae", "text_encoder", "text_encoder_2"],
+            single_file::TextLayout::SdxlRefiner => vec!["unet", "vae", "text_encoder_2"],
             _ => vec!["unet", "vae", "text_encoder"],
         };
         Ok(ModelFolder {
             root: path.to_path_buf(),
             kind,
             components: components.into_iter().map(String::from).collect(),
-            force_zeros_for_empty_prompt: kind == PipelineKind::StableDiffusionXl,
+            // The refiner's repo says `force_zeros_for_empty_prompt: false`.
+            force_zeros_for_empty_prompt: kind == PipelineKind::StableDiffusionXl && !requires_aesthetics_score,
+            requires_aesthetics_score,
             single_file: Some(Box::new(file)),
         })
     }
@@ -536,15 +548,18 @@ fn check_components(
     match (&unet.text_time, folder.kind) {
         (Some(tt), PipelineKind::StableDiffusionXl) => {
             let pooled = encoders.last().and_then(|(_, c, _)| c.projection_dim).unwrap_or(0);
+            // Original size, crop and target size; the refiner has an aesthetic score instead
+            // of the target size.
+            let ids = if folder.requires_aesthetics_score { 5 } else { 6 };
             let want = tt
                 .addition_time_embed_dim
-                .checked_mul(6)
+                .checked_mul(ids)
                 .and_then(|t| t.checked_add(pooled));
             if want != Some(tt.projection_class_embeddings_input_dim) {
                 return Err(unet_error(
                     "projection_class_embeddings_input_dim",
                     format!(
-                        "is {} but text_encoder_2's projection_dim {pooled} + 6 × addition_time_embed_dim {} makes {}",
+                        "is {} but text_encoder_2's projection_dim {pooled} + {ids} × addition_time_embed_dim {} makes {}",
                         tt.projection_class_embeddings_input_dim,
                         tt.addition_time_embed_dim,
                         want.map_or("more".to_string(), |w| w.to_string())

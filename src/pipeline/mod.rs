@@ -124,6 +124,11 @@ pub fn generate(
 ) -> Result<Vec<u64>> {
     let recipe = &with_source_hashes(&req.recipe, req.source.as_ref())?;
     recipe.validate()?;
+    if model.folder.requires_aesthetics_score && req.source.is_none() {
+        return Err(Error::invalid(
+            "this is an SDXL refiner: it refines a picture rather than making one from text; give it a start picture (and a strength of about 0.3)",
+        ));
+    }
     if req.source.is_some() && req.init_latents.is_some() {
         return Err(Error::invalid(
             "init latents and an init image cannot be given together",
@@ -410,20 +415,37 @@ impl Conditioning {
             };
         let calls = match negative {
             Some(negative) if negative.context.dim(1)? == positive.context.dim(1)? => {
-                vec![cond_inputs(model, req, &[&negative, &positive])?]
+                vec![cond_inputs(
+                    model,
+                    req,
+                    &[(&negative, Row::Negative), (&positive, Row::Positive)],
+                )?]
             }
             Some(negative) => vec![
-                cond_inputs(model, req, &[&negative])?,
-                cond_inputs(model, req, &[&positive])?,
+                cond_inputs(model, req, &[(&negative, Row::Negative)])?,
+                cond_inputs(model, req, &[(&positive, Row::Positive)])?,
             ],
-            None => vec![cond_inputs(model, req, &[&positive])?],
+            None => vec![cond_inputs(model, req, &[(&positive, Row::Positive)])?],
         };
         Ok(Conditioning { calls })
     }
 }
 
+/// Which prompt a row of a UNet call holds (the SDXL refiner scores them differently).
+#[derive(Clone, Copy, PartialEq)]
+enum Row {
+    Negative,
+    Positive,
+}
+
+/// diffusers' default aesthetic scores for the SDXL refiner: the prompt's and the negative's.
+const AESTHETIC_SCORE: f32 = 6.0;
+const NEGATIVE_AESTHETIC_SCORE: f32 = 2.5;
+
 /// One UNet call's conditioning: the embeddings stacked as rows, and SDXL's size ids.
-fn cond_inputs(model: &LoadedModel, req: &Recipe, rows: &[&PromptEmbeddings]) -> Result<CondInputs> {
+fn cond_inputs(model: &LoadedModel, req: &Recipe, rows: &[(&PromptEmbeddings, Row)]) -> Result<CondInputs> {
+    let kinds: Vec<Row> = rows.iter().map(|(_, k)| *k).collect();
+    let rows: Vec<&PromptEmbeddings> = rows.iter().map(|(r, _)| *r).collect();
     let contexts: Vec<&Tensor> = rows.iter().map(|r| &r.context).collect();
     let context = if contexts.len() == 1 {
         contexts[0].clone()
@@ -448,8 +470,24 @@ fn cond_inputs(model: &LoadedModel, req: &Recipe, rows: &[&PromptEmbeddings]) ->
             };
             let (h, w) = (req.height as f32, req.width as f32);
             let n = text_embeds.dim(0)?;
-            let ids: Vec<f32> = (0..n).flat_map(|_| [h, w, 0.0, 0.0, h, w]).collect();
-            let time_ids = Tensor::from_vec(ids, (n, 6), text_embeds.device())?;
+            let ids: Vec<f32> = if model.folder.requires_aesthetics_score {
+                // Original size, crop, and the aesthetic score in place of the target size.
+                kinds
+                    .iter()
+                    .flat_map(|k| {
+                        let score = if *k == Row::Negative {
+                            NEGATIVE_AESTHETIC_SCORE
+                        } else {
+                            AESTHETIC_SCORE
+                        };
+                        [h, w, 0.0, 0.0, score]
+                    })
+                    .collect()
+            } else {
+                (0..n).flat_map(|_| [h, w, 0.0, 0.0, h, w]).collect()
+            };
+            let per_row = ids.len() / n.max(1);
+            let time_ids = Tensor::from_vec(ids, (n, per_row), text_embeds.device())?;
             (Some(text_embeds), Some(time_ids))
         }
     };

@@ -152,10 +152,12 @@ pub fn unet(h: &Header, fam: &Value, pooled: Option<usize>) -> R<Value> {
     });
     if h.has(&u("label_emb.0.0.weight")) {
         let adm = dim(h, &u("label_emb.0.0.weight"), 1)?;
-        // SDXL base: pooled text (1280) + 6 size/crop numbers × 256.
+        // SDXL base: pooled text (1280) + 6 size/crop numbers × 256; the refiner has 5 (an
+        // aesthetic score in place of the target size).
+        let ids = fam["time_ids"].as_u64().unwrap_or(6) as usize;
         let per = match pooled {
-            Some(p) if adm > p && (adm - p).is_multiple_of(6) => (adm - p) / 6,
-            _ if adm == 2816 => 256,
+            Some(p) if adm > p && (adm - p).is_multiple_of(ids) => (adm - p) / ids,
+            _ if adm == 1280 + ids * 256 => 256,
             _ => {
                 return Err(format!(
                     "cannot tell SDXL's size-embedding width from label_emb's {adm} inputs"

@@ -6,8 +6,8 @@
 //!   cross-attention or linear transformer projections.
 //! - **SDXL**: a UNet with `label_emb` (pooled text + size conditioning) and
 //!   `conditioner.embedders.1.model.*` (OpenCLIP bigG beside CLIP ViT-L in `embedders.0`).
-//!   The refiner (OpenCLIP alone in `embedders.0`) is recognised and refused: it refines a
-//!   picture (img2img), which Lantern does not do yet.
+//!   The refiner: OpenCLIP bigG alone in `embedders.0`, and an aesthetic score among the size
+//!   numbers (family `sdxl-refiner`); it refines pictures (img2img) only.
 //! - **Turbo**: the file name or its `modelspec.*` metadata says "turbo" (the weights are
 //!   shaped like SD 2.1 / SDXL's).
 //! - **v-prediction** (SD 2.x 768 models): a `v_pred` marker tensor, or `modelspec` metadata
@@ -68,6 +68,8 @@ pub enum TextLayout {
     OpenClip,
     /// `conditioner.embedders.0.transformer.*` + `conditioner.embedders.1.model.*` (SDXL).
     SdxlPair,
+    /// `conditioner.embedders.0.model.*` alone (the SDXL refiner's OpenCLIP bigG).
+    SdxlRefiner,
     /// None in the file.
     Missing,
 }
@@ -85,8 +87,16 @@ pub struct Detected {
 }
 
 impl Detected {
+    /// The SDXL refiner (its text encoder says so).
+    pub fn is_refiner(&self) -> bool {
+        self.text == TextLayout::SdxlRefiner
+    }
+
     /// The key of the family's standard settings in `assets/single_file_families.json`.
     pub fn family_id(&self) -> &'static str {
+        if self.is_refiner() {
+            return "sdxl-refiner";
+        }
         match (self.arch, self.turbo, self.prediction) {
             (Arch::Sd1, _, _) => "sd1",
             (Arch::Sd2, true, _) => "sd-turbo",
@@ -115,6 +125,8 @@ pub fn detect(path: &Path, h: &Header, prediction: Option<Prediction>) -> Result
     let has_prefix = |p: &str| h.names().any(|n| n.starts_with(p));
     let text = if has_prefix("conditioner.embedders.1.model.") {
         TextLayout::SdxlPair
+    } else if has_prefix("conditioner.embedders.0.model.") {
+        TextLayout::SdxlRefiner
     } else if has_prefix("cond_stage_model.model.") {
         TextLayout::OpenClip
     } else if has_prefix("cond_stage_model.transformer.") {
@@ -123,11 +135,6 @@ pub fn detect(path: &Path, h: &Header, prediction: Option<Prediction>) -> Result
         TextLayout::Missing
     };
     let adm = h.has(&format!("{UNET}label_emb.0.0.weight"));
-    if adm && !has_prefix("conditioner.embedders.1.") && has_prefix("conditioner.embedders.0.model.") {
-        return Err(refuse(
-            "an SDXL refiner checkpoint: it refines existing pictures (img2img), which Lantern does not do yet; choose an SDXL base model",
-        ));
-    }
     let context = h
         .names()
         .filter(|n| n.starts_with(UNET) && n.ends_with("attn2.to_k.weight"))
@@ -145,7 +152,7 @@ pub fn detect(path: &Path, h: &Header, prediction: Option<Prediction>) -> Result
         match text {
             TextLayout::OpenClip => Arch::Sd2,
             TextLayout::Clip => Arch::Sd1,
-            TextLayout::SdxlPair => {
+            TextLayout::SdxlPair | TextLayout::SdxlRefiner => {
                 return Err(refuse(
                     "SDXL text encoders beside a UNet without SDXL's size conditioning (label_emb)",
                 ));

@@ -132,6 +132,7 @@ impl SingleFile {
                 (&encs[0], "conditioner.embedders.0.transformer.", "text_encoder"),
                 (&encs[1], "conditioner.embedders.1.model.", "text_encoder_2"),
             ],
+            TextLayout::SdxlRefiner => vec![(&encs[0], "conditioner.embedders.0.model.", "text_encoder_2")],
             TextLayout::Missing => Vec::new(),
         }
     }
@@ -164,9 +165,13 @@ impl SingleFile {
 
     /// The pooled-embedding width SDXL's size conditioning is built around.
     fn pooled_width(&self) -> Option<usize> {
-        self.header
-            .shape("conditioner.embedders.1.model.text_projection")
-            .and_then(|s| s.get(1).copied())
+        [
+            "conditioner.embedders.1.model.text_projection",
+            "conditioner.embedders.0.model.text_projection",
+        ]
+        .into_iter()
+        .find_map(|name| self.header.shape(name))
+        .and_then(|s| s.get(1).copied())
     }
 
     /// The UNet's config, from the file's shapes.
