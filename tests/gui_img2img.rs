@@ -244,3 +244,36 @@ fn outpaint_arrows_extend_the_canvas() {
     let status = app.state.status.as_ref().unwrap().text.clone();
     assert!(status.contains("96×72"), "{status}");
 }
+
+/// Ctrl+V with a picture on the clipboard starts from it; with a picture file's path (as a
+/// file manager copies it) too, and the prompt box does not get the path.
+#[test]
+fn pasting_a_picture_or_its_path_starts_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = window(tmp.path()).size(1200.0, 900.0).build();
+    h.run_steps(2);
+    let image = egui::ColorImage::from_rgb([24, 16], &vec![200u8; 24 * 16 * 3]);
+    h.input_mut().events.push(Event::PasteImage(Arc::new(image)));
+    h.step();
+    wait_for(&mut h, "the pasted picture", |a| a.state.start.picture.is_some());
+    let size = {
+        let p = &h.state().state.start.picture.as_ref().unwrap().images.image;
+        (p.width, p.height, p.pixel(3, 3))
+    };
+    assert_eq!(size, (24, 16, [200, 200, 200]));
+    let path = fixtures().join("reference/img2img/wide.png");
+    let uri = url::Url::from_file_path(&path).unwrap().to_string();
+    h.input_mut().events.push(Event::Paste(uri));
+    h.step();
+    wait_for(&mut h, "the pasted file", |a| {
+        a.state
+            .start
+            .picture
+            .as_ref()
+            .is_some_and(|p| p.images.image.width == 72)
+    });
+    assert!(
+        h.state().state.settings.params.prompt.is_empty(),
+        "the path was not pasted as text"
+    );
+}

@@ -696,6 +696,7 @@ impl LanternApp {
         self.poll_lora_previews();
         self.poll_start();
         self.take_dropped_files(ui);
+        self.take_pasted_pictures(ui);
         let mut actions = Vec::new();
         let quit = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::Q);
         if ui.input_mut(|i| i.consume_shortcut(&quit)) {

@@ -115,6 +115,39 @@ impl LanternApp {
         });
     }
 
+    /// Ctrl+V with a picture on the clipboard (a screenshot, an image copied in a browser or
+    /// editor), or with the path of a picture file (a file copied in a file manager): it becomes
+    /// the start picture. The event is taken so that no text box pastes the path.
+    pub(super) fn take_pasted_pictures(&mut self, ui: &egui::Ui) {
+        let mut pasted: Vec<StartAction> = Vec::new();
+        ui.input_mut(|i| {
+            i.events.retain(|e| match e {
+                egui::Event::PasteImage(image) => {
+                    let [w, h] = image.size;
+                    let data = image.pixels.iter().flat_map(|c| {
+                        let [r, g, b, _] = c.to_srgba_unmultiplied();
+                        [r, g, b]
+                    });
+                    if let Ok(rgb) = RgbImage::from_raw(w as u32, h as u32, data.collect()) {
+                        pasted.push(StartAction::UseImage(Arc::new(rgb)));
+                    }
+                    false
+                }
+                egui::Event::Paste(text) => match picture_path(text) {
+                    Some(path) => {
+                        pasted.push(StartAction::UseFile(path));
+                        false
+                    }
+                    None => true,
+                },
+                _ => true,
+            })
+        });
+        for action in pasted {
+            self.handle_start_action(action);
+        }
+    }
+
     /// A restored recipe's start pictures, fetched from `inputs/` by their hashes; none
     /// clears the section.
     pub(super) fn restore_start(&mut self, image: Option<String>, mask: Option<String>) {
@@ -257,6 +290,22 @@ fn keep(
     })
 }
 
+/// A pasted text that names one existing picture file (a path, or a `file://` URI as file
+/// managers copy them).
+fn picture_path(text: &str) -> Option<std::path::PathBuf> {
+    let line = text.trim();
+    if line.is_empty() || line.contains('\n') {
+        return None;
+    }
+    let path = match url::Url::parse(line) {
+        Ok(u) if u.scheme() == "file" => u.to_file_path().ok()?,
+        _ => std::path::PathBuf::from(line),
+    };
+    let ext = path.extension()?.to_string_lossy().to_ascii_lowercase();
+    let picture = PICTURE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(&ext));
+    (picture && path.is_file()).then_some(path)
+}
+
 fn file_name(path: &std::path::Path) -> String {
     path.file_name()
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
@@ -279,5 +328,30 @@ mod tests {
         assert_eq!(fitted_size(1024, 768, 512.0 * 512.0), (592, 440));
         assert_eq!(fitted_size(64, 64, 512.0 * 512.0), (512, 512));
         assert_eq!(fitted_size(10000, 10, 512.0 * 512.0), (2048, 64));
+    }
+
+    #[test]
+    fn pasted_text_is_a_picture_only_when_it_names_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("shot.PNG");
+        std::fs::write(&png, b"x").unwrap();
+        assert_eq!(
+            super::picture_path(&format!("  {}\n", png.display())),
+            Some(png.clone())
+        );
+        let uri = url::Url::from_file_path(&png).unwrap().to_string();
+        assert_eq!(super::picture_path(&uri), Some(png.clone()));
+        assert_eq!(super::picture_path("a red fox"), None);
+        assert_eq!(
+            super::picture_path(&dir.path().join("missing.png").display().to_string()),
+            None
+        );
+        let txt = dir.path().join("notes.txt");
+        std::fs::write(&txt, b"x").unwrap();
+        assert_eq!(super::picture_path(&txt.display().to_string()), None);
+        assert_eq!(
+            super::picture_path(&format!("{}\n{}", png.display(), png.display())),
+            None
+        );
     }
 }
