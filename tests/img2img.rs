@@ -432,3 +432,37 @@ fn sdxl_refiner_matches_diffusers_and_refines_only() {
         .to_string();
     assert!(e.contains("SDXL refiner") && e.contains("start picture"), "{e}");
 }
+
+/// SD-Turbo and SDXL-Turbo img2img as diffusers documents it (2 steps at strength 0.5: one
+/// step runs; guidance 0), on the tiny models given the Turbos' trailing-spacing Euler in a
+/// copy named like the real repos, as `tools/make_img2img_refs.py` made them.
+#[test]
+fn turbo_img2img_matches_diffusers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(dir().join("turbo_scheduler.json")).unwrap();
+    let mut n = 0;
+    for case in cases().iter().filter(|c| c.kind == "turbo") {
+        let copy = tmp.path().join(case.model.replace("-tiny", "-turbo-tiny"));
+        if !copy.exists() {
+            copy_dir(&fixtures().join(&case.model), &copy);
+            std::fs::write(copy.join("scheduler/scheduler_config.json"), &config).unwrap();
+            // As the real repos' (and as diffusers builds it): model_index.json names Euler too.
+            let index_path = copy.join("model_index.json");
+            let mut index: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+            index["scheduler"] = serde_json::json!(["diffusers", "EulerDiscreteScheduler"]);
+            std::fs::write(&index_path, index.to_string()).unwrap();
+        }
+        let model = lantern::model::LoadedModel::load(&copy, Default::default(), &mut |_| {}).unwrap();
+        let generated = run_generated(&model, &request(case));
+        let (max, mean) = pixel_diff(&generated[0].image, &read_png(&dir().join(&case.file)));
+        println!("{}: max {max}, mean {mean:.3}", case.name);
+        assert!(
+            max <= MAX_ABS && mean <= MAX_MEAN,
+            "{}: max {max}, mean {mean:.3}",
+            case.name
+        );
+        n += 1;
+    }
+    assert_eq!(n, 3);
+}

@@ -244,6 +244,81 @@ def draw_mask(width, height):
     return np.round(v).astype(np.uint8)
 
 
+# SD-Turbo's and SDXL-Turbo's own scheduler (stabilityai/sd-turbo, sdxl-turbo): Euler with
+# trailing timesteps. The turbo cases run sd2-tiny / sdxl-tiny with it, in a copy named like the
+# real repos; tests/img2img.rs makes the same copy.
+TURBO_SCHEDULER = {
+    "_class_name": "EulerDiscreteScheduler",
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "clip_sample": False,
+    "interpolation_type": "linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "sample_max_value": 1.0,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "timestep_spacing": "trailing",
+    "trained_betas": None,
+    "use_karras_sigmas": False,
+}
+
+# (name, base fixture, pipeline, seed, picture, steps, strength) — diffusers' documented turbo
+# img2img: 2 steps at strength 0.5 (one step runs), guidance 0.
+TURBO_CASES = [
+    ("sd-turbo-50", "sd2-tiny", StableDiffusionImg2ImgPipeline, 61, "square", 2, 0.5, {"safety_checker": None}),
+    ("sdxl-turbo-50", "sdxl-tiny", StableDiffusionXLImg2ImgPipeline, 62, "wide", 2, 0.5, {"variant": "fp16"}),
+    ("sdxl-turbo-75", "sdxl-tiny", StableDiffusionXLImg2ImgPipeline, 63, "square", 4, 0.75, {"variant": "fp16"}),
+]
+
+
+def turbo_copy(base, tmp):
+    dst = Path(tmp) / base.replace("-tiny", "-turbo-tiny")
+    if not dst.exists():
+        shutil.copytree(fx.FIX / base, dst)
+    fx.write_json(dst / "scheduler" / "scheduler_config.json", TURBO_SCHEDULER)
+    # diffusers builds the class model_index.json names: it must say Euler too, as the real
+    # repos' do.
+    index = json.loads((dst / "model_index.json").read_text())
+    index["scheduler"] = ["diffusers", TURBO_SCHEDULER["_class_name"]]
+    fx.write_json(dst / "model_index.json", index)
+    return dst
+
+
+def make_turbo_refs(pictures, records):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, base, cls, seed, picture, steps, strength, kwargs in TURBO_CASES:
+            pipe = cls.from_pretrained(turbo_copy(base, tmp), torch_dtype=torch.float32, **kwargs)
+            pipe.set_progress_bar_config(disable=True)
+            w, h = PICTURES[picture]
+            with torch.no_grad():
+                image = pipe(
+                    prompt=PROMPT,
+                    image=pictures[picture],
+                    strength=strength,
+                    num_inference_steps=steps,
+                    guidance_scale=0.0,
+                    generator=torch.Generator("cpu").manual_seed(seed),
+                    output_type="np",
+                ).images[0]
+            file = f"{name}.png"
+            Image.fromarray((image * 255).round().astype("uint8")).save(OUT / file, optimize=False)
+            records.append(
+                dict(
+                    name=name, file=file, model=base, kind="turbo", scheduler="default", seed=str(seed),
+                    picture=f"{picture}.png", mask=None, width=w, height=h, strength=strength, guidance=0.0,
+                    prompt=PROMPT, negative_prompt=None, steps=steps,
+                    pixel_std=round(float(np.std(image * 255)), 2),
+                )
+            )
+            print(f"{'turbo':12} {name:22} std={records[-1]['pixel_std']}", flush=True)
+    fx.write_json(OUT / "turbo_scheduler.json", TURBO_SCHEDULER)
+
+
 def set_scheduler(pipe, name):
     spec = SCHEDULERS[name]
     if spec is None:
@@ -326,6 +401,7 @@ def main():
                 )
             )
             print(f"{family:12} {name:22} std={records[-1]['pixel_std']}", flush=True)
+    make_turbo_refs(pictures, records)
     fx.write_json(OUT / "cases.json", {"cases": records})
 
 
