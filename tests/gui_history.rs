@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::gui::{wait_for, window};
+use common::gui::{DroppedPath, wait_for, window};
 use egui::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{By, NodeT, Queryable};
@@ -423,18 +423,6 @@ fn a_missing_file_shows_a_placeholder() {
     h.get_by_label("Use these settings").click();
     h.step();
     assert_eq!(h.state().state.settings.params.prompt, KOI);
-}
-
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
 }
 
 fn drop_file(h: &mut Harness<'_, LanternApp>, path: &Path) {

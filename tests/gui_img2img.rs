@@ -5,10 +5,9 @@
 mod common;
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::gui::{wait_for, window};
+use common::gui::{DroppedPath, wait_for, window};
 use egui::{Event, PointerButton, Pos2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -17,18 +16,6 @@ use lantern::gui::history_state::{DetailImage, HistoryAction};
 use lantern::gui::state::{Action, ModelStatus};
 use lantern::source::InputStore;
 use support::fixtures;
-
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
 
 fn drag(h: &mut Harness<'_, LanternApp>, from: Pos2, to: Pos2) {
     let input = h.input_mut();

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::copy_dir;
-use common::gui::{wait_for, window};
+use common::gui::{DroppedPath, wait_for, window};
 use egui::{Key, Modifiers};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -158,18 +158,6 @@ fn a_picture_made_with_a_browser_tag_records_the_lora_hash() {
     let text = lantern::output::read_parameters_file(&path).unwrap().unwrap();
     assert!(text.starts_with("a lighthouse <lora:sd1-kohya:0.6>\n"), "{text}");
     assert!(text.contains(r#"Lora hashes: "sd1-kohya: 82bd49700770""#), "{text}");
-}
-
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
 }
 
 #[test]

@@ -243,12 +243,12 @@ def clean_folder(folder: Path):
     folder.mkdir(parents=True)
 
 
-def make_sd1(folder: Path):
-    clean_folder(folder)
-    torch.manual_seed(1)
-    unet = UNet2DConditionModel(
+def sd1_unet(seed, in_channels=4):
+    """The tiny SD 1-style UNet (in_channels 9: the inpainting layout), seeded."""
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(
         sample_size=8,
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
@@ -258,7 +258,34 @@ def make_sd1(folder: Path):
         cross_attention_dim=32,
         norm_num_groups=16,
     ).eval()
-    enliven_unet(unet).save_pretrained(folder / "unet")
+
+
+def sdxl_unet(seed, in_channels=4, cross_attention_dim=64, time_ids=6, pooled=32):
+    """The tiny SDXL-style UNet, seeded: 9 input channels for inpainting; the refiner's is
+    conditioned on one encoder (cross_attention_dim 32) and 5 size numbers."""
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(
+        sample_size=8,
+        in_channels=in_channels,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(32, 32, 64),
+        layers_per_block=1,
+        attention_head_dim=[2, 4, 8],
+        transformer_layers_per_block=[1, 1, 2],
+        cross_attention_dim=cross_attention_dim,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=time_ids * 8 + pooled,
+        norm_num_groups=32,
+    ).eval()
+
+
+def make_sd1(folder: Path):
+    clean_folder(folder)
+    enliven_unet(sd1_unet(1)).save_pretrained(folder / "unet")
     tiny_vae(2, scaling_factor=0.18215, force_upcast=True, gain=2.5).save_pretrained(folder / "vae")
     save_text_encoder(text_encoder(3, hidden_act="quick_gelu"), folder / "text_encoder", prefix_text_model=True)
     write_slow_tokenizer(folder / "tokenizer", "<|endoftext|>")
@@ -362,25 +389,7 @@ def save_fp16_variant(model, folder: Path, weight_name="diffusion_pytorch_model"
 
 def make_sdxl(folder: Path):
     clean_folder(folder)
-    torch.manual_seed(21)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 32, 64),
-        layers_per_block=1,
-        attention_head_dim=[2, 4, 8],
-        transformer_layers_per_block=[1, 1, 2],
-        cross_attention_dim=64,
-        use_linear_projection=True,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=6 * 8 + 32,
-        norm_num_groups=32,
-    ).eval()
-    save_fp16_variant(enliven_unet(unet), folder / "unet")
+    save_fp16_variant(enliven_unet(sdxl_unet(21)), folder / "unet")
     save_fp16_variant(
         tiny_vae(22, scaling_factor=0.13025, force_upcast=True, gain=2.5), folder / "vae"
     )

@@ -41,7 +41,6 @@ from diffusers import (  # noqa: E402
     StableDiffusionInpaintPipeline,
     StableDiffusionXLImg2ImgPipeline,
     StableDiffusionXLInpaintPipeline,
-    UNet2DConditionModel,
 )
 
 SCHEDULERS = dict(fx.SCHEDULERS)
@@ -121,19 +120,7 @@ def make_inpaint_fixture():
         shutil.rmtree(dst)
     shutil.copytree(src, dst)
     shutil.rmtree(dst / "unet")
-    torch.manual_seed(31)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=9,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        block_out_channels=(32, 32, 48),
-        layers_per_block=2,
-        attention_head_dim=8,
-        cross_attention_dim=32,
-        norm_num_groups=16,
-    ).eval()
+    unet = fx.sd1_unet(31, in_channels=9)
     fx.enliven_unet(unet)
     with torch.no_grad():
         # Make the mask and masked-picture channels matter as much as the latents.
@@ -150,24 +137,7 @@ def make_sdxl_inpaint_fixture():
         shutil.rmtree(dst)
     shutil.copytree(src, dst)
     shutil.rmtree(dst / "unet")
-    torch.manual_seed(41)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=9,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 32, 64),
-        layers_per_block=1,
-        attention_head_dim=[2, 4, 8],
-        transformer_layers_per_block=[1, 1, 2],
-        cross_attention_dim=64,
-        use_linear_projection=True,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=6 * 8 + 32,
-        norm_num_groups=32,
-    ).eval()
+    unet = fx.sdxl_unet(41, in_channels=9)
     fx.enliven_unet(unet)
     with torch.no_grad():
         unet.conv_in.weight[:, 4:].mul_(3)
@@ -188,24 +158,7 @@ def make_sdxl_refiner_fixture():
         shutil.copytree(src / part, dst / part)
     width = json.loads((src / "text_encoder_2" / "config.json").read_text())["hidden_size"]
     projection = json.loads((src / "text_encoder_2" / "config.json").read_text())["projection_dim"]
-    torch.manual_seed(51)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 32, 64),
-        layers_per_block=1,
-        attention_head_dim=[2, 4, 8],
-        transformer_layers_per_block=[1, 1, 2],
-        cross_attention_dim=width,
-        use_linear_projection=True,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=5 * 8 + projection,
-        norm_num_groups=32,
-    ).eval()
+    unet = fx.sdxl_unet(51, cross_attention_dim=width, time_ids=5, pooled=projection)
     fx.save_fp16_variant(fx.enliven_unet(unet), dst / "unet")
     fx.write_json(
         dst / "model_index.json",

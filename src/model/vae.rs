@@ -199,7 +199,7 @@ pub const TILE_OVERLAP: usize = 16;
 
 /// Blends the first `extent` pixels of `b` along `dim` (2 = rows, 3 = columns) with the last
 /// `extent` of `a`, weights going linearly from `a` to `b` (diffusers' `blend_v`/`blend_h`).
-pub(crate) fn blend_edge(a: &Tensor, b: &Tensor, dim: usize, extent: usize) -> Result<Tensor> {
+fn blend_edge(a: &Tensor, b: &Tensor, dim: usize, extent: usize) -> Result<Tensor> {
     let extent = extent.min(a.dim(dim)?).min(b.dim(dim)?);
     if extent == 0 {
         return Ok(b.clone());
@@ -223,6 +223,48 @@ pub(crate) fn blend_edge(a: &Tensor, b: &Tensor, dim: usize, extent: usize) -> R
         mixed
     };
     Ok(Tensor::cat(&[&mixed, &rest_b], dim)?)
+}
+
+/// Runs `f` on `tile`×`tile` tiles of `x` (rows and columns `tile - overlap` apart, the last
+/// ones partial) and stitches the outputs as diffusers' tiled VAE does: each output blended
+/// linearly over its first `blend` rows and columns with the already-blended tiles above and
+/// to the left, then its first `keep` rows and columns kept. `blend` and `keep` are in the
+/// output's units (the decoder's are 8× the input's, the encoder's ⅛).
+pub(crate) fn run_tiled(
+    x: &Tensor,
+    tile: usize,
+    overlap: usize,
+    (blend, keep): (usize, usize),
+    f: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let stride = tile - overlap;
+    let starts = |n: usize| -> Vec<usize> { (0..n).step_by(stride).collect() };
+    let mut rows: Vec<Vec<Tensor>> = Vec::new();
+    for (ri, &y) in starts(h).iter().enumerate() {
+        let mut row: Vec<Tensor> = Vec::new();
+        for (ci, &x0) in starts(w).iter().enumerate() {
+            let part = x.narrow(2, y, tile.min(h - y))?.narrow(3, x0, tile.min(w - x0))?;
+            let mut out = f(&part)?;
+            if ri > 0 {
+                out = blend_edge(&rows[ri - 1][ci], &out, 2, blend)?;
+            }
+            if ci > 0 {
+                out = blend_edge(&row[ci - 1], &out, 3, blend)?;
+            }
+            row.push(out);
+        }
+        rows.push(row);
+    }
+    let mut out_rows = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let parts = row
+            .iter()
+            .map(|t| -> Result<Tensor> { Ok(t.narrow(2, 0, keep.min(t.dim(2)?))?.narrow(3, 0, keep.min(t.dim(3)?))?) })
+            .collect::<Result<Vec<_>>>()?;
+        out_rows.push(Tensor::cat(&parts, 3)?);
+    }
+    Ok(Tensor::cat(&out_rows, 2)?)
 }
 
 /// A resnet block of the VAE's (no time embedding, eps 1e-6), encoder and decoder alike.
@@ -355,39 +397,10 @@ impl VaeDecoder {
     /// Peak memory is that of one tile; the seams are invisible in practice, though pixels near
     /// them differ slightly from a whole decode (each tile's attention sees only its tile).
     pub fn decode_tiled(&self, z: &Tensor, tile: usize, overlap: usize) -> Result<Tensor> {
-        let (_, _, h, w) = z.dims4()?;
         let f = self.config.scale_factor();
-        let stride = tile - overlap;
-        let blend = overlap * f;
-        let keep = stride * f;
-        let starts = |n: usize| -> Vec<usize> { (0..n).step_by(stride).collect() };
-        let mut rows: Vec<Vec<Tensor>> = Vec::new();
-        for (ri, &y) in starts(h).iter().enumerate() {
-            let mut row: Vec<Tensor> = Vec::new();
-            for (ci, &x) in starts(w).iter().enumerate() {
-                let part = z.narrow(2, y, tile.min(h - y))?.narrow(3, x, tile.min(w - x))?;
-                let mut decoded = self.decode_whole(&part)?;
-                if ri > 0 {
-                    decoded = blend_edge(&rows[ri - 1][ci], &decoded, 2, blend)?;
-                }
-                if ci > 0 {
-                    decoded = blend_edge(&row[ci - 1], &decoded, 3, blend)?;
-                }
-                row.push(decoded);
-            }
-            rows.push(row);
-        }
-        let mut out_rows = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let parts = row
-                .iter()
-                .map(|t| -> Result<Tensor> {
-                    Ok(t.narrow(2, 0, keep.min(t.dim(2)?))?.narrow(3, 0, keep.min(t.dim(3)?))?)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            out_rows.push(Tensor::cat(&parts, 3)?);
-        }
-        Ok(Tensor::cat(&out_rows, 2)?)
+        run_tiled(z, tile, overlap, (overlap * f, (tile - overlap) * f), |part| {
+            self.decode_whole(part)
+        })
     }
 
     /// Decodes in one piece, whatever the size.

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::layers::{Conv2d, GroupNorm};
 use super::resnet::{Downsample, ResnetBlock};
-use super::vae::{MidBlock, TILE, TILE_ABOVE, TILE_OVERLAP, VaeConfig, blend_edge, vae_resnet};
+use super::vae::{MidBlock, TILE, TILE_ABOVE, TILE_OVERLAP, VaeConfig, run_tiled, vae_resnet};
 use super::weights::Weights;
 use crate::error::{Error, Result};
 
@@ -129,43 +129,15 @@ impl VaeEncoder {
     }
 
     fn tiled_moments(&self, image: &Tensor, tile: usize, overlap: usize) -> Result<Tensor> {
-        let (_, _, h, w) = image.dims4()?;
         let f = self.config.scale_factor();
         if tile <= overlap || !tile.is_multiple_of(f) || !overlap.is_multiple_of(f) {
             return Err(Error::invalid(format!(
                 "internal: encoder tiles of {tile} pixels overlapping by {overlap}"
             )));
         }
-        let stride = tile - overlap;
-        let (blend, keep) = (overlap / f, stride / f);
-        let starts = |n: usize| -> Vec<usize> { (0..n).step_by(stride).collect() };
-        let mut rows: Vec<Vec<Tensor>> = Vec::new();
-        for (ri, &y) in starts(h).iter().enumerate() {
-            let mut row: Vec<Tensor> = Vec::new();
-            for (ci, &x) in starts(w).iter().enumerate() {
-                let part = image.narrow(2, y, tile.min(h - y))?.narrow(3, x, tile.min(w - x))?;
-                let mut m = self.moments(&part)?;
-                if ri > 0 {
-                    m = blend_edge(&rows[ri - 1][ci], &m, 2, blend)?;
-                }
-                if ci > 0 {
-                    m = blend_edge(&row[ci - 1], &m, 3, blend)?;
-                }
-                row.push(m);
-            }
-            rows.push(row);
-        }
-        let mut out_rows = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let parts = row
-                .iter()
-                .map(|t| -> Result<Tensor> {
-                    Ok(t.narrow(2, 0, keep.min(t.dim(2)?))?.narrow(3, 0, keep.min(t.dim(3)?))?)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            out_rows.push(Tensor::cat(&parts, 3)?);
-        }
-        Ok(Tensor::cat(&out_rows, 2)?)
+        run_tiled(image, tile, overlap, (overlap / f, (tile - overlap) / f), |part| {
+            self.moments(part)
+        })
     }
 
     /// Mean and log-variance (clamped to [-30, 20] as diffusers does) from the moments.

@@ -11,6 +11,19 @@ use egui_kittest::Harness;
 use lantern::gui::models_state::ModelsEnv;
 use lantern::gui::{AppOptions, LanternApp};
 
+/// A file dropped on the window from the file manager (`RawInput::dropped_files`).
+#[derive(Debug)]
+pub struct DroppedPath(pub PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
 /// How long [`wait_for`] waits: model loads and generations on a loaded machine included.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
