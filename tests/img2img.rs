@@ -466,3 +466,26 @@ fn turbo_img2img_matches_diffusers() {
     }
     assert_eq!(n, 3);
 }
+
+/// A folder whose `model_index.json` names another scheduler than its config file's
+/// `_class_name`: diffusers builds the index's class (from the file's fields), and so do we.
+#[test]
+fn the_scheduler_class_is_the_one_model_index_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("sd2-mixed");
+    copy_dir(&fixtures().join("sd2-tiny"), &copy);
+    let config = std::fs::read_to_string(dir().join("turbo_scheduler.json")).unwrap();
+    std::fs::write(copy.join("scheduler/scheduler_config.json"), &config).unwrap();
+    // model_index.json still says DDIMScheduler.
+    let model = lantern::model::LoadedModel::load(&copy, Default::default(), &mut |_| {}).unwrap();
+    let built = lantern::schedulers::build(
+        SamplerKind::Default,
+        &model.scheduler_config,
+        &model.folder.scheduler_config_path(),
+        2,
+    )
+    .unwrap();
+    assert_eq!(built.kind(), SamplerKind::from_cli_name("ddim").unwrap());
+    // The config's trailing spacing carried over: DDIM's 2 trailing steps are 999 and 499.
+    assert_eq!(built.timesteps(), &[999.0, 499.0]);
+}

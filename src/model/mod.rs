@@ -52,6 +52,9 @@ pub struct ModelFolder {
     pub requires_aesthetics_score: bool,
     /// Set when `root` is a single-file checkpoint rather than a folder.
     pub single_file: Option<Box<single_file::SingleFile>>,
+    /// The scheduler class `model_index.json` names: the one diffusers builds (with the
+    /// config file's fields), whatever that file's own `_class_name` says.
+    pub scheduler_class: Option<String>,
 }
 
 impl ModelFolder {
@@ -144,6 +147,10 @@ impl ModelFolder {
             force_zeros_for_empty_prompt: index
                 .bool_or("force_zeros_for_empty_prompt", kind == PipelineKind::StableDiffusionXl)?,
             requires_aesthetics_score: index.bool_or("requires_aesthetics_score", false)?,
+            scheduler_class: match index.raw("scheduler") {
+                Some(Value::Array(pair)) if pair.len() == 2 => pair[1].as_str().map(str::to_owned),
+                _ => None,
+            },
             components,
             single_file: None,
         })
@@ -166,6 +173,7 @@ impl ModelFolder {
             // The refiner's repo says `force_zeros_for_empty_prompt: false`.
             force_zeros_for_empty_prompt: kind == PipelineKind::StableDiffusionXl && !requires_aesthetics_score,
             requires_aesthetics_score,
+            scheduler_class: None,
             single_file: Some(Box::new(file)),
         })
     }
@@ -333,6 +341,7 @@ impl LoadedModel {
         if let Some(p) = options.prediction {
             scheduler_config["prediction_type"] = Value::from(p.as_str());
         }
+        adopt_index_scheduler_class(&mut scheduler_config, folder.scheduler_class.as_deref());
 
         // Every component's config first, checked against the others, so a model whose parts
         // disagree is refused before any weight is read or any kernel runs.
@@ -491,6 +500,31 @@ impl LoadedModel {
             .filter(|&s| (64..=2048).contains(&s))
             .unwrap_or(512);
         (side, side)
+    }
+}
+
+/// diffusers builds the scheduler class `model_index.json` names, from the config file's
+/// fields (its `from_config`): when the two files disagree, the index wins. A class we do not
+/// have leaves the file's own (and is logged).
+fn adopt_index_scheduler_class(config: &mut Value, index_class: Option<&str>) {
+    let Some(class) = index_class else { return };
+    let own = config.get("_class_name").and_then(Value::as_str).unwrap_or_default();
+    if own == class {
+        return;
+    }
+    if crate::schedulers::SamplerClass::from_class_name(class).is_some() {
+        tracing::info!(
+            index = class,
+            config = own,
+            "model_index.json names another scheduler class; using it, as diffusers does"
+        );
+        config["_class_name"] = Value::from(class);
+    } else {
+        tracing::warn!(
+            index = class,
+            config = own,
+            "model_index.json names a scheduler class Lantern lacks; using the config's"
+        );
     }
 }
 
