@@ -230,7 +230,13 @@ pub fn plausible_range(field: &str) -> (usize, usize) {
         | "time_embedding_dim"
         | "addition_time_embed_dim"
         | "projection_class_embeddings_input_dim"
-        | "norm_num_groups" => (1, 1 << 16),
+        | "norm_num_groups"
+        | "encoder_block_out_channels"
+        | "decoder_block_out_channels" => (1, 1 << 16),
+        // TAESD's residual blocks per stage (1–3 in the released models; 0 is a valid stage).
+        "num_encoder_blocks" | "num_decoder_blocks" => (0, 64),
+        // TAESD's upsampling between decoder stages (2).
+        "upsampling_scaling_factor" => (1, 8),
         "in_channels" | "out_channels" | "latent_channels" => (1, 1024),
         // 1: symmetric padding; 0: diffusers pads right and bottom by hand. Anything larger
         // would make each downsampled size disagree with its skip connection.

@@ -125,6 +125,25 @@ impl Conv2d {
     ) -> Result<Conv2d> {
         let weight = w.get("weight", (out_ch, in_ch, kernel, kernel))?;
         let bias = w.get("bias", out_ch)?;
+        Ok(Self::from_parts(weight, bias, kernel, stride, padding))
+    }
+
+    /// A convolution stored without a bias (TAESD's strided and upsampling convolutions):
+    /// a zero bias, so every kernel path stays the one with a bias, exactly.
+    pub fn load_without_bias(
+        w: &Weights,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Conv2d> {
+        let weight = w.get("weight", (out_ch, in_ch, kernel, kernel))?;
+        let bias = Tensor::zeros(out_ch, weight.dtype(), weight.device())?;
+        Ok(Self::from_parts(weight, bias, kernel, stride, padding))
+    }
+
+    fn from_parts(weight: Tensor, bias: Tensor, kernel: usize, stride: usize, padding: usize) -> Conv2d {
         let config = candle_nn::Conv2dConfig {
             padding,
             stride,
@@ -132,14 +151,14 @@ impl Conv2d {
             groups: 1,
             cudnn_fwd_algo: None,
         };
-        Ok(Conv2d {
+        Conv2d {
             inner: candle_nn::Conv2d::new(weight.clone(), Some(bias.clone()), config),
             weight,
             bias,
             kernel,
             stride,
             padding,
-        })
+        }
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {

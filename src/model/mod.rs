@@ -10,6 +10,7 @@ pub mod layers;
 pub mod lora;
 pub mod resnet;
 pub mod single_file;
+pub mod taesd;
 pub mod unet;
 pub mod vae;
 pub mod vae_encoder;
