@@ -41,28 +41,85 @@ pub fn attention_masked(
         format!("causal attention needs as many queries as keys, got {nq} and {nk}")
     })?;
     #[cfg(target_arch = "x86_64")]
-    if super::simd::cpu_level() >= super::simd::Level::Avx512 {
-        return attention_avx512(q, k, v, heads, scale, causal);
+    {
+        use super::simd::Level;
+        match super::simd::cpu_level() {
+            Level::Avx512 => return attention_blocked(q, k, v, heads, scale, causal, &AVX512),
+            Level::Avx2 => return attention_blocked(q, k, v, heads, scale, causal, &AVX2),
+            Level::Baseline => {}
+        }
     }
     attention_gemm(q, k, v, heads, scale, causal)
 }
 
-/// Query rows one task takes (a multiple of the kernel's row block).
+/// The layout of Kᵀ the register-blocked kernels read: per (batch, head), panels of [`PANEL`]
+/// keys, [Nk/32][D][32] (zero-padded), so the score loop reads one contiguous panel instead of
+/// D rows 16 KB apart that all fall in the same L1 cache set.
+pub(crate) mod panels {
+    /// Keys per panel of Kᵀ.
+    pub const PANEL: usize = 32;
+
+    /// Floats of Kᵀ panels for `nk` keys of dimension `d`.
+    pub fn panel_len(nk: usize, d: usize) -> usize {
+        nk.div_ceil(PANEL) * PANEL * d
+    }
+
+    /// Row stride of the scores scratch: padded off a power of two, so the rows of a block do
+    /// not all map to one cache set (and long enough for whole panels of scores).
+    pub fn score_stride(nk: usize) -> usize {
+        nk.div_ceil(PANEL) * PANEL + 16
+    }
+
+    /// Writes key `j` (`d` floats) into the panel layout of Kᵀ.
+    pub fn put_key(kt: &mut [f32], d: usize, j: usize, key: &[f32]) {
+        let base = (j / PANEL) * d * PANEL + j % PANEL;
+        for (dd, &x) in key.iter().enumerate() {
+            kt[base + dd * PANEL] = x;
+        }
+    }
+}
+
+/// A register-blocked kernel: how many query rows one call takes, and the call.
 #[cfg(target_arch = "x86_64")]
-const ROWS_PER_TASK: usize = 64;
+struct Kernel {
+    rows: usize,
+    block: BlockFn,
+}
+
+/// The signature of [`super::attention_avx512::block`] and [`super::attention_avx2::block`].
 #[cfg(target_arch = "x86_64")]
-const PANEL_KEYS: usize = super::attention_avx512::PANEL;
+type BlockFn =
+    unsafe fn(*const f32, usize, usize, &[f32], &[f32], usize, usize, f32, Option<usize>, &mut [f32], *mut f32, usize);
 
 #[cfg(target_arch = "x86_64")]
-fn attention_avx512(
+const AVX512: Kernel = Kernel {
+    rows: super::attention_avx512::ROWS,
+    block: super::attention_avx512::block,
+};
+
+#[cfg(target_arch = "x86_64")]
+const AVX2: Kernel = Kernel {
+    rows: super::attention_avx2::ROWS,
+    block: super::attention_avx2::block,
+};
+
+/// Query-row blocks of the kernel one task takes.
+#[cfg(target_arch = "x86_64")]
+const BLOCKS_PER_TASK: usize = 8;
+
+/// The register-blocked kernels' driver: Kᵀ and V copied per (batch, head) into the layout
+/// the kernel reads, then tasks of a few row blocks each.
+#[cfg(target_arch = "x86_64")]
+fn attention_blocked(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     heads: usize,
     scale: f32,
     causal: bool,
+    kernel: &Kernel,
 ) -> candle_core::Result<Tensor> {
-    use super::attention_avx512::{ROWS, block, panel_len, put_key, score_stride};
+    use panels::{PANEL, panel_len, put_key, score_stride};
     let (b, nq, hd) = q.dims3()?;
     let (_, nk, _) = k.dims3()?;
     let d = hd / heads;
@@ -78,7 +135,7 @@ fn attention_avx512(
                 .for_each(|(bh, (kt, vv))| {
                     let (bi, hi) = (bh / heads, bh % heads);
                     // The last panel's padding keys score 0 and are masked out by the kernel.
-                    kt[(nk / PANEL_KEYS) * PANEL_KEYS * d..].fill(0.0);
+                    kt[(nk / PANEL) * PANEL * d..].fill(0.0);
                     for j in 0..nk {
                         let at = (bi * nk + j) * hd + hi * d;
                         put_key(kt, d, j, &k[at..at + d]);
@@ -90,24 +147,26 @@ fn attention_avx512(
     })??;
     let mut out = uninit_vec(b * nq * hd);
     let out_ptr = SendPtr(out.as_mut_ptr());
-    let chunks = nq.div_ceil(ROWS_PER_TASK);
+    let rows_per_task = kernel.rows * BLOCKS_PER_TASK;
+    let chunks = nq.div_ceil(rows_per_task);
     with_f32(q, |q| {
         (0..b * heads * chunks).into_par_iter().for_each_init(
-            || uninit_vec(ROWS * score_stride(nk)),
+            || uninit_vec(kernel.rows * score_stride(nk)),
             |scores, task| {
                 let (bh, chunk) = (task / chunks, task % chunks);
                 let (bi, hi) = (bh / heads, bh % heads);
                 let kt = &kt[bh * kt_len..(bh + 1) * kt_len];
                 let vv = &vv[bh * nk * d..(bh + 1) * nk * d];
-                let end = ((chunk + 1) * ROWS_PER_TASK).min(nq);
-                let mut r0 = chunk * ROWS_PER_TASK;
+                let end = ((chunk + 1) * rows_per_task).min(nq);
+                let mut r0 = chunk * rows_per_task;
                 while r0 < end {
-                    let rows = ROWS.min(end - r0);
+                    let rows = kernel.rows.min(end - r0);
                     let at = (bi * nq + r0) * hd + hi * d;
-                    // SAFETY: AVX-512 checked by the caller; rows r0..r0+rows of this head lie
-                    // inside q and out, and each task writes only its own rows.
+                    // SAFETY: the kernel's features were checked by the caller (`cpu_level`);
+                    // rows r0..r0+rows of this head lie inside q and out, and each task
+                    // writes only its own rows.
                     unsafe {
-                        block(
+                        (kernel.block)(
                             q.as_ptr().add(at),
                             hd,
                             rows,
@@ -142,6 +201,7 @@ fn attention_gemm(
     let (b, nq, hd) = q.dims3()?;
     let (_, nk, _) = k.dims3()?;
     let d = hd / heads;
+    let level = super::simd::cpu_level();
     let block = (SCORE_BLOCK_BYTES / (4 * nk)).clamp(8, nq.max(8));
     let blocks_per_head = nq.div_ceil(block);
     let mut out = uninit_vec(b * nq * hd);
@@ -167,6 +227,7 @@ fn attention_gemm(
                             unsafe {
                                 // S = Q_block · Kᵀ  (rows × nk), row-major.
                                 product(
+                                    level,
                                     (rows, nk, d),
                                     View::rows(s.as_mut_ptr(), nk),
                                     false,
@@ -194,6 +255,7 @@ fn attention_gemm(
                                 // O = P · V  (rows × d), written into the output's head columns.
                                 let dst = out_ptr.get().add(q_base);
                                 product(
+                                    level,
                                     (rows, d, nk),
                                     View::rows(dst, hd),
                                     false,
@@ -230,6 +292,9 @@ mod tests {
                 (2, 37, 77, 2, 40),
                 (1, 20, 20, 1, 64),
                 (2, 9, 33, 3, 8),
+                // Head sizes that are not whole vectors, at and past one vector.
+                (1, 13, 29, 2, 12),
+                (2, 7, 50, 2, 20),
                 (1, 64, 130, 2, 160),
                 // Several row blocks per task and a causal mask over them.
                 (1, 150, 150, 2, 40),

@@ -3,42 +3,21 @@
 //! what a general matrix product would spend its time on at head sizes of 40–64), the softmax
 //! runs on whole vectors, and the probabilities are multiplied by V straight from cache.
 //!
-//! Layout per (batch, head), prepared once: Kᵀ in panels of [`PANEL`] keys, [Nk/32][D][32]
-//! (zero-padded), so the score loop reads one contiguous panel instead of D rows 16 KB apart
-//! that all fall in the same L1 cache set; V as [Nk][D].
+//! Layout per (batch, head), prepared once: Kᵀ in [`super::attention::panels`], V as [Nk][D].
 
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
 
+use super::attention::panels::{PANEL, score_stride};
+
 /// Query rows handled together: 8 rows × 3 vectors of V = 24 accumulators of 32 registers.
 pub const ROWS: usize = 8;
-/// Keys per panel of Kᵀ (two vectors).
-pub const PANEL: usize = 32;
-
-/// Floats of Kᵀ panels for `nk` keys of dimension `d`.
-pub fn panel_len(nk: usize, d: usize) -> usize {
-    nk.div_ceil(PANEL) * PANEL * d
-}
-
-/// Row stride of the scores scratch: padded off a power of two, so the rows of a block do not
-/// all map to one cache set.
-pub fn score_stride(nk: usize) -> usize {
-    nk.div_ceil(PANEL) * PANEL + 16
-}
-
-/// Writes key `j` (`d` floats) into the panel layout of Kᵀ.
-pub fn put_key(kt: &mut [f32], d: usize, j: usize, key: &[f32]) {
-    let base = (j / PANEL) * d * PANEL + j % PANEL;
-    for (dd, &x) in key.iter().enumerate() {
-        kt[base + dd * PANEL] = x;
-    }
-}
 
 /// One block of up to [`ROWS`] query rows of one head.
 ///
 /// * `q`: the first query row; rows are `q_rs` floats apart, each `d` long.
-/// * `kt`: Kᵀ in panels ([`put_key`], padding zeroed); `v`: V [nk][d].
+/// * `kt`: Kᵀ in panels ([`super::attention::panels::put_key`], padding zeroed); `v`: V [nk][d].
 /// * `hide_from`: causal masking — the block's first row sees keys `..hide_from`, each next
 ///   row one more; `None` shows every key.
 /// * `scores`: scratch of `ROWS · score_stride(nk)` floats.

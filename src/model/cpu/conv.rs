@@ -7,7 +7,7 @@
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::{Scratch, View, check, parallelism, product, uninit_vec, with_f32, with_opt_f32, with_scratch};
+use super::{Scratch, View, check, parallelism, product, simd, uninit_vec, with_f32, with_opt_f32, with_scratch};
 
 /// Bytes of unrolled patches one product may take.
 const COLS_BYTES: usize = 128 << 20;
@@ -88,6 +88,7 @@ fn convolve(
                             // SAFETY: product_buf is [co, width]; wt is [co, k]; cols is [k, width].
                             unsafe {
                                 product(
+                                    simd::cpu_level(),
                                     (co, width, k),
                                     View::rows(product_buf.as_mut_ptr(), width),
                                     false,

@@ -33,6 +33,7 @@ pub fn linear(
     check::opt_dims(K, "residual", residual, &out_dims)?;
     let mut out = uninit_vec(rows * out_dim);
     let read_dst = prefill(&mut out, out_dim, bias, residual)?;
+    let level = simd::cpu_level();
     let threads = rayon::current_num_threads().max(1);
     with_f32(x, |x| {
         with_f32(weight, |w| {
@@ -48,6 +49,7 @@ pub fn linear(
                     // SAFETY: each task writes only columns n0..n0+n of the output.
                     unsafe {
                         product(
+                            level,
                             (rows, n, in_dim),
                             View::rows(dst.get().add(n0), out_dim),
                             read_dst,
@@ -61,6 +63,7 @@ pub fn linear(
                 // SAFETY: shapes as checked above; dst, lhs and rhs do not overlap.
                 unsafe {
                     product(
+                        level,
                         (rows, out_dim, in_dim),
                         View::rows(out.as_mut_ptr(), out_dim),
                         read_dst,
@@ -128,6 +131,7 @@ pub fn image_to_tokens(x: &Tensor, weight: &Tensor, bias: &Tensor) -> candle_cor
                 // tokens[img] (hw × co) = Xᵀ (hw × ci) · Wᵀ (ci × co); X is [ci, hw].
                 unsafe {
                     product(
+                        simd::cpu_level(),
                         (hw, co, ci),
                         View::rows(out.as_mut_ptr().add(img * hw * co), co),
                         true,
@@ -174,6 +178,7 @@ pub fn tokens_to_image(
                 // image[img] (co × hw) = W (co × ci) · tokensᵀ (ci × hw); tokens is [hw, ci].
                 unsafe {
                     product(
+                        simd::cpu_level(),
                         (co, hw, ci),
                         View::rows(out.as_mut_ptr().add(img * co * hw), hw),
                         true,

@@ -5,6 +5,8 @@
 
 pub mod attention;
 #[cfg(target_arch = "x86_64")]
+pub mod attention_avx2;
+#[cfg(target_arch = "x86_64")]
 pub mod attention_avx512;
 pub mod check;
 pub mod conv;
@@ -146,9 +148,17 @@ pub(crate) fn parallelism() -> gemm::Parallelism {
 /// `dst` (m × n) = `lhs` (m × k) · `rhs` (k × n), added to what `dst` holds when `accumulate`:
 /// the one place the gemm crate's long argument list is spelled out.
 ///
+/// `level` is the kernels' [`simd::cpu_level`], read by the caller on its own thread (so a
+/// test's scoped level covers products run inside rayon tasks). The gemm crate picks its
+/// microkernels from the CPU's flags alone; below the widest level this calls that level's
+/// microkernels through gemm-common's driver instead, so `LANTERN_CPU=avx2` (or `generic`)
+/// runs the products an AVX2-only (or pre-AVX) laptop would.
+///
 /// # Safety
-/// Every view must be valid for its shape and strides, and `dst` must not overlap the inputs.
+/// Every view must be valid for its shape and strides (strides positive), and `dst` must not
+/// overlap the inputs.
 pub(crate) unsafe fn product(
+    level: simd::Level,
     (m, n, k): (usize, usize, usize),
     dst: View<*mut f32>,
     accumulate: bool,
@@ -156,6 +166,13 @@ pub(crate) unsafe fn product(
     rhs: View<*const f32>,
     parallelism: gemm::Parallelism,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if level < simd::Level::Avx512 && level < simd::detected() {
+        // SAFETY: per this function's contract.
+        unsafe { forced::product(level, (m, n, k), dst, accumulate, lhs, rhs, parallelism) };
+        return;
+    }
+    let _ = level;
     // SAFETY: per this function's contract.
     unsafe {
         gemm::gemm(
@@ -182,6 +199,97 @@ pub(crate) unsafe fn product(
     }
 }
 
+/// The gemm crate's AVX2+FMA and scalar microkernels, called directly for a level below the
+/// CPU's own.
+#[cfg(target_arch = "x86_64")]
+mod forced {
+    use gemm_common::gemm::gemm_basic_generic;
+    use gemm_common::simd::{MixedSimd, Scalar, V3};
+    use gemm_f32::microkernel::{fma::f32 as fma, scalar::f32 as scalar};
+
+    use super::{View, simd::Level};
+
+    /// # Safety
+    /// As [`super::product`]; `level` must not exceed the detected one.
+    pub(super) unsafe fn product(
+        level: Level,
+        (m, n, k): (usize, usize, usize),
+        dst: View<*mut f32>,
+        accumulate: bool,
+        lhs: View<*const f32>,
+        rhs: View<*const f32>,
+        parallelism: gemm::Parallelism,
+    ) {
+        // The microkernels want a column-major destination: a row-major product is computed
+        // as its transpose (dstᵀ = rhsᵀ · lhsᵀ), as gemm's own entry point does.
+        let (m, n, dst, lhs, rhs) = if dst.col_stride.abs() < dst.row_stride.abs() {
+            let t = |v: View<*const f32>| View {
+                ptr: v.ptr,
+                col_stride: v.row_stride,
+                row_stride: v.col_stride,
+            };
+            let dst_t = View {
+                ptr: dst.ptr,
+                col_stride: dst.row_stride,
+                row_stride: dst.col_stride,
+            };
+            (n, m, dst_t, t(rhs), t(lhs))
+        } else {
+            (m, n, dst, lhs, rhs)
+        };
+        macro_rules! run {
+            ($simd:expr, $kernels:ident, $lanes:expr) => {
+                // SAFETY: the views are valid (caller); the simd token was created only after
+                // its features were detected (`try_new`).
+                unsafe {
+                    gemm_basic_generic::<
+                        _,
+                        f32,
+                        { $lanes },
+                        { $kernels::MR_DIV_N * $lanes },
+                        { $kernels::NR },
+                        { $kernels::MR_DIV_N },
+                        { $kernels::H_M },
+                        { $kernels::H_N },
+                    >(
+                        $simd,
+                        m,
+                        n,
+                        k,
+                        dst.ptr,
+                        dst.col_stride,
+                        dst.row_stride,
+                        accumulate,
+                        lhs.ptr,
+                        lhs.col_stride,
+                        lhs.row_stride,
+                        rhs.ptr,
+                        rhs.col_stride,
+                        rhs.row_stride,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        |a, b, c| a * b + c,
+                        &$kernels::UKR,
+                        &$kernels::H_UKR,
+                        false,
+                        parallelism,
+                    )
+                }
+            };
+        }
+        match level {
+            Level::Avx2 => {
+                let simd = <V3 as MixedSimd<f32, f32, f32, f32>>::try_new().expect("AVX2+FMA detected");
+                run!(simd, fma, 8)
+            }
+            _ => run!(Scalar, scalar, 1),
+        }
+    }
+}
+
 /// The largest |value| of a tensor.
 #[cfg(test)]
 pub(crate) fn max_abs(t: &Tensor) -> f32 {
@@ -199,4 +307,57 @@ pub(crate) fn max_abs(t: &Tensor) -> f32 {
 #[cfg(test)]
 pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     max_abs(&(a - b).unwrap())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `product` at every level — the gemm crate's own choice at the widest, its AVX2 and
+    /// scalar microkernels called directly below it — against a plain triple loop, for
+    /// row- and column-major operands and destinations, with and without accumulation.
+    #[test]
+    fn products_match_at_every_level() {
+        let (m, n, k) = (37, 29, 53);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 9.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 19) as f32 - 9.0) / 7.0).collect();
+        let want = |i: usize, j: usize| (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum::<f32>();
+        simd::for_each_level(|level| {
+            for (dst_rows, accumulate, parallel) in [(true, false, false), (false, true, true), (true, true, true)] {
+                let mut dst = vec![1.0f32; m * n];
+                let view = if dst_rows {
+                    View::rows(dst.as_mut_ptr(), n)
+                } else {
+                    View::cols(dst.as_mut_ptr(), m)
+                };
+                let par = if parallel {
+                    parallelism()
+                } else {
+                    gemm::Parallelism::None
+                };
+                // SAFETY: a is m×k and b is k×n row-major; dst holds m×n; none overlap.
+                unsafe {
+                    product(
+                        level,
+                        (m, n, k),
+                        view,
+                        accumulate,
+                        View::rows(a.as_ptr(), k),
+                        View::rows(b.as_ptr(), n),
+                        par,
+                    )
+                };
+                for i in 0..m {
+                    for j in 0..n {
+                        let got = if dst_rows { dst[i * n + j] } else { dst[j * m + i] };
+                        let expect = want(i, j) + if accumulate { 1.0 } else { 0.0 };
+                        assert!(
+                            (got - expect).abs() < 1e-4 * expect.abs().max(1.0),
+                            "{level:?} rows={dst_rows} acc={accumulate}: [{i},{j}] {got} vs {expect}"
+                        );
+                    }
+                }
+            }
+        });
+    }
 }

@@ -333,10 +333,13 @@ fn input_channel(input: &[f32], ci: usize, c: usize, g: &Geometry, v_ptr: SendPt
 /// M[p][co][t] = Σ_ci V[p][ci][t] · U[p][ci][co] for the 36 positions.
 fn multiply(v: &[f32], u: &[f32], m: &mut [f32], ci: usize, co: usize, tc: usize) {
     let m_ptr = SendPtr(m.as_mut_ptr());
+    // Read here: the products run on rayon's threads, which do not see a scoped level.
+    let level = simd::cpu_level();
     (0..36).into_par_iter().for_each(|p| {
         // SAFETY: position p reads V[p], U[p] and writes M[p] only.
         unsafe {
             product(
+                level,
                 (tc, co, ci),
                 View::cols(m_ptr.get().add(p * co * tc), tc),
                 false,
