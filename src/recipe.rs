@@ -265,6 +265,10 @@ pub struct Recipe {
     /// repainted stay exactly as they were (A1111 does; diffusers returns the decoded picture,
     /// whose every pixel went through the VAE and shifts slightly). On by default.
     pub keep_unmasked: bool,
+    /// "Draft decode": the final picture from the tiny autoencoder (TAESD) instead of the
+    /// VAE — a fraction of the decode time, softer fine detail. Needs a TAESD installed for
+    /// the model's family; A1111 records it as `VAE Decoder: TAESD`.
+    pub draft_decode: bool,
     /// Fields read from other tools' PNGs that we do not interpret, kept in order so that
     /// writing the recipe again keeps them.
     pub extra: Vec<(String, String)>,
@@ -298,6 +302,7 @@ impl Default for Recipe {
             resize_mode: ResizeMode::Stretch,
             mask_blur: 4,
             keep_unmasked: true,
+            draft_decode: false,
             hires: None,
             extra: Vec::new(),
         }

@@ -73,6 +73,8 @@ pub enum WorkerEvent {
         id: u64,
         image: u32,
         preview: RgbImage,
+        /// Picture pixels per preview pixel (see `pipeline::Event::Preview`).
+        scale: u32,
     },
     Decoding {
         id: u64,
@@ -292,7 +294,12 @@ impl WorkerState {
                 elapsed,
                 eta,
             }),
-            Event::Preview { image, preview } => emit(WorkerEvent::Preview { id, image, preview }),
+            Event::Preview { image, preview, scale } => emit(WorkerEvent::Preview {
+                id,
+                image,
+                preview,
+                scale,
+            }),
             Event::Decoding { image } => emit(WorkerEvent::Decoding { id, image }),
             Event::ImageReady(generated) => {
                 let saved = match saver.save(&generated, None) {

@@ -1036,3 +1036,72 @@ fn generate_outpaints_a_wider_canvas() {
         stderr(&o)
     );
 }
+
+/// `--draft-decode`: the picture from the TAESD installed for the model's family (found in the
+/// data folder's models/, like a downloaded one), as diffusers' pipeline with that TAESD as its
+/// VAE makes it; the PNG says `VAE Decoder: TAESD`. Without one installed: one line saying
+/// which to get, before sampling; `--taesd` names one.
+#[test]
+fn draft_decode_uses_the_installed_taesd_of_the_family() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    std::fs::create_dir(&hf).unwrap();
+    copy_dir(
+        &fixtures().join("taesd/taesd-tiny"),
+        &tmp.path().join("models").join("taesd-tiny"),
+    );
+    let generate = |model: &str, size: (&str, &str), extra: &[&str], out: &Path| -> Output {
+        lantern(tmp.path())
+            .env("HF_HUB_CACHE", &hf)
+            .args(["generate", "--model"])
+            .arg(fixtures().join(model))
+            .args(["--steps", "6", "--scheduler", "default", "--prompt-syntax", "plain"])
+            .args(["--width", size.0, "--height", size.1, "--no-history", "--draft-decode"])
+            .args(extra)
+            .arg("--init-latents")
+            .arg(fixtures().join(format!("latents/{}x{}.safetensors", size.1, size.0)))
+            .arg("--output")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let out = tmp.path().join("sd1.png");
+    let o = generate(
+        "sd1-tiny",
+        ("64", "64"),
+        &[
+            "--prompt",
+            "a lighthouse at dusk, oil painting",
+            "--negative-prompt",
+            "blurry, low quality",
+            "--guidance",
+            "7.5",
+        ],
+        &out,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (max, mean) = pixel_diff(
+        &read_png(&out),
+        &read_png(&fixtures().join("taesd/pipeline/sd1-sq-g7.png")),
+    );
+    assert!(max <= 3 && mean <= 0.5, "max {max} mean {mean}");
+    let text = lantern::output::read_parameters_file(&out).unwrap().unwrap();
+    assert!(text.contains("VAE Decoder: TAESD"), "{text}");
+
+    // SDXL's latents need taesdxl, which is not installed: taesd is not taken for it.
+    let sdxl_args = ["--prompt", "a city of glass towers", "--guidance", "5"];
+    let out = tmp.path().join("sdxl.png");
+    let o = generate("sdxl-tiny", ("72", "40"), &sdxl_args, &out);
+    assert_one_line_error(&o, "madebyollin/taesdxl");
+    assert!(!out.exists());
+    let mut with = sdxl_args.to_vec();
+    let taesdxl = fixtures().join("taesd/taesdxl-tiny");
+    with.extend(["--taesd", taesdxl.to_str().unwrap()]);
+    let o = generate("sdxl-tiny", ("72", "40"), &with, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (max, _) = pixel_diff(
+        &read_png(&out),
+        &read_png(&fixtures().join("taesd/pipeline/sdxl-wide-g5.png")),
+    );
+    assert!(max <= 3, "max {max}");
+}

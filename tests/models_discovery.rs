@@ -410,3 +410,98 @@ fn embeddings_are_found_where_people_keep_them() {
         .collect();
     assert_eq!(names, ["byhand", "easynegative", "ink", "own", "xl-style"]);
 }
+
+/// Tiny autoencoders (TAESD) are found in the data folder, `weights/`, A1111's `VAE-approx`
+/// beside an added folder and the Hugging Face cache, each paired by its name with the latents
+/// it decodes; none of them is listed as a model, and a half-downloaded one is not offered.
+#[test]
+fn taesds_are_found_and_paired_with_their_family() {
+    use lantern::hub::{TaesdSpace, discover_taesds, taesd_for};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let taesd = fixture_dir("taesd/taesd-tiny");
+    let taesdxl = fixture_dir("taesd/taesdxl-tiny");
+    // The cache: madebyollin/taesdxl as `models download taesdxl` leaves it.
+    let cache = root.join("hf");
+    fake_cache_repo(
+        &cache,
+        "madebyollin/taesdxl",
+        "3333333333333333333333333333333333333333",
+        &taesdxl,
+    );
+    // An interrupted download: the config without weights.
+    let partial = root.join("partial");
+    fs::create_dir_all(&partial).unwrap();
+    fs::copy(taesd.join("config.json"), partial.join("config.json")).unwrap();
+    fake_cache_repo(
+        &cache,
+        "madebyollin/taesd",
+        "4444444444444444444444444444444444444444",
+        &partial,
+    );
+    // A1111: models/Stable-diffusion (added) and models/VAE-approx beside it.
+    let a1111 = root.join("webui/models");
+    fs::create_dir_all(a1111.join("Stable-diffusion")).unwrap();
+    fs::create_dir_all(a1111.join("VAE-approx")).unwrap();
+    fs::copy(
+        taesd.join("taesd_decoder.safetensors"),
+        a1111.join("VAE-approx/taesd_decoder.safetensors"),
+    )
+    .unwrap();
+    fs::copy(
+        taesd.join("taesd_encoder.safetensors"),
+        a1111.join("VAE-approx/taesd_encoder.safetensors"),
+    )
+    .unwrap();
+    // SD3's would be skipped: Lantern makes no 16-channel latents.
+    fs::copy(
+        taesd.join("taesd_decoder.safetensors"),
+        a1111.join("VAE-approx/taesd3_decoder.safetensors"),
+    )
+    .unwrap();
+    // The data folder's models/ holds a copy of taesd-tiny, beside a real model.
+    let data_models = root.join("data/models");
+    copy_dir(&taesd, &data_models.join("taesd-tiny"));
+    copy_dir(&fixture_dir("sd1-tiny"), &data_models.join("sd1-tiny"));
+
+    let roots = DiscoveryRoots {
+        data_dir_models: Some(data_models.clone()),
+        user_folders: vec![a1111.join("Stable-diffusion")],
+        hf_caches: vec![cache.clone()],
+        ..DiscoveryRoots::default()
+    };
+    let found = discover_taesds(&roots);
+    let listed: Vec<(&str, TaesdSpace)> = found.iter().map(|t| (t.name.as_str(), t.space)).collect();
+    assert_eq!(
+        listed,
+        [
+            ("taesd-tiny", TaesdSpace::Sd),
+            ("taesd_decoder.safetensors", TaesdSpace::Sd),
+            ("madebyollin/taesdxl", TaesdSpace::Sdxl),
+        ],
+        "{found:?}"
+    );
+    assert_eq!(
+        taesd_for(&found, BaseArch::Sd2).unwrap().path,
+        data_models.join("taesd-tiny")
+    );
+    let xl = taesd_for(&found, BaseArch::Sdxl).unwrap();
+    assert!(
+        xl.path.ends_with("snapshots/3333333333333333333333333333333333333333"),
+        "{xl:?}"
+    );
+    // Only the SD model is a model.
+    let models = discover(&roots);
+    assert_eq!(models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["sd1-tiny"]);
+
+    // Each one found loads as the decoder it was paired as.
+    for t in &found {
+        lantern::model::taesd::load_decoder(&t.path, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    }
+    // Nothing for SDXL without taesdxl.
+    let sd_only = DiscoveryRoots {
+        hf_caches: vec![],
+        ..roots
+    };
+    assert!(taesd_for(&discover_taesds(&sd_only), BaseArch::Sdxl).is_none());
+}

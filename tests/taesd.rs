@@ -42,9 +42,8 @@ fn diff(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 /// The largest difference of two pictures' 8-bit pixels, as diffusers post-processes them.
-fn pixel_diff(a: &Tensor, b: &Tensor) -> u8 {
-    let (a, b) = (to_rgb8(a).unwrap(), to_rgb8(b).unwrap());
-    a.data.iter().zip(&b.data).map(|(x, y)| x.abs_diff(*y)).max().unwrap()
+fn tensor_pixel_diff(a: &Tensor, b: &Tensor) -> u8 {
+    pixel_diff(&to_rgb8(a).unwrap(), &to_rgb8(b).unwrap()).0
 }
 
 fn decoder(path: &Path) -> taesd::TaesdDecoder {
@@ -69,7 +68,7 @@ fn decoder_matches_diffusers_at_every_cpu_level() {
                 assert_eq!(ours.dims(), [1, 3, h, w]);
                 let d = diff(&ours, theirs);
                 let scale = max_abs(theirs);
-                let px = pixel_diff(&ours, theirs);
+                let px = tensor_pixel_diff(&ours, theirs);
                 println!(
                     "{level:?} {model} decoded.{key}: max abs diff {d:.2e} (largest value {scale:.2}), pixels {px}/255"
                 );
@@ -220,7 +219,7 @@ fn other_weights_give_other_pictures() {
     let wrong = decoder(&dir().join("taesdxl-tiny")).decode(latents).unwrap();
     let d = diff(&wrong, &refs["taesd-tiny.decoded.a"]);
     assert!(d > 0.1, "{d}");
-    assert!(pixel_diff(&wrong, &refs["taesd-tiny.decoded.a"]) > 20);
+    assert!(tensor_pixel_diff(&wrong, &refs["taesd-tiny.decoded.a"]) > 20);
 
     // One weight changed a little: still visibly different.
     let tmp = tempfile::tempdir().unwrap();
@@ -361,4 +360,201 @@ fn bad_files_and_configs_are_refused_in_one_line() {
     let enc = encoder(&dir().join("taesd-tiny"));
     let line = one_line_error(enc.encode(&Tensor::zeros((1, 3, 60, 64), DType::F32, &cpu).unwrap()));
     assert!(line.contains("multiples of 8"), "{line}");
+}
+
+// ---------------------------------------------------------------------------------------
+// In the pipeline: Draft decode against diffusers' pipelines with the TAESD as their VAE, the
+// live preview, and a model without (or with a broken) TAESD.
+
+use std::sync::atomic::AtomicBool;
+
+use lantern::model::{LoadOptions, LoadedModel};
+use lantern::output::RgbImage;
+use lantern::pipeline::{Event, Request};
+use lantern::recipe::{PromptSyntax, Recipe};
+use lantern::schedulers::SamplerKind;
+
+#[derive(serde::Deserialize)]
+struct PipelineCase {
+    file: String,
+    model: String,
+    taesd: String,
+    height: u32,
+    width: u32,
+    guidance: f64,
+    prompt: String,
+    negative_prompt: Option<String>,
+    steps: u32,
+    latents: String,
+}
+
+fn pipeline_cases() -> Vec<PipelineCase> {
+    #[derive(serde::Deserialize)]
+    struct Cases {
+        cases: Vec<PipelineCase>,
+    }
+    let text = std::fs::read_to_string(dir().join("pipeline/cases.json")).unwrap();
+    serde_json::from_str::<Cases>(&text).unwrap().cases
+}
+
+fn load_with_taesd(model: &str, taesd: Option<PathBuf>) -> LoadedModel {
+    let options = LoadOptions {
+        taesd,
+        ..LoadOptions::default()
+    };
+    LoadedModel::load(&fixtures().join(model), options, &mut |_| {}).unwrap()
+}
+
+fn case_request(case: &PipelineCase) -> Request {
+    Request {
+        init_latents: Some(load_latents(&case.latents)),
+        ..Request::new(Recipe {
+            prompt: case.prompt.clone(),
+            negative_prompt: case.negative_prompt.clone().unwrap_or_default(),
+            steps: case.steps,
+            guidance: case.guidance,
+            width: case.width,
+            height: case.height,
+            sampler: SamplerKind::Default,
+            prompt_syntax: PromptSyntax::Plain,
+            draft_decode: true,
+            ..Recipe::default()
+        })
+    }
+}
+
+/// The pictures a request makes and the previews it sends, in order.
+fn run_with_previews(model: &LoadedModel, req: &Request) -> lantern::Result<(Vec<RgbImage>, Vec<RgbImage>, usize)> {
+    let cancel = AtomicBool::new(false);
+    let (mut images, mut previews, mut steps) = (Vec::new(), Vec::new(), 0);
+    lantern::pipeline::generate(model, req, &cancel, &mut |e| match e {
+        Event::ImageReady(g) => images.push(g.image),
+        Event::Preview { preview, .. } => previews.push(preview),
+        Event::Step { .. } => steps += 1,
+        _ => {}
+    })?;
+    Ok((images, previews, steps))
+}
+
+#[test]
+fn draft_decode_matches_diffusers_pipelines_with_the_taesd_as_their_vae() {
+    for case in pipeline_cases() {
+        let reference = read_png(&dir().join("pipeline").join(&case.file));
+        for taesd in [
+            dir().join(&case.taesd),
+            // madebyollin's single decoder file decodes the same.
+            dir()
+                .join(&case.taesd)
+                .join(format!("{}_decoder.safetensors", case.taesd.trim_end_matches("-tiny"))),
+        ] {
+            let model = load_with_taesd(&case.model, Some(taesd.clone()));
+            let generated = run_generated(&model, &case_request(&case));
+            let (max, mean) = pixel_diff(&generated[0].image, &reference);
+            println!("{} with {}: max {max}/255, mean {mean:.3}", case.file, taesd.display());
+            assert!(max <= 3 && mean <= 0.5, "{}: max {max} mean {mean}", case.file);
+            // The picture says how it was decoded.
+            assert!(generated[0].params.draft_decode);
+            let text = lantern::output::format_parameters(&generated[0].params);
+            assert!(text.contains("VAE Decoder: TAESD"), "{text}");
+            let back = lantern::output::parse_parameters(&text).unwrap();
+            assert!(back.recipe.draft_decode);
+
+            // The full VAE's picture of the same run differs (the test can fail).
+            let full = Request {
+                recipe: Recipe {
+                    draft_decode: false,
+                    ..case_request(&case).recipe
+                },
+                ..case_request(&case)
+            };
+            let vae = run_generated(&model, &full);
+            assert!(pixel_diff(&vae[0].image, &reference).0 > 20, "{}", case.file);
+            assert!(!lantern::output::format_parameters(&vae[0].params).contains("VAE Decoder"));
+        }
+    }
+}
+
+#[test]
+fn previews_are_taesd_pictures_when_one_is_installed() {
+    let case = &pipeline_cases()[0];
+    let with = load_with_taesd(&case.model, Some(dir().join(&case.taesd)));
+    // One step: the only preview is of the final latents, which Draft decode decodes too.
+    let mut req = case_request(case);
+    req.recipe.steps = 1;
+    req.previews = true;
+    let (images, previews, steps) = run_with_previews(&with, &req).unwrap();
+    assert_eq!(
+        (steps, previews.len()),
+        (1, 1),
+        "the first step always gets its preview"
+    );
+    assert_eq!((previews[0].width, previews[0].height), (case.width, case.height));
+    assert_eq!(previews[0], images[0]);
+
+    // Without a TAESD: the linear approximation, an eighth of the size, every step.
+    let without = load_with_taesd(&case.model, None);
+    req.recipe.steps = 3;
+    req.recipe.draft_decode = false;
+    let (_, previews, steps) = run_with_previews(&without, &req).unwrap();
+    assert_eq!(previews.len(), steps);
+    assert_eq!(
+        (previews[0].width, previews[0].height),
+        (case.width / 8, case.height / 8)
+    );
+}
+
+#[test]
+fn draft_decode_without_a_usable_taesd_is_refused_before_sampling() {
+    let case = &pipeline_cases()[1];
+    let req = case_request(case);
+    let without = load_with_taesd(&case.model, None);
+    let cancel = AtomicBool::new(false);
+    let mut steps = 0;
+    let err = lantern::pipeline::generate(&without, &req, &cancel, &mut |e| {
+        if let Event::Step { .. } = e {
+            steps += 1;
+        }
+    })
+    .unwrap_err()
+    .to_string();
+    assert_eq!(steps, 0, "refused before sampling");
+    assert!(err.contains("madebyollin/taesdxl") && !err.contains('\n'), "{err}");
+
+    // A broken TAESD does not stop the model from loading; previews fall back to the linear
+    // map, and Draft decode says what is wrong with it.
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = tmp.path().join("taesdxl_decoder.safetensors");
+    std::fs::write(&broken, b"not a safetensors file").unwrap();
+    let model = load_with_taesd(&case.model, Some(broken));
+    let mut req2 = case_request(case);
+    req2.recipe.draft_decode = false;
+    req2.recipe.steps = 1;
+    req2.previews = true;
+    let (_, previews, _) = run_with_previews(&model, &req2).unwrap();
+    assert_eq!(previews[0].width, case.width / 8);
+    let err = run_with_previews(&model, &req).unwrap_err().to_string();
+    assert!(
+        err.contains("cannot use the TAESD") && err.contains("taesdxl_decoder.safetensors"),
+        "{err}"
+    );
+
+    // A TAESD for another latent space (4 channels, the SD one, is fine; a 16-channel one is not).
+    let sixteen = tmp.path().join("taesd16");
+    std::fs::create_dir(&sixteen).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("taesd-tiny/config.json")).unwrap()).unwrap();
+    config["latent_channels"] = serde_json::json!(16);
+    std::fs::write(sixteen.join("config.json"), config.to_string()).unwrap();
+    rewrite_tensors(
+        &dir().join("taesd-tiny/diffusion_pytorch_model.safetensors"),
+        &sixteen.join("diffusion_pytorch_model.safetensors"),
+        |name, t| match name {
+            "decoder.layers.0.weight" => Tensor::cat(&[&t, &t, &t, &t], 1).unwrap(),
+            _ => t,
+        },
+    );
+    taesd::load_decoder(&sixteen, DType::F32, &Device::Cpu).unwrap();
+    let model = load_with_taesd(&case.model, Some(sixteen));
+    let err = run_with_previews(&model, &req).unwrap_err().to_string();
+    assert!(err.contains("16-channel latents"), "{err}");
 }

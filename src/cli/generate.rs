@@ -46,6 +46,11 @@ pub struct GenerateArgs {
     /// model's files say (for a single file: its metadata and family; see `models list`).
     #[arg(long, value_name = "epsilon|v", value_parser = parse_prediction)]
     pub prediction: Option<Prediction>,
+    /// The tiny autoencoder --draft-decode uses: a diffusers folder (madebyollin/taesd's or
+    /// taesdxl's) or a `taesd_decoder.safetensors`. Default: the one installed for the model's
+    /// family.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub taesd: Option<PathBuf>,
     #[command(flatten)]
     pub recipe: RecipeArgs,
     /// Start from this picture (img2img): PNG, JPEG, WebP, GIF or BMP. Without --width and
@@ -157,6 +162,11 @@ pub struct RecipeArgs {
     /// decoded picture scaled, then encoded again).
     #[arg(long, value_name = "NAME")]
     pub hires_upscaler: Option<HiresUpscaler>,
+    /// Decode the picture with the tiny autoencoder (TAESD) instead of the VAE: much faster,
+    /// softer detail. Needs madebyollin/taesd (SD 1.x/2.x) or madebyollin/taesdxl (SDXL)
+    /// installed (`lantern models download taesd`), or --taesd.
+    #[arg(long)]
+    pub draft_decode: bool,
 }
 
 /// A `--seed` value: a number, or none for A1111's `-1` ("random").
@@ -210,6 +220,7 @@ impl RecipeArgs {
             resize_mode: self.resize_mode,
             mask_blur: self.mask_blur,
             keep_unmasked: self.keep_unmasked,
+            draft_decode: self.draft_decode,
             hires: self.hires_scale.map(|scale| HiresFix {
                 scale,
                 steps: self.hires_steps.unwrap_or(0),
@@ -261,6 +272,29 @@ fn borrowed_parts(model: &Path, wants_vae: bool, bar: &mut ProgressBar) -> Borro
     }
 }
 
+/// The TAESD a `--draft-decode` run decodes with: `--taesd`, else the one installed for the
+/// model's family (the command line shows no previews, so without --draft-decode none is
+/// loaded). `None` when none is found: the run then says how to get one.
+fn chosen_taesd(args: &GenerateArgs) -> Option<PathBuf> {
+    if !args.recipe.draft_decode {
+        return None;
+    }
+    if let Some(path) = &args.taesd {
+        return Some(path.clone());
+    }
+    use crate::hub::{DiscoveryRoots, ModelSource, describe_file, discover_taesds, discovery, taesd_for};
+    let model = &args.model;
+    let described = if model.is_file() {
+        describe_file(model, ModelSource::UserFolder)
+    } else {
+        discovery::describe(model, crate::model::display_name(model), ModelSource::UserFolder, None)
+    }?;
+    let found = discover_taesds(&DiscoveryRoots::standard(vec![model.clone()]));
+    let taesd = taesd_for(&found, described.base)?;
+    tracing::info!(taesd = %taesd.path.display(), "draft decode with the installed TAESD");
+    Some(taesd.path.clone())
+}
+
 /// The LoRA files the prompt may name: only looked for when it has a tag.
 fn lora_files(args: &GenerateArgs) -> Vec<PathBuf> {
     if crate::text::extra_networks::text_without_tags(&args.recipe.prompt) == args.recipe.prompt {
@@ -306,6 +340,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         vae: args.vae.clone().or(borrowed.vae),
         prediction: args.prediction,
         text_encoders: borrowed.text_encoders,
+        taesd: chosen_taesd(&args),
     };
     let model = LoadedModel::load(&args.model, options, &mut |stage| {
         bar.message(match stage {

@@ -266,6 +266,7 @@ impl LanternApp {
                 .or_else(|| self.state.models.vae_donor(model).map(|d| d.path.join("vae"))),
             prediction: choice.prediction,
             text_encoders: self.state.models.text_encoder_donor(model).map(|d| d.path.clone()),
+            taesd: self.state.models.taesd_for(model).map(|t| t.path.clone()),
         }
     }
 
@@ -336,6 +337,7 @@ impl LanternApp {
             eta: Duration::ZERO,
             decoding: false,
             preview: None,
+            preview_scale: 8.0,
             started: Instant::now(),
         });
         self.worker.submit(Job::Generate(Box::new(GenerateJob {
@@ -562,8 +564,9 @@ impl LanternApp {
                     run.decoding = false;
                 }
             }
-            WorkerEvent::Preview { id, preview, .. } => {
+            WorkerEvent::Preview { id, preview, scale, .. } => {
                 if let Some(run) = state.running.as_mut().filter(|r| r.id == id) {
+                    run.preview_scale = scale as f32;
                     let color = to_color_image(&preview);
                     match &mut run.preview {
                         Some(tex) => tex.set(color, egui::TextureOptions::LINEAR),

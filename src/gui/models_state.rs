@@ -306,6 +306,8 @@ pub struct ModelsState {
     pub scans_done: u64,
     /// Textual-inversion embeddings found on disk (see `hub::discover_embeddings`).
     pub embeddings: Vec<crate::hub::EmbeddingInfo>,
+    /// Tiny autoencoders found on disk (see `hub::discover_taesds`): previews and Draft decode.
+    pub taesds: Vec<crate::hub::TaesdInfo>,
 }
 
 impl ModelsState {
@@ -328,6 +330,11 @@ impl ModelsState {
     pub fn text_encoder_donor(&self, path: &Path) -> Option<&LocalModel> {
         let model = self.find_local(path).filter(|m| m.needs_text_encoder)?;
         crate::hub::family_donor(&self.local, model.base)
+    }
+
+    /// The tiny autoencoder installed for the family of the model at `path`, if any.
+    pub fn taesd_for(&self, path: &Path) -> Option<&crate::hub::TaesdInfo> {
+        crate::hub::taesd_for(&self.taesds, self.find_local(path)?.base)
     }
 
     /// Whether the model at `path` cannot load until the user chooses a VAE for it.
@@ -404,6 +411,7 @@ enum Msg {
         vaes: Vec<PathBuf>,
         loras: Vec<crate::hub::LoraInfo>,
         embeddings: Vec<crate::hub::EmbeddingInfo>,
+        taesds: Vec<crate::hub::TaesdInfo>,
     },
     /// The listed models' hashes, after the list (a few MiB read per folder).
     Hashed {
@@ -512,12 +520,14 @@ impl ModelsController {
                 .iter()
                 .map(|f| crate::hub::describe_embedding(f))
                 .collect();
+            let taesds = crate::hub::discover_taesds(&roots);
             Msg::Scanned {
                 generation,
                 models,
                 vaes,
                 loras,
                 embeddings,
+                taesds,
             }
         };
         let mut roots = self.env.roots.clone();
@@ -633,12 +643,14 @@ impl ModelsController {
                     vaes,
                     loras,
                     embeddings,
+                    taesds,
                 } => {
                     if generation == self.scan_generation {
                         state.local = models;
                         state.vaes = vaes;
                         state.loras = loras;
                         state.embeddings = embeddings;
+                        state.taesds = taesds;
                         state.scan = ScanState::Done;
                         state.scans_done += 1;
                     }

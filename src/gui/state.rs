@@ -95,6 +95,8 @@ pub struct RunningJob {
     pub eta: Duration,
     pub decoding: bool,
     pub preview: Option<egui::TextureHandle>,
+    /// Picture pixels per preview pixel: 8 for the linear approximation, 1 for a TAESD's.
+    pub preview_scale: f32,
     pub started: Instant,
 }
 

@@ -9,6 +9,7 @@
 //! - [`catalog`]: the known models and their recommended settings, from `assets/models.toml`.
 //! - [`hf_cache`]: the Hugging Face cache layout, shared with Python tools.
 //! - [`download`]: fetching a repo revision into that cache, with progress, cancel and resume.
+//! - [`taesd`]: the tiny autoencoders installed for previews and Draft decodes, by latent space.
 
 pub mod catalog;
 pub mod discovery;
@@ -19,6 +20,7 @@ pub mod inspect;
 pub mod lora_family;
 pub mod proxy;
 pub mod safetensors_header;
+pub mod taesd;
 
 pub use catalog::{Catalog, CatalogEntry, RecommendedSettings};
 pub use discovery::{
@@ -30,3 +32,4 @@ pub use download::{
     spawn_download,
 };
 pub use inspect::{BaseArch, Family, Precision};
+pub use taesd::{TaesdInfo, TaesdSpace, discover_taesds, taesd_for};

@@ -273,6 +273,10 @@ pub struct LoadOptions {
     /// A diffusers model folder of the same family whose text encoders (and tokenizers) a
     /// single file without its own uses.
     pub text_encoders: Option<PathBuf>,
+    /// The tiny autoencoder (TAESD) for this model's latents: live previews and Draft
+    /// decodes. Chosen by the CLI and the window from what is installed
+    /// (`hub::taesd_for`); the load itself never searches.
+    pub taesd: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -283,6 +287,7 @@ impl Default for LoadOptions {
             vae: None,
             prediction: None,
             text_encoders: None,
+            taesd: None,
         }
     }
 }
@@ -295,6 +300,7 @@ impl LoadOptions {
             && self.vae == other.vae
             && self.prediction == other.prediction
             && self.text_encoders == other.text_encoders
+            && self.taesd == other.taesd
     }
 }
 
@@ -320,6 +326,20 @@ pub struct LoadedModel {
     pub vae_hash: Option<String>,
     /// The LoRAs merged into the weights now, and how to change them.
     pub lora: lora::Patcher,
+    /// The tiny autoencoder for previews and Draft decodes, when one was given.
+    pub taesd: taesd::ModelTaesd,
+}
+
+/// The TAESD in `options.taesd` for latents of `channels` channels enlarged `scale`× (see
+/// [`taesd::ModelTaesd`]: a broken one does not fail the load).
+fn load_taesd(options: &LoadOptions, channels: usize, scale: usize) -> taesd::ModelTaesd {
+    taesd::ModelTaesd::load(
+        options.taesd.as_deref(),
+        options.dtype,
+        &options.device,
+        channels,
+        scale,
+    )
 }
 
 /// The separate VAE file's A1111 hash (cached like a checkpoint's); `None` without one, or
@@ -403,6 +423,7 @@ impl LoadedModel {
             }
         };
 
+        let taesd = load_taesd(&options, unet.config().out_channels, vae.config().scale_factor());
         Ok(LoadedModel {
             folder,
             text_encoders,
@@ -413,6 +434,7 @@ impl LoadedModel {
             options,
             hash,
             lora: lora::Patcher::new(lora_parts, lora_shape.0, lora_shape.1),
+            taesd,
         })
     }
 
@@ -466,6 +488,14 @@ impl LoadedModel {
     /// starting from a picture; loaded on demand, never by [`LoadedModel::load`].
     pub fn load_vae_encoder(&self) -> Result<vae_encoder::VaeEncoder> {
         vae_encoder::VaeEncoder::load(&self.vae_weights()?, self.vae.config().clone())
+    }
+
+    /// The Hub repo of the tiny autoencoder made for this model's latents.
+    pub fn taesd_repo(&self) -> &'static str {
+        match self.kind() {
+            PipelineKind::StableDiffusion => "madebyollin/taesd",
+            PipelineKind::StableDiffusionXl => "madebyollin/taesdxl",
+        }
     }
 
     /// Image pixels per latent pixel (8 for SD).

@@ -30,7 +30,7 @@
 //!   first convolution has.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::json;
@@ -505,4 +505,81 @@ pub fn load_decoder(path: &Path, dtype: DType, device: &Device) -> Result<TaesdD
 pub fn load_encoder(path: &Path, dtype: DType, device: &Device) -> Result<TaesdEncoder> {
     let (w, config) = open(path, Part::Encoder, dtype, device)?;
     TaesdEncoder::load(&w, config)
+}
+
+/// The TAESD a loaded model previews and draft-decodes with: none installed for its family,
+/// ready, or found but unusable (a broken download, another latent space). An unusable one
+/// never stops the model from loading: previews fall back to the linear approximation, and
+/// only a Draft decode, which needs it, reports why.
+pub enum ModelTaesd {
+    Absent,
+    Ready { path: PathBuf, decoder: TaesdDecoder },
+    Unusable { path: PathBuf, problem: String },
+}
+
+impl ModelTaesd {
+    /// Loads the decoder at `path` for a model whose latents have `latent_channels` channels
+    /// and whose VAE enlarges `scale`×.
+    pub fn load(
+        path: Option<&Path>,
+        dtype: DType,
+        device: &Device,
+        latent_channels: usize,
+        scale: usize,
+    ) -> ModelTaesd {
+        let Some(path) = path else {
+            return ModelTaesd::Absent;
+        };
+        let loaded = load_decoder(path, dtype, device).and_then(|decoder| {
+            let c = decoder.config();
+            if c.latent_channels != latent_channels || c.decoder_scale_factor() != scale {
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "this TAESD decodes {}-channel latents {}× and the model makes {latent_channels}-channel latents its VAE enlarges {scale}×",
+                        c.latent_channels,
+                        c.decoder_scale_factor()
+                    ),
+                ));
+            }
+            Ok(decoder)
+        });
+        match loaded {
+            Ok(decoder) => {
+                tracing::info!(path = %path.display(), "TAESD loaded for previews and draft decodes");
+                ModelTaesd::Ready {
+                    path: path.to_path_buf(),
+                    decoder,
+                }
+            }
+            Err(e) => {
+                tracing::warn!("TAESD not used: {e}");
+                ModelTaesd::Unusable {
+                    path: path.to_path_buf(),
+                    problem: e.to_string(),
+                }
+            }
+        }
+    }
+
+    pub fn decoder(&self) -> Option<&TaesdDecoder> {
+        match self {
+            ModelTaesd::Ready { decoder, .. } => Some(decoder),
+            _ => None,
+        }
+    }
+
+    /// The decoder, or why a Draft decode cannot run; `repo` is the Hub repo of the TAESD
+    /// the model's family needs (madebyollin/taesd or madebyollin/taesdxl).
+    pub fn require(&self, repo: &str) -> Result<&TaesdDecoder> {
+        match self {
+            ModelTaesd::Ready { decoder, .. } => Ok(decoder),
+            ModelTaesd::Absent => Err(Error::invalid(format!(
+                "Draft decode needs the tiny autoencoder for this model's family ({repo}); none is installed: get it with `lantern models download {repo}` or from the model manager"
+            ))),
+            ModelTaesd::Unusable { problem, .. } => Err(Error::invalid(format!(
+                "Draft decode cannot use the TAESD found: {problem}"
+            ))),
+        }
+    }
 }

@@ -132,6 +132,20 @@ const FIELDS: &[Field] = &[
         },
     },
     Field {
+        // A1111's own field for its "VAE type for decode" setting: `TAESD`, or absent for the
+        // full VAE (A1111 writes nothing then; we read its `Full` too).
+        key: "VAE Decoder",
+        write: |r| r.draft_decode.then(|| "TAESD".to_string()),
+        read: |p, v| {
+            p.recipe.draft_decode = match v.trim() {
+                "TAESD" => true,
+                "Full" => false,
+                _ => return Err(Error::Parameters(format!("`VAE Decoder: {v}` is not TAESD or Full"))),
+            };
+            Ok(())
+        },
+    },
+    Field {
         key: "Denoising strength",
         // A1111 writes it for img2img and for hires fix.
         write: |r| (r.is_img2img() || r.hires.is_some()).then(|| format_guidance(r.strength)),
@@ -655,6 +669,26 @@ mod tests {
         let old = "(fox)\nSteps: 20, Sampler: Euler, Seed: 1, Version: Lantern 0.1.0";
         assert_eq!(parse_parameters(old).unwrap().recipe.prompt_syntax, PromptSyntax::Plain);
         assert!(parse_parameters("x\nSteps: 20, Seed: 1, Prompt syntax: rst").is_err());
+    }
+
+    #[test]
+    fn draft_decode_is_a1111s_vae_decoder_field() {
+        let p = Recipe {
+            prompt: "fox".into(),
+            draft_decode: true,
+            ..Default::default()
+        };
+        let text = format_parameters(&p);
+        assert!(text.contains(", VAE Decoder: TAESD, "), "{text}");
+        assert_eq!(parse_parameters(&text).unwrap().to_recipe(), p);
+        assert!(!format_parameters(&Recipe::default()).contains("VAE Decoder"));
+        // A1111's own texts: `TAESD` when its decode setting was TAESD; `Full` read too.
+        let a1111 = "fox\nSteps: 20, Sampler: Euler, Seed: 1, VAE Decoder: TAESD, Version: v1.10.1";
+        assert!(parse_parameters(a1111).unwrap().recipe.draft_decode);
+        let full = "fox\nSteps: 20, Sampler: Euler, Seed: 1, VAE Decoder: Full";
+        assert!(!parse_parameters(full).unwrap().recipe.draft_decode);
+        let err = parse_parameters("fox\nSteps: 20, Seed: 1, VAE Decoder: Tiny").unwrap_err();
+        assert!(err.to_string().contains("TAESD or Full"), "{err}");
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub enum Event {
     Preview {
         image: u32,
         preview: RgbImage,
+        /// Picture pixels per preview pixel: 1 for a TAESD preview, the VAE's 8 for the
+        /// linear approximation.
+        scale: u32,
     },
     Decoding {
         image: u32,
@@ -124,6 +127,10 @@ pub fn generate(
 ) -> Result<Vec<u64>> {
     let recipe = &with_source_hashes(&req.recipe, req.source.as_ref())?;
     recipe.validate()?;
+    if recipe.draft_decode {
+        // Refused before any sampling, not after it.
+        model.taesd.require(model.taesd_repo())?;
+    }
     if model.folder.requires_aesthetics_score && req.source.is_none() {
         return Err(Error::invalid(
             "this is an SDXL refiner: it refines a picture rather than making one from text; give it a start picture (and a strength of about 0.3)",
@@ -299,7 +306,11 @@ pub fn generate(
         on_event(Event::Decoding { image: i });
         // The UNet's buffers are not the VAE's: give them back before decoding.
         release_buffers();
-        let mut image = decode(model, &latents)?;
+        let mut image = if recipe.draft_decode {
+            draft_decode(model, &latents)?
+        } else {
+            decode(model, &latents)?
+        };
         release_buffers();
         if let Some(start) = &start {
             image = start.finish(recipe, image)?;
@@ -520,6 +531,7 @@ fn denoise(
     let total = timesteps.len() - begin;
     let started = Instant::now();
     let guided = req.recipe.uses_guidance();
+    let mut pacer = preview::Pacer::default();
     // An inpainting model reads the mask and the masked picture beside the latents.
     let with_extra = |input: Tensor| -> Result<Tensor> {
         match &guide.extra_input {
@@ -583,9 +595,10 @@ fn denoise(
             eta: per_step * (overall - before - done) as u32,
         });
         if req.previews
-            && let Some(preview) = preview::latent_preview(&latents, model.kind())?
+            && let Some(preview) = preview::preview(model, &latents, &mut pacer)?
         {
-            on_event(Event::Preview { image, preview });
+            let scale = (latents.dim(3)? * model.vae_scale_factor()) as u32 / preview.width.max(1);
+            on_event(Event::Preview { image, preview, scale });
         }
     }
     Ok(latents)
@@ -602,6 +615,13 @@ pub fn decode(model: &LoadedModel, latents: &Tensor) -> Result<RgbImage> {
     let z = model.vae.unscale_latents(latents)?;
     let x = model.vae.decode(&z)?;
     to_rgb8(&x)
+}
+
+/// "Draft decode": the tiny autoencoder's picture of the latents, post-processed as the
+/// VAE's (diffusers' pipelines with `AutoencoderTiny` as their VAE: `decode(latents / 1.0)`).
+pub fn draft_decode(model: &LoadedModel, latents: &Tensor) -> Result<RgbImage> {
+    let taesd = model.taesd.require(model.taesd_repo())?;
+    to_rgb8(&taesd.decode_latents(latents)?)
 }
 
 /// [1, 3, H, W] in [-1, 1] → RGB8. Rounds half to even, like NumPy's `round`.

@@ -115,9 +115,10 @@ fn canvas(ui: &mut Ui, state: &mut AppState, texture: &egui::TextureHandle) {
     let image_size = match state.selected_image() {
         Some(img) if state.running.is_none() => egui::vec2(img.params.width as f32, img.params.height as f32),
         _ => {
-            // A preview is an eighth of the final size; show it at the final size.
-            let s = texture.size_vec2();
-            s * 8.0
+            // A linear preview is an eighth of the final size, a TAESD one the size itself;
+            // either is shown at the final size.
+            let scale = state.running.as_ref().map_or(8.0, |r| r.preview_scale);
+            texture.size_vec2() * scale
         }
     };
     let fit = (rect.width() / image_size.x).min(rect.height() / image_size.y).min(4.0);

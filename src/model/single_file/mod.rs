@@ -326,6 +326,7 @@ pub(super) fn load(
             .join()
             .unwrap_or_else(|_| Err(Error::invalid("hashing the model file failed")));
         let (text_encoders, unet, vae, lora) = loaded?;
+        let taesd = super::load_taesd(&options, unet.config().out_channels, vae.config().scale_factor());
         Ok(LoadedModel {
             lora,
             scheduler_config: file.scheduler_config(),
@@ -336,6 +337,7 @@ pub(super) fn load(
             vae_hash: super::vae_file_hash(&options),
             options,
             hash: hash?,
+            taesd,
         })
     })
 }
