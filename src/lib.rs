@@ -31,6 +31,7 @@ pub mod save;
 pub mod schedulers;
 pub mod source;
 pub mod text;
+pub mod threads;
 pub mod worker;
 
 pub use error::{Error, Result};

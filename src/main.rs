@@ -20,6 +20,8 @@ fn main() -> ExitCode {
     // SAFETY: a plain option setter, called before any other thread exists.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
     lantern::logging::init();
+    // One compute thread per physical core unless LANTERN_THREADS says otherwise.
+    lantern::threads::init();
     let cli = match lantern::cli::parse() {
         Ok(cli) => cli,
         Err(code) => return ExitCode::from(code as u8),

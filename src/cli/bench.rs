@@ -206,6 +206,9 @@ fn report(name: &str, seconds: f64, extra: &[(&str, String)]) {
         "name": name,
         "seconds": seconds,
         "peak_rss_bytes": peak_rss_bytes(),
+        // What the figure was measured with: the pool size and the kernels' CPU level.
+        "threads": rayon::current_num_threads(),
+        "cpu": crate::model::cpu::simd::cpu_level().name(),
     });
     for (k, v) in extra {
         line[*k] = serde_json::Value::String(v.clone());
