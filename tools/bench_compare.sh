@@ -24,6 +24,8 @@
 #                 openvino  ONEDNN_MAX_CPU_ISA=AVX2 + OV_CPU_MAX_ISA=AVX2; only partly: the
 #                           MLAS FullyConnected kernels stay AVX-512 (see bench_openvino.py)
 #                 sdcpp     nothing to do: the cyllama wheel's ggml is built AVX2-only
+#   LANTERN_BIN a lantern binary to time as it is (default: `cargo build --release`, then
+#               target/release/lantern)
 #   BENCH_CACHE (default .bench-cache), BENCH_PYTHON (a python with torch and diffusers, plus
 #   openvino / cyllama for those engines; default: a venv made under BENCH_CACHE on first use).
 #
@@ -79,8 +81,8 @@ echo "== weights" >&2
 "$PY" tools/bench_weights.py --out "$CACHE" >&2
 MODEL="$CACHE/sd15"
 
-LANTERN=${CARGO_TARGET_DIR:-target}/release/lantern
-if has lantern; then
+LANTERN=${LANTERN_BIN:-${CARGO_TARGET_DIR:-target}/release/lantern}
+if has lantern && [ -z "${LANTERN_BIN:-}" ]; then
   echo "== building lantern (release)" >&2
   cargo build --release -q
 fi
