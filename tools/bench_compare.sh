@@ -19,8 +19,10 @@
 #   MEASURES    a subset of: clip unet256 unet512 vae512 gen512 (default: all)
 #   ISA         native (default) or avx2: caps every engine that can be capped at AVX2
 #                 lantern   LANTERN_CPU=avx2
-#                 diffusers ONEDNN_MAX_CPU_ISA=AVX2 (torch's oneDNN), MKL_ENABLE_INSTRUCTIONS=AVX2
-#                           (MKL sgemm), ATEN_CPU_CAPABILITY=avx2 (torch's own kernels)
+#                 diffusers ONEDNN_MAX_CPU_ISA=AVX2 (torch's oneDNN: convolutions, jit:avx2 in
+#                           ONEDNN_VERBOSE), ATEN_CPU_CAPABILITY=avx2 (torch's own kernels),
+#                           MKL_ENABLE_INSTRUCTIONS=AVX2 (MKL sgemm; on AMD CPUs MKL runs its
+#                           AVX2 "zen" sgemm kernel anyway, even with ISA=native)
 #                 openvino  ONEDNN_MAX_CPU_ISA=AVX2 + OV_CPU_MAX_ISA=AVX2; only partly: the
 #                           MLAS FullyConnected kernels stay AVX-512 (see bench_openvino.py)
 #                 sdcpp     nothing to do: the cyllama wheel's ggml is built AVX2-only
