@@ -657,6 +657,7 @@ const CONFIGS: &[(&str, &str)] = &[
     ("sdxl-tiny", "vae"),
     ("sdxl-tiny", "text_encoder"),
     ("sdxl-tiny", "text_encoder_2"),
+    ("taesd", "taesd-tiny"),
 ];
 
 /// Reads a mutated config and, when it is accepted, builds its component from the fixture's
@@ -673,6 +674,18 @@ fn load_component(component: &str, config: &Path, weights: &lantern::model::weig
             if let Ok(c) = vae::VaeConfig::read(config) {
                 let _ = c.scale_factor();
                 let _ = vae::VaeDecoder::load(weights, c);
+            }
+        }
+        "taesd-tiny" => {
+            use lantern::model::taesd;
+            if let Ok(c) = taesd::TaesdConfig::read(config) {
+                let _ = (c.decoder_scale_factor(), c.encoder_scale_factor());
+                // An accepted config with weights that fit it runs (a 2×2 latent: cheap).
+                if let Ok(d) = taesd::TaesdDecoder::load(weights, c.clone()) {
+                    let z = candle_core::Tensor::zeros((1, c.latent_channels, 2, 2), DType::F32, &Device::Cpu).unwrap();
+                    let _ = d.decode(&z);
+                }
+                let _ = taesd::TaesdEncoder::load(weights, c);
             }
         }
         _ => {

@@ -441,3 +441,82 @@ fn cancelled_download_keeps_its_partial_file_and_resumes_from_the_manager() {
     let ranges: Vec<_> = hub.seen().into_iter().filter_map(|s| s.range).collect();
     assert_eq!(ranges.len(), 1, "{ranges:?}");
 }
+
+/// Draft decode in the window: greyed while no TAESD is installed for the chosen model's
+/// family, "Get taesd" downloads madebyollin/taesd (from the fake Hub) into the cache, the
+/// rescan pairs it with the SD 1.x model, and then the checkbox works: the picture is the
+/// TAESD's, previews are full-size TAESD pictures, and the PNG says `VAE Decoder: TAESD`.
+#[test]
+fn draft_decode_offers_the_taesd_download_then_uses_it() {
+    let mut files = common::fixture_files(&fixture_dir("taesd/taesd-tiny"));
+    files.push(("taesd_decoder.pth".into(), vec![1; 300]));
+    let hub = FakeHub::start_as(
+        "madebyollin/taesd",
+        files,
+        Behaviour {
+            redirect_lfs: true,
+            ..Behaviour::default()
+        },
+    );
+    let data = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let model = fake_cache_repo(cache.path(), REPO_ID, COMMIT, &fixture_dir("sd1-tiny"));
+    let mut h = window(data.path())
+        .model(model)
+        .models_env(ModelsEnv::isolated(cache.path(), &hub.url()))
+        .size(1400.0, 1000.0)
+        .allow_missing_glyphs()
+        .build();
+    scanned(&mut h);
+    step_until(&mut h, Duration::from_secs(60), "the model to load", |app| {
+        !matches!(app.state.model, ModelStatus::Loading { .. } | ModelStatus::None)
+    });
+    assert!(matches!(h.state().state.model, ModelStatus::Ready(_)));
+
+    let check = h.get_by_label("Draft (TAESD)");
+    assert!(check.accesskit_node().is_disabled(), "no TAESD yet: greyed");
+    let get = h.get_by_label("Get taesd");
+    get.scroll_to_me();
+    h.step();
+    h.get_by_label("Get taesd").click();
+    step_until(
+        &mut h,
+        Duration::from_secs(30),
+        "the TAESD download and the rescan",
+        |app| {
+            let m = &app.state.models;
+            matches!(
+                m.download("madebyollin/taesd").map(|d| &d.phase),
+                Some(DownloadPhase::Finished { .. })
+            ) && m.scan == ScanState::Done
+                && !m.taesds.is_empty()
+        },
+    );
+    let found = &h.state().state.models.taesds;
+    assert_eq!(found[0].name, "madebyollin/taesd");
+    assert!(h.query_by_label("Get taesd").is_none());
+
+    let check = h.get_by_label("Draft (TAESD)");
+    assert!(!check.accesskit_node().is_disabled());
+    check.click();
+    h.step();
+    assert!(h.state().state.settings.params.draft_decode);
+    {
+        let p = &mut h.state_mut().state.settings.params;
+        (p.width, p.height, p.steps, p.prompt) = (64, 64, 2, "a lighthouse".into());
+    }
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    h.step();
+    // The TAESD changed the load options: the model loads again with it, then runs.
+    step_until(&mut h, Duration::from_secs(120), "the picture", |app| {
+        app.is_idle() && !app.state.images.is_empty()
+    });
+    let app = h.state();
+    let shown = &app.state.images[0];
+    assert!(shown.params.draft_decode, "{:?}", app.state.status);
+    let text = lantern::output::read_parameters_file(shown.path.as_ref().unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(text.contains("VAE Decoder: TAESD"), "{text}");
+}

@@ -484,3 +484,89 @@ fn exact_file_lists_are_checked_against_the_repo() {
     assert!(err.to_string().contains("not found (HTTP 404)"), "{err}");
     assert_eq!(err.kind(), Kind::NotFound, "{err:?}");
 }
+
+/// The catalog's `taesd` (a preview decoder, madebyollin/taesd) downloads exactly its two
+/// diffusers files, never the pickles or the single files beside them, and the snapshot is
+/// found as the TAESD of SD 1.x/2.x (not as a model) and decodes as the fixture does.
+#[test]
+fn the_catalogs_taesd_downloads_and_pairs_with_its_family() {
+    use lantern::hub::{Catalog, TaesdSpace, discover_taesds, taesd_for};
+    let taesd = fixture_dir("taesd/taesd-tiny");
+    let mut files = fixture_files(&taesd);
+    // What the real repo also holds.
+    files.push(("README.md".into(), b"# taesd".to_vec()));
+    files.push(("taesd_decoder.pth".into(), vec![1; 500]));
+    files.push(("diffusion_pytorch_model.bin".into(), vec![2; 500]));
+    let hub = FakeHub::start_as(
+        "madebyollin/taesd",
+        files,
+        Behaviour {
+            redirect_lfs: true,
+            ..Behaviour::default()
+        },
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let catalog = Catalog::builtin().unwrap();
+    let request = DownloadRequest::resolve("taesd", &catalog).unwrap();
+    assert_eq!(request.repo_id, "madebyollin/taesd");
+    let mut events = Vec::new();
+    let snapshot = download(
+        &config(hub.url(), cache.path()),
+        &request,
+        &CancelFlag::new(),
+        &mut |e| events.push(e),
+    )
+    .unwrap();
+    assert!(matches!(events.last(), Some(DownloadEvent::Finished { .. })));
+    let mut fetched: Vec<String> = fs::read_dir(&snapshot)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    fetched.sort();
+    assert_eq!(fetched, ["config.json", "diffusion_pytorch_model.safetensors"]);
+    for name in &fetched {
+        assert_eq!(
+            fs::read(snapshot.join(name)).unwrap(),
+            fs::read(taesd.join(name)).unwrap()
+        );
+    }
+    let seen: Vec<String> = hub.seen().into_iter().map(|s| s.path).collect();
+    assert!(
+        !seen
+            .iter()
+            .any(|p| p.contains(".pth") || p.contains(".bin") || p.contains("taesd_")),
+        "{seen:?}"
+    );
+
+    let roots = DiscoveryRoots {
+        hf_caches: vec![cache.path().to_path_buf()],
+        ..DiscoveryRoots::default()
+    };
+    assert!(discover(&roots).is_empty(), "a TAESD is no model");
+    let found = discover_taesds(&roots);
+    let paired = taesd_for(&found, lantern::hub::BaseArch::Sd1).expect("paired with SD 1.x");
+    assert_eq!(
+        (paired.name.as_str(), paired.space),
+        ("madebyollin/taesd", TaesdSpace::Sd)
+    );
+    assert!(taesd_for(&found, lantern::hub::BaseArch::Sdxl).is_none());
+    let cpu = candle_core::Device::Cpu;
+    let z = candle_core::Tensor::ones((1, 4, 2, 3), candle_core::DType::F32, &cpu).unwrap();
+    let ours = lantern::model::taesd::load_decoder(&paired.path, candle_core::DType::F32, &cpu)
+        .unwrap()
+        .decode(&z)
+        .unwrap();
+    let fixture = lantern::model::taesd::load_decoder(&taesd, candle_core::DType::F32, &cpu)
+        .unwrap()
+        .decode(&z)
+        .unwrap();
+    let d = (ours - fixture)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(d, 0.0);
+}

@@ -100,6 +100,19 @@ pub fn run_list(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out)?;
         print_loras(&loras, out)?;
     }
+    let taesds = crate::hub::discover_taesds(&roots);
+    if !taesds.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Preview decoders (TAESD: live previews and --draft-decode):")?;
+        for t in &taesds {
+            let family = match t.space {
+                crate::hub::TaesdSpace::Sd => "SD 1.x/2.x",
+                crate::hub::TaesdSpace::Sdxl => "SDXL",
+            };
+            writeln!(out, "  {}  {family}", printable(&t.name))?;
+            writeln!(out, "    {}", printable(&t.path.display().to_string()))?;
+        }
+    }
     Ok(())
 }
 

@@ -98,6 +98,9 @@ pub struct DownloadView {
     pub request: String,
     /// Name shown to people (the catalog name, else the repo id).
     pub name: String,
+    /// A tiny autoencoder (TAESD) rather than a model: nothing to "use" once it is in, the
+    /// previews and Draft decode of its family take it.
+    pub preview_decoder: bool,
     pub phase: DownloadPhase,
     pub files: usize,
     pub files_done: usize,
@@ -134,6 +137,7 @@ impl DownloadView {
             repo_id: repo_id.to_owned(),
             request: request.to_owned(),
             name: name.to_owned(),
+            preview_decoder: false,
             phase: DownloadPhase::Connecting,
             files: 0,
             files_done: 0,
@@ -284,6 +288,8 @@ pub struct ModelsState {
     pub looked_in: Vec<PathBuf>,
     /// The known models, the one suggested for this machine first.
     pub catalog: Vec<CatalogEntry>,
+    /// The known tiny autoencoders (TAESD) for previews and Draft decode.
+    pub preview_decoders: Vec<CatalogEntry>,
     pub downloads: Vec<DownloadView>,
     /// Whether the model manager window is open.
     pub manager_open: bool,
@@ -369,7 +375,10 @@ pub fn model_details(m: &LocalModel) -> String {
 /// The catalog's settings for a model, and whose they are ("SD-Turbo").
 pub fn recommendation<'a>(catalog: &'a Catalog, model: &LocalModel) -> Option<(&'a str, &'a RecommendedSettings)> {
     let settings = catalog.recommended_for(model.catalog_id.as_deref(), model.family)?;
-    let entry = catalog.models.iter().find(|e| std::ptr::eq(&e.recommended, settings))?;
+    let entry = catalog
+        .models
+        .iter()
+        .find(|e| e.recommended.as_ref().is_some_and(|r| std::ptr::eq(r, settings)))?;
     Some((entry.name.as_str(), settings))
 }
 
@@ -467,9 +476,10 @@ impl ModelsController {
         let catalog = Catalog::builtin().ok();
         if let Some(c) = &catalog {
             let suggested = c.suggested(env.on_cpu).map(|e| e.id.clone());
-            let mut entries = c.models.clone();
+            let mut entries: Vec<CatalogEntry> = c.pipelines().cloned().collect();
             entries.sort_by_key(|e| Some(&e.id) != suggested.as_ref());
             state.catalog = entries;
+            state.preview_decoders = c.preview_decoders().cloned().collect();
         }
         state.hub_problem = env.hub.as_ref().err().cloned();
         ModelsController {
@@ -565,7 +575,8 @@ impl ModelsController {
             .find(&repo_id)
             .map(|e| e.name.clone())
             .unwrap_or_else(|| repo_id.clone());
-        let view = DownloadView::new(&repo_id, name_or_repo.trim(), &name);
+        let mut view = DownloadView::new(&repo_id, name_or_repo.trim(), &name);
+        view.preview_decoder = catalog.find(&repo_id).is_some_and(|e| !e.is_pipeline());
         match state.downloads.iter_mut().find(|d| d.repo_id == repo_id) {
             Some(existing) => *existing = view,
             None => state.downloads.push(view),

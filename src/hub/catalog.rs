@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hf_cache;
 use super::inspect::Family;
+use super::taesd::TaesdSpace;
 use crate::error::{Error, Result};
 use crate::format::ByteSize;
 use crate::schedulers::SamplerKind;
@@ -32,6 +33,20 @@ impl RecommendedSettings {
     }
 }
 
+/// What a catalog entry is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    /// A diffusers pipeline that makes pictures (the default).
+    #[default]
+    Pipeline,
+    /// A tiny autoencoder (TAESD, diffusers' `AutoencoderTiny`) for a family's latents: live
+    /// previews and Draft decode. A folder of `config.json` and its weights, no pipeline; its
+    /// `family` is the latent space it decodes (`sd1` for SD 1.x/2.x and SD-Turbo, `sdxl`),
+    /// which its name must say too (discovery pairs it by name: `taesd`, `taesdxl`).
+    PreviewDecoder,
+}
+
 /// One known model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +58,8 @@ pub struct CatalogEntry {
     /// Hub repo id.
     pub repo: String,
     pub revision: String,
+    #[serde(default)]
+    pub kind: EntryKind,
     pub family: Family,
     pub license: String,
     /// Approximate download size; the exact numbers come from the Hub at download time.
@@ -52,7 +69,9 @@ pub struct CatalogEntry {
     pub description: String,
     /// Exactly the repo files to fetch.
     pub files: Vec<String>,
-    pub recommended: RecommendedSettings,
+    /// Pipelines only.
+    #[serde(default)]
+    pub recommended: Option<RecommendedSettings>,
 }
 
 impl CatalogEntry {
@@ -63,6 +82,15 @@ impl CatalogEntry {
     /// "Download SD-Turbo — 2.6 GB".
     pub fn download_label(&self) -> String {
         format!("Download {} — {}", self.name, self.size())
+    }
+
+    pub fn is_pipeline(&self) -> bool {
+        self.kind == EntryKind::Pipeline
+    }
+
+    /// The latents a preview decoder decodes; `None` for a pipeline.
+    pub fn preview_space(&self) -> Option<TaesdSpace> {
+        (self.kind == EntryKind::PreviewDecoder).then(|| TaesdSpace::of(self.family.base()))
     }
 }
 
@@ -94,12 +122,22 @@ impl Catalog {
             .find(|m| m.id.eq_ignore_ascii_case(wanted) || m.repo.eq_ignore_ascii_case(wanted))
     }
 
-    /// The model to offer first: the CPU suggestion when running on a CPU, else the first entry.
+    /// The pipelines (what makes pictures), in catalog order.
+    pub fn pipelines(&self) -> impl Iterator<Item = &CatalogEntry> {
+        self.models.iter().filter(|m| m.is_pipeline())
+    }
+
+    /// The preview decoders (TAESD), in catalog order.
+    pub fn preview_decoders(&self) -> impl Iterator<Item = &CatalogEntry> {
+        self.models.iter().filter(|m| !m.is_pipeline())
+    }
+
+    /// The model to offer first: the CPU suggestion when running on a CPU, else the first
+    /// pipeline.
     pub fn suggested(&self, on_cpu: bool) -> Option<&CatalogEntry> {
-        self.models
-            .iter()
+        self.pipelines()
             .find(|m| !on_cpu || m.suggested_on_cpu)
-            .or_else(|| self.models.first())
+            .or_else(|| self.pipelines().next())
     }
 
     /// The settings to apply when `family` is chosen: the catalog entry `catalog_id` names,
@@ -112,9 +150,10 @@ impl Catalog {
         };
         catalog_id
             .and_then(|id| self.find(id))
-            .or_else(|| self.models.iter().find(|m| m.family == family))
-            .or_else(|| self.models.iter().find(|m| same_arch(m.family)))
-            .map(|m| &m.recommended)
+            .filter(|m| m.is_pipeline())
+            .or_else(|| self.pipelines().find(|m| m.family == family))
+            .or_else(|| self.pipelines().find(|m| same_arch(m.family)))
+            .and_then(|m| m.recommended.as_ref())
     }
 
     /// Every entry complete and consistent: unique ids, a valid repo id, only diffusers
@@ -144,6 +183,15 @@ impl Catalog {
             if hf_cache::validate_repo_id(&m.repo).is_err() {
                 return fail(format!("`{}` is not a repo id", m.repo));
             }
+            if m.kind == EntryKind::PreviewDecoder {
+                if let Err(problem) = validate_preview_decoder(m) {
+                    return fail(problem);
+                }
+                continue;
+            }
+            let Some(r) = &m.recommended else {
+                return fail("a pipeline needs its recommended settings".into());
+            };
             if m.size_bytes < 100_000_000 {
                 return fail("size_bytes is implausibly small".into());
             }
@@ -170,7 +218,6 @@ impl Catalog {
                     return fail(format!("component `{component}` is incomplete"));
                 }
             }
-            let r = &m.recommended;
             if r.steps == 0 || r.steps_range[0] > r.steps || r.steps > r.steps_range[1] {
                 return fail("recommended steps outside steps_range".into());
             }
@@ -189,6 +236,40 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+/// A preview decoder's entry: a diffusers `AutoencoderTiny` folder (`config.json` and one
+/// safetensors weight file at the repo's root), a few MB, no recommended settings, named for
+/// the latent space its family says.
+fn validate_preview_decoder(m: &CatalogEntry) -> std::result::Result<(), String> {
+    if m.recommended.is_some() {
+        return Err("a preview decoder has no recommended settings".into());
+    }
+    if !(1_000_000..100_000_000).contains(&m.size_bytes) {
+        return Err("size_bytes is implausible for a tiny autoencoder (1 to 100 MB)".into());
+    }
+    let weights = [
+        "diffusion_pytorch_model.safetensors",
+        "diffusion_pytorch_model.fp16.safetensors",
+    ];
+    for file in &m.files {
+        if file != "config.json" && !weights.contains(&file.as_str()) {
+            return Err(format!(
+                "file `{file}`: a preview decoder is config.json and diffusion_pytorch_model.safetensors"
+            ));
+        }
+    }
+    if !m.files.iter().any(|f| f == "config.json") || !m.files.iter().any(|f| weights.contains(&f.as_str())) {
+        return Err("a preview decoder needs config.json and its .safetensors weights".into());
+    }
+    let space = TaesdSpace::of(m.family.base());
+    if TaesdSpace::from_name(&m.repo) != Some(space) {
+        return Err(format!(
+            "`{}` does not name the {} latents its family decodes (discovery pairs it by name)",
+            m.repo, m.family
+        ));
+    }
+    Ok(())
 }
 
 /// A catalog file must be a diffusers component file, never a pickle, a root checkpoint or the
@@ -235,8 +316,11 @@ mod tests {
     fn builtin_catalog_parses_and_every_entry_is_complete() {
         let catalog = Catalog::builtin().expect("assets/models.toml is valid");
         let ids: Vec<&str> = catalog.models.iter().map(|m| m.id.as_str()).collect();
-        assert_eq!(ids, ["sd-turbo", "sd15", "sd21", "sdxl", "sdxl-turbo"]);
-        for m in &catalog.models {
+        assert_eq!(
+            ids,
+            ["sd-turbo", "sd15", "sd21", "sdxl", "sdxl-turbo", "taesd", "taesdxl"]
+        );
+        for m in catalog.pipelines() {
             assert_eq!(m.revision, "main");
             assert!(m.files.iter().all(|f| !f.contains("safety_checker")));
             // fp16 variants wherever the repo has them: every UNet and VAE here does.
@@ -251,7 +335,7 @@ mod tests {
         }
         let turbo = catalog.find("sd-turbo").unwrap();
         assert_eq!(turbo.repo, "stabilityai/sd-turbo");
-        assert_eq!(turbo.recommended.guidance, 0.0);
+        assert_eq!(turbo.recommended.as_ref().unwrap().guidance, 0.0);
         assert_eq!(turbo.download_label(), "Download SD-Turbo — 2.6 GB");
         assert_eq!(catalog.suggested(true).unwrap().id, "sd-turbo");
         assert_eq!(catalog.find("STABILITYAI/SDXL-TURBO").unwrap().id, "sdxl-turbo");
@@ -270,6 +354,75 @@ mod tests {
         assert_eq!(r.width, 1024);
         let r = catalog.recommended_for(None, Family::Sd2).unwrap();
         assert_eq!(r.width, 768);
+
+        // The preview decoders: what `models download taesd` fetches, paired by latent space,
+        // never offered as a first model nor asked for settings.
+        let taesd = catalog.find("madebyollin/taesd").unwrap();
+        assert_eq!(
+            (taesd.id.as_str(), taesd.preview_space()),
+            ("taesd", Some(TaesdSpace::Sd))
+        );
+        assert_eq!(catalog.find("taesdxl").unwrap().preview_space(), Some(TaesdSpace::Sdxl));
+        assert_eq!(catalog.preview_decoders().count(), 2);
+        assert!(taesd.recommended.is_none() && turbo.preview_space().is_none());
+        assert!(catalog.recommended_for(Some("taesd"), Family::Sd1).unwrap().steps > 1);
+        assert_eq!(catalog.suggested(false).unwrap().id, "sd-turbo");
+    }
+
+    #[test]
+    fn preview_decoders_are_checked_as_tiny_autoencoders() {
+        let good = BUILTIN;
+        let taesd_files = "files = [\"config.json\", \"diffusion_pytorch_model.safetensors\"]";
+        assert!(good.contains(taesd_files));
+        for (bad, says) in [
+            (
+                good.replacen(taesd_files, "files = [\"config.json\", \"taesd_decoder.pth\"]", 1),
+                "preview decoder is config.json",
+            ),
+            (
+                good.replacen(taesd_files, "files = [\"config.json\"]", 1),
+                "needs config.json and",
+            ),
+            (
+                good.replacen("size_bytes = 9_800_000", "size_bytes = 9_800", 1),
+                "implausible",
+            ),
+            (
+                good.replacen("repo = \"madebyollin/taesdxl\"", "repo = \"madebyollin/tiny-xl\"", 1),
+                "does not name",
+            ),
+            (
+                good.replacen(
+                    "kind = \"preview-decoder\"\nfamily = \"sd1\"",
+                    "kind = \"preview-decoder\"\nfamily = \"sdxl\"",
+                    1,
+                ),
+                "does not name",
+            ),
+            (
+                good.replacen("kind = \"preview-decoder\"", "kind = \"lora\"", 1),
+                "unknown variant",
+            ),
+        ] {
+            assert_ne!(bad, good, "the edit for `{says}` must apply");
+            let err = Catalog::parse(&bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{says}: {err}");
+        }
+        // A pipeline without settings is refused; a decoder with them too.
+        let block = "[models.recommended]\nsteps = 1\nsteps_range = [1, 4]\nguidance = 0.0\n# The repo's own EulerDiscreteScheduler with timestep_spacing = \"trailing\".\nsampler = \"default\"\nwidth = 512\nheight = 512\n";
+        let no_settings = good.replacen(block, "", 1);
+        assert_ne!(no_settings, good);
+        let err = Catalog::parse(&no_settings).unwrap_err().to_string();
+        assert!(err.contains("needs its recommended settings"), "{err}");
+        let with = format!(
+            "{good}\n[models.recommended]\nsteps = 1\nsteps_range = [1, 4]\nguidance = 0.0\nsampler = \"default\"\nwidth = 512\nheight = 512\n"
+        );
+        assert!(
+            Catalog::parse(&with)
+                .unwrap_err()
+                .to_string()
+                .contains("no recommended")
+        );
     }
 
     #[test]

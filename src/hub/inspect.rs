@@ -61,6 +61,15 @@ impl Family {
         matches!(self, Family::SdTurbo | Family::SdxlTurbo)
     }
 
+    /// The architecture the family's models have (SD-Turbo is an SD 2.1 distillation).
+    pub fn base(self) -> BaseArch {
+        match self {
+            Family::Sd1 => BaseArch::Sd1,
+            Family::Sd2 | Family::SdTurbo => BaseArch::Sd2,
+            Family::Sdxl | Family::SdxlTurbo => BaseArch::Sdxl,
+        }
+    }
+
     /// The component folders a pipeline of this family needs.
     pub fn required_components(self) -> &'static [&'static str] {
         match self {

@@ -92,6 +92,8 @@ pub struct Behaviour {
 }
 
 struct State {
+    /// The one repo this hub serves.
+    repo_id: String,
     files: Vec<RepoFile>,
     behaviour: Behaviour,
     seen: Vec<Seen>,
@@ -116,6 +118,11 @@ impl FakeHub {
     }
 
     pub fn start(files: Vec<(String, Vec<u8>)>, behaviour: Behaviour) -> FakeHub {
+        FakeHub::start_as(REPO_ID, files, behaviour)
+    }
+
+    /// `files` served as the repo `repo_id` (a catalog entry's own repo).
+    pub fn start_as(repo_id: &str, files: Vec<(String, Vec<u8>)>, behaviour: Behaviour) -> FakeHub {
         let files = files
             .into_iter()
             .map(|(path, content)| {
@@ -132,6 +139,7 @@ impl FakeHub {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State {
+            repo_id: repo_id.to_owned(),
             files,
             behaviour,
             seen: Vec::new(),
@@ -209,8 +217,9 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         );
     }
 
-    let api_prefix = format!("/api/models/{REPO_ID}/revision/");
-    let resolve_prefix = format!("/{REPO_ID}/resolve/");
+    let repo_id = guard.repo_id.clone();
+    let api_prefix = format!("/api/models/{repo_id}/revision/");
+    let resolve_prefix = format!("/{repo_id}/resolve/");
     if let Some(rev) = path.strip_prefix(&api_prefix) {
         if rev != "main" && rev != COMMIT {
             drop(guard);
@@ -236,7 +245,7 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             })
             .collect();
         let body = serde_json::json!({
-            "id": REPO_ID,
+            "id": repo_id,
             "sha": COMMIT,
             "siblings": siblings,
         })

@@ -201,6 +201,39 @@ fn catalog_section(ui: &mut Ui, models: &ModelsState, actions: &mut Vec<Action>)
     for (i, entry) in models.catalog.iter().enumerate() {
         catalog_card(ui, entry, i == 0, models, actions);
     }
+    preview_decoders_section(ui, models, actions);
+}
+
+/// The tiny autoencoders (TAESD): which are installed and for which family, and the catalog's
+/// to download. Not models to choose: previews and Draft decode take the one of their family.
+fn preview_decoders_section(ui: &mut Ui, models: &ModelsState, actions: &mut Vec<Action>) {
+    ui.separator();
+    ui.heading(t!("preview-decoders-heading"));
+    ui.label(RichText::new(t!("preview-decoders-note")).small().weak());
+    for t in &models.taesds {
+        ui.label(t!(
+            "preview-decoder-installed",
+            name = t.name.as_str(),
+            family = space_label(t.space)
+        ))
+        .on_hover_text(t.path.display().to_string());
+    }
+    for entry in &models.preview_decoders {
+        let installed = entry
+            .preview_space()
+            .is_some_and(|space| models.taesds.iter().any(|t| t.space == space));
+        if installed && models.download(&entry.repo).is_none() {
+            continue;
+        }
+        catalog_card(ui, entry, false, models, actions);
+    }
+}
+
+fn space_label(space: crate::hub::TaesdSpace) -> String {
+    match space {
+        crate::hub::TaesdSpace::Sd => t!("preview-decoder-for-sd"),
+        crate::hub::TaesdSpace::Sdxl => t!("preview-decoder-for-sdxl"),
+    }
 }
 
 /// A catalog model: the download button ("Download SD-Turbo — 2.6 GB"), license and a line of
@@ -268,7 +301,9 @@ pub fn download_card(ui: &mut Ui, d: &DownloadView, actions: &mut Vec<Action>) {
                     name = d.name.as_str(),
                     size = crate::format::ByteSize(d.total).to_string()
                 )));
-                if ui.button(t!("use-model", name = d.name.as_str())).clicked() {
+                if d.preview_decoder {
+                    ui.label(RichText::new(t!("preview-decoder-ready")).weak());
+                } else if ui.button(t!("use-model", name = d.name.as_str())).clicked() {
                     actions.push(Action::ChooseModel(snapshot.clone()));
                 }
             });

@@ -55,7 +55,7 @@ pub fn show(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
         ui.separator();
         prompts(ui, state, actions);
         ui.separator();
-        settings_grid(ui, state);
+        settings_grid(ui, state, actions);
         super::start::show(ui, state, actions);
         super::hires::show(ui, state);
         advanced(ui, state);
@@ -290,7 +290,7 @@ fn counter(ui: &mut Ui, counted: Option<&Counted>, syntax: PromptSyntax) {
     }
 }
 
-fn settings_grid(ui: &mut Ui, state: &mut AppState) {
+fn settings_grid(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
     let p = &mut state.settings.params;
     egui::Grid::new("settings_grid")
         .num_columns(2)
@@ -402,7 +402,61 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState) {
             ui.add(egui::DragValue::new(&mut p.batch_size).range(1..=16))
                 .labelled_by(l.id);
             ui.end_row();
+
+            let model = state.settings.model.as_deref();
+            draft_decode_row(ui, &mut p.draft_decode, &state.models, model, actions);
+            ui.end_row();
         });
+}
+
+/// "Draft decode": the picture from the tiny autoencoder (TAESD) instead of the VAE. Usable
+/// when one is installed for the chosen model's family; otherwise greyed (unless a restored
+/// recipe has it on, so it can be turned off), with a button that downloads the right one.
+fn draft_decode_row(
+    ui: &mut Ui,
+    draft: &mut bool,
+    models: &crate::gui::models_state::ModelsState,
+    model: Option<&std::path::Path>,
+    actions: &mut Vec<Action>,
+) {
+    // The checkbox names itself ("Draft (TAESD)"); the grid's left column says what it is about.
+    ui.label(t!("draft-decode-label"));
+    let installed = model.and_then(|m| models.taesd_for(m));
+    let wanted = model
+        .and_then(|m| models.find_local(m))
+        .map(|m| crate::hub::TaesdSpace::of(m.base).catalog_id());
+    ui.horizontal(|ui| {
+        let enabled = installed.is_some() || *draft;
+        let check = egui::Checkbox::new(draft, t!("draft-decode-check"));
+        let response = ui.add_enabled(enabled, check);
+        match installed {
+            Some(t) => {
+                response.on_hover_text(t!("draft-decode-tip", taesd = t.name.as_str()));
+            }
+            None => {
+                response.on_disabled_hover_text(t!("draft-decode-needs-taesd"));
+            }
+        }
+        let downloading = wanted.is_some_and(|id| {
+            let repo = models
+                .preview_decoders
+                .iter()
+                .find(|e| e.id == id)
+                .map(|e| e.repo.as_str());
+            repo.and_then(|r| models.download(r)).is_some_and(|d| d.is_active())
+        });
+        if let (None, Some(id), false) = (installed, wanted, downloading)
+            && ui
+                .small_button(t!("draft-decode-get", name = id))
+                .on_hover_text(t!("draft-decode-get-tip"))
+                .clicked()
+        {
+            actions.push(Action::Download(id.to_string()));
+        }
+        if downloading {
+            ui.spinner();
+        }
+    });
 }
 
 /// Settings that make pictures match other tools: how the prompt is read, the text encoder
