@@ -14,7 +14,11 @@
 //!   TAESD previews, whose difference per step is the preview's cost inside a real run.
 //!
 //! Random weights give noise pictures, which is all a timing needs. The best of `--repeats`
-//! runs after one warm-up is reported.
+//! runs after one warm-up is reported: `ms` wall-clock, and `cpu_ms` the process's CPU time
+//! (user + system, all threads) in its best run — on a machine shared with other work the wall
+//! clock stretches with whatever else runs, while the CPU time stays what the work costs
+//! (divided by the threads it is what the wall clock would be on an idle machine, if the
+//! threads were always busy).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -55,21 +59,47 @@ fn args() -> Result<Args> {
     Ok(out)
 }
 
-fn report(name: &str, seconds: f64, extra: &[(&str, String)]) {
-    let mut line = format!("{{\"name\":\"{name}\",\"ms\":{:.1}", seconds * 1e3);
+/// This process's CPU time so far (user + system, every thread), in seconds.
+fn cpu_time() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Wall-clock and CPU seconds of one measurement.
+#[derive(Clone, Copy)]
+struct Timing {
+    wall: f64,
+    cpu: f64,
+}
+
+fn report(name: &str, t: Timing, extra: &[(&str, String)]) {
+    let mut line = format!(
+        "{{\"name\":\"{name}\",\"ms\":{:.1},\"cpu_ms\":{:.1}",
+        t.wall * 1e3,
+        t.cpu * 1e3
+    );
     for (k, v) in extra {
         line.push_str(&format!(",\"{k}\":{v}"));
     }
     println!("{line}}}");
 }
 
-fn best_of(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+fn best_of(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<Timing> {
     f()?;
-    let mut best = f64::INFINITY;
+    let mut best = Timing {
+        wall: f64::INFINITY,
+        cpu: f64::INFINITY,
+    };
     for _ in 0..repeats.max(1) {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_time());
         f()?;
-        best = best.min(t.elapsed().as_secs_f64());
+        best.wall = best.wall.min(t.elapsed().as_secs_f64());
+        best.cpu = best.cpu.min(cpu_time() - c);
     }
     Ok(best)
 }
@@ -98,7 +128,7 @@ fn full_size_taesd(dir: &Path) -> Result<PathBuf> {
     Ok(folder)
 }
 
-fn generation(model: &LoadedModel, steps: u32, guidance: f64, draft: bool, previews: bool) -> Result<f64> {
+fn generation(model: &LoadedModel, steps: u32, guidance: f64, draft: bool, previews: bool) -> Result<()> {
     let request = Request {
         previews,
         ..Request::new(Recipe {
@@ -115,7 +145,6 @@ fn generation(model: &LoadedModel, steps: u32, guidance: f64, draft: bool, previ
         })
     };
     let cancel = AtomicBool::new(false);
-    let started = Instant::now();
     let mut previews_made = 0;
     pipeline::generate(model, &request, &cancel, &mut |e| {
         if let pipeline::Event::Preview { .. } = e {
@@ -125,7 +154,7 @@ fn generation(model: &LoadedModel, steps: u32, guidance: f64, draft: bool, previ
     if previews {
         eprintln!("{previews_made} previews in {steps} steps");
     }
-    Ok(started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -170,21 +199,22 @@ fn main() -> Result<()> {
         Ok(())
     })?;
     report("vae_decode512", t, &[]);
-    let full = best_of(args.repeats, || generation(&model, 1, 0.0, false, false).map(|_| ()))?;
+    let full = best_of(args.repeats, || generation(&model, 1, 0.0, false, false))?;
     report("turbo512", full, &[("steps", "1".into())]);
-    let draft = best_of(args.repeats, || generation(&model, 1, 0.0, true, false).map(|_| ()))?;
+    let draft = best_of(args.repeats, || generation(&model, 1, 0.0, true, false))?;
     report("turbo512_draft", draft, &[("steps", "1".into())]);
     let steps = args.steps;
-    let off = best_of(1, || generation(&model, steps, 7.5, false, false).map(|_| ()))?;
+    let off = best_of(1, || generation(&model, steps, 7.5, false, false))?;
     report("steps_previews_off", off, &[("steps", steps.to_string())]);
-    let on = best_of(1, || generation(&model, steps, 7.5, false, true).map(|_| ()))?;
-    let per_step = (on - off) / f64::from(steps);
+    let on = best_of(1, || generation(&model, steps, 7.5, false, true))?;
+    let per_step = |a: f64, b: f64| format!("{:.1}", (a - b) / f64::from(steps) * 1e3);
     report(
         "steps_previews_taesd",
         on,
         &[
             ("steps", steps.to_string()),
-            ("preview_ms_per_step", format!("{:.1}", per_step * 1e3)),
+            ("preview_ms_per_step", per_step(on.wall, off.wall)),
+            ("preview_cpu_ms_per_step", per_step(on.cpu, off.cpu)),
         ],
     );
     Ok(())
