@@ -384,7 +384,7 @@ mod tests {
                 "needs config.json and",
             ),
             (
-                good.replacen("size_bytes = 9_800_000", "size_bytes = 9_800", 1),
+                good.replacen("size_bytes = 9_793_292", "size_bytes = 9_793", 1),
                 "implausible",
             ),
             (
