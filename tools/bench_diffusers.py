@@ -47,26 +47,43 @@ def main():
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
 
-    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+    from diffusers import DiffusionPipeline, EulerDiscreteScheduler
 
     t = time.perf_counter()
-    pipe = StableDiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float32, safety_checker=None)
+    # SD 1.x/2.x or SDXL, as the folder's model_index.json says (the tiny fixtures too).
+    pipe = DiffusionPipeline.from_pretrained(args.model, torch_dtype=torch.float32, safety_checker=None)
+    xl = hasattr(pipe, "text_encoder_2")
     pipe.set_progress_bar_config(disable=True)
     report("load", time.perf_counter() - t)
     wants = lambda n: args.only in ("all", n)
 
-    if wants("clip"):
-        report("clip", best_of(args.repeats, lambda: pipe.encode_prompt(PROMPT, "cpu", 1, True, NEGATIVE)))
+    def encode():
+        # SDXL's encode_prompt takes a second prompt (for its second text encoder) first.
+        if xl:
+            return pipe.encode_prompt(PROMPT, None, "cpu", 1, True, NEGATIVE)
+        return pipe.encode_prompt(PROMPT, "cpu", 1, True, NEGATIVE)
 
-    emb, neg = pipe.encode_prompt(PROMPT, "cpu", 1, True, NEGATIVE)
+    if wants("clip"):
+        report("clip", best_of(args.repeats, encode))
+
+    if xl:
+        emb, neg, pooled, neg_pooled = encode()
+    else:
+        emb, neg = encode()
     context = torch.cat([neg, emb])
+    factor = pipe.vae_scale_factor
     for name, side in (("unet256", 256), ("unet512", 512)):
         if wants(name):
-            x = torch.randn(2, 4, side // 8, side // 8)
-            report(name, best_of(args.repeats, lambda: pipe.unet(x, 500, context).sample.sum().item()), batch="2")
+            x = torch.randn(2, pipe.unet.config.in_channels, side // factor, side // factor)
+            extra = {}
+            if xl:
+                # SDXL's size conditioning: original size, crop (0, 0), target size.
+                ids = torch.tensor([[side, side, 0, 0, side, side]] * 2, dtype=torch.float32)
+                extra = dict(added_cond_kwargs={"text_embeds": torch.cat([neg_pooled, pooled]), "time_ids": ids})
+            report(name, best_of(args.repeats, lambda: pipe.unet(x, 500, context, **extra).sample.sum().item()), batch="2")
 
     if wants("vae512"):
-        z = torch.randn(1, 4, 64, 64)
+        z = torch.randn(1, pipe.vae.config.latent_channels, 512 // factor, 512 // factor)
         report("vae512", best_of(args.repeats, lambda: pipe.vae.decode(z / pipe.vae.config.scaling_factor).sample))
 
     def generate(steps, guidance):
@@ -81,7 +98,7 @@ def main():
     if wants("turbo512"):
         pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
         total = generate(1, 0.0)
-        z = torch.zeros(1, 4, 64, 64)
+        z = torch.zeros(1, pipe.vae.config.latent_channels, 512 // factor, 512 // factor)
         t = time.perf_counter()
         pipe.vae.decode(z)
         report("turbo512", total, vae_share=f"{(time.perf_counter() - t) / total:.2f}")

@@ -221,12 +221,8 @@ impl Conv2d {
 
 /// A 1×1 convolution is one matrix product per image: W [Co, Ci] · X [Ci, H·W].
 fn pointwise(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let (b, ci, h, w) = x.dims4()?;
-    let co = weight.dim(0)?;
-    let wm = weight.reshape((co, ci))?;
-    let x = x.reshape((b, ci, h * w))?;
-    let y = wm.broadcast_left(b)?.matmul(&x)?;
-    Ok(y.broadcast_add(&bias.reshape((1, co, 1))?)?.reshape((b, co, h, w))?)
+    let (co, ci) = (weight.dim(0)?, weight.dim(1)?);
+    Ok(cpu::matmul::conv1x1(x, &weight.reshape((co, ci))?, bias)?)
 }
 
 pub struct GroupNorm {

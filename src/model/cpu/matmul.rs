@@ -146,6 +146,45 @@ pub fn image_to_tokens(x: &Tensor, weight: &Tensor, bias: &Tensor) -> candle_cor
     Tensor::from_vec(out, (b, hw, co), &Device::Cpu)
 }
 
+/// A 1×1 convolution: `x` [B, Ci, H, W], `weight` [Co, Ci], `bias` [Co] → [B, Co, H, W]
+/// (the resnets' shortcut projections, the VAE's quant convs): one product per image in the
+/// layout the activations have, at the kernels' CPU level.
+pub fn conv1x1(x: &Tensor, weight: &Tensor, bias: &Tensor) -> candle_core::Result<Tensor> {
+    const K: &str = "conv1x1";
+    check::f32(K, "input", x)?;
+    let (b, ci, h, w) = x.dims4()?;
+    let co = check::rank(K, "weight", weight, 2)?[0];
+    check::dims(K, "weight", weight, &[co, ci])?;
+    check::dims(K, "bias", bias, &[co])?;
+    let hw = h * w;
+    let bias: Vec<f32> = bias.to_vec1()?;
+    let mut out = uninit_vec(b * co * hw);
+    out.par_chunks_mut(hw.max(1))
+        .enumerate()
+        .for_each(|(i, o)| o.fill(bias[i % co]));
+    let level = simd::cpu_level();
+    with_f32(x, |x| {
+        with_f32(weight, |wt| {
+            for img in 0..b {
+                // out[img] (co × hw) += W (co × ci) · x[img] (ci × hw).
+                // SAFETY: shapes as checked above; dst, lhs and rhs do not overlap.
+                unsafe {
+                    product(
+                        level,
+                        (co, hw, ci),
+                        View::rows(out.as_mut_ptr().add(img * co * hw), hw),
+                        true,
+                        View::rows(wt.as_ptr(), ci),
+                        View::rows(x.as_ptr().add(img * ci * hw), hw),
+                        parallelism(),
+                    );
+                }
+            }
+        })
+    })??;
+    Tensor::from_vec(out, (b, co, h, w), &Device::Cpu)
+}
+
 /// The way back: `tokens` [B, H·W, Ci] → image [B, Co, H, W] = W·tokensᵀ + bias + `residual`.
 pub fn tokens_to_image(
     tokens: &Tensor,
@@ -300,6 +339,14 @@ mod tests {
                 .reshape((2, 7, 3, 4))
                 .unwrap();
             assert!(max_abs_diff(&back, &(&want + &img).unwrap()) < 1e-5);
+
+            let conv = conv1x1(&img, &w2.t().unwrap(), &b).unwrap();
+            let want = img
+                .conv2d(&w2.t().unwrap().reshape((3, 7, 1, 1)).unwrap(), 0, 1, 1, 1)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, 3, 1, 1)).unwrap())
+                .unwrap();
+            assert!(max_abs_diff(&conv, &want) < 1e-5);
 
             let h = Tensor::randn(0f32, 2.0, (2, 3, 8), &dev).unwrap();
             let want = (h.narrow(2, 0, 4).unwrap() * h.narrow(2, 4, 4).unwrap().gelu_erf().unwrap()).unwrap();
