@@ -53,7 +53,6 @@ seed-locked-tip = Seed locked: every image uses it. Click for random seeds.
 seed-random-tip = A new random seed for every image (shown with the result). Click to lock a seed.
 seed-reuse-tip = Reuse the last seed ({ $seed })
 batch-label = Batch count
-draft-decode-label = Decode
 draft-decode-check = Draft (TAESD)
 draft-decode-tip = Decode the picture with the tiny autoencoder ({ $taesd }) instead of the VAE: much faster, softer fine detail. The picture records it (VAE Decoder: TAESD).
 draft-decode-needs-taesd = Needs the tiny autoencoder (TAESD) for this model's family: download it here or in the model manager.

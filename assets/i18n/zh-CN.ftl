@@ -50,7 +50,6 @@ seed-locked-tip = 种子已锁定：每张图都使用它。点击改为随机�
 seed-random-tip = 每张图使用新的随机种子（随结果显示）。点击锁定种子。
 seed-reuse-tip = 重用上一个种子（{ $seed }）
 batch-label = 生成批次
-draft-decode-label = 解码
 draft-decode-check = 草稿（TAESD）
 draft-decode-tip = 用微型自编码器（{ $taesd }）代替 VAE 解码图片：快得多，细节较柔和。图片会记录这一点（VAE Decoder: TAESD）。
 draft-decode-needs-taesd = 需要与该模型系列对应的微型自编码器（TAESD）：可在此处或模型管理器中下载。

@@ -399,12 +399,13 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
             ui.end_row();
 
             let l = ui.label(t!("batch-label"));
-            ui.add(egui::DragValue::new(&mut p.batch_size).range(1..=16))
-                .labelled_by(l.id);
-            ui.end_row();
-
-            let model = state.settings.model.as_deref();
-            draft_decode_row(ui, &mut p.draft_decode, &state.models, model, actions);
+            // Draft decode shares the batch row, so the buttons below do not move down.
+            ui.horizontal(|ui| {
+                ui.add(egui::DragValue::new(&mut p.batch_size).range(1..=16))
+                    .labelled_by(l.id);
+                let model = state.settings.model.as_deref();
+                draft_decode(ui, &mut p.draft_decode, &state.models, model, actions);
+            });
             ui.end_row();
         });
 }
@@ -412,51 +413,47 @@ fn settings_grid(ui: &mut Ui, state: &mut AppState, actions: &mut Vec<Action>) {
 /// "Draft decode": the picture from the tiny autoencoder (TAESD) instead of the VAE. Usable
 /// when one is installed for the chosen model's family; otherwise greyed (unless a restored
 /// recipe has it on, so it can be turned off), with a button that downloads the right one.
-fn draft_decode_row(
+fn draft_decode(
     ui: &mut Ui,
     draft: &mut bool,
     models: &crate::gui::models_state::ModelsState,
     model: Option<&std::path::Path>,
     actions: &mut Vec<Action>,
 ) {
-    // The checkbox names itself ("Draft (TAESD)"); the grid's left column says what it is about.
-    ui.label(t!("draft-decode-label"));
     let installed = model.and_then(|m| models.taesd_for(m));
     let wanted = model
         .and_then(|m| models.find_local(m))
         .map(|m| crate::hub::TaesdSpace::of(m.base).catalog_id());
-    ui.horizontal(|ui| {
-        let enabled = installed.is_some() || *draft;
-        let check = egui::Checkbox::new(draft, t!("draft-decode-check"));
-        let response = ui.add_enabled(enabled, check);
-        match installed {
-            Some(t) => {
-                response.on_hover_text(t!("draft-decode-tip", taesd = t.name.as_str()));
-            }
-            None => {
-                response.on_disabled_hover_text(t!("draft-decode-needs-taesd"));
-            }
+    let enabled = installed.is_some() || *draft;
+    let check = egui::Checkbox::new(draft, t!("draft-decode-check"));
+    let response = ui.add_enabled(enabled, check);
+    match installed {
+        Some(t) => {
+            response.on_hover_text(t!("draft-decode-tip", taesd = t.name.as_str()));
         }
-        let downloading = wanted.is_some_and(|id| {
-            let repo = models
-                .preview_decoders
-                .iter()
-                .find(|e| e.id == id)
-                .map(|e| e.repo.as_str());
-            repo.and_then(|r| models.download(r)).is_some_and(|d| d.is_active())
-        });
-        if let (None, Some(id), false) = (installed, wanted, downloading)
-            && ui
-                .small_button(t!("draft-decode-get", name = id))
-                .on_hover_text(t!("draft-decode-get-tip"))
-                .clicked()
-        {
-            actions.push(Action::Download(id.to_string()));
+        None => {
+            response.on_disabled_hover_text(t!("draft-decode-needs-taesd"));
         }
-        if downloading {
-            ui.spinner();
-        }
+    }
+    let downloading = wanted.is_some_and(|id| {
+        let repo = models
+            .preview_decoders
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.repo.as_str());
+        repo.and_then(|r| models.download(r)).is_some_and(|d| d.is_active())
     });
+    if let (None, Some(id), false) = (installed, wanted, downloading)
+        && ui
+            .small_button(t!("draft-decode-get", name = id))
+            .on_hover_text(t!("draft-decode-get-tip"))
+            .clicked()
+    {
+        actions.push(Action::Download(id.to_string()));
+    }
+    if downloading {
+        ui.spinner();
+    }
 }
 
 /// Settings that make pictures match other tools: how the prompt is read, the text encoder
