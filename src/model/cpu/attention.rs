@@ -55,6 +55,7 @@ pub fn attention_masked(
 /// The layout of Kᵀ the register-blocked kernels read: per (batch, head), panels of [`PANEL`]
 /// keys, [Nk/32][D][32] (zero-padded), so the score loop reads one contiguous panel instead of
 /// D rows 16 KB apart that all fall in the same L1 cache set.
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod panels {
     /// Keys per panel of Kᵀ.
     pub const PANEL: usize = 32;

@@ -119,6 +119,8 @@ fn transform_weights(wt: &[f32], co: usize, ci: usize, u: &mut [f32]) {
     let u_ptr = SendPtr(u.as_mut_ptr());
     // Read on this thread and handed to the workers, so a scoped level covers them too.
     let avx512 = simd::cpu_level() >= simd::Level::Avx512;
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = avx512;
     (0..co.div_ceil(LANES)).into_par_iter().for_each(|blk| {
         let o0 = blk * LANES;
         let n = LANES.min(co - o0);
