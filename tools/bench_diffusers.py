@@ -6,34 +6,19 @@ same model folder and thread count. Prints one JSON line per measurement.
 """
 
 import argparse
-import json
-import resource
 import sys
 import time
 
 import torch
 
-PROMPT = "a lighthouse on a cliff at dusk, dramatic sky, oil painting, highly detailed"
-NEGATIVE = "blurry, low quality"
+from bench_common import NEGATIVE, PROMPT, reporter
+from bench_common import best_of as timed
 
-
-def peak_rss_bytes():
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def report(name, seconds, **extra):
-    print(json.dumps(dict(impl="diffusers", name=name, seconds=seconds, peak_rss_bytes=peak_rss_bytes(), **extra)), flush=True)
+report = reporter("diffusers")
 
 
 def best_of(repeats, fn):
-    fn()
-    best = float("inf")
-    for _ in range(max(1, repeats)):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    return timed(repeats, fn)[0]
 
 
 def main():

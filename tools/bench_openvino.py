@@ -60,7 +60,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -73,43 +72,14 @@ if os.environ.get("ISA", "").lower() == "avx2" or os.environ.get("ONEDNN_MAX_CPU
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-PROMPT = "a lighthouse on a cliff at dusk, dramatic sky, oil painting, highly detailed"
-NEGATIVE = "blurry, low quality"
-MEASURES = ("load", "clip", "unet256", "unet512", "vae512", "gen512")
+from bench_common import MEASURES, NEGATIVE, PROMPT, bench_cache, best_of, cpu_seconds, reporter
 
-
-def peak_rss_bytes():
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def cpu_seconds():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def report(name, seconds, **extra):
-    line = dict(impl="openvino", name=name, seconds=seconds, peak_rss_bytes=peak_rss_bytes())
-    line.update({k: str(v) for k, v in extra.items()})
-    print(json.dumps(line), flush=True)
-
-
-def best_of(repeats, fn):
-    """One warm-up, then the fastest of `repeats`; also CPU time / wall time over them."""
-    fn()
-    best, wall, cpu = float("inf"), 0.0, cpu_seconds()
-    for _ in range(max(1, repeats)):
-        t = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t
-        best, wall = min(best, dt), wall + dt
-    return best, (cpu_seconds() - cpu) / wall
+report = reporter("openvino")
 
 
 def ir_dir(model):
     model = Path(model).resolve()
-    cache = Path(os.environ.get("BENCH_CACHE", ROOT / ".bench-cache")).resolve()
+    cache = bench_cache()
     tag = hashlib.sha1(str(model).encode()).hexdigest()[:8]
     return cache / "openvino" / f"{model.name}-{tag}"
 

@@ -57,38 +57,19 @@ GGML_NATIVE / GGML_AVX512 would). Each line carries "system_info" with the featu
 
 import argparse
 import json
-import os
 import re
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PROMPT = "a lighthouse on a cliff at dusk, dramatic sky, oil painting, highly detailed"
-NEGATIVE = "blurry, low quality"
-MEASURES = ("load", "clip", "unet256", "unet512", "vae512", "gen512")
+from bench_common import MEASURES, NEGATIVE, PROMPT, ROOT, bench_cache, cpu_seconds, reporter
 
-
-def peak_rss_bytes():
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def cpu_seconds():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def report(name, seconds, **extra):
-    line = dict(impl="sdcpp", name=name, seconds=seconds, peak_rss_bytes=peak_rss_bytes())
-    line.update({k: str(v) for k, v in extra.items()})
-    print(json.dumps(line), flush=True)
+report = reporter("sdcpp")
 
 
 def checkpoint_path(model):
-    cache = Path(os.environ.get("BENCH_CACHE", ROOT / ".bench-cache")).resolve()
+    cache = bench_cache()
     return cache / f"{Path(model).resolve().name}.safetensors"
 
 

@@ -89,8 +89,31 @@ struct Kernel {
 
 /// The signature of [`super::attention_avx512::block`] and [`super::attention_avx2::block`].
 #[cfg(target_arch = "x86_64")]
-type BlockFn =
-    unsafe fn(*const f32, usize, usize, &[f32], &[f32], usize, usize, f32, Option<usize>, &mut [f32], *mut f32, usize);
+type BlockFn = unsafe fn(&Block, &mut [f32]);
+
+/// One block of query rows of one head, as the register-blocked kernels take it (with a
+/// scratch of `ROWS · score_stride(nk)` floats for the scores).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Block<'a> {
+    /// The first query row; rows are `q_rs` floats apart, each `d` long.
+    pub q: *const f32,
+    pub q_rs: usize,
+    /// Query rows in the block: at most the kernel's `ROWS`.
+    pub rows: usize,
+    /// Kᵀ in panels ([`panels::put_key`], padding zeroed) and V as [nk][d].
+    pub kt: &'a [f32],
+    pub v: &'a [f32],
+    pub nk: usize,
+    pub d: usize,
+    pub scale: f32,
+    /// Causal masking: the block's first row sees keys `..hide_from`, each next row one
+    /// more; `None` shows every key.
+    pub hide_from: Option<usize>,
+    /// The first output row; rows are `o_rs` floats apart.
+    pub out: *mut f32,
+    pub o_rs: usize,
+}
 
 #[cfg(target_arch = "x86_64")]
 const AVX512: Kernel = Kernel {
@@ -167,20 +190,20 @@ fn attention_blocked(
                     // rows r0..r0+rows of this head lie inside q and out, and each task
                     // writes only its own rows.
                     unsafe {
-                        (kernel.block)(
-                            q.as_ptr().add(at),
-                            hd,
+                        let block = Block {
+                            q: q.as_ptr().add(at),
+                            q_rs: hd,
                             rows,
                             kt,
-                            vv,
+                            v: vv,
                             nk,
                             d,
                             scale,
-                            causal.then_some(r0 + 1),
-                            scores,
-                            out_ptr.get().add(at),
-                            hd,
-                        );
+                            hide_from: causal.then_some(r0 + 1),
+                            out: out_ptr.get().add(at),
+                            o_rs: hd,
+                        };
+                        (kernel.block)(&block, scores);
                     }
                     r0 += rows;
                 }

@@ -12,6 +12,7 @@
 
 use std::arch::x86_64::*;
 
+use super::attention::Block;
 use super::attention::panels::{PANEL, score_stride};
 use super::exp;
 
@@ -22,36 +23,22 @@ const KEYS: usize = 16;
 /// Output dimensions per pass of the P·V loop (two vectors).
 const DIMS: usize = 16;
 
-/// One block of up to [`ROWS`] query rows of one head; arguments as
-/// [`super::attention_avx512::block`].
+/// One [`Block`] of up to [`ROWS`] query rows of one head; `scores` is scratch of
+/// `ROWS · score_stride(nk)` floats.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA (`simd::cpu_level()` at `Avx2` or above); every pointer
 /// must be valid for the rows and lengths described.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn block(
-    q: *const f32,
-    q_rs: usize,
-    rows: usize,
-    kt: &[f32],
-    v: &[f32],
-    nk: usize,
-    d: usize,
-    scale: f32,
-    hide_from: Option<usize>,
-    scores: &mut [f32],
-    out: *mut f32,
-    o_rs: usize,
-) {
+pub(crate) unsafe fn block(block: &Block, scores: &mut [f32]) {
     unsafe {
-        match rows {
-            6 => block_n::<6>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            5 => block_n::<5>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            4 => block_n::<4>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            3 => block_n::<3>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            2 => block_n::<2>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            1 => block_n::<1>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
+        match block.rows {
+            6 => block_n::<6>(block, scores),
+            5 => block_n::<5>(block, scores),
+            4 => block_n::<4>(block, scores),
+            3 => block_n::<3>(block, scores),
+            2 => block_n::<2>(block, scores),
+            1 => block_n::<1>(block, scores),
             _ => {}
         }
     }
@@ -89,20 +76,20 @@ unsafe fn hsum(x: __m256) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block_n<const R: usize>(
-    q: *const f32,
-    q_rs: usize,
-    kt: &[f32],
-    v: &[f32],
-    nk: usize,
-    d: usize,
-    scale: f32,
-    hide_from: Option<usize>,
-    scores: &mut [f32],
-    out: *mut f32,
-    o_rs: usize,
-) {
+unsafe fn block_n<const R: usize>(block: &Block, scores: &mut [f32]) {
+    let Block {
+        q,
+        q_rs,
+        kt,
+        v,
+        nk,
+        d,
+        scale,
+        hide_from,
+        out,
+        o_rs,
+        ..
+    } = *block;
     unsafe {
         let kt = kt.as_ptr();
         let s = scores.as_mut_ptr();

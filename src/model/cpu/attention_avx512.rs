@@ -9,49 +9,30 @@
 
 use std::arch::x86_64::*;
 
+use super::attention::Block;
 use super::attention::panels::{PANEL, score_stride};
 
 /// Query rows handled together: 8 rows × 3 vectors of V = 24 accumulators of 32 registers.
 pub const ROWS: usize = 8;
 
-/// One block of up to [`ROWS`] query rows of one head.
-///
-/// * `q`: the first query row; rows are `q_rs` floats apart, each `d` long.
-/// * `kt`: Kᵀ in panels ([`super::attention::panels::put_key`], padding zeroed); `v`: V [nk][d].
-/// * `hide_from`: causal masking — the block's first row sees keys `..hide_from`, each next
-///   row one more; `None` shows every key.
-/// * `scores`: scratch of `ROWS · score_stride(nk)` floats.
-/// * `out`: the first output row; rows are `o_rs` floats apart.
+/// One [`Block`] of up to [`ROWS`] query rows of one head; `scores` is scratch of
+/// `ROWS · score_stride(nk)` floats.
 ///
 /// # Safety
-/// The CPU must support AVX-512F (`simd::cpu_level()` at `Avx512`); every pointer must be valid for the rows
-/// and lengths described.
+/// The CPU must support AVX-512F (`simd::cpu_level()` at `Avx512`); every pointer must be valid
+/// for the rows and lengths described.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn block(
-    q: *const f32,
-    q_rs: usize,
-    rows: usize,
-    kt: &[f32],
-    v: &[f32],
-    nk: usize,
-    d: usize,
-    scale: f32,
-    hide_from: Option<usize>,
-    scores: &mut [f32],
-    out: *mut f32,
-    o_rs: usize,
-) {
+pub(crate) unsafe fn block(block: &Block, scores: &mut [f32]) {
     unsafe {
-        match rows {
-            8 => block_n::<8>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            7 => block_n::<7>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            6 => block_n::<6>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            5 => block_n::<5>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            4 => block_n::<4>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            3 => block_n::<3>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            2 => block_n::<2>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
-            1 => block_n::<1>(q, q_rs, kt, v, nk, d, scale, hide_from, scores, out, o_rs),
+        match block.rows {
+            8 => block_n::<8>(block, scores),
+            7 => block_n::<7>(block, scores),
+            6 => block_n::<6>(block, scores),
+            5 => block_n::<5>(block, scores),
+            4 => block_n::<4>(block, scores),
+            3 => block_n::<3>(block, scores),
+            2 => block_n::<2>(block, scores),
+            1 => block_n::<1>(block, scores),
             _ => {}
         }
     }
@@ -67,20 +48,20 @@ fn tail_mask(len: usize) -> __mmask16 {
 }
 
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block_n<const R: usize>(
-    q: *const f32,
-    q_rs: usize,
-    kt: &[f32],
-    v: &[f32],
-    nk: usize,
-    d: usize,
-    scale: f32,
-    hide_from: Option<usize>,
-    scores: &mut [f32],
-    out: *mut f32,
-    o_rs: usize,
-) {
+unsafe fn block_n<const R: usize>(block: &Block, scores: &mut [f32]) {
+    let Block {
+        q,
+        q_rs,
+        kt,
+        v,
+        nk,
+        d,
+        scale,
+        hide_from,
+        out,
+        o_rs,
+        ..
+    } = *block;
     unsafe {
         let kt = kt.as_ptr();
         let s = scores.as_mut_ptr();

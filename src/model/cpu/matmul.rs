@@ -162,27 +162,47 @@ pub fn conv1x1(x: &Tensor, weight: &Tensor, bias: &Tensor) -> candle_core::Resul
     out.par_chunks_mut(hw.max(1))
         .enumerate()
         .for_each(|(i, o)| o.fill(bias[i % co]));
-    let level = simd::cpu_level();
     with_f32(x, |x| {
         with_f32(weight, |wt| {
-            for img in 0..b {
-                // out[img] (co × hw) += W (co × ci) · x[img] (ci × hw).
-                // SAFETY: shapes as checked above; dst, lhs and rhs do not overlap.
-                unsafe {
-                    product(
-                        level,
-                        (co, hw, ci),
-                        View::rows(out.as_mut_ptr().add(img * co * hw), hw),
-                        true,
-                        View::rows(wt.as_ptr(), ci),
-                        View::rows(x.as_ptr().add(img * ci * hw), hw),
-                        parallelism(),
-                    );
-                }
+            // x[img] is ci × hw, row-major.
+            // SAFETY: shapes as checked above; each image's view lies inside x.
+            unsafe {
+                add_weight_times_images(&mut out, wt, (b, co, hw, ci), |img| {
+                    View::rows(x.as_ptr().add(img * ci * hw), hw)
+                })
             }
         })
     })??;
     Tensor::from_vec(out, (b, co, h, w), &Device::Cpu)
+}
+
+/// `out[img]` (co × hw) += W (co × ci) · `image(img)` (ci × hw) for each of `b` images, at the
+/// caller's CPU level.
+///
+/// # Safety
+/// `out` holds `b · co · hw` floats, `wt` `co · ci`, and every `image(img)` is a valid
+/// ci × hw view that does not overlap `out`.
+unsafe fn add_weight_times_images(
+    out: &mut [f32],
+    wt: &[f32],
+    (b, co, hw, ci): (usize, usize, usize, usize),
+    image: impl Fn(usize) -> View<*const f32>,
+) {
+    let level = simd::cpu_level();
+    for img in 0..b {
+        // SAFETY: per this function's contract.
+        unsafe {
+            product(
+                level,
+                (co, hw, ci),
+                View::rows(out.as_mut_ptr().add(img * co * hw), hw),
+                true,
+                View::rows(wt.as_ptr(), ci),
+                image(img),
+                parallelism(),
+            );
+        }
+    }
 }
 
 /// The way back: `tokens` [B, H·W, Ci] → image [B, Co, H, W] = W·tokensᵀ + bias + `residual`.
@@ -213,19 +233,12 @@ pub fn tokens_to_image(
     })?;
     with_f32(tokens, |t| {
         with_f32(weight, |wt| {
-            for img in 0..b {
-                // image[img] (co × hw) = W (co × ci) · tokensᵀ (ci × hw); tokens is [hw, ci].
-                unsafe {
-                    product(
-                        simd::cpu_level(),
-                        (co, hw, ci),
-                        View::rows(out.as_mut_ptr().add(img * co * hw), hw),
-                        true,
-                        View::rows(wt.as_ptr(), ci),
-                        View::cols(t.as_ptr().add(img * hw * ci), ci),
-                        parallelism(),
-                    );
-                }
+            // tokensᵀ[img] is ci × hw: tokens[img] [hw, ci] read by columns.
+            // SAFETY: shapes as checked above; each image's view lies inside tokens.
+            unsafe {
+                add_weight_times_images(&mut out, wt, (b, co, hw, ci), |img| {
+                    View::cols(t.as_ptr().add(img * hw * ci), ci)
+                })
             }
         })
     })??;
