@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{SendPtr, View, check, exp, parallelism, product, simd, uninit_vec, with_f32};
+use super::{SendPtr, View, check, exp, parallelism, product, simd, streamed, uninit_vec, with_f32};
 
 /// Below this many rows a product is split across threads by output columns.
 const FEW_ROWS: usize = 256;
@@ -37,7 +37,11 @@ pub fn linear(
     let threads = rayon::current_num_threads().max(1);
     with_f32(x, |x| {
         with_f32(weight, |w| {
-            if rows < FEW_ROWS && threads > 1 {
+            if rows < FEW_ROWS && streamed::available(level) {
+                // Few rows (text encoders, the UNet's smallest levels): W is read in place
+                // rather than repacked on every call.
+                streamed::rows_times_weights(level, (rows, out_dim, in_dim), x, w, &mut out, read_dst);
+            } else if rows < FEW_ROWS && threads > 1 {
                 // Few rows (text encoders): give each thread its own band of output columns
                 // (its own rows of W), rather than gemm's own split, which packs and
                 // synchronises more than so small a product can pay for.

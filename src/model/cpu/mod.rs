@@ -14,6 +14,7 @@ pub mod exp;
 pub mod group_norm;
 pub mod matmul;
 pub mod simd;
+pub mod streamed;
 pub mod winograd;
 
 use candle_core::{DType, Device, Storage, Tensor};
@@ -71,6 +72,8 @@ pub enum Scratch {
     WinogradProducts = 2,
     Im2col = 3,
     Im2colProduct = 4,
+    StreamedRows = 5,
+    StreamedBlock = 6,
 }
 
 /// Runs `f` with a reusable buffer of at least `len` f32 (contents unspecified).
