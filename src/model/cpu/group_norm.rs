@@ -72,8 +72,8 @@ fn normalize_group(
 ) {
     let group_len = src.len() as f64;
     // Accumulate in f64: groups hold up to ~10⁶ values at high resolution.
-    let mean = simd::vectorized(level, || sum_f64(src, |v| v)) / group_len;
-    let var = simd::vectorized(level, || sum_f64(src, |v| (v - mean) * (v - mean))) / group_len;
+    let mean = simd::vectorized!(level, sum_f64(src, |v| v)) / group_len;
+    let var = simd::vectorized!(level, sum_f64(src, |v| (v - mean) * (v - mean))) / group_len;
     let rstd = (1.0 / (var + eps).sqrt()) as f32;
     let mean = mean as f32;
     for k in 0..per_group {
@@ -82,7 +82,7 @@ fn normalize_group(
         let shift = bias[ch] - mean * scale;
         let s = &src[k * spatial..(k + 1) * spatial];
         let d = &mut dst[k * spatial..(k + 1) * spatial];
-        simd::vectorized(level, || {
+        simd::vectorized!(level, {
             if silu {
                 for (o, &v) in d.iter_mut().zip(s) {
                     *o = exp::silu(v * scale + shift);

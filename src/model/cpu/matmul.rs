@@ -258,7 +258,7 @@ pub fn activation(h: &Tensor, quick: bool) -> candle_core::Result<Tensor> {
     let level = simd::cpu_level();
     with_f32(h, |h| {
         out.par_chunks_mut(4096).zip(h.par_chunks(4096)).for_each(|(o, x)| {
-            simd::vectorized(level, || {
+            simd::vectorized!(level, {
                 if quick {
                     o.iter_mut()
                         .zip(x)
@@ -296,7 +296,7 @@ pub fn geglu(h: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
     with_f32(h, |h| {
         out.par_chunks_mut(n).zip(h.par_chunks(two_n)).for_each(|(o, row)| {
             let (value, gate) = row.split_at(n);
-            simd::vectorized(level, || {
+            simd::vectorized!(level, {
                 let biased = value.iter().zip(value_bias).zip(gate.iter().zip(gate_bias));
                 for (o, ((&v, &bv), (&g, &bg))) in o.iter_mut().zip(biased) {
                     *o = (v + bv) * exp::gelu(g + bg);

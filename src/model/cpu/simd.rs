@@ -2,7 +2,7 @@
 //!
 //! The binary is built for baseline x86-64 (SSE2) so it runs on any laptop; the loops of
 //! GEGLU, GELU, GroupNorm+SiLU and the Winograd transforms are written as plain Rust that
-//! LLVM vectorises, and [`vectorized`] runs such a loop through a copy of it compiled with
+//! LLVM vectorises, and [`vectorized!`] runs such a loop through a copy of it compiled with
 //! AVX-512 or AVX2+FMA enabled. That is 4× or 2× the lanes of SSE2 for the same source.
 
 use std::cell::Cell;
@@ -166,37 +166,66 @@ pub fn for_each_level(mut f: impl FnMut(Level)) {
     }
 }
 
-/// Runs `f` — a loop over slices whose body is inlined — compiled for `level` (a kernel's
-/// [`cpu_level`], read once outside its parallel loop).
+/// `vectorized!(level, body)` evaluates the expression `body` — loops over slices, with
+/// every call in them `#[inline(always)]` — compiled for `level` (a kernel's [`cpu_level`],
+/// read once outside its parallel loop), capped at the detected level.
 ///
-/// `f` is inlined into a function with the wider target features enabled, so LLVM
-/// vectorises it at that width. Keep rayon and other calls that would not inline outside
-/// `f`: code behind a call boundary keeps the baseline features.
-#[inline(always)]
-pub fn vectorized<R>(level: Level, f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    // Capped at the detected level so no caller can ask for features the CPU lacks.
-    match level.min(detected()) {
-        // SAFETY: every feature these functions enable was detected on this CPU
-        // (`AVX512_FEATURES`, `AVX2_FEATURES`).
-        Level::Avx512 => return unsafe { with_avx512(f) },
-        Level::Avx2 => return unsafe { with_avx2(f) },
-        Level::Baseline => {}
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = level;
-    f()
+/// The body is written out once per level, each copy in its own closure that is called from
+/// exactly one place: the wrapper enabling that level's features (or, at the baseline, the
+/// caller itself). LLVM always inlines a closure with a single caller, so the loops are
+/// vectorised at that width. One closure shared by the three wrappers was not inlined once
+/// its body outgrew the inliner's threshold: the wrappers became a jump to one SSE2 copy, and
+/// GEGLU, GELU and the Winograd transforms ran at SSE2 width at every level.
+/// `tools/check_vectorized.sh` checks a release build for such wrappers.
+#[cfg(target_arch = "x86_64")]
+macro_rules! vectorized {
+    ($level:expr, $body:expr) => {{
+        use $crate::model::cpu::simd::{Level, detected, with_avx2, with_avx512};
+        match Level::min($level, detected()) {
+            Level::Avx512 => {
+                let body = || $body;
+                // SAFETY: every feature the wrapper enables was detected on this CPU
+                // (`AVX512_FEATURES`).
+                unsafe { with_avx512(body) }
+            }
+            Level::Avx2 => {
+                let body = || $body;
+                // SAFETY: as above (`AVX2_FEATURES`).
+                unsafe { with_avx2(body) }
+            }
+            Level::Baseline => $body,
+        }
+    }};
 }
 
+#[cfg(not(target_arch = "x86_64"))]
+macro_rules! vectorized {
+    ($level:expr, $body:expr) => {{
+        let _: $crate::model::cpu::simd::Level = $level;
+        $body
+    }};
+}
+
+pub(crate) use vectorized;
+
+/// Runs `f` compiled with the AVX-512 set (plus AVX2+FMA) enabled, when it is inlined here,
+/// which [`vectorized!`] arranges.
+///
+/// # Safety
+/// The CPU must support every feature in [`AVX512_FEATURES`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// As [`with_avx512`], with AVX2+FMA.
+///
+/// # Safety
+/// The CPU must support every feature in [`AVX2_FEATURES`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
@@ -210,7 +239,7 @@ mod tests {
         let plain: Vec<f32> = x.iter().map(|&v| crate::model::cpu::exp::gelu(v)).collect();
         for_each_level(|level| {
             assert_eq!(cpu_level(), level);
-            let wide = vectorized(cpu_level(), || {
+            let wide = vectorized!(cpu_level(), {
                 x.iter().map(|&v| crate::model::cpu::exp::gelu(v)).collect::<Vec<_>>()
             });
             for (a, b) in plain.iter().zip(&wide) {

@@ -118,18 +118,20 @@ fn transform_weights(wt: &[f32], co: usize, ci: usize, u: &mut [f32]) {
     // (co-major, ci inner) and each U row segment written is 16 contiguous values.
     let u_ptr = SendPtr(u.as_mut_ptr());
     // Read on this thread and handed to the workers, so a scoped level covers them too.
-    let avx512 = simd::cpu_level() >= simd::Level::Avx512;
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = avx512;
+    let level = simd::cpu_level();
     (0..co.div_ceil(LANES)).into_par_iter().for_each(|blk| {
         let o0 = blk * LANES;
         let n = LANES.min(co - o0);
         #[cfg(target_arch = "x86_64")]
-        if avx512 {
-            // SAFETY: AVX-512F is present (`cpu_level` never exceeds the detected level); this block writes only its own U columns.
-            unsafe { transform_block_avx512(wt, ci, co, o0, n, u_ptr) };
-            return;
+        match level {
+            // SAFETY: the level's features are present (`cpu_level` never exceeds the
+            // detected level); this block writes only its own U columns.
+            simd::Level::Avx512 => return unsafe { transform_block_avx512(wt, ci, co, o0, n, u_ptr) },
+            simd::Level::Avx2 => return unsafe { transform_block_avx2(wt, ci, co, o0, n, u_ptr) },
+            simd::Level::Baseline => {}
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = level;
         // SAFETY: as above.
         unsafe { transform_block(wt, ci, co, o0, n, u_ptr, store_block) };
     });
@@ -173,6 +175,30 @@ unsafe fn transform_block_avx512(wt: &[f32], ci: usize, co: usize, o0: usize, n:
     unsafe {
         transform_block(wt, ci, co, o0, n, u, store);
         // Streaming stores are weakly ordered: fence before the pool hands U to other threads.
+        _mm_sfence();
+    }
+}
+
+/// [`transform_block_avx512`] at AVX2 width: two 8-lane streaming stores per block.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_block_avx2(wt: &[f32], ci: usize, co: usize, o0: usize, n: usize, u: SendPtr) {
+    use std::arch::x86_64::{_mm_sfence, _mm256_loadu_ps, _mm256_stream_ps};
+    let aligned = (u.get() as usize).is_multiple_of(32) && co.is_multiple_of(LANES);
+    let store = |dst: *mut f32, vals: &[f32; LANES], n: usize| {
+        // SAFETY: AVX is enabled here; dst holds n values of this block (caller's contract),
+        // 32-byte aligned when the whole U is and co is a multiple of the block.
+        unsafe {
+            if n == LANES && aligned {
+                _mm256_stream_ps(dst, _mm256_loadu_ps(vals.as_ptr()));
+                _mm256_stream_ps(dst.add(8), _mm256_loadu_ps(vals.as_ptr().add(8)));
+            } else {
+                std::slice::from_raw_parts_mut(dst, n).copy_from_slice(&vals[..n]);
+            }
+        }
+    };
+    unsafe {
+        transform_block(wt, ci, co, o0, n, u, store);
         _mm_sfence();
     }
 }
@@ -265,7 +291,7 @@ fn input_transform(input: &[f32], ci: usize, g: &Geometry, v: &mut [f32]) {
     let level = simd::cpu_level();
     (0..ci)
         .into_par_iter()
-        .for_each(|c| simd::vectorized(level, || input_channel(input, ci, c, g, v_ptr)));
+        .for_each(|c| simd::vectorized!(level, input_channel(input, ci, c, g, v_ptr)));
 }
 
 /// Values of one position for [`LANES`] consecutive tiles, lane l holding tile t0 + l: the
@@ -360,7 +386,7 @@ fn output_transform(m: &[f32], bias: &[f32], residual: Option<&[f32]>, co: usize
     let level = simd::cpu_level();
     (0..co)
         .into_par_iter()
-        .for_each(|o| simd::vectorized(level, || output_channel(m, bias, residual, co, o, g, out_ptr)));
+        .for_each(|o| simd::vectorized!(level, output_channel(m, bias, residual, co, o, g, out_ptr)));
 }
 
 #[inline(always)]
