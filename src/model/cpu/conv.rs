@@ -175,13 +175,19 @@ fn im2col(
                     continue;
                 }
                 let src_line = &plane[iy as usize * w..(iy as usize + 1) * w];
-                for (ox, v) in line.iter_mut().enumerate() {
-                    let ix = (ox * stride + kx) as isize - pad as isize;
-                    *v = if ix >= 0 && ix < w as isize {
-                        src_line[ix as usize]
-                    } else {
-                        0.0
-                    };
+                // Output columns whose tap lands inside the row (ix = ox·stride + kx − pad in
+                // 0..w): padding on either side, and a plain copy between at stride 1.
+                let first = pad.saturating_sub(kx).div_ceil(stride).min(wo);
+                let end = (w + pad).saturating_sub(kx).div_ceil(stride).clamp(first, wo);
+                line[..first].fill(0.0);
+                line[end..].fill(0.0);
+                let ix0 = first * stride + kx - pad;
+                if stride == 1 {
+                    line[first..end].copy_from_slice(&src_line[ix0..ix0 + (end - first)]);
+                } else {
+                    for (v, ix) in line[first..end].iter_mut().zip((ix0..).step_by(stride)) {
+                        *v = src_line[ix];
+                    }
                 }
             }
         });
@@ -198,18 +204,24 @@ mod tests {
         // checked against the same reference.
         crate::model::cpu::simd::for_each_level(|_| {
             let dev = Device::Cpu;
-            for &(b, ci, co, h, w, stride) in &[
-                (2, 3, 5, 7, 9, 1),
-                (3, 3, 5, 7, 9, 1),
-                (1, 4, 6, 8, 8, 2),
-                (2, 8, 4, 5, 3, 2),
-                (1, 2, 3, 1, 1, 1),
+            // Padding 1 and 0 (the VAE encoder pads its downsamplers itself), even and odd
+            // sizes at stride 2, inputs narrower than the kernel's reach.
+            for &(b, ci, co, h, w, stride, pad) in &[
+                (2, 3, 5, 7, 9, 1, 1),
+                (3, 3, 5, 7, 9, 1, 1),
+                (1, 4, 6, 8, 8, 2, 1),
+                (2, 8, 4, 5, 3, 2, 1),
+                (1, 2, 3, 1, 1, 1, 1),
+                (1, 3, 4, 9, 7, 2, 0),
+                (2, 2, 3, 6, 10, 2, 0),
+                (1, 3, 2, 5, 4, 1, 0),
+                (1, 2, 2, 9, 11, 3, 1),
             ] {
                 let x = Tensor::randn(0f32, 1.0, (b, ci, h, w), &dev).unwrap();
                 let wt = Tensor::randn(0f32, 0.3, (co, ci, 3, 3), &dev).unwrap();
                 let bias = Tensor::randn(0f32, 0.1, co, &dev).unwrap();
                 let ib = Tensor::randn(0f32, 0.1, (b, co), &dev).unwrap();
-                let plain = x.conv2d(&wt, 1, stride, 1, 1).unwrap();
+                let plain = x.conv2d(&wt, pad, stride, 1, 1).unwrap();
                 let res = Tensor::randn(0f32, 1.0, plain.dims(), &dev).unwrap();
                 let want = plain
                     .broadcast_add(&bias.reshape((1, co, 1, 1)).unwrap())
@@ -218,15 +230,15 @@ mod tests {
                     .unwrap()
                     .add(&res)
                     .unwrap();
-                let ours = conv3x3(&x, &wt, &bias, stride, 1, Some(&ib), Some(&res)).unwrap();
+                let ours = conv3x3(&x, &wt, &bias, stride, pad, Some(&ib), Some(&res)).unwrap();
                 let d = max_abs_diff(&ours, &want);
-                assert!(d < 1e-4, "{b}x{ci}x{h}x{w} s{stride}: {d}");
+                assert!(d < 1e-4, "{b}x{ci}x{h}x{w} s{stride} p{pad}: {d}");
                 // One image per product (the path large inputs take), and no extra terms.
-                let ours = convolve(&x, &wt, &bias, stride, 1, Some(&ib), Some(&res), 1).unwrap();
+                let ours = convolve(&x, &wt, &bias, stride, pad, Some(&ib), Some(&res), 1).unwrap();
                 let d = max_abs_diff(&ours, &want);
                 assert!(d < 1e-4, "one image per product, {b}x{ci}x{h}x{w} s{stride}: {d}");
                 let want_plain = plain.broadcast_add(&bias.reshape((1, co, 1, 1)).unwrap()).unwrap();
-                let ours = conv3x3(&x, &wt, &bias, stride, 1, None, None).unwrap();
+                let ours = conv3x3(&x, &wt, &bias, stride, pad, None, None).unwrap();
                 let d = max_abs_diff(&ours, &want_plain);
                 assert!(d < 1e-4, "bias only, {b}x{ci}x{h}x{w} s{stride}: {d}");
             }
