@@ -320,6 +320,7 @@ mod tests {
                 (1, 13, 29, 2, 12),
                 (2, 7, 50, 2, 20),
                 (1, 64, 130, 2, 160),
+                (1, 20, 40, 2, 80),
                 // Several row blocks per task and a causal mask over them.
                 (1, 150, 150, 2, 40),
                 (2, 300, 333, 2, 48),

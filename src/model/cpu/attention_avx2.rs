@@ -174,6 +174,16 @@ unsafe fn block_n<const R: usize>(block: &Block, scores: &mut [f32]) {
                         a[1] = _mm256_fmadd_ps(p, v1, a[1]);
                     }
                 }
+            } else if width <= 8 {
+                // One vector of dimensions left (SD 1.x's 40 = 16 + 16 + 8): half the
+                // multiply-adds of the two-vector pass.
+                for j in 0..nk {
+                    let v0 = _mm256_maskload_ps(v.add(j * d + c0), m0);
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let p = _mm256_broadcast_ss(&*s.add(r * ss + j));
+                        a[0] = _mm256_fmadd_ps(p, v0, a[0]);
+                    }
+                }
             } else {
                 for j in 0..nk {
                     let vr = v.add(j * d + c0);

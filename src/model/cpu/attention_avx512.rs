@@ -143,39 +143,79 @@ unsafe fn block_n<const R: usize>(block: &Block, scores: &mut [f32]) {
             }
             inv_sum[r] = 1.0 / _mm512_reduce_add_ps(sum);
         }
-        // 3. O = P·V, up to 48 output dimensions (3 vectors) per pass over the keys.
-        let v = v.as_ptr();
+        // 3. O = P·V, up to 48 output dimensions (3 vectors) per pass over the keys; a
+        // narrower last pass runs with only the vectors it needs (64 = 48 + 16 would
+        // otherwise do half again the multiply-adds).
         let mut c0 = 0;
         while c0 < d {
             let width = (d - c0).min(48);
-            let m0 = tail_mask(width);
-            let m1 = tail_mask(width.saturating_sub(16));
-            let m2 = tail_mask(width.saturating_sub(32));
-            let mut acc = [[_mm512_setzero_ps(); 3]; R];
-            for j in 0..nk {
-                let vr = v.add(j * d + c0);
-                let v0 = _mm512_maskz_loadu_ps(m0, vr);
-                let v1 = _mm512_maskz_loadu_ps(m1, vr.add(16.min(width)));
-                let v2 = _mm512_maskz_loadu_ps(m2, vr.add(32.min(width)));
-                for (r, a) in acc.iter_mut().enumerate() {
-                    let p = _mm512_set1_ps(*s.add(r * ss + j));
-                    a[0] = _mm512_fmadd_ps(p, v0, a[0]);
-                    a[1] = _mm512_fmadd_ps(p, v1, a[1]);
-                    a[2] = _mm512_fmadd_ps(p, v2, a[2]);
-                }
-            }
-            for (r, a) in acc.iter().enumerate() {
-                let inv = _mm512_set1_ps(inv_sum[r]);
-                let o = out.add(r * o_rs + c0);
-                _mm512_mask_storeu_ps(o, m0, _mm512_mul_ps(a[0], inv));
-                if width > 16 {
-                    _mm512_mask_storeu_ps(o.add(16), m1, _mm512_mul_ps(a[1], inv));
-                }
-                if width > 32 {
-                    _mm512_mask_storeu_ps(o.add(32), m2, _mm512_mul_ps(a[2], inv));
-                }
+            let pass = Pass {
+                s,
+                ss,
+                v: v.as_ptr().add(c0),
+                d,
+                nk,
+                width,
+                out: out.add(c0),
+                o_rs,
+            };
+            match width.div_ceil(16) {
+                1 => pv_pass::<R, 1>(&pass, &inv_sum),
+                2 => pv_pass::<R, 2>(&pass, &inv_sum),
+                _ => pv_pass::<R, 3>(&pass, &inv_sum),
             }
             c0 += 48;
+        }
+    }
+}
+
+/// One pass of O = P·V over `width` output dimensions (at most 48) for R rows.
+struct Pass {
+    /// The probabilities: R rows, `ss` apart.
+    s: *const f32,
+    ss: usize,
+    /// V at the pass's first dimension; rows `d` apart.
+    v: *const f32,
+    d: usize,
+    nk: usize,
+    width: usize,
+    /// The output at the pass's first dimension; rows `o_rs` apart.
+    out: *mut f32,
+    o_rs: usize,
+}
+
+/// [`Pass`] with `N` vectors of 16 dimensions (`width` ≤ 16·N), each row's sum divided out.
+#[inline(always)]
+unsafe fn pv_pass<const R: usize, const N: usize>(pass: &Pass, inv_sum: &[f32; R]) {
+    let Pass {
+        s,
+        ss,
+        v,
+        d,
+        nk,
+        width,
+        out,
+        o_rs,
+    } = *pass;
+    unsafe {
+        let masks: [__mmask16; N] = std::array::from_fn(|i| tail_mask(width.saturating_sub(16 * i)));
+        let mut acc = [[_mm512_setzero_ps(); N]; R];
+        for j in 0..nk {
+            let vr = v.add(j * d);
+            let vv: [__m512; N] = std::array::from_fn(|i| _mm512_maskz_loadu_ps(masks[i], vr.add(16 * i)));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let p = _mm512_set1_ps(*s.add(r * ss + j));
+                for i in 0..N {
+                    a[i] = _mm512_fmadd_ps(p, vv[i], a[i]);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            let inv = _mm512_set1_ps(inv_sum[r]);
+            let o = out.add(r * o_rs);
+            for i in 0..N {
+                _mm512_mask_storeu_ps(o.add(16 * i), masks[i], _mm512_mul_ps(a[i], inv));
+            }
         }
     }
 }
