@@ -154,28 +154,46 @@ fn store_block(dst: *mut f32, vals: &[f32; LANES], n: usize) {
     }
 }
 
+/// [`transform_block`] writing U with streaming stores: U (tens of MB, read back only after
+/// the whole transform) would otherwise be read line by line before every write, which made
+/// these writes most of the transform's time. `stream` stores one whole block to an address
+/// `align`-byte aligned, which whole blocks of an aligned U are; the rest is stored plainly.
+///
+/// # Safety
+/// As [`transform_block`]; `stream` must be safe to call on such an address.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_block_avx512(wt: &[f32], ci: usize, co: usize, o0: usize, n: usize, u: SendPtr) {
-    use std::arch::x86_64::{_mm_sfence, _mm512_loadu_ps, _mm512_stream_ps};
-    // U (tens of MB, read back only after the whole transform) is written with streaming
-    // stores: ordinary stores first read every line they write, which made these writes most
-    // of the transform's time. They need 64-byte alignment: whole blocks of an aligned U.
-    let aligned = (u.get() as usize).is_multiple_of(64) && co.is_multiple_of(LANES);
+#[inline(always)]
+unsafe fn transform_block_streamed(
+    wt: &[f32],
+    (ci, co, o0, n): (usize, usize, usize, usize),
+    u: SendPtr,
+    align: usize,
+    stream: impl Fn(*mut f32, &[f32; LANES]),
+) {
+    let aligned = (u.get() as usize).is_multiple_of(align) && co.is_multiple_of(LANES);
     let store = |dst: *mut f32, vals: &[f32; LANES], n: usize| {
-        // SAFETY: AVX-512F is enabled here; dst holds n values of this block (caller's contract).
-        unsafe {
-            if n == LANES && aligned {
-                _mm512_stream_ps(dst, _mm512_loadu_ps(vals.as_ptr()));
-            } else {
-                std::slice::from_raw_parts_mut(dst, n).copy_from_slice(&vals[..n]);
-            }
+        if n == LANES && aligned {
+            stream(dst, vals)
+        } else {
+            store_block(dst, vals, n)
         }
     };
     unsafe {
         transform_block(wt, ci, co, o0, n, u, store);
         // Streaming stores are weakly ordered: fence before the pool hands U to other threads.
-        _mm_sfence();
+        std::arch::x86_64::_mm_sfence();
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_block_avx512(wt: &[f32], ci: usize, co: usize, o0: usize, n: usize, u: SendPtr) {
+    use std::arch::x86_64::{_mm512_loadu_ps, _mm512_stream_ps};
+    // SAFETY: AVX-512F is enabled here; the rest per this function's caller.
+    unsafe {
+        transform_block_streamed(wt, (ci, co, o0, n), u, 64, |dst, vals| {
+            _mm512_stream_ps(dst, _mm512_loadu_ps(vals.as_ptr()))
+        })
     }
 }
 
@@ -183,23 +201,13 @@ unsafe fn transform_block_avx512(wt: &[f32], ci: usize, co: usize, o0: usize, n:
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn transform_block_avx2(wt: &[f32], ci: usize, co: usize, o0: usize, n: usize, u: SendPtr) {
-    use std::arch::x86_64::{_mm_sfence, _mm256_loadu_ps, _mm256_stream_ps};
-    let aligned = (u.get() as usize).is_multiple_of(32) && co.is_multiple_of(LANES);
-    let store = |dst: *mut f32, vals: &[f32; LANES], n: usize| {
-        // SAFETY: AVX is enabled here; dst holds n values of this block (caller's contract),
-        // 32-byte aligned when the whole U is and co is a multiple of the block.
-        unsafe {
-            if n == LANES && aligned {
-                _mm256_stream_ps(dst, _mm256_loadu_ps(vals.as_ptr()));
-                _mm256_stream_ps(dst.add(8), _mm256_loadu_ps(vals.as_ptr().add(8)));
-            } else {
-                std::slice::from_raw_parts_mut(dst, n).copy_from_slice(&vals[..n]);
-            }
-        }
-    };
+    use std::arch::x86_64::{_mm256_loadu_ps, _mm256_stream_ps};
+    // SAFETY: AVX is enabled here; the rest per this function's caller.
     unsafe {
-        transform_block(wt, ci, co, o0, n, u, store);
-        _mm_sfence();
+        transform_block_streamed(wt, (ci, co, o0, n), u, 32, |dst, vals| {
+            _mm256_stream_ps(dst, _mm256_loadu_ps(vals.as_ptr()));
+            _mm256_stream_ps(dst.add(8), _mm256_loadu_ps(vals.as_ptr().add(8)));
+        })
     }
 }
 
