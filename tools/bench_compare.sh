@@ -17,7 +17,13 @@
 #                 sdcpp     tools/bench_sdcpp.py: stable-diffusion.cpp from the cyllama wheel,
 #                           on BENCH_CACHE/sd15.safetensors written from the folder
 #   MEASURES    a subset of: clip unet256 unet512 vae512 gen512 (default: all)
-#   ISA         native (default) or avx2: caps every engine that can be capped at AVX2
+#   ISA         native (default) or avx2. With avx2, where the CPU and kernel offer CPUID faulting
+#               (`cpuid_fault` in /proc/cpuinfo), every engine process runs with
+#               tools/hide_avx512.c preloaded: `cpuid` answers without AVX-512 and AMX, so each
+#               engine picks its AVX2 kernels by itself, as on a laptop (glibc too, through
+#               GLIBC_TUNABLES). Lantern then runs without LANTERN_CPU, on its own detection.
+#               HIDE_AVX512=0 skips that and uses only the environment caps below; so does a
+#               machine without CPUID faulting (with a warning):
 #                 lantern   LANTERN_CPU=avx2
 #                 diffusers ONEDNN_MAX_CPU_ISA=AVX2 (torch's oneDNN: convolutions, jit:avx2 in
 #                           ONEDNN_VERBOSE), ATEN_CPU_CAPABILITY=avx2 (torch's own kernels),
@@ -25,6 +31,7 @@
 #                           AVX2 "zen" sgemm kernel anyway, even with ISA=native)
 #                 openvino  ONEDNN_MAX_CPU_ISA=AVX2 + OV_CPU_MAX_ISA=AVX2; only partly: the
 #                           MLAS FullyConnected kernels stay AVX-512 (see bench_openvino.py)
+#                           unless AVX-512 is hidden
 #                 sdcpp     nothing to do: the cyllama wheel's ggml is built AVX2-only
 #   LANTERN_BIN a lantern binary to time as it is (default: `cargo build --release`, then
 #               target/release/lantern)
@@ -98,6 +105,19 @@ if has sdcpp; then
   "$PY" tools/bench_sdcpp.py --model "$MODEL" --prepare >&2
 fi
 
+# ISA=avx2: hide AVX-512 from every engine process from here on (not from the builds above).
+HIDDEN=no
+if [ "$ISA" = avx2 ] && [ "${HIDE_AVX512:-1}" != 0 ]; then
+  if grep -qw cpuid_fault /proc/cpuinfo && gcc -O2 -shared -fPIC -o "$CACHE/hide_avx512.so" tools/hide_avx512.c -ldl; then
+    export LD_PRELOAD="$(cd "$CACHE" && pwd)/hide_avx512.so${LD_PRELOAD:+:$LD_PRELOAD}" HIDE_AVX512_STRICT=1
+    export GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,-AVX512ER,-AVX512PF
+    unset LANTERN_CPU
+    HIDDEN=yes
+  else
+    echo "== ISA=avx2: no CPUID faulting here, so AVX-512 stays visible: environment caps only (OpenVINO's MLAS GEMMs stay AVX-512)" >&2
+  fi
+fi
+
 RESULTS="$CACHE/results-$(date +%Y%m%d-%H%M%S).jsonl"
 : > "$RESULTS"
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
@@ -151,10 +171,12 @@ print(f"{2 * 4096**3 / best / 1e9:.0f}")
 PYEOF
 )
 LANTERN_DEVICES=$(has lantern && "$LANTERN" --version 2>/dev/null | sed -n 's/^devices: //p' || true)
+TORCH_ISA=$("$PY" -c "import torch; print(torch.backends.cpu.get_cpu_capability())" 2>/dev/null || echo "?")
+[ "$HIDDEN" = yes ] && ISA_SHOWN="avx2 (AVX-512 hidden by CPUID faulting)" || ISA_SHOWN=$ISA
 
-"$PY" - "$RESULTS" "$THREADS" "$SGEMM" "$ISA" "$ENGINES" "$LANTERN_DEVICES" <<'PYEOF'
+"$PY" - "$RESULTS" "$THREADS" "$SGEMM" "$ISA_SHOWN" "$ENGINES" "$LANTERN_DEVICES" "$TORCH_ISA" <<'PYEOF'
 import json, sys
-path, threads, sgemm, isa, engines, lantern_devices = sys.argv[1:7]
+path, threads, sgemm, isa, engines, lantern_devices, torch_isa = sys.argv[1:8]
 sgemm = float(sgemm)
 engines = engines.split()
 others = [e for e in engines if e != "lantern"]
@@ -172,6 +194,8 @@ print(f"threads={threads}  isa={isa}  torch sgemm 4096^3: {sgemm:.0f} GFLOP/s")
 notes = []
 if "lantern" in engines and lantern_devices:
     notes.append(f"lantern: {lantern_devices}")
+if "diffusers" in engines:
+    notes.append(f"diffusers: torch CPU capability {torch_isa}")
 ov = next((best[("openvino", n)] for n in ("unet512", "unet256", "vae512", "clip") if ("openvino", n) in best), None)
 if "openvino" in engines and ov and "kernels" in ov:
     notes.append(f"openvino kernels ({ov['name']}): {ov['kernels']}, precision {ov.get('ov_precision', '?')}, threads {ov.get('ov_threads', '?')}")

@@ -49,8 +49,13 @@ primitiveType, so every run shows what it used):
     of libopenvino_intel_cpu_plugin.so as without them, on `vfmadd231ps %zmm..` (the AVX-512F
     kernel). PERF_COUNT on a 256^2 UNet call under the caps: ~23% of the time in gemm_mlas
     (0.82 s, against 0.87 s uncapped - contended machine - while the convolutions slowed).
-  So under ISA=avx2 OpenVINO runs AVX2 everywhere except its MLAS GEMMs (roughly a quarter
-  of a UNet step), which stay AVX-512; there is no run-time switch for those.
+  So under the environment caps alone OpenVINO runs AVX2 everywhere except its MLAS GEMMs
+  (roughly a quarter of a UNet step), which stay AVX-512; no run-time switch reaches those.
+  What does: hiding AVX-512 from `cpuid` itself. tools/bench_compare.sh ISA=avx2 preloads
+  tools/hide_avx512.c (CPUID faulting) where the machine allows it; perf record of the same
+  2048^2 MatMul under it: the hot samples move to the AVX2 kernel (`vfmadd231ps %ymm..`,
+  0x3430d66 in this wheel's plugin, against `%zmm..` at 0x3438ac9 without it), and the
+  plugin's OPTIMIZATION_CAPABILITIES lose BF16.
   Correctness under the caps (openvino PR #38189 reports wrong results when the two caps
   disagree): --check unet256 on the full-size weights, max abs diff to diffusers 5.6e-6
   (native 3.9e-6; outputs up to 1.5).
