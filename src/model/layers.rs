@@ -112,7 +112,19 @@ pub struct Conv2d {
 
 /// Below this many output pixels (over the batch), transforming the weights for Winograd
 /// costs more than it saves; im2col and one product per image serve better.
-const WINOGRAD_MIN_PIXELS: usize = 2048;
+///
+/// The transform is memory-bound while the products it saves are compute-bound, so the
+/// break-even moves with the arithmetic rate. With 512-bit FMAs im2col's direct product is
+/// fast enough to win up to 2,048 pixels. At AVX2 (half that rate) Winograd already pays at
+/// 512, the 16×16 level of a batch-2 step: measured with AVX-512 hidden, a 256² step went
+/// from 1.72–1.74 to 1.57–1.58 s and a 512² step from 7.29–7.69 to 7.00–7.35 s; 128 pixels
+/// (the 8×8 level) was slower again (1.73–1.80 s).
+fn winograd_min_pixels(level: cpu::simd::Level) -> usize {
+    match level {
+        cpu::simd::Level::Avx512 => 2048,
+        cpu::simd::Level::Avx2 | cpu::simd::Level::Baseline => 512,
+    }
+}
 
 impl Conv2d {
     pub fn load(
@@ -172,7 +184,7 @@ impl Conv2d {
         let (weight, bias) = (self.weight.to_dtype(x.dtype())?, self.bias.to_dtype(x.dtype())?);
         if cpu::is_cpu_f32(x) && self.kernel == 3 {
             let (b, _, h, w) = x.dims4()?;
-            if self.stride == 1 && self.padding == 1 && b * h * w >= WINOGRAD_MIN_PIXELS {
+            if self.stride == 1 && self.padding == 1 && b * h * w >= winograd_min_pixels(cpu::simd::cpu_level()) {
                 return Ok(cpu::winograd::conv3x3(x, &weight, &bias, image_bias, residual)?);
             }
             return Ok(cpu::conv::conv3x3(
