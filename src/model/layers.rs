@@ -118,7 +118,8 @@ pub struct Conv2d {
 /// fast enough to win up to 2,048 pixels. At AVX2 (half that rate) Winograd already pays at
 /// 512, the 16×16 level of a batch-2 step: measured with AVX-512 hidden, a 256² step went
 /// from 1.72–1.74 to 1.57–1.58 s and a 512² step from 7.29–7.69 to 7.00–7.35 s; 128 pixels
-/// (the 8×8 level) was slower again (1.73–1.80 s).
+/// (the 8×8 level) was slower again (1.73–1.80 s). The generic level's scalar products are
+/// slower still, so it takes the AVX2 limit (not measured separately).
 fn winograd_min_pixels(level: cpu::simd::Level) -> usize {
     match level {
         cpu::simd::Level::Avx512 => 2048,
